@@ -1,0 +1,65 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { OnnxModel } from '../onnx/model.js';
+import { createRunnerWith, type ExecutionProvider, type ModelSource, type OrtBinding, type Runner, type RunnerOptions } from './runner.js';
+
+/** Providers tried by default in Node: CUDA, then CPU. @public */
+export const DEFAULT_NODE_PROVIDERS: readonly ExecutionProvider[] = ['cuda', 'cpu'];
+
+/** Models with more initializer bytes than this are written with external data before loading. */
+const INLINE_LIMIT_BYTES = 1_500_000_000;
+
+/**
+ * Writes a model to `path`; initializers of at least `externalDataThreshold`
+ * bytes go to `<path>.data` beside it (required above 2 GB).
+ *
+ * @param model - the compiled model
+ * @param path - the `.onnx` file to write
+ * @param options - `externalDataThreshold` in bytes (default: external data only when the model is large)
+ * @public
+ */
+export async function saveModel(model: OnnxModel, path: string, options: { externalDataThreshold?: number } = {}): Promise<void> {
+  const threshold = options.externalDataThreshold ?? (model.initializerBytes > INLINE_LIMIT_BYTES ? 1024 : Infinity);
+  const location = `${path.split(/[\\/]/).pop()!}.data`;
+  const serialized = model.serialize({ externalDataThreshold: threshold, externalDataLocation: location });
+  if (serialized.externalData.length > 0) {
+    const { createWriteStream } = await import('node:fs');
+    const stream = createWriteStream(`${path}.data`);
+    for (const chunk of serialized.externalData) {
+      if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
+    }
+    await new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  }
+  await writeFile(path, serialized.model);
+}
+
+async function loadModel(model: OnnxModel): Promise<Uint8Array | string> {
+  if (model.initializerBytes <= INLINE_LIMIT_BYTES) return model.serialize().model;
+  const directory = await mkdtemp(join(tmpdir(), 'diffssl-model-'));
+  const path = join(directory, 'model.onnx');
+  await saveModel(model, path, { externalDataThreshold: 1024 });
+  return path;
+}
+
+/**
+ * Creates an ONNX Runtime session in Node (onnxruntime-node), trying the
+ * execution providers in order and falling back with a warning, or failing
+ * when `strict` is set.
+ *
+ * @param model - a compiled model, ONNX bytes, or a path to an `.onnx` file
+ * @param options - providers (default `['cuda', 'cpu']`), strict, threads, optimization level
+ * @returns a runner that reports the provider in use
+ * @throws {@link ProviderUnavailableError} when no provider loads (or the first fails under `strict`)
+ * @example
+ * ```ts
+ * const runner = await createRunner(model, { executionProviders: [{ name: 'cuda', deviceId: 0 }, 'cpu'] });
+ * console.log(runner.provider); // 'cpu' on a machine without CUDA
+ * ```
+ * @public
+ */
+export async function createRunner(model: ModelSource, options?: RunnerOptions): Promise<Runner> {
+  const ort = (await import('onnxruntime-node')) as unknown as OrtBinding & { default?: OrtBinding };
+  const binding = ort.InferenceSession ? ort : ort.default!;
+  return createRunnerWith(binding, DEFAULT_NODE_PROVIDERS, loadModel, model, options);
+}
