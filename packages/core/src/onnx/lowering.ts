@@ -171,10 +171,21 @@ export class GraphLowering {
       const { coefficient, names } = dimFactors(dim);
       let result: string | undefined = coefficient === 1 && names.length > 0 ? undefined : int64s([coefficient]);
       for (const name of names) {
-        const source = this.available.find((t) => t.shape.includes(name));
-        if (!source) throw new ConfigError(`compile: no input carries the named dimension '${name}', so its size is unknown at run time`);
-        const shape = emit('Shape', [this.nameOf(source)])[0]!;
-        const size = emit('Gather', [shape, int64s([source.shape.indexOf(name)])], { axis: { type: 'int', value: 0 } })[0]!;
+        // A tensor with this name as a dimension, or with a multiple of it ('3*batch').
+        let found: { tensor: SymbolicTensor; axis: number; multiple: number } | undefined;
+        for (const tensor of this.available) {
+          const axis = tensor.shape.findIndex((d) => {
+            const factors = dimFactors(d);
+            return factors.names.length === 1 && factors.names[0] === name;
+          });
+          if (axis < 0) continue;
+          found = { tensor, axis, multiple: dimFactors(tensor.shape[axis]!).coefficient };
+          if (found.multiple === 1) break;
+        }
+        if (!found) throw new ConfigError(`compile: no input carries the named dimension '${name}', so its size is unknown at run time`);
+        const shape = emit('Shape', [this.nameOf(found.tensor)])[0]!;
+        let size = emit('Gather', [shape, int64s([found.axis])], { axis: { type: 'int', value: 0 } })[0]!;
+        if (found.multiple !== 1) size = emit('Div', [size, int64s([found.multiple])])[0]!;
         result = result === undefined ? size : emit('Mul', [result, size])[0]!;
       }
       this.dimCache.set(key, result!);

@@ -38,13 +38,16 @@ export function evaluateReference(outputs: readonly SymbolicTensor[], feeds: Rec
   const neededFeeds: Record<string, HostTensor> = {};
   for (const input of inputs.values()) {
     if (!feeds[input.name!]) throw new ConfigError(`evaluateReference: missing feed '${input.name}'`);
-    neededFeeds[input.name!] = feeds[input.name!]!;
+    neededFeeds[input.name!] = widen(feeds[input.name!]!);
   }
-  validateFeeds([...inputs.values()].map((t) => ({ name: t.name!, dtype: t.dtype, shape: t.shape })), neededFeeds, 'evaluateReference');
+  // In float64 mode float32 inputs are computed (and may be fed) in float64.
+  const expectedDtype = (dtype: SymbolicTensor['dtype']) => (promote && dtype === 'float32' ? 'float64' : dtype);
+  validateFeeds([...inputs.values()].map((t) => ({ name: t.name!, dtype: expectedDtype(t.dtype), shape: t.shape })), neededFeeds, 'evaluateReference');
   const sizes = new Map<string, number>();
   for (const input of inputs.values()) {
     input.shape.forEach((dim, axis) => {
-      if (typeof dim === 'string' && dimFactors(dim).names.length === 1 && dimFactors(dim).coefficient === 1) sizes.set(dim, neededFeeds[input.name!]!.shape[axis]!);
+      const { names, coefficient } = dimFactors(dim);
+      if (names.length === 1 && coefficient > 0) sizes.set(names[0]!, neededFeeds[input.name!]!.shape[axis]! / coefficient);
     });
   }
   const context: ReferenceContext = {
@@ -62,7 +65,7 @@ export function evaluateReference(outputs: readonly SymbolicTensor[], feeds: Rec
   const valueOf = (tensor: SymbolicTensor): HostTensor => {
     let value = values.get(tensor.id);
     if (value) return value;
-    if (tensor.source === 'input') value = widen(neededFeeds[tensor.name!]!);
+    if (tensor.source === 'input') value = neededFeeds[tensor.name!]!;
     else if (tensor.value) value = widen(tensor.value);
     else throw new ConfigError(`evaluateReference: ${tensor.describe()} has no value (internal ordering error)`);
     values.set(tensor.id, value);

@@ -1,0 +1,54 @@
+import { expect } from 'vitest';
+import { compileModel, createRunner, HostTensor, type SymbolicTensor } from '../src/index.js';
+
+/** Deterministic uniform [0, 1) generator (mulberry32). */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A float32 tensor of uniform values in [low, high). */
+export function randomTensor(shape: readonly number[], seed: number, low = -1, high = 1): HostTensor<'float32'> {
+  const random = seededRandom(seed);
+  const size = shape.reduce((a, b) => a * b, 1);
+  return HostTensor.from('float32', shape, Array.from({ length: size }, () => low + (high - low) * random()));
+}
+
+/** max |a - b| / max(1, max |b|): the fixtures' tolerance measure. */
+export function relativeError(actual: HostTensor, expected: HostTensor): number {
+  expect(actual.shape).toEqual(expected.shape);
+  const a = actual.toArray();
+  const b = expected.toArray();
+  let worst = 0;
+  let scale = 1;
+  for (let i = 0; i < b.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]!));
+    const difference = Math.abs(a[i]! - b[i]!);
+    if (!(difference <= worst)) worst = Number.isNaN(difference) ? Infinity : difference;
+  }
+  return worst / scale;
+}
+
+/** Asserts agreement within `tolerance` relative to max(1, max |expected|). */
+export function expectClose(actual: HostTensor, expected: HostTensor, tolerance = 1e-4, label = ''): void {
+  const error = relativeError(actual, expected);
+  expect(error, `${label} relative error ${error} > ${tolerance}`).toBeLessThanOrEqual(tolerance);
+}
+
+/** Compiles and runs tensors on ONNX Runtime's CPU provider. */
+export async function runOnnx(outputs: Record<string, SymbolicTensor>, feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+  const model = compileModel({ outputs });
+  const runner = await createRunner(model, { executionProviders: ['cpu'] });
+  try {
+    // Feed only what the model takes: gradients of linear ops need fewer inputs.
+    return await runner.run(Object.fromEntries(model.inputs.map((input) => [input.name, feeds[input.name]!])));
+  } finally {
+    await runner.release();
+  }
+}
