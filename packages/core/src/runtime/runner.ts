@@ -66,7 +66,7 @@ function providerName(provider: ExecutionProvider): string {
  */
 export function toOrtTensor(binding: OrtBinding, tensor: HostTensor): OrtTensor {
   const dense = tensor.contiguous();
-  const data = dense.data.subarray(dense.offset, dense.offset + dense.size);
+  const data = dense.offset === 0 && dense.data.length === dense.size ? dense.data : dense.data.subarray(dense.offset, dense.offset + dense.size);
   return new binding.Tensor(tensor.dtype, data, [...tensor.shape]);
 }
 
