@@ -53,7 +53,7 @@ describe('HostTensor', () => {
 
   it('rejects bad shapes and dtypes with messages that say what was found', () => {
     expect(() => HostTensor.from('float32', [2, 2], [1, 2, 3])).toThrow(/needs 4 values; found 3/);
-    expect(() => new HostTensor('float32', new Float64Array(4), [4])).toThrow(DTypeError);
+    expect(() => new HostTensor('float32', new Float64Array(4) as never, [4])).toThrow(DTypeError);
     expect(() => new HostTensor('float32', new Float32Array(4), [5])).toThrow(ShapeError);
     expect(() => x.get(2, 0)).toThrow(/out of range/);
     expect(() => x.reshape([4, 2])).toThrow(/cannot reshape/);

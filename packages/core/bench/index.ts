@@ -1,0 +1,99 @@
+/**
+ * `pnpm bench` in @diffssl/core. Prints, from one run on this machine:
+ * 1. matmul 256/512/1024 float32: GFLOP/s of the compiled ONNX path (ORT CPU)
+ *    and of the reference TypeScript kernel, and their ratio;
+ * 2. one SGD train step of a 2-block ViT head (dim 256, 4 heads, MLP ratio 4,
+ *    64 tokens, batch 32): steps/s and achieved GFLOP/s as a fraction of the
+ *    matmul GFLOP/s measured in the same run.
+ * Figures are indicative: the machine is shared; compare ratios, not seconds.
+ */
+import {
+  add, compileModel, compileTrainStep, createRunner, crossEntropy, Graph, gelu, HostTensor, layerNorm, linear, matmul, mul, reshape, sgd,
+  slice, softmax, transpose, type SymbolicTensor,
+} from '../src/index.js';
+import { matmulKernel } from '../src/ops/matmul.js';
+
+function random(shape: number[], seed: number, scale = 1): HostTensor<'float32'> {
+  let state = seed;
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < values.length; i++) {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    values[i] = (state / 2147483648 - 0.5) * 2 * scale;
+  }
+  return HostTensor.from('float32', shape, values);
+}
+
+async function time(run: () => Promise<unknown> | unknown, minimumSeconds: number, minimumRuns = 3): Promise<number> {
+  await run();
+  const start = performance.now();
+  let runs = 0;
+  while (runs < minimumRuns || performance.now() - start < minimumSeconds * 1000) {
+    await run();
+    runs++;
+  }
+  return (performance.now() - start) / 1000 / runs;
+}
+
+async function benchMatmul(size: number): Promise<number> {
+  const graph = new Graph();
+  const a = graph.input('a', 'float32', [size, size]);
+  const b = graph.input('b', 'float32', [size, size]);
+  const runner = await createRunner(compileModel({ outputs: { c: matmul(a, b) } }), { executionProviders: ['cpu'] });
+  const feeds = { a: random([size, size], 1), b: random([size, size], 2) };
+  const flops = 2 * size ** 3;
+  const onnxSeconds = await time(() => runner.run(feeds), 2);
+  await runner.release();
+  const out = new Float32Array(size * size);
+  const referenceSeconds = await time(() => matmulKernel(feeds.a.data, feeds.b.data, out, size, size, size), size >= 1024 ? 4 : 2, 1);
+  const onnx = flops / onnxSeconds / 1e9;
+  const reference = flops / referenceSeconds / 1e9;
+  console.log(`matmul ${size}: ONNX ${onnx.toFixed(1)} GFLOP/s, reference TS ${reference.toFixed(2)} GFLOP/s, ratio ${(onnx / reference).toFixed(1)}x`);
+  return onnx;
+}
+
+/** A pre-norm ViT block as in the reference AttentionHead. */
+function vitBlock(graph: Graph, x: SymbolicTensor, prefix: string, dim: number, heads: number, mlpRatio: number, seed: number, batch: number, tokens: number): { y: SymbolicTensor; weights: SymbolicTensor[] } {
+  const w = (name: string, shape: number[], scale: number) => graph.weight(`${prefix}.${name}`, random(shape, seed++, scale));
+  const ones = (name: string) => graph.weight(`${prefix}.${name}`, HostTensor.from('float32', [dim], new Array<number>(dim).fill(1)));
+  const zeros = (name: string, size = dim) => graph.weight(`${prefix}.${name}`, HostTensor.zeros('float32', [size]));
+  const weights = [ones('norm1.weight'), zeros('norm1.bias'), w('qkv.weight', [3 * dim, dim], dim ** -0.5), w('proj.weight', [dim, dim], dim ** -0.5), zeros('proj.bias'),
+    ones('norm2.weight'), zeros('norm2.bias'), w('fc1.weight', [mlpRatio * dim, dim], dim ** -0.5), zeros('fc1.bias', mlpRatio * dim), w('fc2.weight', [dim, mlpRatio * dim], (mlpRatio * dim) ** -0.5), zeros('fc2.bias')];
+  const [n1w, n1b, qkvW, projW, projB, n2w, n2b, fc1W, fc1B, fc2W, fc2B] = weights as [SymbolicTensor, ...SymbolicTensor[]];
+  const headDim = dim / heads;
+  const qkv = transpose(reshape(linear(layerNorm(x, n1w, n1b), qkvW!), [batch, tokens, 3, heads, headDim]), [2, 0, 3, 1, 4]);
+  const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [batch, heads, tokens, headDim]);
+  const attention = softmax(mul(matmul(part(0), transpose(part(1), [0, 1, 3, 2])), headDim ** -0.5));
+  const mixed = reshape(transpose(matmul(attention, part(2)), [0, 2, 1, 3]), [batch, tokens, dim]);
+  const h = add(x, linear(mixed, projW!, projB!));
+  const y = add(h, linear(gelu(linear(layerNorm(h, n2w!, n2b!), fc1W!, fc1B!)), fc2W!, fc2B!));
+  return { y, weights };
+}
+
+async function benchVitTrainStep(matmulGflops: number): Promise<void> {
+  const [batch, tokens, dim, heads, mlpRatio, classes] = [32, 64, 256, 4, 4, 10];
+  const graph = new Graph();
+  const x = graph.input('x', 'float32', [batch, tokens, dim]);
+  const labels = graph.input('labels', 'int64', [batch]);
+  const first = vitBlock(graph, x, 'layers.1', dim, heads, mlpRatio, 10, batch, tokens);
+  const second = vitBlock(graph, first.y, 'layers.2', dim, heads, mlpRatio, 30, batch, tokens);
+  const pooled = reshape(slice(second.y, [0], [1], [1]), [batch, dim]);
+  const headWeight = graph.weight('head.weight', random([classes, dim], 50, dim ** -0.5));
+  const headBias = graph.weight('head.bias', HostTensor.zeros('float32', [classes]));
+  const logits = linear(pooled, headWeight, headBias);
+  const loss = crossEntropy(logits, labels);
+  const step = await compileTrainStep({ loss, parameters: [...first.weights, ...second.weights, headWeight, headBias], optimizer: sgd({ momentum: 0.9 }), runner: { executionProviders: ['cpu'] } });
+  const feeds = { x: random([batch, tokens, dim], 3), labels: HostTensor.from('int64', [batch], Array.from({ length: batch }, (_, i) => BigInt(i % classes))) };
+  const seconds = await time(() => step.run(feeds, { learningRate: 0.01 }), 6);
+  await step.release();
+  const forwardPerBlock = 2 * batch * tokens * dim * (3 * dim + dim + 2 * mlpRatio * dim) + 2 * 2 * batch * tokens * tokens * dim;
+  const flopsPerStep = 3 * (2 * forwardPerBlock + 2 * batch * dim * classes);
+  const achieved = flopsPerStep / seconds / 1e9;
+  console.log(
+    `ViT head train step (2 blocks, dim ${dim}, ${heads} heads, MLP x${mlpRatio}, ${tokens} tokens, batch ${batch}, SGD): ${(1 / seconds).toFixed(2)} steps/s, ` +
+      `${achieved.toFixed(1)} GFLOP/s = ${(achieved / matmulGflops).toFixed(2)} of the 512 matmul rate`,
+  );
+}
+
+const rates = new Map<number, number>();
+for (const size of [256, 512, 1024]) rates.set(size, await benchMatmul(size));
+await benchVitTrainStep(rates.get(512)!);
