@@ -1,11 +1,15 @@
 /**
- * Guided-diffusion (ADM) U-Nets as ONNX feature extractors: checkpoint reading, the U-Net graph with feature taps and feedback inputs, the noise schedule and extraction.
- *
- * This package is part of the DiffSSL TypeScript toolkit. Its public surface
- * is still empty: the implementation arrives with its own issue, and nothing
- * here pretends otherwise. Use `@diffssl/core` for tensors, ops, autodiff,
- * train steps and ONNX Runtime sessions today.
+ * Guided-diffusion (ADM) U-Nets as ONNX feature extractors: PyTorch and
+ * safetensors checkpoints (restricted unpickler, no code ever runs), the
+ * U-Net graph with feature taps at any numbered block, early exit and DifFeed
+ * feedback inputs, the noise schedule with `q_sample` and seeded noise.
  *
  * @packageDocumentation
  */
-export {};
+export { ADM_PRESETS, admConfig, type AdmConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
+export { unetLayout, expectedWeights, type BlockSpec, type UNetLayout } from './layout.js';
+export { AdmUNet, type UNetBuildOptions, type UNetOutputs } from './adm-unet.js';
+export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule } from './schedule.js';
+export { readTorchCheckpoint, loadCheckpoint } from './checkpoint/torch-checkpoint.js';
+export { restrictedUnpickle, type PickleValue } from './checkpoint/unpickler.js';
+export { UnsafePickleError, CheckpointMismatchError } from './checkpoint/errors.js';

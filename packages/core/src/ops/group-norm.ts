@@ -2,7 +2,7 @@ import { attr } from '../graph/attributes.js';
 import { ShapeError } from '../errors.js';
 import { formatShape, isStaticDim, isStaticShape, multiplyDims } from '../graph/dim.js';
 import type { SymbolicTensor } from '../graph/graph.js';
-import { defineOp, expectDtype, FLOAT_TYPES } from '../graph/op.js';
+import { defineOp, expectDtype, FLOAT_TYPES, type LoweringContext } from '../graph/op.js';
 import { expectPositiveInteger } from '../graph/shape.js';
 import { HostTensor, shapeSize } from '../tensor/host-tensor.js';
 import { floatData, floatTensor, type FloatArray } from '../reference/kernel-utils.js';
@@ -19,6 +19,38 @@ export interface GroupNormAttributes {
 
 function perChannelShape(x: { shape: readonly (number | string)[] }): number[] {
   return [x.shape[1] as number, ...x.shape.slice(2).map(() => 1)];
+}
+
+/**
+ * Groups of at most this many values get their moments by sequential Welford
+ * updates, exactly as PyTorch's CPU kernel does for rows shorter than a SIMD
+ * vector. Such tiny groups are ill-conditioned (x - mean is amplified by up
+ * to 1/sqrt(eps)), so matching the reference's rounding there matters.
+ */
+const SEQUENTIAL_MOMENTS_LIMIT = 8;
+
+function reducedMoments(context: LoweringContext, grouped: string): { average: string; variance: string } {
+  const lastAxis = context.int64s([2]);
+  const average = context.emit('ReduceMean', [grouped, lastAxis], { keepdims: attr.int(1) })[0]!;
+  const centered = context.emit('Sub', [grouped, average])[0]!;
+  const variance = context.emit('ReduceMean', [context.emit('Mul', [centered, centered])[0]!, lastAxis], { keepdims: attr.int(1) })[0]!;
+  return { average, variance };
+}
+
+/** m1 += (x - m1) / k; m2 += (x - m1_old) * (x - m1_new); var = m2 / n. */
+function welfordMoments(context: LoweringContext, grouped: string, size: number, scalar: (value: number) => string): { average: string; variance: string } {
+  const element = (i: number) => context.emit('Slice', [grouped, context.int64s([i]), context.int64s([i + 1]), context.int64s([2])])[0]!;
+  let average = element(0);
+  let m2: string | undefined;
+  for (let k = 2; k <= size; k++) {
+    const value = element(k - 1);
+    const delta = context.emit('Sub', [value, average])[0]!;
+    average = context.emit('Add', [average, context.emit('Div', [delta, scalar(k)])[0]!])[0]!;
+    const term = context.emit('Mul', [delta, context.emit('Sub', [value, average])[0]!])[0]!;
+    m2 = m2 === undefined ? term : context.emit('Add', [m2, term])[0]!;
+  }
+  const variance = m2 === undefined ? context.emit('Mul', [average, scalar(0)])[0]! : context.emit('Div', [m2, scalar(size)])[0]!;
+  return { average, variance };
 }
 
 /**
@@ -41,18 +73,28 @@ export const groupNormOp = defineOp<GroupNormAttributes>({
     return [{ dtype: x!.dtype, shape: x!.shape }];
   },
   lower(context, [x, weight, bias], { groups, epsilon }) {
+    // PyTorch's CPU kernel form: per-group mean and rstd, then per-channel
+    // scale = rstd * gamma and shift = beta - mean * scale, y = x * scale + shift.
+    // (Same value as (x - mean) * rstd * gamma + beta, but the same float32
+    // rounding as the reference where groups are tiny and ill-conditioned.)
     const input = context.node.inputs[0]!;
+    const channels = input.shape[1] as number;
     const rest = (multiplyDims(...input.shape.slice(1)) as number) / groups;
-    const grouped = context.emit('Reshape', [x!, context.shapeTensor([input.shape[0]!, groups, rest])])[0]!;
-    const ones = HostTensor.zeros('float64', [groups]);
-    ones.data.fill(1);
-    const normalized = context.emit('InstanceNormalization', [grouped, context.constant(ones.cast(input.dtype)), context.constant(HostTensor.zeros(input.dtype, [groups]))], {
-      epsilon: attr.float(epsilon),
-    })[0]!;
-    const restored = context.emit('Reshape', [normalized, context.shapeTensor(input.shape)])[0]!;
-    const channelShape = context.int64s(perChannelShape(input));
-    const scaled = context.emit('Mul', [restored, context.emit('Reshape', [weight!, channelShape])[0]!])[0]!;
-    return context.emit('Add', [scaled, context.emit('Reshape', [bias!, channelShape])[0]!]);
+    const batch = input.shape[0]!;
+    const grouped = context.emit('Reshape', [x!, context.shapeTensor([batch, groups, rest])])[0]!;
+    const floatType = input.dtype === 'float64' ? 'float64' : input.dtype === 'float16' ? 'float16' : 'float32';
+    const scalar = (value: number) => context.constant(HostTensor.from(floatType, [], [value]));
+    const { average, variance } = rest <= SEQUENTIAL_MOMENTS_LIMIT ? welfordMoments(context, grouped, rest, scalar) : reducedMoments(context, grouped);
+    const epsilonConstant = scalar(epsilon);
+    const inverseStd = context.emit('Reciprocal', [context.emit('Sqrt', [context.emit('Add', [variance, epsilonConstant])[0]!])[0]!])[0]!;
+    // [N, G, 1] -> [N, C]: each group's statistic repeated over its channels.
+    const perChannel = (value: string) =>
+      context.emit('Reshape', [context.emit('Expand', [value, context.shapeTensor([batch, groups, channels / groups])])[0]!, context.shapeTensor([batch, channels])])[0]!;
+    const scale = context.emit('Mul', [perChannel(inverseStd), weight!])[0]!;
+    const shift = context.emit('Sub', [bias!, context.emit('Mul', [perChannel(average), scale])[0]!])[0]!;
+    const spatialOnes = context.shapeTensor([batch, channels, ...input.shape.slice(2).map(() => 1)]);
+    const scaled = context.emit('Mul', [x!, context.emit('Reshape', [scale, spatialOnes])[0]!])[0]!;
+    return context.emit('Add', [scaled, context.emit('Reshape', [shift, spatialOnes])[0]!]);
   },
   reference([x, weight, bias], { groups, epsilon }) {
     const out = floatTensor(x!.dtype, x!.shape);

@@ -81,6 +81,11 @@ const cases: OpCase[] = [
     build: ({ x, w, b }) => groupNorm(x!, w!, b!, { groups: 4 }),
   },
   {
+    name: 'groupNorm tiny groups (sequential moments)',
+    inputs: { x: { shape: [3, 8, 1, 1], low: -2, high: 3 }, w: { shape: [8] }, b: { shape: [8] } },
+    build: ({ x, w, b }) => groupNorm(x!, w!, b!, { groups: 4 }),
+  },
+  {
     name: 'layerNorm over [C,s,s]',
     inputs: { x: { shape: [2, 3, 2, 2], low: -2, high: 3 }, w: { shape: [3, 2, 2] }, b: { shape: [3, 2, 2] } },
     build: ({ x, w, b }) => layerNorm(x!, w!, b!, { axis: 1 }),

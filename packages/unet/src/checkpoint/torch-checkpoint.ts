@@ -1,0 +1,200 @@
+import { readFile } from 'node:fs/promises';
+import { FormatError, HostTensor, UnsupportedError, type DataType } from '@diffssl/core';
+import yauzl from 'yauzl';
+import { PickleDict, restrictedUnpickle, type PickleValue, type StorageReference, type TensorReference } from './unpickler.js';
+
+const STORAGE_DTYPES: Record<string, { dtype: DataType | 'bfloat16'; bytes: number }> = {
+  FloatStorage: { dtype: 'float32', bytes: 4 },
+  HalfStorage: { dtype: 'float16', bytes: 2 },
+  BFloat16Storage: { dtype: 'bfloat16', bytes: 2 },
+  DoubleStorage: { dtype: 'float64', bytes: 8 },
+  LongStorage: { dtype: 'int64', bytes: 8 },
+  IntStorage: { dtype: 'int32', bytes: 4 },
+  ByteStorage: { dtype: 'uint8', bytes: 1 },
+  BoolStorage: { dtype: 'bool', bytes: 1 },
+};
+
+const MAX_NESTING = 16;
+
+function openZip(source: string | Uint8Array): Promise<yauzl.ZipFile> {
+  return new Promise((resolve, reject) => {
+    const done = (error: Error | null, zip?: yauzl.ZipFile) => (error || !zip ? reject(new FormatError(`checkpoint: not a readable zip archive: ${error?.message ?? 'unknown error'}`, { cause: error })) : resolve(zip));
+    if (typeof source === 'string') yauzl.open(source, { lazyEntries: true, autoClose: false, validateEntrySizes: true }, done);
+    else yauzl.fromBuffer(Buffer.from(source.buffer, source.byteOffset, source.byteLength), { lazyEntries: true, validateEntrySizes: true }, done);
+  });
+}
+
+function listEntries(zip: yauzl.ZipFile): Promise<Map<string, yauzl.Entry>> {
+  return new Promise((resolve, reject) => {
+    const entries = new Map<string, yauzl.Entry>();
+    zip.on('entry', (entry: yauzl.Entry) => {
+      entries.set(entry.fileName, entry);
+      zip.readEntry();
+    });
+    zip.on('end', () => resolve(entries));
+    zip.on('error', (error: Error) => reject(new FormatError(`checkpoint: corrupt zip archive: ${error.message}`, { cause: error })));
+    zip.readEntry();
+  });
+}
+
+/** Reads one zip entry into a new buffer of exactly its size (no intermediate copies). */
+function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, limit: number): Promise<Uint8Array> {
+  if (entry.uncompressedSize > limit) {
+    return Promise.reject(new FormatError(`checkpoint: entry ${entry.fileName} holds ${entry.uncompressedSize} bytes; at most ${limit} expected`));
+  }
+  return new Promise((resolve, reject) => {
+    zip.openReadStream(entry, (error, stream) => {
+      if (error || !stream) return reject(new FormatError(`checkpoint: cannot read ${entry.fileName}: ${error?.message}`, { cause: error }));
+      const out = new Uint8Array(entry.uncompressedSize);
+      let offset = 0;
+      stream.on('data', (chunk: Buffer) => {
+        if (offset + chunk.byteLength > out.byteLength) {
+          stream.destroy();
+          return reject(new FormatError(`checkpoint: entry ${entry.fileName} is longer than its header says`));
+        }
+        out.set(chunk, offset);
+        offset += chunk.byteLength;
+      });
+      stream.on('error', (streamError: Error) => reject(new FormatError(`checkpoint: cannot read ${entry.fileName}: ${streamError.message}`, { cause: streamError })));
+      stream.on('end', () => (offset === out.byteLength ? resolve(out) : reject(new FormatError(`checkpoint: entry ${entry.fileName} is truncated`))));
+    });
+  });
+}
+
+/** Collects the tensors of a (possibly nested) state dict: `{'state_dict': {...}}`, `{'model': {...}}`. */
+function collectTensors(value: PickleValue, prefix: string, depth: number, out: Map<string, TensorReference>): void {
+  if (depth > MAX_NESTING) throw new FormatError(`checkpoint: state dict nested deeper than ${MAX_NESTING} levels`);
+  if (!(value instanceof PickleDict)) return;
+  for (const [key, item] of value.entries) {
+    const name = prefix ? `${prefix}.${String(key)}` : String(key);
+    if (item && typeof item === 'object' && (item as TensorReference).kind === 'tensor') out.set(name, item as TensorReference);
+    else if (item instanceof PickleDict) collectTensors(item, name, depth + 1, out);
+  }
+}
+
+/** Unwraps `{'state_dict': sd}` / `{'model': sd}` / `{'ema': sd}` containers that hold nothing else of tensor kind. */
+function selectStateDict(root: PickleValue): PickleValue {
+  if (!(root instanceof PickleDict)) throw new FormatError('checkpoint: the pickle does not hold a dict (expected a state dict)');
+  const hasDirectTensors = [...root.entries.values()].some((v) => v && typeof v === 'object' && (v as TensorReference).kind === 'tensor');
+  if (hasDirectTensors) return root;
+  for (const key of ['state_dict', 'model', 'ema', 'model_state_dict', 'module']) {
+    const nested = root.entries.get(key);
+    if (nested instanceof PickleDict) return nested;
+  }
+  return root;
+}
+
+function bfloat16ToFloat32(bytes: Uint8Array): Float32Array {
+  const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  const out = new Uint32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) out[i] = halves[i]! << 16;
+  return new Float32Array(out.buffer);
+}
+
+function toHostTensor(name: string, reference: TensorReference, storage: Uint8Array): HostTensor {
+  const spec = STORAGE_DTYPES[reference.storage.storageType];
+  if (!spec) throw new UnsupportedError(`checkpoint: tensor ${name} uses ${reference.storage.storageType}; supported: ${Object.keys(STORAGE_DTYPES).join(', ')}`);
+  const { shape, strides, offset } = reference;
+  if (shape.length !== strides.length) throw new FormatError(`checkpoint: tensor ${name} has ${shape.length} sizes but ${strides.length} strides`);
+  let last = offset;
+  for (let i = 0; i < shape.length; i++) if (shape[i]! > 0) last += (shape[i]! - 1) * strides[i]!;
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (size > 0 && last >= reference.storage.numel) {
+    throw new FormatError(`checkpoint: tensor ${name} of shape [${shape.join(', ')}] at offset ${offset} reaches element ${last} of a storage of ${reference.storage.numel}`);
+  }
+  if (spec.dtype === 'bfloat16') {
+    return new HostTensor('float32', bfloat16ToFloat32(storage), shape, strides, offset);
+  }
+  const dtype = spec.dtype;
+  const elementBytes = spec.bytes;
+  const aligned = storage.byteOffset % elementBytes === 0 ? storage : storage.slice();
+  const Ctor = { float32: Float32Array, float16: Uint16Array, float64: Float64Array, int64: BigInt64Array, int32: Int32Array, uint8: Uint8Array, bool: Uint8Array }[dtype as 'float32'];
+  const data = new Ctor(aligned.buffer, aligned.byteOffset, aligned.byteLength / elementBytes);
+  return new HostTensor(dtype, data as never, shape, strides, offset);
+}
+
+/**
+ * Reads the tensors of a PyTorch checkpoint in the zip format every torch >=
+ * 1.6 writes (`archive/data.pkl` plus one record per storage). The pickle is
+ * parsed by a restricted unpickler that executes nothing. Each storage is read
+ * straight into its own buffer and tensors are views of it, so a checkpoint is
+ * held in memory once. A state dict nested under `state_dict`, `model`, `ema`,
+ * `model_state_dict` or `module` is found.
+ *
+ * @param source - a file path (read lazily) or the file's bytes
+ * @returns tensors by parameter name, in file order (float32, float16, float64, int64, int32, uint8, bool; bfloat16 is widened to float32)
+ * @throws `FormatError` for a malformed or legacy file, `UnsafePickleError` for a pickle that asks for more than tensors
+ * @public
+ */
+export async function readTorchCheckpoint(source: string | Uint8Array): Promise<Map<string, HostTensor>> {
+  const head = typeof source === 'string' ? await readHead(source) : source.subarray(0, 4);
+  if (head.byteLength >= 2 && head[0] === 0x80) {
+    throw new FormatError('checkpoint: this is a legacy (pre-1.6) torch checkpoint; re-save it with torch >= 1.6: `torch.save(torch.load(path), new_path)` (the zip format is the default)');
+  }
+  if (!(head[0] === 0x50 && head[1] === 0x4b)) throw new FormatError('checkpoint: not a torch zip checkpoint (no PK signature); expected a file written by torch.save');
+  const zip = await openZip(source);
+  try {
+    const entries = await listEntries(zip);
+    const pickleName = [...entries.keys()].find((name) => /^[^/]+\/data\.pkl$/.test(name));
+    if (!pickleName) throw new FormatError('checkpoint: the archive has no <name>/data.pkl record');
+    const root = pickleName.slice(0, -'data.pkl'.length);
+    const pickle = await readEntry(zip, entries.get(pickleName)!, 1 << 30);
+    const references = new Map<string, TensorReference>();
+    collectTensors(selectStateDict(restrictedUnpickle(pickle)), '', 0, references);
+    const storages = new Map<string, Uint8Array>();
+    const out = new Map<string, HostTensor>();
+    for (const [name, reference] of references) {
+      const storage = reference.storage;
+      let bytes = storages.get(storage.key);
+      if (!bytes) {
+        bytes = await loadStorage(zip, entries, root, storage);
+        storages.set(storage.key, bytes);
+      }
+      out.set(name, toHostTensor(name, reference, bytes));
+    }
+    return out;
+  } finally {
+    zip.close();
+  }
+}
+
+async function loadStorage(zip: yauzl.ZipFile, entries: Map<string, yauzl.Entry>, root: string, storage: StorageReference): Promise<Uint8Array> {
+  const entry = entries.get(`${root}data/${storage.key}`);
+  if (!entry) throw new FormatError(`checkpoint: storage record data/${storage.key} is missing from the archive`);
+  const spec = STORAGE_DTYPES[storage.storageType];
+  if (!spec) throw new UnsupportedError(`checkpoint: storage type ${storage.storageType} is not supported`);
+  const expected = storage.numel * spec.bytes;
+  if (entry.uncompressedSize !== expected) {
+    throw new FormatError(`checkpoint: storage data/${storage.key} holds ${entry.uncompressedSize} bytes; ${storage.numel} ${storage.storageType} elements need ${expected}`);
+  }
+  return readEntry(zip, entry, expected);
+}
+
+async function readHead(path: string): Promise<Uint8Array> {
+  const { open } = await import('node:fs/promises');
+  const handle = await open(path, 'r');
+  try {
+    const buffer = new Uint8Array(4);
+    await handle.read(buffer, 0, 4, 0);
+    return buffer;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Loads weights from a `.pt`/`.pth` (torch zip) or `.safetensors` file.
+ *
+ * @param path - the file
+ * @returns tensors by name
+ * @throws `FormatError` for an unknown extension or a malformed file
+ * @public
+ */
+export async function loadCheckpoint(path: string): Promise<Map<string, HostTensor>> {
+  if (/\.safetensors$/i.test(path)) {
+    const { readSafetensors } = await import('@diffssl/core');
+    return readSafetensors(await readFile(path)).tensors;
+  }
+  if (/\.(pt|pth|bin|ckpt)$/i.test(path)) return readTorchCheckpoint(path);
+  throw new FormatError(`loadCheckpoint: expected a .pt, .pth or .safetensors file; found ${path}`);
+}

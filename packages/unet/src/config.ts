@@ -1,0 +1,156 @@
+import { ConfigError } from '@diffssl/core';
+
+/**
+ * guided-diffusion's model flags, with its own names (as in `script_util.py`
+ * and the fixtures' `__metadata__.config`). Lists may be given as
+ * comma-separated strings or arrays.
+ *
+ * @public
+ */
+export interface GuidedDiffusionFlags {
+  image_size: number;
+  num_channels: number;
+  num_res_blocks: number;
+  /** Resolutions (not downsample factors) that get attention, e.g. "32,16,8". */
+  attention_resolutions: string | readonly number[];
+  /** Channel multipliers per level, e.g. "1,1,2,2,4,4"; "" picks guided-diffusion's default for the image size. */
+  channel_mult?: string | readonly number[];
+  in_channels?: number;
+  num_heads?: number;
+  num_head_channels?: number;
+  num_heads_upsample?: number;
+  use_scale_shift_norm?: boolean;
+  resblock_updown?: boolean;
+  use_new_attention_order?: boolean;
+  learn_sigma?: boolean;
+  class_cond?: boolean;
+  diffusion_steps?: number;
+  noise_schedule?: 'linear' | 'cosine';
+  /** Accepted and ignored (inference only). */
+  dropout?: number;
+  /** Accepted; precision is a runtime choice here (`dtype` of the extractor). */
+  use_fp16?: boolean;
+}
+
+/** A resolved ADM U-Net configuration. @public */
+export interface AdmConfig {
+  readonly imageSize: number;
+  readonly inChannels: number;
+  readonly modelChannels: number;
+  readonly outChannels: number;
+  readonly numResBlocks: number;
+  /** Downsample factors that get attention (image_size / resolution). */
+  readonly attentionDownsampleFactors: readonly number[];
+  readonly channelMult: readonly number[];
+  /** Heads of encoder and middle attention (resolved from num_head_channels per block when that is set). */
+  readonly numHeads: number;
+  readonly numHeadChannels: number;
+  readonly numHeadsUpsample: number;
+  readonly useScaleShiftNorm: boolean;
+  readonly resblockUpdown: boolean;
+  readonly useNewAttentionOrder: boolean;
+  readonly numClasses: number | undefined;
+  readonly learnSigma: boolean;
+  readonly diffusionSteps: number;
+  readonly noiseSchedule: 'linear' | 'cosine';
+}
+
+const DEFAULT_CHANNEL_MULT: Record<number, number[]> = {
+  512: [0.5, 1, 1, 2, 2, 4, 4],
+  256: [1, 1, 2, 2, 4, 4],
+  128: [1, 1, 2, 3, 4],
+  64: [1, 2, 3, 4],
+};
+
+const KNOWN_FLAGS = new Set([
+  'image_size', 'num_channels', 'num_res_blocks', 'attention_resolutions', 'channel_mult', 'in_channels', 'num_heads', 'num_head_channels', 'num_heads_upsample',
+  'use_scale_shift_norm', 'resblock_updown', 'use_new_attention_order', 'learn_sigma', 'class_cond', 'diffusion_steps', 'noise_schedule', 'dropout', 'use_fp16',
+  'use_checkpoint', 'timestep_respacing', 'rescale_learned_sigmas', 'use_kl', 'predict_xstart', 'rescale_timesteps',
+]);
+
+/**
+ * Flags of the published guided-diffusion checkpoints (from its README).
+ *
+ * @public
+ */
+export const ADM_PRESETS = {
+  '256x256_diffusion_uncond': { attention_resolutions: '32,16,8', class_cond: false, diffusion_steps: 1000, image_size: 256, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_head_channels: 64, num_res_blocks: 2, resblock_updown: true, use_fp16: true, use_scale_shift_norm: true },
+  '256x256_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, image_size: 256, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_head_channels: 64, num_res_blocks: 2, resblock_updown: true, use_fp16: true, use_scale_shift_norm: true },
+  '128x128_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, image_size: 128, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_heads: 4, num_res_blocks: 2, resblock_updown: true, use_fp16: true, use_scale_shift_norm: true },
+  '64x64_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, dropout: 0.1, image_size: 64, learn_sigma: true, noise_schedule: 'cosine', num_channels: 192, num_head_channels: 64, num_res_blocks: 3, resblock_updown: true, use_new_attention_order: true, use_fp16: true, use_scale_shift_norm: true },
+  '512x512_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, image_size: 512, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_head_channels: 64, num_res_blocks: 2, resblock_updown: true, use_fp16: false, use_scale_shift_norm: true },
+} as const satisfies Record<string, GuidedDiffusionFlags>;
+
+/** Names of the published presets. @public */
+export type AdmPresetName = keyof typeof ADM_PRESETS;
+
+function parseList(name: string, value: string | readonly number[] | undefined): number[] {
+  if (value === undefined || value === '') return [];
+  const items = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean).map(Number) : [...value];
+  if (items.some((v) => !Number.isFinite(v) || v <= 0)) throw new ConfigError(`U-Net flags: ${name} must list positive numbers; found ${JSON.stringify(value)}`);
+  return items;
+}
+
+function positiveInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`U-Net flags: ${name} must be a positive integer; found ${JSON.stringify(value)}`);
+  return value;
+}
+
+/**
+ * Resolves guided-diffusion flags to a configuration, applying
+ * guided-diffusion's defaults and checks.
+ *
+ * @param flags - the flags (or a preset name)
+ * @throws `ConfigError` naming the flag, what was expected and what was found
+ * @public
+ */
+export function admConfig(flags: GuidedDiffusionFlags | AdmPresetName): AdmConfig {
+  const resolved: GuidedDiffusionFlags = typeof flags === 'string' ? presetFlags(flags) : flags;
+  if (typeof resolved !== 'object' || resolved === null) throw new ConfigError(`U-Net flags: expected an object of guided-diffusion flags; found ${String(resolved)}`);
+  const unknown = Object.keys(resolved).filter((key) => !KNOWN_FLAGS.has(key));
+  if (unknown.length > 0) throw new ConfigError(`U-Net flags: unknown flag(s) ${unknown.join(', ')}; known: ${[...KNOWN_FLAGS].slice(0, 18).join(', ')}`);
+  const imageSize = positiveInteger('image_size', resolved.image_size);
+  let channelMult = parseList('channel_mult', resolved.channel_mult);
+  if (channelMult.length === 0) {
+    const defaults = DEFAULT_CHANNEL_MULT[imageSize];
+    if (!defaults) throw new ConfigError(`U-Net flags: no default channel_mult for image_size ${imageSize}; give channel_mult (defaults exist for 64, 128, 256, 512)`);
+    channelMult = defaults;
+  }
+  const attentionDownsampleFactors = parseList('attention_resolutions', resolved.attention_resolutions).map((resolution) => Math.floor(imageSize / resolution));
+  const numHeads = resolved.num_heads ?? 4;
+  const numHeadChannels = resolved.num_head_channels ?? -1;
+  if (numHeadChannels === -1) positiveInteger('num_heads', numHeads);
+  else positiveInteger('num_head_channels', numHeadChannels);
+  const numHeadsUpsample = resolved.num_heads_upsample === undefined || resolved.num_heads_upsample === -1 ? numHeads : positiveInteger('num_heads_upsample', resolved.num_heads_upsample);
+  const schedule = resolved.noise_schedule ?? 'linear';
+  if (schedule !== 'linear' && schedule !== 'cosine') throw new ConfigError(`U-Net flags: noise_schedule must be 'linear' or 'cosine'; found ${JSON.stringify(schedule)}`);
+  const modelChannels = positiveInteger('num_channels', resolved.num_channels);
+  if (imageSize % 2 ** (channelMult.length - 1) !== 0) {
+    throw new ConfigError(`U-Net flags: image_size ${imageSize} is not divisible by 2^${channelMult.length - 1} (${channelMult.length} levels of channel_mult)`);
+  }
+  return {
+    imageSize,
+    inChannels: resolved.in_channels ?? 3,
+    modelChannels,
+    outChannels: resolved.learn_sigma ? 6 : 3,
+    numResBlocks: positiveInteger('num_res_blocks', resolved.num_res_blocks),
+    attentionDownsampleFactors,
+    channelMult,
+    numHeads,
+    numHeadChannels,
+    numHeadsUpsample,
+    useScaleShiftNorm: resolved.use_scale_shift_norm ?? true,
+    resblockUpdown: resolved.resblock_updown ?? false,
+    useNewAttentionOrder: resolved.use_new_attention_order ?? false,
+    numClasses: resolved.class_cond ? 1000 : undefined,
+    learnSigma: resolved.learn_sigma ?? false,
+    diffusionSteps: positiveInteger('diffusion_steps', resolved.diffusion_steps ?? 1000),
+    noiseSchedule: schedule,
+  };
+}
+
+function presetFlags(name: string): GuidedDiffusionFlags {
+  const preset = (ADM_PRESETS as Record<string, GuidedDiffusionFlags>)[name];
+  if (!preset) throw new ConfigError(`U-Net preset '${name}' is unknown; presets: ${Object.keys(ADM_PRESETS).join(', ')}`);
+  return preset;
+}
