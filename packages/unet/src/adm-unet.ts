@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   add, avgPool2d, cast, concat, ConfigError, conv2d, cos, gather, Graph, groupNorm, HostTensor, linear, matmul, mul, reshape, resizeBilinear, ShapeError, silu, sin,
   slice, softmax, transpose, upsampleNearest2x, type SymbolicTensor,
@@ -141,6 +142,17 @@ export class AdmUNet {
     const normalized = this.groupNorm32(context, h, 'out.0');
     const output = conv2d(silu(normalized), w('out.2.weight', dtype), w('out.2.bias', dtype), { padding: 1 });
     return { blocks, output: cast(output, 'float32') };
+  }
+
+  /** A SHA-256 over every weight's name, shape and bytes (identifies the model for caches). */
+  weightsFingerprint(): string {
+    const hash = createHash('sha256');
+    for (const [name, tensor] of this.weights) {
+      const dense = tensor.contiguous();
+      hash.update(`${name}:${dense.dtype}:${dense.shape.join(',')};`);
+      hash.update(new Uint8Array(dense.data.buffer, dense.data.byteOffset + dense.offset * dense.data.BYTES_PER_ELEMENT, dense.size * dense.data.BYTES_PER_ELEMENT));
+    }
+    return hash.digest('hex');
   }
 
   /** The block whose output feeds back from decoder block `b`: 2*N_in + 2 - b. */

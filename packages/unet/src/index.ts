@@ -13,3 +13,4 @@ export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule }
 export { readTorchCheckpoint, loadCheckpoint } from './checkpoint/torch-checkpoint.js';
 export { restrictedUnpickle, type PickleValue } from './checkpoint/unpickler.js';
 export { UnsafePickleError, CheckpointMismatchError } from './checkpoint/errors.js';
+export { createFeatureExtractor, featureKey, FeatureExtractor, type FeatureBatch, type FeatureExtractorOptions, type UNetSource } from './extractor.js';

@@ -132,13 +132,20 @@ export async function readTorchCheckpoint(source: string | Uint8Array): Promise<
     throw new FormatError('checkpoint: this is a legacy (pre-1.6) torch checkpoint; re-save it with torch >= 1.6: `torch.save(torch.load(path), new_path)` (the zip format is the default)');
   }
   if (!(head[0] === 0x50 && head[1] === 0x4b)) throw new FormatError('checkpoint: not a torch zip checkpoint (no PK signature); expected a file written by torch.save');
+  const fileSize = typeof source === 'string' ? (await import('node:fs/promises').then((fs) => fs.stat(source))).size : source.byteLength;
+  // No entry may claim more than this: torch stores records uncompressed, so a
+  // legitimate record is never larger than the file; 8x leaves room for deflate.
+  const entryLimit = Math.max(1024, fileSize * 8);
   const zip = await openZip(source);
   try {
     const entries = await listEntries(zip);
+    for (const entry of entries.values()) {
+      if (entry.uncompressedSize > entryLimit) throw new FormatError(`checkpoint: entry ${entry.fileName} claims ${entry.uncompressedSize} bytes in a file of ${fileSize}`);
+    }
     const pickleName = [...entries.keys()].find((name) => /^[^/]+\/data\.pkl$/.test(name));
     if (!pickleName) throw new FormatError('checkpoint: the archive has no <name>/data.pkl record');
     const root = pickleName.slice(0, -'data.pkl'.length);
-    const pickle = await readEntry(zip, entries.get(pickleName)!, 1 << 30);
+    const pickle = await readEntry(zip, entries.get(pickleName)!, Math.min(entryLimit, 1 << 30));
     const references = new Map<string, TensorReference>();
     collectTensors(selectStateDict(restrictedUnpickle(pickle)), '', 0, references);
     const storages = new Map<string, Uint8Array>();

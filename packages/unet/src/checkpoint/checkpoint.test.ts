@@ -1,0 +1,152 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FormatError, HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
+import { describe, expect, it } from 'vitest';
+import { loadCheckpoint, readTorchCheckpoint, restrictedUnpickle, UnsafePickleError } from '../index.js';
+import { FIXTURES } from '../../test/fixtures.js';
+
+const ascii = (text: string) => [...text].map((c) => c.charCodeAt(0));
+const pickle = (...parts: (number | string)[]) => new Uint8Array(parts.flatMap((p) => (typeof p === 'string' ? ascii(p) : [p])));
+
+/** A minimal stored (uncompressed) zip writer, for building hostile archives in tests. */
+function storedZip(files: Record<string, Uint8Array>): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  const central: Uint8Array[] = [];
+  let offset = 0;
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (data: Uint8Array) => {
+    let c = 0xffffffff;
+    for (const byte of data) c = crcTable[(c ^ byte) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  for (const [name, data] of Object.entries(files)) {
+    const nameBytes = new TextEncoder().encode(name);
+    const local = new DataView(new ArrayBuffer(30));
+    local.setUint32(0, 0x04034b50, true);
+    local.setUint16(4, 20, true);
+    local.setUint32(14, crc32(data), true);
+    local.setUint32(18, data.length, true);
+    local.setUint32(22, data.length, true);
+    local.setUint16(26, nameBytes.length, true);
+    const header = new DataView(new ArrayBuffer(46));
+    header.setUint32(0, 0x02014b50, true);
+    header.setUint16(4, 20, true);
+    header.setUint16(6, 20, true);
+    header.setUint32(16, crc32(data), true);
+    header.setUint32(20, data.length, true);
+    header.setUint32(24, data.length, true);
+    header.setUint16(28, nameBytes.length, true);
+    header.setUint32(42, offset, true);
+    chunks.push(new Uint8Array(local.buffer), nameBytes, data);
+    central.push(new Uint8Array(header.buffer), nameBytes);
+    offset += 30 + nameBytes.length + data.length;
+  }
+  const centralSize = central.reduce((a, c) => a + c.length, 0);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true);
+  end.setUint16(8, Object.keys(files).length, true);
+  end.setUint16(10, Object.keys(files).length, true);
+  end.setUint32(12, centralSize, true);
+  end.setUint32(16, offset, true);
+  const all = [...chunks, ...central, new Uint8Array(end.buffer)];
+  const out = new Uint8Array(all.reduce((a, c) => a + c.length, 0));
+  let cursor = 0;
+  for (const c of all) {
+    out.set(c, cursor);
+    cursor += c.length;
+  }
+  return out;
+}
+
+describe('restricted unpickler', () => {
+  it('refuses os.system via GLOBAL + REDUCE and runs nothing', () => {
+    const marker = join(mkdtempSync(join(tmpdir(), 'diffssl-pickle-')), 'pwned');
+    const malicious = pickle(0x80, 2, 'c', 'os\nsystem\n', 'X', 4 + marker.length + 2, 0, 0, 0, `touch ${marker}`, 0x85, 'R', '.');
+    expect(() => restrictedUnpickle(malicious)).toThrow(UnsafePickleError);
+    expect(() => restrictedUnpickle(malicious)).toThrow(/refusing global 'os.system'/);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('refuses builtins.eval through STACK_GLOBAL, object-building opcodes and foreign persistent ids', () => {
+    const stackGlobal = pickle(0x80, 4, 0x8c, 8, 'builtins', 0x8c, 4, 'eval', 0x93, '.');
+    expect(() => restrictedUnpickle(stackGlobal)).toThrow(/refusing global 'builtins.eval'/);
+    expect(() => restrictedUnpickle(pickle(0x80, 2, '(', 'i', 'os\nsystem\n', '.'))).toThrow(UnsafePickleError);
+    expect(() => restrictedUnpickle(pickle(0x80, 2, 'N', ')', 0x81, '.'))).toThrow(UnsafePickleError);
+    expect(() => restrictedUnpickle(pickle(0x80, 2, 'X', 3, 0, 0, 0, 'abc', 'Q', '.'))).toThrow(UnsafePickleError);
+  });
+
+  it('rejects truncated and malformed pickles with FormatError, and deep nesting without recursion', () => {
+    expect(() => restrictedUnpickle(pickle(0x80, 2, '}'))).toThrow(FormatError);
+    expect(() => restrictedUnpickle(pickle(0x80, 2, 'h', 5, '.'))).toThrow(/memo entry 5/);
+    expect(() => restrictedUnpickle(pickle(0xff))).toThrow(/unknown or unsupported opcode/);
+    const deep = new Uint8Array([0x80, 2, ...new Array(200_000).fill(0x5d), ...new Array(199_999).fill(0x61), 0x2e]);
+    expect(() => restrictedUnpickle(deep)).not.toThrow();
+  });
+
+  it('rejects a checkpoint whose pickle calls os.system', async () => {
+    const malicious = pickle(0x80, 2, 'c', 'os\nsystem\n', 'X', 4, 0, 0, 0, 'true', 0x85, 'R', '.');
+    const zip = storedZip({ 'archive/data.pkl': malicious, 'archive/version': new TextEncoder().encode('3\n') });
+    await expect(readTorchCheckpoint(zip)).rejects.toThrow(UnsafePickleError);
+  });
+});
+
+describe('torch checkpoint reader', () => {
+  it('reads the fixture checkpoint from a path and from bytes identically', async () => {
+    const fromPath = await readTorchCheckpoint(`${FIXTURES}adm-fm28.pt`);
+    const fromBytes = await readTorchCheckpoint(new Uint8Array(readFileSync(`${FIXTURES}adm-fm28.pt`)));
+    expect(fromPath.size).toBe(306);
+    expect(fromPath.get('time_embed.0.weight')!.shape).toEqual([128, 32]);
+    expect(fromBytes.get('out.2.weight')!.toArray()).toEqual(fromPath.get('out.2.weight')!.toArray());
+  });
+
+  it('says how to re-save a legacy pre-1.6 checkpoint', async () => {
+    await expect(readTorchCheckpoint(pickle(0x80, 2, 0x8a, 10))).rejects.toThrow(/legacy \(pre-1.6\).*re-save/);
+  });
+
+  it('fuzz: truncated and corrupted checkpoints give typed errors, never a crash or hang', async () => {
+    const valid = new Uint8Array(readFileSync(`${FIXTURES}adm-fm28.pt`).subarray(0));
+    let state = 12345;
+    const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+    for (let trial = 0; trial < 60; trial++) {
+      const bytes = trial % 2 === 0 ? valid.slice(0, Math.floor(random() * valid.length)) : valid.slice();
+      for (let flip = 0; flip < 1 + Math.floor(random() * 8); flip++) {
+        // Corrupt the pickle, the central directory or a record header most of the time.
+        const region = random() < 0.5 ? Math.floor(random() * 36000) : bytes.length - 1 - Math.floor(random() * Math.min(bytes.length, 30000));
+        if (region >= 0 && region < bytes.length) bytes[region] = Math.floor(random() * 256);
+      }
+      try {
+        await readTorchCheckpoint(bytes);
+      } catch (error) {
+        expect(error, `trial ${trial}: ${(error as Error).message}`).toBeInstanceOf(FormatError);
+      }
+    }
+  }, 120_000);
+
+  it('rejects a storage whose size disagrees with the pickle, and absurd shapes', async () => {
+    // ('storage', FloatStorage, '0', 'cpu', 4) as a 4-element tensor of shape [1e12].
+    const body = pickle(
+      0x80, 2, '}', 'X', 1, 0, 0, 0, 'w', 'c', 'torch._utils\n_rebuild_tensor_v2\n', '(', '(', 'X', 7, 0, 0, 0, 'storage', 'c', 'torch\nFloatStorage\n', 'X', 1, 0, 0, 0, '0',
+      'X', 3, 0, 0, 0, 'cpu', 'K', 4, 't', 'Q', 'K', 0, 0x8a, 6, 0x00, 0x10, 0xa5, 0xd4, 0xe8, 0x00, 0x85, 'K', 1, 0x85, 0x89, 'N', 't', 'R', 's', '.',
+    );
+    const absurd = storedZip({ 'archive/data.pkl': body, 'archive/data/0': new Uint8Array(16) });
+    await expect(readTorchCheckpoint(absurd)).rejects.toThrow(/reaches element/);
+    const short = storedZip({ 'archive/data.pkl': body, 'archive/data/0': new Uint8Array(8) });
+    await expect(readTorchCheckpoint(short)).rejects.toThrow(/holds 8 bytes/);
+  });
+});
+
+describe('loadCheckpoint', () => {
+  it('loads .safetensors and .pt, and rejects other extensions', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'diffssl-ckpt-'));
+    const path = join(directory, 'w.safetensors');
+    writeFileSync(path, writeSafetensors({ a: HostTensor.from('float32', [2], [1, 2]) }));
+    expect((await loadCheckpoint(path)).get('a')!.toArray()).toEqual([1, 2]);
+    expect(readSafetensors(readFileSync(path)).tensors.size).toBe(1);
+    await expect(loadCheckpoint(join(directory, 'w.bin2'))).rejects.toThrow(/expected a \.pt, \.pth or \.safetensors/);
+  });
+});

@@ -1,0 +1,144 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileModel, ConfigError, createRunner, Graph, HostTensor, NonFiniteError, ShapeError } from '@diffssl/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdmUNet, CheckpointMismatchError, createFeatureExtractor, featureKey, noiseSchedule, qSample, readTorchCheckpoint, seededNoise, type FeatureExtractor } from './index.js';
+import { FIXTURES, loadFeatures } from '../test/fixtures.js';
+
+const fixture = loadFeatures('adm-fm28');
+const checkpoint = `${FIXTURES}adm-fm28.pt`;
+const flags = fixture.config as never;
+const cpu = { executionProviders: ['cpu'] as const };
+
+function images(count: number): HostTensor<'float32'> {
+  const x = fixture.tensor('x_start').toArray();
+  const out = new Float32Array(count * x.length / 2);
+  for (let i = 0; i < count; i++) out.set(x.slice(((i % 2) * x.length) / 2, ((i % 2) + 1) * x.length / 2).map((v) => v * (1 - 0.1 * i)), (i * x.length) / 2);
+  return HostTensor.from('float32', [count, 3, 28, 28], out);
+}
+
+describe('seededNoise', () => {
+  it('is deterministic, standard normal, and distinct across images and timesteps', () => {
+    const a = seededNoise(7, 3, 150, 20000);
+    expect(seededNoise(7, 3, 150, 20000)).toEqual(a);
+    const mean = a.reduce((s, v) => s + v, 0) / a.length;
+    const variance = a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length;
+    expect(Math.abs(mean)).toBeLessThan(0.03);
+    expect(Math.abs(variance - 1)).toBeLessThan(0.05);
+    expect(seededNoise(7, 4, 150, 4)).not.toEqual(a.slice(0, 4));
+    expect(seededNoise(7, 3, 151, 4)).not.toEqual(a.slice(0, 4));
+    expect(() => seededNoise(-1, 0, 0, 1)).toThrow(ConfigError);
+  });
+});
+
+describe('FeatureExtractor', () => {
+  let extractor: FeatureExtractor;
+  beforeAll(async () => {
+    extractor = await createFeatureExtractor({ checkpoint, config: flags, blocks: [5, 10], timesteps: [0, 150], batchSize: 4, runner: cpu });
+  });
+  afterAll(() => extractor?.release());
+
+  it('equals host q_sample with the same seeded noise followed by the U-Net', async () => {
+    const x = images(3);
+    const features = await extractor.extract(x, [10, 11, 12]);
+    const unet = new AdmUNet(flags, await readTorchCheckpoint(checkpoint));
+    const graph = new Graph();
+    const input = graph.input('x', 'float32', ['batch', 3, 28, 28]);
+    const t = graph.input('t', 'int64', ['batch']);
+    const { blocks } = unet.build(graph, { x: input, timesteps: t, taps: [5, 10] });
+    const runner = await createRunner(compileModel({ outputs: { b5: blocks.get(5)!, b10: blocks.get(10)! } }), cpu);
+    const schedule = noiseSchedule('linear', 1000);
+    for (const timestep of [0, 150]) {
+      const noise = HostTensor.from('float32', [3, 3, 28, 28], [10, 11, 12].flatMap((id) => [...seededNoise(0, id, timestep, 3 * 28 * 28)]));
+      const xt = qSample(schedule, x, [timestep, timestep, timestep], noise);
+      const direct = await runner.run({ x: xt, t: HostTensor.from('int64', [3], [timestep, timestep, timestep].map(BigInt)) });
+      const got = features.get(featureKey(timestep, 10))!.toArray();
+      const want = direct.b10!.toArray();
+      const worst = Math.max(...got.map((v, i) => Math.abs(v - want[i]!)));
+      expect(worst).toBeLessThan(1e-4);
+      expect(features.get(featureKey(timestep, 5))!.shape).toEqual([3, 64, 14, 14]);
+    }
+    await runner.release();
+  });
+
+  it('gives each image the same features whatever its batch and position', async () => {
+    const x = images(5);
+    const together = await extractor.extract(x, [0, 1, 2, 3, 4]);
+    const reversedImages = HostTensor.from('float32', x.shape, [4, 3, 2, 1, 0].flatMap((i) => x.slice([i], [i + 1]).toArray()));
+    const reversed = await extractor.extract(reversedImages, [4, 3, 2, 1, 0]);
+    const a = together.get(featureKey(150, 10))!;
+    const b = reversed.get(featureKey(150, 10))!;
+    for (let i = 0; i < 5; i++) {
+      const first = a.slice([i], [i + 1]).toArray();
+      const second = b.slice([4 - i], [5 - i]).toArray();
+      expect(Math.max(...first.map((v, k) => Math.abs(v - second[k]!)))).toBeLessThan(1e-5);
+    }
+  });
+
+  it('scales uint8 pixels and replicates gray to RGB', async () => {
+    const gray = HostTensor.from('uint8', [1, 1, 28, 28], Array.from({ length: 784 }, (_, i) => (i * 7) % 256));
+    const rgb = HostTensor.from('float32', [1, 3, 28, 28], [0, 1, 2].flatMap(() => gray.toArray().map((v) => v / 127.5 - 1)));
+    const fromGray = (await extractor.extract(gray)).get(featureKey(0, 5))!.toArray();
+    const fromFloat = (await extractor.extract(rgb)).get(featureKey(0, 5))!.toArray();
+    expect(Math.max(...fromGray.map((v, i) => Math.abs(v - fromFloat[i]!)))).toBeLessThan(1e-5);
+  });
+
+  it('rejects bad inputs with typed errors', async () => {
+    await expect(extractor.extract(HostTensor.zeros('float32', [1, 3, 32, 32]))).rejects.toThrow(ShapeError);
+    await expect(extractor.extract(HostTensor.zeros('float32', [1, 4, 28, 28]))).rejects.toThrow(/expected 3 channels/);
+    const nan = HostTensor.zeros('float32', [1, 3, 28, 28]);
+    nan.data[100] = Number.NaN;
+    await expect(extractor.extract(nan)).rejects.toThrow(NonFiniteError);
+    await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [20], timesteps: [0], runner: cpu })).rejects.toThrow(/block 20 is outside 1..19/);
+    await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [5], timesteps: [1000], runner: cpu })).rejects.toThrow(/timestep 1000 is outside \[0, 1000\)/);
+    await expect(createFeatureExtractor({ checkpoint, config: { ...(fixture.config as object), num_channels: 64 } as never, blocks: [5], timesteps: [0], runner: cpu })).rejects.toThrow(CheckpointMismatchError);
+    await expect(createFeatureExtractor({ checkpoint, config: { ...(fixture.config as object), num_res_blocks: 3 } as never, blocks: [5], timesteps: [0], runner: cpu })).rejects.toThrow(/missing/);
+  });
+
+  it('reuses the compiled model from the cache directory on a second start', async () => {
+    const cacheDirectory = mkdtempSync(join(tmpdir(), 'diffssl-cache-'));
+    const first = await createFeatureExtractor({ checkpoint, config: flags, blocks: [7], timesteps: [150], runner: cpu, cacheDirectory });
+    const second = await createFeatureExtractor({ checkpoint, config: flags, blocks: [7], timesteps: [150], runner: cpu, cacheDirectory });
+    expect(first.fromCache).toBe(false);
+    expect(second.fromCache).toBe(true);
+    const x = images(2);
+    const [a, b] = [await first.extract(x), await second.extract(x)];
+    expect(a.get(featureKey(150, 7))!.toArray()).toEqual(b.get(featureKey(150, 7))!.toArray());
+    await first.release();
+    await second.release();
+  });
+});
+
+describe('AdmUNet configuration', () => {
+  it('lists missing, unexpected and mis-shaped keys in one error', async () => {
+    const weights = new Map(await readTorchCheckpoint(checkpoint));
+    weights.delete('out.2.bias');
+    weights.set('extra.weight', HostTensor.zeros('float32', [1]));
+    weights.set('time_embed.0.bias', HostTensor.zeros('float32', [7]));
+    const error = (() => {
+      try {
+        return new AdmUNet(flags, weights);
+      } catch (e) {
+        return e;
+      }
+    })() as CheckpointMismatchError;
+    expect(error).toBeInstanceOf(CheckpointMismatchError);
+    expect(error.missing).toEqual(['out.2.bias']);
+    expect(error.unexpected).toEqual(['extra.weight']);
+    expect(error.misshaped).toEqual(['time_embed.0.bias: expected [128], found [7]']);
+  });
+
+  it('builds the published 256x256 layout: 37 blocks, middle 19 at 8x8 with 1024 channels, block 24 at 16x16', async () => {
+    const { unetLayout, admConfig } = await import('./index.js');
+    const layout = unetLayout(admConfig('256x256_diffusion_uncond'));
+    expect(layout.blocks).toHaveLength(37);
+    expect(layout.encoderBlocks).toBe(18);
+    expect(layout.blocks[18]).toMatchObject({ part: 'middle', channels: 1024, resolution: 8 });
+    expect(layout.blocks[23]).toMatchObject({ part: 'decoder', channels: 1024, resolution: 16 });
+    expect(() => admConfig({ image_size: 100, num_channels: 8, num_res_blocks: 1, attention_resolutions: '' })).toThrow(/no default channel_mult for image_size 100/);
+    expect(() => admConfig('nope' as never)).toThrow(/preset 'nope' is unknown/);
+    expect(() => admConfig({ ...(fixture.config as object), colour: 1 } as never)).toThrow(/unknown flag\(s\) colour/);
+  });
+});
+

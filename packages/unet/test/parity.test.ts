@@ -1,0 +1,94 @@
+/**
+ * The U-Net against the reference PyTorch implementation (shared fixtures):
+ * every block at every timestep and the final output, q_sample, and DifFeed's
+ * second pass with the fixture's feedback tensors fed as inputs.
+ */
+import { compileModel, createRunner, Graph, HostTensor, type Runner, type SymbolicTensor } from '@diffssl/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdmUNet, noiseSchedule, qSample, readTorchCheckpoint } from '../src/index.js';
+import { FIXTURES, loadFeatures, type FeatureFixture } from './fixtures.js';
+
+function relativeError(actual: HostTensor, expected: HostTensor): number {
+  expect(actual.shape).toEqual(expected.shape);
+  const a = actual.toArray();
+  const b = expected.toArray();
+  let scale = 1;
+  let worst = 0;
+  for (let i = 0; i < b.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]!));
+    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  }
+  return worst / scale;
+}
+
+const blockName = (n: number) => `block${String(n).padStart(2, '0')}`;
+
+describe.each(['adm-fm28', 'adm-37block-random'] as const)('%s', (model) => {
+  let fixture: FeatureFixture;
+  let unet: AdmUNet;
+  let runner: Runner;
+
+  beforeAll(async () => {
+    fixture = loadFeatures(model);
+    unet = new AdmUNet(fixture.config as never, await readTorchCheckpoint(`${FIXTURES}${model}.pt`));
+    const graph = new Graph();
+    const size = unet.config.imageSize;
+    const x = graph.input('x', 'float32', ['batch', 3, size, size]);
+    const t = graph.input('t', 'int64', ['batch']);
+    const taps = Array.from({ length: unet.blockCount }, (_, i) => i + 1);
+    const { blocks, output } = unet.build(graph, { x, timesteps: t, taps, output: true });
+    const outputs: Record<string, SymbolicTensor> = { out: output! };
+    for (const [number, tensor] of blocks) outputs[blockName(number)] = tensor;
+    runner = await createRunner(compileModel({ outputs }), { executionProviders: ['cpu'] });
+  });
+  afterAll(() => runner?.release());
+
+  it('has the fixture block count', () => {
+    expect(unet.blockCount).toBe(fixture.numBlocks);
+  });
+
+  it('reproduces q_sample (x_t) at every timestep', () => {
+    const schedule = noiseSchedule('linear', 1000);
+    for (const t of fixture.tList) {
+      const xt = qSample(schedule, fixture.tensor('x_start'), [t, t], fixture.tensor(`t${t}/noise`));
+      expect(relativeError(xt, fixture.tensor(`t${t}/x_t`))).toBeLessThanOrEqual(1e-6);
+    }
+  });
+
+  it('matches every block and the output at every timestep within 1e-4 relative', async () => {
+    const errors: string[] = [];
+    for (const t of fixture.tList) {
+      const result = await runner.run({ x: fixture.tensor(`t${t}/x_t`), t: HostTensor.from('int64', [2], [BigInt(t), BigInt(t)]) });
+      for (const name of [...Array.from({ length: unet.blockCount }, (_, i) => blockName(i + 1)), 'out']) {
+        const error = relativeError(result[name]!, fixture.tensor(`t${t}/${name}`));
+        if (!(error <= 1e-4)) errors.push(`t${t}/${name}: ${error}`);
+      }
+    }
+    expect(errors).toEqual([]);
+  });
+
+  it('matches the DifFeed second pass with the fixture feedback fed at the target blocks', async () => {
+    const { feedback } = fixture;
+    const graph = new Graph();
+    const size = unet.config.imageSize;
+    const x = graph.input('x', 'float32', ['batch', 3, size, size]);
+    const t = graph.input('t', 'int64', ['batch']);
+    const feeds: Record<string, HostTensor> = { x: fixture.tensor(`t${feedback.t}/x_t`), t: HostTensor.from('int64', [2], [BigInt(feedback.t), BigInt(feedback.t)]) };
+    const inputs = new Map<number, SymbolicTensor>();
+    for (const source of feedback.feedback_b_list) {
+      const target = unet.feedbackTarget(source);
+      expect(target).toBe(feedback.target_block[String(source)]);
+      const value = fixture.tensor(`feedback/${source}/output`);
+      inputs.set(target, graph.input(`feedback${target}`, 'float32', ['batch', ...value.shape.slice(1)]));
+      feeds[`feedback${target}`] = value;
+    }
+    const { blocks } = unet.build(graph, { x, timesteps: t, taps: feedback.second_fw_b_list, feedback: inputs });
+    const outputs = Object.fromEntries([...blocks].map(([n, tensor]) => [blockName(n), tensor]));
+    const secondPass = await createRunner(compileModel({ outputs }), { executionProviders: ['cpu'] });
+    const result = await secondPass.run(feeds);
+    await secondPass.release();
+    for (const block of feedback.second_fw_b_list) {
+      expect(relativeError(result[blockName(block)]!, fixture.tensor(`feedback/second/${blockName(block)}`)), `second pass block ${block}`).toBeLessThanOrEqual(1e-4);
+    }
+  });
+});
