@@ -1,0 +1,8 @@
+/**
+ * The `diffssl` executable.
+ *
+ * @packageDocumentation
+ */
+import { main } from './program.js';
+
+process.exitCode = await main(process.argv.slice(2));

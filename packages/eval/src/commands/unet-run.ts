@@ -1,0 +1,95 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { ConfigError, compileModel, createRunner, DTypeError, Graph, readSafetensors, ShapeError, writeSafetensors, type ExecutionProvider, type HostTensor, type SymbolicTensor } from '@diffssl/core';
+import { AdmUNet, loadCheckpoint, type GuidedDiffusionFlags } from '@diffssl/unet';
+
+/** Options of {@link unetRun} (the `diffssl unet-run` command). @public */
+export interface UNetRunOptions {
+  /** `.pt`/`.pth` or `.safetensors` weights. */
+  checkpoint: string;
+  /** JSON file with guided-diffusion flags. */
+  config: string;
+  /** safetensors with `x` (float32 [B,3,H,W], already noised), `t` (int64 [B]) and, for class-conditional models, `y` (int64 [B]). */
+  input: string;
+  /** `all` or a comma-separated list of block numbers. */
+  blocks: string;
+  /** Also write the model output as `out`. */
+  withOutput?: boolean;
+  /** Where to write the safetensors result. */
+  out: string;
+  /** Execution providers in order (default cuda, cpu). */
+  providers?: readonly ExecutionProvider[];
+  /** Fail instead of falling back to another provider. */
+  strict?: boolean;
+  /** Receives status lines (default: none). */
+  log?: (line: string) => void;
+}
+
+/** Parses `all` or `1,5,9` against a block count. */
+export function parseBlocks(text: string, blockCount: number): number[] {
+  if (text.trim() === 'all') return Array.from({ length: blockCount }, (_, i) => i + 1);
+  const blocks = text.split(',').map((part) => part.trim());
+  const numbers = blocks.map(Number);
+  const bad = blocks.filter((part, i) => !/^\d+$/.test(part) || numbers[i]! < 1 || numbers[i]! > blockCount);
+  if (bad.length > 0 || blocks.length === 0) throw new ConfigError(`--blocks: expected 'all' or block numbers in 1..${blockCount} separated by commas; found '${text}'`);
+  return [...new Set(numbers)].sort((a, b) => a - b);
+}
+
+/**
+ * Runs a guided-diffusion U-Net on given noised inputs and writes the
+ * requested block outputs (`block01`, `block02`, ...) and optionally the
+ * output (`out`) to a safetensors file, for comparison with a reference
+ * implementation.
+ *
+ * @returns the names written
+ * @throws typed DiffSSL errors for bad files, flags, inputs or blocks
+ * @public
+ */
+export async function unetRun(options: UNetRunOptions): Promise<string[]> {
+  let flags: GuidedDiffusionFlags;
+  try {
+    flags = JSON.parse(await readFile(options.config, 'utf8')) as GuidedDiffusionFlags;
+  } catch (cause) {
+    throw new ConfigError(`--config: cannot read guided-diffusion flags from ${options.config}: ${(cause as Error).message}`);
+  }
+  const input = readSafetensors(await readFile(options.input)).tensors;
+  const x = input.get('x');
+  const t = input.get('t');
+  if (!x || !t) throw new ConfigError(`--input: expected tensors 'x' and 't' in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);
+  if (x.dtype !== 'float32') throw new DTypeError(`--input: x must be float32; found ${x.dtype}`);
+  if (t.dtype !== 'int64' || t.rank !== 1 || t.shape[0] !== x.shape[0]) throw new ShapeError(`--input: t must be int64 [${x.shape[0]}]; found ${t.dtype}[${t.shape.join(', ')}]`);
+  const unet = new AdmUNet(flags, await loadCheckpoint(options.checkpoint));
+  const steps = unet.config.diffusionSteps;
+  const bad = t.toArray().find((v) => !(Number.isInteger(v) && v >= 0 && v < steps));
+  if (bad !== undefined) throw new ConfigError(`--input: timestep ${bad} is outside [0, ${steps})`);
+  const blocks = parseBlocks(options.blocks, unet.blockCount);
+  const graph = new Graph();
+  const size = unet.config.imageSize;
+  const xInput = graph.input('x', 'float32', ['batch', unet.config.inChannels, size, size]);
+  if (x.rank !== 4 || x.shape[1] !== unet.config.inChannels || x.shape[2] !== size || x.shape[3] !== size) {
+    throw new ShapeError(`--input: x must be [B, ${unet.config.inChannels}, ${size}, ${size}] for this model; found [${x.shape.join(', ')}]`);
+  }
+  const tInput = graph.input('t', 'int64', ['batch']);
+  const feeds: Record<string, HostTensor> = { x, t };
+  let classLabels: SymbolicTensor | undefined;
+  if (unet.config.numClasses) {
+    const y = input.get('y');
+    if (!y) throw new ConfigError('--input: this model is class-conditional; add class labels y (int64 [B])');
+    classLabels = graph.input('y', 'int64', ['batch']);
+    feeds.y = y;
+  }
+  const built = unet.build(graph, { x: xInput, timesteps: tInput, classLabels, taps: blocks, output: options.withOutput ?? false });
+  const outputs: Record<string, SymbolicTensor> = {};
+  for (const block of blocks) outputs[`block${String(block).padStart(2, '0')}`] = built.blocks.get(block)!;
+  if (built.output) outputs.out = built.output;
+  const runner = await createRunner(compileModel({ outputs }), { executionProviders: options.providers ?? ['cuda', 'cpu'], strict: options.strict ?? false, onWarning: options.log });
+  options.log?.(`unet-run: ${unet.blockCount}-block U-Net, batch ${x.shape[0]}, blocks ${blocks.join(',')}${built.output ? ' + output' : ''}, provider ${runner.provider}`);
+  try {
+    const result = await runner.run(feeds);
+    const temporary = `${options.out}.tmp-${process.pid}`;
+    await writeFile(temporary, writeSafetensors(Object.fromEntries(Object.keys(outputs).map((name) => [name, result[name]!]))));
+    await rename(temporary, options.out);
+    return Object.keys(outputs);
+  } finally {
+    await runner.release();
+  }
+}

@@ -1,0 +1,45 @@
+/** The `diffssl` command line: its commands and the error policy (one line, no stack trace). */
+import { DiffSSLError, type ExecutionProvider } from '@diffssl/core';
+import { Command, CommanderError } from 'commander';
+import { unetRun } from './commands/unet-run.js';
+
+/** Builds the command-line program (exported for tests). */
+export function buildProgram(): Command {
+  const program = new Command('diffssl').description('DiffSSL: diffusion U-Net features, heads, DifFormer and DifFeed on ONNX Runtime').exitOverride().showHelpAfterError(false);
+  program
+    .command('unet-run')
+    .description('run a guided-diffusion U-Net on noised inputs and write block outputs, to compare with a reference implementation')
+    .requiredOption('--checkpoint <file>', 'weights: .pt/.pth (torch zip) or .safetensors')
+    .requiredOption('--config <flags.json>', 'guided-diffusion flags as a JSON object')
+    .requiredOption('--input <in.safetensors>', 'x (float32 [B,3,H,W], already noised) and t (int64 [B])')
+    .requiredOption('--blocks <all|1,5,9>', "blocks to write: 'all' or block numbers")
+    .option('--with-output', 'also write the model output as out')
+    .requiredOption('--out <out.safetensors>', 'the safetensors file to write')
+    .option('--provider <list>', 'execution providers in order, comma-separated (cuda, webgpu, cpu)', 'cuda,cpu')
+    .option('--strict', 'fail instead of falling back to the next provider')
+    .action(async (options: { checkpoint: string; config: string; input: string; blocks: string; withOutput?: boolean; out: string; provider: string; strict?: boolean }) => {
+      const names = await unetRun({
+        ...options,
+        providers: options.provider.split(',').map((p) => p.trim()) as ExecutionProvider[],
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stderr.write(`wrote ${names.join(', ')} to ${options.out}\n`);
+    });
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. Errors are one line, never a stack trace. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    const message = error instanceof DiffSSLError ? `${error.message} [${error.code}]` : error instanceof Error ? error.message : String(error);
+    process.stderr.write(`diffssl: ${message.split('\n')[0]}\n`);
+    return 1;
+  }
+}
+
