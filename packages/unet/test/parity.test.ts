@@ -67,6 +67,23 @@ describe.each(['adm-fm28', 'adm-37block-random'] as const)('%s', (model) => {
     expect(errors).toEqual([]);
   });
 
+  // Only on the trained model: the random 37-block model's 1x1 middle block normalizes groups of two
+  // values, which amplifies rounding by up to 1/sqrt(eps); half precision is then ~10% off there.
+  it.runIf(model === 'adm-fm28')('runs in float16 with float32 normalization statistics, within half-precision error of the reference', async () => {
+    const graph = new Graph();
+    const size = unet.config.imageSize;
+    const x = graph.input('x', 'float32', ['batch', 3, size, size]);
+    const t = graph.input('t', 'int64', ['batch']);
+    const middle = unet.layout.encoderBlocks + 1;
+    const { blocks, output } = unet.build(graph, { x, timesteps: t, taps: [middle], output: true, dtype: 'float16' });
+    const half = await createRunner(compileModel({ outputs: { middle: blocks.get(middle)!, out: output! } }), { executionProviders: ['cpu'] });
+    const time = fixture.tList[1]!;
+    const result = await half.run({ x: fixture.tensor(`t${time}/x_t`), t: HostTensor.from('int64', [2], [BigInt(time), BigInt(time)]) });
+    await half.release();
+    expect(relativeError(result.middle!, fixture.tensor(`t${time}/${blockName(middle)}`))).toBeLessThan(1e-2);
+    expect(relativeError(result.out!, fixture.tensor(`t${time}/out`))).toBeLessThan(1e-2);
+  });
+
   it('matches the DifFeed second pass with the fixture feedback fed at the target blocks', async () => {
     const { feedback } = fixture;
     const graph = new Graph();

@@ -1,0 +1,104 @@
+/**
+ * `pnpm bench` in @diffssl/unet, on the embedded adm-fm28 checkpoint (ORT CPU):
+ * 1. throughput (images/s) extracting blocks {5, 10, 14} at t=150, batch 64,
+ *    and achieved GFLOP/s as a fraction of ORT's matmul GFLOP/s in the same run;
+ * 2. early exit: block 5 alone vs the full forward (ratio of times);
+ * 3. peak RSS while streaming features of 10,000 images (Fashion-MNIST when
+ *    the Debian package is installed, else synthetic images), discarding each batch.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { compileModel, createRunner, Graph, HostTensor, matmul } from '@diffssl/core';
+import { AdmUNet, createFeatureExtractor, readTorchCheckpoint, type GuidedDiffusionFlags } from '../src/index.js';
+
+const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
+const checkpoint = `${FIXTURES}adm-fm28.pt`;
+const { readSafetensors } = await import('@diffssl/core');
+const flags = JSON.parse(readSafetensors(readFileSync(`${FIXTURES}adm-fm28.features.safetensors`)).metadata.config!) as GuidedDiffusionFlags;
+const cpu = { executionProviders: ['cpu'] as const };
+
+async function seconds(run: () => Promise<unknown>, minimum: number): Promise<number> {
+  await run();
+  const start = performance.now();
+  let runs = 0;
+  while (runs < 2 || performance.now() - start < minimum * 1000) {
+    await run();
+    runs++;
+  }
+  return (performance.now() - start) / 1000 / runs;
+}
+
+async function matmulRate(): Promise<number> {
+  const graph = new Graph();
+  const a = graph.input('a', 'float32', [512, 512]);
+  const b = graph.input('b', 'float32', [512, 512]);
+  const runner = await createRunner(compileModel({ outputs: { c: matmul(a, b) } }), cpu);
+  const feeds = { a: HostTensor.from('float32', [512, 512], new Float32Array(512 * 512).fill(0.5)), b: HostTensor.from('float32', [512, 512], new Float32Array(512 * 512).fill(0.25)) };
+  const time = await seconds(() => runner.run(feeds), 2);
+  await runner.release();
+  return (2 * 512 ** 3) / time / 1e9;
+}
+
+/** Multiply-accumulate count of the convolutions and attention matmuls up to `last` block (x2 = FLOPs). */
+function forwardFlops(unet: AdmUNet, last: number): number {
+  let macs = 0;
+  for (const block of unet.layout.blocks) {
+    if (block.number > last) break;
+    const r = block.resolution;
+    for (const layer of block.layers) {
+      if (layer.kind === 'conv') macs += layer.inChannels * layer.outChannels * 9 * r * r;
+      if (layer.kind === 'resblock') {
+        const inputResolution = layer.resample === 'down' ? 2 * r : layer.resample === 'up' ? r / 2 : r;
+        macs += (layer.inChannels * layer.outChannels + layer.outChannels * layer.outChannels) * 9 * r * r;
+        if (layer.inChannels !== layer.outChannels) macs += layer.inChannels * layer.outChannels * inputResolution * inputResolution;
+      }
+      if (layer.kind === 'attention') macs += 4 * layer.channels * layer.channels * r * r + 2 * layer.channels * (r * r) ** 2;
+      if (layer.kind === 'downsample' || layer.kind === 'upsample') macs += layer.channels * layer.channels * 9 * r * r;
+    }
+  }
+  return 2 * macs;
+}
+
+function syntheticImages(count: number): HostTensor<'uint8'> {
+  const pixels = new Uint8Array(count * 28 * 28);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 2654435761) >>> 24;
+  return HostTensor.from('uint8', [count, 1, 28, 28], pixels);
+}
+
+function fashionMnist(count: number): { images: HostTensor<'uint8'>; source: string } {
+  const path = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte';
+  if (!existsSync(path)) return { images: syntheticImages(count), source: 'synthetic images (install dataset-fashion-mnist for real ones)' };
+  const bytes = readFileSync(path);
+  return { images: HostTensor.from('uint8', [count, 1, 28, 28], new Uint8Array(bytes.buffer, bytes.byteOffset + 16, count * 784).slice()), source: 'Fashion-MNIST train images' };
+}
+
+const rate = await matmulRate();
+console.log(`ORT matmul 512: ${rate.toFixed(1)} GFLOP/s`);
+
+const unet = new AdmUNet(flags, await readTorchCheckpoint(checkpoint));
+const batch = syntheticImages(64);
+const throughputExtractor = await createFeatureExtractor({ unet, blocks: [5, 10, 14], timesteps: [150], batchSize: 64, runner: cpu });
+const throughputTime = await seconds(() => throughputExtractor.extract(batch), 8);
+await throughputExtractor.release();
+const flops = forwardFlops(unet, 14) * 64;
+console.log(`extract blocks {5,10,14} at t=150, batch 64: ${(64 / throughputTime).toFixed(1)} images/s, ${(flops / throughputTime / 1e9).toFixed(1)} GFLOP/s = ${(flops / throughputTime / 1e9 / rate).toFixed(2)} of the matmul rate`);
+
+const early = await createFeatureExtractor({ unet, blocks: [5], timesteps: [150], batchSize: 64, runner: cpu });
+const full = await createFeatureExtractor({ unet, blocks: [unet.blockCount], timesteps: [150], batchSize: 64, runner: cpu });
+const earlyTime = await seconds(() => early.extract(batch), 5);
+const fullTime = await seconds(() => full.extract(batch), 5);
+await early.release();
+await full.release();
+console.log(`early exit: block 5 alone ${(earlyTime * 1000).toFixed(0)} ms vs full forward (block ${unet.blockCount}) ${(fullTime * 1000).toFixed(0)} ms per batch of 64 = ${((100 * earlyTime) / fullTime).toFixed(0)}%`);
+
+const { images, source } = fashionMnist(10_000);
+const streaming = await createFeatureExtractor({ unet, blocks: [5, 10, 14], timesteps: [150], batchSize: 64, runner: cpu });
+let peak = process.memoryUsage().rss;
+const start = performance.now();
+let seen = 0;
+for await (const part of streaming.stream(images, Array.from({ length: 10_000 }, (_, i) => i))) {
+  seen += part.imageIds.length;
+  peak = Math.max(peak, process.memoryUsage().rss);
+}
+await streaming.release();
+console.log(`streamed ${seen} ${source} (blocks {5,10,14}, t=150) in ${((performance.now() - start) / 1000).toFixed(0)} s; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`);
