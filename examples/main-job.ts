@@ -1,17 +1,53 @@
 /**
  * The main job, on the embedded default model and data.
  *
- * Today: trains the GD(L) linear head of the reference fixtures (adaptive
- * average pool to 2x2, flatten, Linear, cross-entropy, SGD) with
- * @diffssl/core alone, and checks the first step against the reference
- * PyTorch numbers stored with the fixtures. The full DiffSSL pipeline (U-Net
- * feature extraction on Fashion-MNIST, attention heads, DifFormer, DifFeed)
- * arrives with @diffssl/unet, @diffssl/pool, @diffssl/difformer,
- * @diffssl/diffeed and @diffssl/eval.
+ * Today:
+ * 1. extracts features of the embedded Fashion-MNIST diffusion U-Net
+ *    (`shared/fixtures/adm-fm28.pt`) for the fixture images at every block,
+ *    checks them against the reference PyTorch features, and extracts block 10
+ *    at t=50 with seeded noise;
+ * 2. trains the GD(L) linear head of the reference fixtures (adaptive average
+ *    pool to 2x2, flatten, Linear, cross-entropy, SGD) and checks the first step
+ *    against the reference numbers.
+ * The heads, DifFormer, DifFeed and the Fashion-MNIST evaluation arrive with
+ * @diffssl/pool, @diffssl/difformer, @diffssl/diffeed and @diffssl/eval.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { adaptiveAvgPool2d, compileTrainStep, crossEntropy, Graph, linear, readSafetensors, reshape, sgd, type HostTensor } from '@diffssl/core';
+import { existsSync } from 'node:fs';
+import { adaptiveAvgPool2d, compileModel, compileTrainStep, createRunner, crossEntropy, Graph, HostTensor, linear, readSafetensors, reshape, sgd, type SymbolicTensor } from '@diffssl/core';
+import { AdmUNet, createFeatureExtractor, featureKey, readTorchCheckpoint, type GuidedDiffusionFlags } from '@diffssl/unet';
+
+const sharedFixtures = fileURLToPath(new URL('../../shared/fixtures/', import.meta.url));
+if (!existsSync(`${sharedFixtures}adm-fm28.pt`)) {
+  console.error(`main job: the embedded model is expected at ${sharedFixtures}adm-fm28.pt (the shared fixtures beside this checkout); it is missing`);
+  process.exit(1);
+}
+const reference = readSafetensors(readFileSync(`${sharedFixtures}adm-fm28.features.safetensors`));
+const flags = JSON.parse(reference.metadata.config!) as GuidedDiffusionFlags;
+const unet = new AdmUNet(flags, await readTorchCheckpoint(`${sharedFixtures}adm-fm28.pt`));
+{
+  const graph = new Graph();
+  const x = graph.input('x', 'float32', ['batch', 3, 28, 28]);
+  const t = graph.input('t', 'int64', ['batch']);
+  const taps = Array.from({ length: unet.blockCount }, (_, i) => i + 1);
+  const { blocks } = unet.build(graph, { x, timesteps: t, taps });
+  const outputs: Record<string, SymbolicTensor> = Object.fromEntries([...blocks].map(([n, tensor]) => [`block${String(n).padStart(2, '0')}`, tensor]));
+  const runner = await createRunner(compileModel({ outputs }), { executionProviders: ['cpu'] });
+  const result = await runner.run({ x: reference.tensors.get('t150/x_t')!, t: HostTensor.from('int64', [2], [150n, 150n]) });
+  await runner.release();
+  let worst = 0;
+  for (const [name, tensor] of Object.entries(result)) {
+    const expected = reference.tensors.get(`t150/${name}`)!.toArray();
+    const scale = Math.max(1, ...expected.map(Math.abs));
+    worst = Math.max(worst, Math.max(...tensor.toArray().map((v, i) => Math.abs(v - expected[i]!))) / scale);
+  }
+  console.log(`U-Net adm-fm28 (${unet.blockCount} blocks): all block outputs at t=150 match the reference PyTorch features, worst relative error ${worst.toExponential(2)}`);
+  const extractor = await createFeatureExtractor({ unet, blocks: [10], timesteps: [50], runner: { executionProviders: ['cpu'] } });
+  const features = await extractor.extract(reference.tensors.get('x_start')!);
+  await extractor.release();
+  console.log(`seeded-noise features ${featureKey(50, 10)}: [${features.get(featureKey(50, 10))!.shape.join(', ')}]`);
+}
 
 const fixturePath = fileURLToPath(new URL('../packages/core/test/fixtures/heads.safetensors', import.meta.url));
 const fixture = readSafetensors(readFileSync(fixturePath));
@@ -52,4 +88,4 @@ for (let i = 0; i < steps; i++) {
   }
 }
 await step.release();
-console.log('The U-Net feature pipeline (@diffssl/unet) and the other heads arrive with their issues; see README.md.');
+console.log('The attention heads, DifFormer, DifFeed and the Fashion-MNIST evaluation arrive with their issues; see README.md.');
