@@ -1,12 +1,3 @@
-import { defineConfig } from 'tsup';
+import { libraryConfig } from '../../tsup.library.js';
 
-export default defineConfig({
-  entry: ["src/index.ts", "src/index.browser.ts"],
-  format: ['esm'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  splitting: true,
-  treeshake: true,
-  target: 'node20',
-});
+export default libraryConfig(['src/index.ts', 'src/index.browser.ts']);
