@@ -8,6 +8,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { compileModel, createRunner, Graph, HostTensor, matmul } from '@diffssl/core';
 import { AdmUNet, createFeatureExtractor, readTorchCheckpoint, type GuidedDiffusionFlags } from '../src/index.js';
 
@@ -67,8 +68,9 @@ function syntheticImages(count: number): HostTensor<'uint8'> {
 
 function fashionMnist(count: number): { images: HostTensor<'uint8'>; source: string } {
   const path = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte';
-  if (!existsSync(path)) return { images: syntheticImages(count), source: 'synthetic images (install dataset-fashion-mnist for real ones)' };
-  const bytes = readFileSync(path);
+  const packed = existsSync(path) ? readFileSync(path) : existsSync(`${path}.gz`) ? gunzipSync(readFileSync(`${path}.gz`)) : undefined;
+  if (!packed) return { images: syntheticImages(count), source: 'synthetic images (install dataset-fashion-mnist for real ones)' };
+  const bytes = packed;
   return { images: HostTensor.from('uint8', [count, 1, 28, 28], new Uint8Array(bytes.buffer, bytes.byteOffset + 16, count * 784).slice()), source: 'Fashion-MNIST train images' };
 }
 
