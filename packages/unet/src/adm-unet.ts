@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   add, avgPool2d, cast, concat, ConfigError, conv2d, cos, gather, Graph, groupNorm, HostTensor, linear, matmul, mul, reshape, resizeBilinear, ShapeError, silu, sin,
   slice, softmax, transpose, upsampleNearest2x, type SymbolicTensor,
@@ -144,15 +143,9 @@ export class AdmUNet {
     return { blocks, output: cast(output, 'float32') };
   }
 
-  /** A SHA-256 over every weight's name, shape and bytes (identifies the model for caches). */
-  weightsFingerprint(): string {
-    const hash = createHash('sha256');
-    for (const [name, tensor] of this.weights) {
-      const dense = tensor.contiguous();
-      hash.update(`${name}:${dense.dtype}:${dense.shape.join(',')};`);
-      hash.update(new Uint8Array(dense.data.buffer, dense.data.byteOffset + dense.offset * dense.data.BYTES_PER_ELEMENT, dense.size * dense.data.BYTES_PER_ELEMENT));
-    }
-    return hash.digest('hex');
+  /** The checkpoint tensors by state-dict name (read-only; shared, not copied). */
+  weightTensors(): ReadonlyMap<string, HostTensor> {
+    return this.weights;
   }
 
   /** The block whose output feeds back from decoder block `b`: 2*N_in + 2 - b. */

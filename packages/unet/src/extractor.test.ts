@@ -130,12 +130,16 @@ describe('AdmUNet configuration', () => {
   });
 
   it('builds the published 256x256 layout: 37 blocks, middle 19 at 8x8 with 1024 channels, block 24 at 16x16', async () => {
-    const { unetLayout, admConfig } = await import('./index.js');
+    const { unetLayout, admConfig, expectedWeights } = await import('./index.js');
     const layout = unetLayout(admConfig('256x256_diffusion_uncond'));
     expect(layout.blocks).toHaveLength(37);
     expect(layout.encoderBlocks).toBe(18);
     expect(layout.blocks[18]).toMatchObject({ part: 'middle', channels: 1024, resolution: 8 });
     expect(layout.blocks[23]).toMatchObject({ part: 'decoder', channels: 1024, resolution: 16 });
+    // Parameter counts of the published models as the ADM paper reports them (millions):
+    // an independent check of the layout for every preset (new attention order, num_heads, class embedding).
+    const millions = (name: string) => Math.round([...expectedWeights(admConfig(name as never)).values()].reduce((total, shape) => total + shape.reduce((a, b) => a * b, 1), 0) / 1e6);
+    expect(['256x256_diffusion_uncond', '256x256_diffusion', '128x128_diffusion', '64x64_diffusion', '512x512_diffusion'].map(millions)).toEqual([553, 554, 422, 296, 559]);
     expect(() => admConfig({ image_size: 100, num_channels: 8, num_res_blocks: 1, attention_resolutions: '' })).toThrow(/no default channel_mult for image_size 100/);
     expect(() => admConfig('nope' as never)).toThrow(/preset 'nope' is unknown/);
     expect(() => admConfig({ ...(fixture.config as object), colour: 1 } as never)).toThrow(/unknown flag\(s\) colour/);

@@ -1,20 +1,11 @@
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import {
-  add, ConfigError, compileModel, createRunner, gather, Graph, HostTensor, mul, NonFiniteError, reshape, saveModel, ShapeError, type Runner, type RunnerOptions, type SymbolicTensor,
+  add, ConfigError, compileModel, gather, Graph, HostTensor, mul, NonFiniteError, reshape, ShapeError, type ModelSource, type OnnxModel, type Runner, type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
-import { AdmUNet } from './adm-unet.js';
-import { loadCheckpoint } from './checkpoint/torch-checkpoint.js';
-import type { AdmPresetName, GuidedDiffusionFlags } from './config.js';
+import type { AdmUNet } from './adm-unet.js';
 import { checkTimestep, noiseSchedule, seededNoise, type NoiseSchedule } from './schedule.js';
 
-/** Where the U-Net comes from: a built {@link AdmUNet}, or a checkpoint file and its flags. @public */
-export type UNetSource = { unet: AdmUNet } | { checkpoint: string; config: GuidedDiffusionFlags | AdmPresetName };
-
-/** Options of {@link createFeatureExtractor}. @public */
-export type FeatureExtractorOptions = UNetSource & {
+/** What to extract and how (shared by the Node and browser entry points). @public */
+export interface ExtractionOptions {
   /** Block numbers to read (1..N). */
   blocks: readonly number[];
   /** Timesteps to read them at. */
@@ -27,13 +18,11 @@ export type FeatureExtractorOptions = UNetSource & {
   dtype?: 'float32' | 'float16';
   /** Session options: providers (`cuda` -> `cpu` by default), `strict`, threads. */
   runner?: RunnerOptions;
-  /** Directory for compiled `.onnx` files, so a second start does not rebuild. */
-  cacheDirectory?: string;
   /** Reject NaN or infinite input pixels (default true). */
   checkInputs?: boolean;
   /** Called after each batch. */
   onProgress?: (progress: { done: number; total: number }) => void;
-};
+}
 
 /** Features of one batch: `features.get('t150/block24')` is [n, C, h, w]. @public */
 export interface FeatureBatch {
@@ -48,14 +37,13 @@ export function featureKey(timestep: number, block: number): string {
   return `t${timestep}/block${String(block).padStart(2, '0')}`;
 }
 
-interface CachedModelInfo {
+/** What the extractor needs to know of the model (kept beside cached models). */
+export interface ExtractionModelInfo {
   imageSize: number;
   blockCount: number;
   steps: number;
   schedule: 'linear' | 'cosine';
 }
-
-const CACHE_VERSION = 1;
 
 /**
  * Extracts U-Net features for images: noises each image at every requested
@@ -68,9 +56,9 @@ export class FeatureExtractor {
   /** @internal */
   constructor(
     private readonly runner: Runner,
-    private readonly info: CachedModelInfo,
+    private readonly info: ExtractionModelInfo,
     private readonly schedule: NoiseSchedule,
-    private readonly options: FeatureExtractorOptions,
+    private readonly options: ExtractionOptions,
     /** Whether the compiled model came from the cache directory (no checkpoint load, no rebuild). */
     readonly fromCache: boolean,
   ) {}
@@ -195,7 +183,7 @@ export class FeatureExtractor {
 }
 
 /** Builds the extraction graph: q_sample, then the U-Net up to the deepest block. */
-function buildExtractionModel(unet: AdmUNet, schedule: NoiseSchedule, blocks: readonly number[], dtype: 'float32' | 'float16') {
+export function buildExtractionModel(unet: AdmUNet, schedule: NoiseSchedule, blocks: readonly number[], dtype: 'float32' | 'float16'): OnnxModel {
   const graph = new Graph();
   const size = unet.config.imageSize;
   const xStart = graph.input('x_start', 'float32', ['batch', 3, size, size]);
@@ -209,87 +197,37 @@ function buildExtractionModel(unet: AdmUNet, schedule: NoiseSchedule, blocks: re
   return compileModel({ outputs, name: 'diffssl_feature_extractor' });
 }
 
-async function fingerprint(source: UNetSource): Promise<string> {
-  const hash = createHash('sha256');
-  if ('checkpoint' in source) {
-    const info = await stat(source.checkpoint);
-    hash.update(JSON.stringify({ path: resolve(source.checkpoint), size: info.size, mtime: info.mtimeMs, config: source.config }));
-  } else {
-    hash.update(JSON.stringify(source.unet.config));
-  }
-  return hash.digest('hex');
+/** Model facts of a built U-Net. */
+export function extractionInfo(unet: AdmUNet): ExtractionModelInfo {
+  return { imageSize: unet.config.imageSize, blockCount: unet.blockCount, steps: unet.config.diffusionSteps, schedule: unet.config.noiseSchedule };
 }
 
 /**
- * Creates a feature extractor. With `cacheDirectory`, the compiled ONNX model
- * is stored there (keyed by checkpoint file, flags, blocks and precision; with
- * an in-memory `unet`, by its weights' bytes) and reused on the next start
- * without loading the checkpoint or rebuilding the graph.
+ * Checks extraction options against the model and returns its schedule.
  *
- * @example
- * ```ts
- * const extractor = await createFeatureExtractor({ checkpoint: 'adm.pt', config: flags, blocks: [5, 10], timesteps: [150] });
- * const features = await extractor.extract(images); // features.get('t150/block10')
- * ```
- * @throws `ConfigError` for blocks outside 1..N or timesteps outside [0, steps); `CheckpointMismatchError` when the flags do not fit the weights
- * @public
+ * @throws `ConfigError` for no blocks or timesteps, a block outside 1..N, a timestep outside [0, steps), a bad batch size
  */
-export async function createFeatureExtractor(options: FeatureExtractorOptions): Promise<FeatureExtractor> {
+export function checkExtraction(info: ExtractionModelInfo, options: ExtractionOptions): NoiseSchedule {
   if (options.blocks.length === 0) throw new ConfigError('createFeatureExtractor: expected at least one block; found none');
   if (options.timesteps.length === 0) throw new ConfigError('createFeatureExtractor: expected at least one timestep; found none');
   const batchSize = options.batchSize ?? 16;
   if (!Number.isSafeInteger(batchSize) || batchSize <= 0) throw new ConfigError(`createFeatureExtractor: batchSize must be a positive integer; found ${batchSize}`);
-  const dtype = options.dtype ?? 'float32';
-  let unet = 'unet' in options ? options.unet : undefined;
-  const loadUNet = async () => (unet ??= new AdmUNet((options as { config: GuidedDiffusionFlags }).config, await loadCheckpoint((options as { checkpoint: string }).checkpoint)));
-
-  let modelSource: Uint8Array | string | undefined;
-  let fromCache = false;
-  let info: CachedModelInfo | undefined;
-  let cacheEntry: string | undefined;
-  if (options.cacheDirectory) {
-    let key = await fingerprint(options);
-    if (unet) key = createHash('sha256').update(key).update(unet.weightsFingerprint()).digest('hex');
-    const name = createHash('sha256').update(JSON.stringify({ key, blocks: [...options.blocks].sort((a, b) => a - b), dtype, version: CACHE_VERSION })).digest('hex').slice(0, 24);
-    cacheEntry = join(options.cacheDirectory, `unet-${name}`);
-    try {
-      info = JSON.parse(await readFile(join(cacheEntry, 'info.json'), 'utf8')) as CachedModelInfo;
-      await stat(join(cacheEntry, 'model.onnx'));
-      modelSource = join(cacheEntry, 'model.onnx');
-      fromCache = true;
-    } catch {
-      info = undefined;
-    }
-  }
-  if (!info) {
-    const built = await loadUNet();
-    info = { imageSize: built.config.imageSize, blockCount: built.blockCount, steps: built.config.diffusionSteps, schedule: built.config.noiseSchedule };
-  }
   for (const block of options.blocks) {
     if (!Number.isInteger(block) || block < 1 || block > info.blockCount) throw new ConfigError(`createFeatureExtractor: block ${block} is outside 1..${info.blockCount}`);
   }
   const schedule = noiseSchedule(info.schedule, info.steps);
   for (const t of options.timesteps) checkTimestep(schedule, t);
-  if (!modelSource) {
-    const model = buildExtractionModel(await loadUNet(), schedule, options.blocks, dtype);
-    if (cacheEntry) {
-      // Build the entry in a temporary folder, then rename it: a crash never leaves a half-written entry.
-      const temporary = `${cacheEntry}.tmp-${process.pid}-${Date.now()}`;
-      await mkdir(temporary, { recursive: true });
-      await saveModel(model, join(temporary, 'model.onnx'));
-      await writeFile(join(temporary, 'info.json'), JSON.stringify(info));
-      await rm(cacheEntry, { recursive: true, force: true });
-      await rename(temporary, cacheEntry);
-      modelSource = join(cacheEntry, 'model.onnx');
-    } else {
-      modelSource = model.initializerBytes > 1_500_000_000 ? undefined : model.serialize().model;
-      if (!modelSource) {
-        const directory = await mkdtemp(join(tmpdir(), 'diffssl-unet-'));
-        await saveModel(model, join(directory, 'model.onnx'));
-        modelSource = join(directory, 'model.onnx');
-      }
-    }
-  }
-  const runner = await createRunner(modelSource, options.runner);
-  return new FeatureExtractor(runner, info, schedule, options, fromCache);
+  return schedule;
+}
+
+/** Opens a session for an extraction model with the entry point's `createRunner`. @internal */
+export async function openFeatureExtractor(
+  createRunner: (model: ModelSource, options?: RunnerOptions) => Promise<Runner>,
+  model: ModelSource,
+  info: ExtractionModelInfo,
+  options: ExtractionOptions,
+  fromCache: boolean,
+): Promise<FeatureExtractor> {
+  const schedule = checkExtraction(info, options);
+  return new FeatureExtractor(await createRunner(model, options.runner), info, schedule, options, fromCache);
 }
