@@ -1,13 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors, type HostTensor } from '@diffssl/core';
 
 /**
  * The shared reference fixtures (produced by the reference PyTorch
- * implementation): `../../../../shared/fixtures` from this folder, i.e. the
- * `shared/` directory beside the repository checkout.
+ * implementation): the `shared/fixtures` directory beside the repository
+ * checkout, or `$DIFFSSL_FIXTURES`.
  */
-export const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
+export const FIXTURES = process.env.DIFFSSL_FIXTURES ? `${process.env.DIFFSSL_FIXTURES.replace(/\/$/, '')}/` : fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
+if (!existsSync(`${FIXTURES}adm-fm28.pt`)) {
+  throw new Error(`reference fixtures not found at ${FIXTURES}: expected the shared/ directory beside the checkout, or set DIFFSSL_FIXTURES`);
+}
 
 export interface FeatureFixture {
   tensors: Map<string, HostTensor>;

@@ -39,14 +39,6 @@ export function expectRank(opName: string, argument: string, shape: readonly Dim
   }
 }
 
-/** Checks that a dimension of an argument equals an expected one. */
-export function expectDim(opName: string, argument: string, shape: readonly Dim[], axis: number, expected: Dim, why: string): void {
-  const found = shape[axis];
-  if (found === undefined || !dimsEqual(found, expected)) {
-    throw new ShapeError(`${opName}: expected ${argument} to have size ${expected} at axis ${axis} (${why}); found shape ${formatShape(shape)}`);
-  }
-}
-
 /** Checks a positive integer parameter. */
 export function expectPositiveInteger(opName: string, argument: string, value: unknown): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {

@@ -20,12 +20,7 @@ export function floatTensor(dtype: 'float32' | 'float64' | string, shape: readon
   return new HostTensor(resolved, allocateData(resolved, shapeSize(shape)), shape);
 }
 
-/** Integer values of an integer tensor as numbers. */
-export function integerValues(tensor: HostTensor): number[] {
-  return tensor.toArray();
-}
-
-/** The static shape of a tensor in a reference kernel (HostTensors are static). */
+/** NumPy broadcasting of two static shapes (validity was checked at build time). */
 export function broadcastStatic(a: readonly number[], b: readonly number[]): number[] {
   const rank = Math.max(a.length, b.length);
   const out: number[] = [];

@@ -95,7 +95,7 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
   const stateNames = new Set(state.map((s) => s.input));
   const dataInputs = single.inputs.filter((input) => !stateNames.has(input.name) && input.name !== LEARNING_RATE);
   if (steps === 1) return { model: single, state, dataInputs, extraOutputs: Object.keys(extra) };
-  return { model: buildLoopModel(allOutputs, state, dataInputs, single, parameters, [learningRate]), state, dataInputs, extraOutputs: Object.keys(extra) };
+  return { model: buildLoopModel(allOutputs, state, dataInputs, single, [learningRate]), state, dataInputs, extraOutputs: Object.keys(extra) };
 }
 
 /**
@@ -107,7 +107,6 @@ function buildLoopModel(
   state: TrainStepModel['state'],
   dataInputs: ValueDescription[],
   single: OnnxModel,
-  parameters: readonly SymbolicTensor[],
   outerScope: readonly SymbolicTensor[],
 ): OnnxModel {
   const graph = outputs.loss!.graph;

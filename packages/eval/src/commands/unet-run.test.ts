@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
 import { describe, expect, it } from 'vitest';
+import { FIXTURES } from '../../../unet/test/fixtures.js';
 
-const FIXTURES = fileURLToPath(new URL('../../../../../shared/fixtures/', import.meta.url));
 const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
 const run = promisify(execFile);
 
