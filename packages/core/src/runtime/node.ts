@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { OnnxModel } from '../onnx/model.js';
 import { createRunnerWith, type ExecutionProvider, type ModelSource, type OrtBinding, type Runner, type RunnerOptions } from './runner.js';
 
@@ -34,6 +36,26 @@ export async function saveModel(model: OnnxModel, path: string, options: { exter
   await writeFile(path, serialized.model);
 }
 
+/**
+ * onnxruntime-node loads the CUDA provider from libraries its install script
+ * downloads next to its binding; when they are absent (the default here, see
+ * the README's CUDA section) say so instead of letting ONNX Runtime fail.
+ */
+function probeNodeProvider(provider: string): string | undefined {
+  if (provider !== 'cuda') return undefined;
+  try {
+    const root = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+    const binaries = join(root, 'bin', 'napi-v6', process.platform, process.arch);
+    const library = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+    if (!existsSync(join(binaries, library))) {
+      return `the CUDA provider library (${library}) is not installed with onnxruntime-node; install with ONNXRUNTIME_NODE_INSTALL=cuda12 and the onnxruntime-node build script enabled`;
+    }
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
 async function loadModel(model: OnnxModel): Promise<Uint8Array | string> {
   if (model.initializerBytes <= INLINE_LIMIT_BYTES) return model.serialize().model;
   const directory = await mkdtemp(join(tmpdir(), 'diffssl-model-'));
@@ -61,5 +83,5 @@ async function loadModel(model: OnnxModel): Promise<Uint8Array | string> {
 export async function createRunner(model: ModelSource, options?: RunnerOptions): Promise<Runner> {
   const ort = (await import('onnxruntime-node')) as unknown as OrtBinding & { default?: OrtBinding };
   const binding = ort.InferenceSession ? ort : ort.default!;
-  return createRunnerWith(binding, DEFAULT_NODE_PROVIDERS, loadModel, model, options);
+  return createRunnerWith(binding, DEFAULT_NODE_PROVIDERS, loadModel, model, options, probeNodeProvider);
 }

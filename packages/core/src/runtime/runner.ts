@@ -149,37 +149,66 @@ export class Runner {
 /** Prepares model bytes or a path for ORT (hook for large models in Node). */
 export type ModelLoader = (model: OnnxModel) => Promise<Uint8Array | string>;
 
+/** Opens a session on one provider, or says why it cannot be used. */
+async function openSession(
+  binding: OrtBinding,
+  source: Uint8Array | string,
+  provider: ExecutionProvider,
+  sessionOptions: object,
+  probe: ProviderProbe,
+): Promise<{ session: OrtSession } | { reason: string }> {
+  const name = providerName(provider);
+  const unavailable = probe(name);
+  if (unavailable !== undefined) return { reason: unavailable };
+  try {
+    return { session: await binding.InferenceSession.create(source, { ...sessionOptions, executionProviders: [provider] }) };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+    // The CPU and WASM providers are always present: a failure there is the model's.
+    if (name === 'cpu' || name === 'wasm') throw new ConfigError(`createRunner: ONNX Runtime could not load the model on '${name}': ${reason}`, { cause: error });
+    return { reason };
+  }
+}
+
+/**
+ * Says why a provider cannot work before ONNX Runtime is asked (for example a
+ * provider library that is not installed), or undefined to just try it.
+ */
+export type ProviderProbe = (provider: string) => string | undefined;
+
 /**
  * Creates a runner with an explicit ORT binding (the package entry points
  * supply onnxruntime-node or onnxruntime-web).
  */
-export async function createRunnerWith(binding: OrtBinding, defaultProviders: readonly ExecutionProvider[], loadModel: ModelLoader, model: ModelSource, options: RunnerOptions = {}): Promise<Runner> {
+export async function createRunnerWith(
+  binding: OrtBinding,
+  defaultProviders: readonly ExecutionProvider[],
+  loadModel: ModelLoader,
+  model: ModelSource,
+  options: RunnerOptions = {},
+  probe: ProviderProbe = () => undefined,
+): Promise<Runner> {
   const providers = options.executionProviders ?? defaultProviders;
   if (providers.length === 0) throw new ConfigError('createRunner: expected at least one execution provider; found an empty list');
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   const source = model instanceof OnnxModel ? await loadModel(model) : model;
   const failures: string[] = [];
+  const sessionOptions = {
+    graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+    ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
+    logSeverityLevel: 3,
+  };
   for (const [index, provider] of providers.entries()) {
     const name = providerName(provider);
-    let reason: string;
-    try {
-      const session = await binding.InferenceSession.create(source, {
-        executionProviders: [provider],
-        graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
-        ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-        ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
-        logSeverityLevel: 3,
-      });
+    const attempt = await openSession(binding, source, provider, sessionOptions, probe);
+    if ('session' in attempt) {
       if (index > 0) warn(`@diffssl/core: execution provider '${providerName(providers[0]!)}' is unavailable (${failures.join('; ')}); using '${name}'`);
-      return new Runner(binding, session, name, model instanceof OnnxModel ? model.inputs : undefined, options.validateInputs ?? true);
-    } catch (error) {
-      reason = error instanceof Error ? error.message.split('\n')[0]! : String(error);
-      // The CPU and WASM providers are always present: a failure there is the model's.
-      if (name === 'cpu' || name === 'wasm') throw new ConfigError(`createRunner: ONNX Runtime could not load the model on '${name}': ${reason}`, { cause: error });
+      return new Runner(binding, attempt.session, name, model instanceof OnnxModel ? model.inputs : undefined, options.validateInputs ?? true);
     }
-    failures.push(`${name}: ${reason}`);
+    failures.push(`${name}: ${attempt.reason}`);
     if (options.strict) {
-      throw new ProviderUnavailableError(`createRunner: execution provider '${name}' is unavailable and strict is set: ${reason}`);
+      throw new ProviderUnavailableError(`createRunner: execution provider '${name}' is unavailable and strict is set: ${attempt.reason}`);
     }
   }
   throw new ProviderUnavailableError(`createRunner: no execution provider could be loaded; tried ${failures.join('; ')}`);
