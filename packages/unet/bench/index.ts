@@ -4,13 +4,19 @@
  *    and achieved GFLOP/s as a fraction of ORT's matmul GFLOP/s in the same run;
  * 2. early exit: block 5 alone vs the full forward (ratio of times);
  * 3. peak RSS while streaming features of 10,000 images (Fashion-MNIST when
- *    the Debian package is installed, else synthetic images), discarding each batch.
+ *    the Debian package is installed, else synthetic images), discarding each batch;
+ * 4. memory of loading a synthetic 1 GiB torch checkpoint: peak RSS growth as a
+ *    multiple of the file size (one copy in memory is 1.0).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { compileModel, createRunner, Graph, HostTensor, matmul } from '@diffssl/core';
 import { AdmUNet, createFeatureExtractor, readTorchCheckpoint, type GuidedDiffusionFlags } from '../src/index.js';
+import { writeStateDict, type TensorRecord } from '../test/torch-zip-writer.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
 const checkpoint = `${FIXTURES}adm-fm28.pt`;
@@ -104,3 +110,21 @@ for await (const part of streaming.stream(images, Array.from({ length: 10_000 },
 }
 await streaming.release();
 console.log(`streamed ${seen} ${source} (blocks {5,10,14}, t=150) in ${((performance.now() - start) / 1000).toFixed(0)} s; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`);
+
+{
+  const directory = mkdtempSync(join(tmpdir(), 'diffssl-bench-'));
+  const path = join(directory, 'large.pt');
+  const tensors: Record<string, TensorRecord> = {};
+  const elements = 4 * 2 ** 20;
+  for (let i = 0; i < 64; i++) {
+    const values = new Float32Array(elements).fill(i);
+    tensors[`layer${i}.weight`] = { storageType: 'FloatStorage', bytes: new Uint8Array(values.buffer), numel: elements, offset: 0, shape: [2048, 2048], strides: [2048, 1] };
+  }
+  await writeStateDict(path, tensors);
+  // Measure in a fresh process, so memory freed by the writer above does not hide the loader's allocations.
+  const report = execFileSync(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', fileURLToPath(new URL('./load-memory.ts', import.meta.url)), path], { encoding: 'utf8' });
+  const { baseline, peak, seconds, tensors: count } = JSON.parse(report) as { baseline: number; peak: number; seconds: number; tensors: number };
+  const fileBytes = 64 * elements * 4;
+  console.log(`load synthetic torch checkpoint of ${(fileBytes / 2 ** 30).toFixed(2)} GiB (${count} tensors) in ${seconds.toFixed(1)} s: peak RSS growth ${((peak - baseline) / fileBytes).toFixed(2)}x the file size`);
+  rmSync(directory, { recursive: true, force: true });
+}

@@ -150,3 +150,31 @@ describe('loadCheckpoint', () => {
     await expect(loadCheckpoint(join(directory, 'w.bin2'))).rejects.toThrow(/expected a \.pt, \.pth or \.safetensors/);
   });
 });
+
+describe('torch checkpoint dtypes and layouts', () => {
+  it('reads float16, bfloat16, int64 storages, offsets, strides and a state dict nested under state_dict', async () => {
+    const { writeStateDict } = await import('../../test/torch-zip-writer.js');
+    const directory = mkdtempSync(join(tmpdir(), 'diffssl-zip-'));
+    const path = join(directory, 'model.pt');
+    const half = HostTensor.from('float16', [6], [1, -2, 0.5, 3, 4, 5]);
+    const bf16 = new Uint16Array([0x3f80, 0xc000, 0x4040]); // 1, -2, 3 in bfloat16
+    const longs = new BigInt64Array([7n, -8n, 9n, 10n]);
+    await writeStateDict(
+      path,
+      {
+        // A transposed 2x3 view starting at element 0 of the half storage.
+        'layer.weight': { storageType: 'HalfStorage', bytes: new Uint8Array(half.data.buffer), numel: 6, offset: 0, shape: [3, 2], strides: [1, 3] },
+        'layer.bf16': { storageType: 'BFloat16Storage', bytes: new Uint8Array(bf16.buffer), numel: 3, offset: 0, shape: [3], strides: [1] },
+        'counts': { storageType: 'LongStorage', bytes: new Uint8Array(longs.buffer), numel: 4, offset: 1, shape: [2], strides: [2] },
+      },
+      'state_dict',
+    );
+    const tensors = await readTorchCheckpoint(path);
+    expect([...tensors.keys()]).toEqual(['layer.weight', 'layer.bf16', 'counts']);
+    expect(tensors.get('layer.weight')!.dtype).toBe('float16');
+    expect(tensors.get('layer.weight')!.toArray()).toEqual([1, 3, -2, 4, 0.5, 5]);
+    expect(tensors.get('layer.bf16')!.dtype).toBe('float32');
+    expect(tensors.get('layer.bf16')!.toArray()).toEqual([1, -2, 3]);
+    expect(tensors.get('counts')!.toArray()).toEqual([-8, 10]);
+  });
+});
