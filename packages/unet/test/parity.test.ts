@@ -6,20 +6,8 @@
 import { compileModel, createRunner, Graph, HostTensor, type Runner, type SymbolicTensor } from '@diffssl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdmUNet, noiseSchedule, qSample, readTorchCheckpoint } from '../src/index.js';
+import { relativeError } from '../../core/test/helpers.js';
 import { FIXTURES, loadFeatures, type FeatureFixture } from './fixtures.js';
-
-function relativeError(actual: HostTensor, expected: HostTensor): number {
-  expect(actual.shape).toEqual(expected.shape);
-  const a = actual.toArray();
-  const b = expected.toArray();
-  let scale = 1;
-  let worst = 0;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]!));
-    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  }
-  return worst / scale;
-}
 
 const blockName = (n: number) => `block${String(n).padStart(2, '0')}`;
 

@@ -39,10 +39,8 @@ export function statePickle(names: string[], records: TensorRecord[], wrapper?: 
   return new Uint8Array([0x80, 2, ...body, 0x2e]);
 }
 
-/** Writes a stored zip with the given records, streaming to `path`. */
-export async function writeTorchZip(path: string, files: [string, Uint8Array][]): Promise<void> {
-  const stream = createWriteStream(path);
-  const write = (chunk: Uint8Array) => (stream.write(chunk) ? Promise.resolve() : new Promise<void>((resolve) => stream.once('drain', () => resolve())));
+/** The byte chunks of a stored (uncompressed) zip of the given records, in file order. */
+export function* storedZipChunks(files: [string, Uint8Array][]): Generator<Uint8Array> {
   const central: Uint8Array[] = [];
   let offset = 0;
   for (const [name, data] of files) {
@@ -64,21 +62,40 @@ export async function writeTorchZip(path: string, files: [string, Uint8Array][])
     header.setUint32(24, data.length, true);
     header.setUint16(28, nameBytes.length, true);
     header.setUint32(42, offset, true);
-    await write(new Uint8Array(local.buffer));
-    await write(nameBytes);
-    await write(data);
+    yield new Uint8Array(local.buffer);
+    yield nameBytes;
+    yield data;
     central.push(new Uint8Array(header.buffer), nameBytes);
     offset += 30 + nameBytes.length + data.length;
   }
-  const centralSize = central.reduce((a, c) => a + c.length, 0);
-  for (const chunk of central) await write(chunk);
+  yield* central;
   const end = new DataView(new ArrayBuffer(22));
   end.setUint32(0, 0x06054b50, true);
   end.setUint16(8, files.length, true);
   end.setUint16(10, files.length, true);
-  end.setUint32(12, centralSize, true);
+  end.setUint32(12, central.reduce((total, chunk) => total + chunk.length, 0), true);
   end.setUint32(16, offset, true);
-  await write(new Uint8Array(end.buffer));
+  yield new Uint8Array(end.buffer);
+}
+
+/** A stored zip of the given records, in memory. */
+export function storedZip(files: Record<string, Uint8Array>): Uint8Array {
+  const chunks = [...storedZipChunks(Object.entries(files))];
+  const out = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
+  let cursor = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, cursor);
+    cursor += chunk.length;
+  }
+  return out;
+}
+
+/** Writes a stored zip with the given records, streaming to `path`. */
+export async function writeTorchZip(path: string, files: [string, Uint8Array][]): Promise<void> {
+  const stream = createWriteStream(path);
+  for (const chunk of storedZipChunks(files)) {
+    if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));
+  }
   await new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
 }
 

@@ -5,63 +5,10 @@ import { FormatError, HostTensor, readSafetensors, writeSafetensors } from '@dif
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint, readTorchCheckpoint, restrictedUnpickle, UnsafePickleError } from '../index.js';
 import { FIXTURES } from '../../test/fixtures.js';
+import { storedZip } from '../../test/torch-zip-writer.js';
 
 const ascii = (text: string) => [...text].map((c) => c.charCodeAt(0));
 const pickle = (...parts: (number | string)[]) => new Uint8Array(parts.flatMap((p) => (typeof p === 'string' ? ascii(p) : [p])));
-
-/** A minimal stored (uncompressed) zip writer, for building hostile archives in tests. */
-function storedZip(files: Record<string, Uint8Array>): Uint8Array {
-  const chunks: Uint8Array[] = [];
-  const central: Uint8Array[] = [];
-  let offset = 0;
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc32 = (data: Uint8Array) => {
-    let c = 0xffffffff;
-    for (const byte of data) c = crcTable[(c ^ byte) & 0xff]! ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  for (const [name, data] of Object.entries(files)) {
-    const nameBytes = new TextEncoder().encode(name);
-    const local = new DataView(new ArrayBuffer(30));
-    local.setUint32(0, 0x04034b50, true);
-    local.setUint16(4, 20, true);
-    local.setUint32(14, crc32(data), true);
-    local.setUint32(18, data.length, true);
-    local.setUint32(22, data.length, true);
-    local.setUint16(26, nameBytes.length, true);
-    const header = new DataView(new ArrayBuffer(46));
-    header.setUint32(0, 0x02014b50, true);
-    header.setUint16(4, 20, true);
-    header.setUint16(6, 20, true);
-    header.setUint32(16, crc32(data), true);
-    header.setUint32(20, data.length, true);
-    header.setUint32(24, data.length, true);
-    header.setUint16(28, nameBytes.length, true);
-    header.setUint32(42, offset, true);
-    chunks.push(new Uint8Array(local.buffer), nameBytes, data);
-    central.push(new Uint8Array(header.buffer), nameBytes);
-    offset += 30 + nameBytes.length + data.length;
-  }
-  const centralSize = central.reduce((a, c) => a + c.length, 0);
-  const end = new DataView(new ArrayBuffer(22));
-  end.setUint32(0, 0x06054b50, true);
-  end.setUint16(8, Object.keys(files).length, true);
-  end.setUint16(10, Object.keys(files).length, true);
-  end.setUint32(12, centralSize, true);
-  end.setUint32(16, offset, true);
-  const all = [...chunks, ...central, new Uint8Array(end.buffer)];
-  const out = new Uint8Array(all.reduce((a, c) => a + c.length, 0));
-  let cursor = 0;
-  for (const c of all) {
-    out.set(c, cursor);
-    cursor += c.length;
-  }
-  return out;
-}
 
 describe('restricted unpickler', () => {
   it('refuses os.system via GLOBAL + REDUCE and runs nothing', () => {
