@@ -1,6 +1,6 @@
 // Everything that is the same in the Node and browser entry points.
 export * from './errors.js';
-export { DATA_TYPES, bytesPerElement, isFloatDataType, type DataType, type DataTypeMap, type FloatDataType } from './tensor/dtype.js';
+export { DATA_TYPES, bytesPerElement, dataFromBytes, isFloatDataType, type DataType, type DataTypeMap, type FloatDataType } from './tensor/dtype.js';
 export { float16BitsToFloat32, float32ToFloat16Bits } from './tensor/float16.js';
 export { HostTensor, contiguousStrides, shapeSize } from './tensor/host-tensor.js';
 export { fromNdarray, toNdarray } from './tensor/ndarray.js';

@@ -4,8 +4,9 @@ import { formatShape, isStaticDim } from '../graph/dim.js';
 import type { SymbolicTensor } from '../graph/graph.js';
 import { defineOp, expectDtype, FLOAT_TYPES } from '../graph/op.js';
 import { floatData, floatTensor, type FloatArray } from '../reference/kernel-utils.js';
-import { HostTensor } from '../tensor/host-tensor.js';
+import { ONNX_DATA_TYPE } from '../tensor/dtype.js';
 import { add } from './add.js';
+import { scalarLike } from './scalar-like.js';
 import { div } from './div.js';
 import { mul } from './mul.js';
 import { standardize, standardizeGradient } from './normalization.js';
@@ -57,7 +58,7 @@ export const batchNormOp = defineOp<BatchNormAttributes>({
     if (!training) return context.emit('BatchNormalization', [x!, weight!, bias!, runningMean!, runningVar!], { epsilon: attr.float(epsilon) }, 1);
     const input = context.node.inputs[0]!;
     const dtype = input.dtype;
-    const scalar = (value: number) => context.constant(HostTensor.from(dtype === 'float64' ? 'float64' : dtype === 'float16' ? 'float16' : 'float32', [], [value]));
+    const scalar = (value: number) => context.constant(scalarLike(context, value));
     const axes = context.int64s(statisticAxes(input.shape.length));
     const perChannel = context.int64s(channelShape(input));
     const batchMean = context.emit('ReduceMean', [x!, axes], { keepdims: attr.int(1) })[0]!;
@@ -67,7 +68,7 @@ export const batchNormOp = defineOp<BatchNormAttributes>({
     const normalized = context.emit('Mul', [centered, inverseStd])[0]!;
     const y = context.emit('Add', [context.emit('Mul', [normalized, context.emit('Reshape', [weight!, perChannel])[0]!])[0]!, context.emit('Reshape', [bias!, perChannel])[0]!])[0]!;
     const count = context.emit('Cast', [context.emit('ReduceProd', [context.shapeTensor(statisticAxes(input.shape.length).map((a) => input.shape[a]!))], { keepdims: attr.int(0) })[0]!], {
-      to: attr.int(dtype === 'float64' ? 11 : dtype === 'float16' ? 10 : 1),
+      to: attr.int(ONNX_DATA_TYPE[dtype]),
     })[0]!;
     const unbiased = context.emit('Div', [context.emit('Mul', [variance, count])[0]!, context.emit('Sub', [count, scalar(1)])[0]!])[0]!;
     const flat = context.int64s([input.shape[1] as number]);

@@ -4,9 +4,10 @@ import { formatShape, isStaticDim, isStaticShape, multiplyDims } from '../graph/
 import type { SymbolicTensor } from '../graph/graph.js';
 import { defineOp, expectDtype, FLOAT_TYPES, type LoweringContext } from '../graph/op.js';
 import { expectPositiveInteger } from '../graph/shape.js';
-import { HostTensor, shapeSize } from '../tensor/host-tensor.js';
+import { shapeSize } from '../tensor/host-tensor.js';
 import { floatData, floatTensor, type FloatArray } from '../reference/kernel-utils.js';
 import { mul } from './mul.js';
+import { scalarLike } from './scalar-like.js';
 import { standardize, standardizeGradient, standardizeGroups } from './normalization.js';
 import { reshape } from './reshape.js';
 import { sum } from './sum.js';
@@ -56,7 +57,8 @@ function welfordMoments(context: LoweringContext, grouped: string, size: number,
 /**
  * The `groupNorm` op (`torch.nn.GroupNorm`): statistics over each group of
  * C/G channels and all spatial positions, then a per-channel affine. Lowered
- * as Reshape + InstanceNormalization + Reshape + Mul + Add.
+ * as per-group moments (ReduceMean, or sequential Welford updates for tiny
+ * groups) and a per-channel `x * scale + shift`, the form of PyTorch's CPU kernel.
  */
 export const groupNormOp = defineOp<GroupNormAttributes>({
   name: 'groupNorm',
@@ -82,8 +84,7 @@ export const groupNormOp = defineOp<GroupNormAttributes>({
     const rest = (multiplyDims(...input.shape.slice(1)) as number) / groups;
     const batch = input.shape[0]!;
     const grouped = context.emit('Reshape', [x!, context.shapeTensor([batch, groups, rest])])[0]!;
-    const floatType = input.dtype === 'float64' ? 'float64' : input.dtype === 'float16' ? 'float16' : 'float32';
-    const scalar = (value: number) => context.constant(HostTensor.from(floatType, [], [value]));
+    const scalar = (value: number) => context.constant(scalarLike(context, value));
     const { average, variance } = rest <= SEQUENTIAL_MOMENTS_LIMIT ? welfordMoments(context, grouped, rest, scalar) : reducedMoments(context, grouped);
     const epsilonConstant = scalar(epsilon);
     const inverseStd = context.emit('Reciprocal', [context.emit('Sqrt', [context.emit('Add', [variance, epsilonConstant])[0]!])[0]!])[0]!;

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -26,7 +26,6 @@ export async function saveModel(model: OnnxModel, path: string, options: { exter
   const location = `${path.split(/[\\/]/).pop()!}.data`;
   const serialized = model.serialize({ externalDataThreshold: threshold, externalDataLocation: location });
   if (serialized.externalData.length > 0) {
-    const { createWriteStream } = await import('node:fs');
     const stream = createWriteStream(`${path}.data`);
     for (const chunk of serialized.externalData) {
       if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', () => resolve()));

@@ -87,6 +87,10 @@ export function allocateData<D extends DataType>(dtype: D, length: number): Data
  * Wraps bytes as a TypedArray of `dtype` without copying when the byte offset
  * is aligned; copies otherwise.
  *
+ * @param dtype - element type
+ * @param buffer - the underlying bytes
+ * @param byteOffset - where the elements start in `buffer`
+ * @param length - number of elements
  * @public
  */
 export function dataFromBytes<D extends DataType>(dtype: D, buffer: ArrayBufferLike, byteOffset: number, length: number): DataTypeMap[D] {

@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { FormatError, HostTensor, UnsupportedError, type DataType } from '@diffssl/core';
+import { open, readFile, stat } from 'node:fs/promises';
+import { dataFromBytes, FormatError, HostTensor, readSafetensors, UnsupportedError, type DataType } from '@diffssl/core';
 import yauzl from 'yauzl';
 import { PickleDict, restrictedUnpickle, type PickleValue, type StorageReference, type TensorReference } from './unpickler.js';
 
@@ -106,11 +106,8 @@ function toHostTensor(name: string, reference: TensorReference, storage: Uint8Ar
     return new HostTensor('float32', bfloat16ToFloat32(storage), shape, strides, offset);
   }
   const dtype = spec.dtype;
-  const elementBytes = spec.bytes;
-  const aligned = storage.byteOffset % elementBytes === 0 ? storage : storage.slice();
-  const Ctor = { float32: Float32Array, float16: Uint16Array, float64: Float64Array, int64: BigInt64Array, int32: Int32Array, uint8: Uint8Array, bool: Uint8Array }[dtype as 'float32'];
-  const data = new Ctor(aligned.buffer, aligned.byteOffset, aligned.byteLength / elementBytes);
-  return new HostTensor(dtype, data as never, shape, strides, offset);
+  const data = dataFromBytes(dtype, storage.buffer, storage.byteOffset, storage.byteLength / spec.bytes);
+  return new HostTensor(dtype, data, shape, strides, offset);
 }
 
 /**
@@ -132,7 +129,7 @@ export async function readTorchCheckpoint(source: string | Uint8Array): Promise<
     throw new FormatError('checkpoint: this is a legacy (pre-1.6) torch checkpoint; re-save it with torch >= 1.6: `torch.save(torch.load(path), new_path)` (the zip format is the default)');
   }
   if (!(head[0] === 0x50 && head[1] === 0x4b)) throw new FormatError('checkpoint: not a torch zip checkpoint (no PK signature); expected a file written by torch.save');
-  const fileSize = typeof source === 'string' ? (await import('node:fs/promises').then((fs) => fs.stat(source))).size : source.byteLength;
+  const fileSize = typeof source === 'string' ? (await stat(source)).size : source.byteLength;
   // No entry may claim more than this: torch stores records uncompressed, so a
   // legitimate record is never larger than the file; 8x leaves room for deflate.
   const entryLimit = Math.max(1024, fileSize * 8);
@@ -178,7 +175,6 @@ async function loadStorage(zip: yauzl.ZipFile, entries: Map<string, yauzl.Entry>
 }
 
 async function readHead(path: string): Promise<Uint8Array> {
-  const { open } = await import('node:fs/promises');
   const handle = await open(path, 'r');
   try {
     const buffer = new Uint8Array(4);
@@ -199,7 +195,6 @@ async function readHead(path: string): Promise<Uint8Array> {
  */
 export async function loadCheckpoint(path: string): Promise<Map<string, HostTensor>> {
   if (/\.safetensors$/i.test(path)) {
-    const { readSafetensors } = await import('@diffssl/core');
     return readSafetensors(await readFile(path)).tensors;
   }
   if (/\.(pt|pth|bin|ckpt)$/i.test(path)) return readTorchCheckpoint(path);
