@@ -14,18 +14,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
 import { adaptiveAvgPool2d, compileModel, compileTrainStep, createRunner, crossEntropy, Graph, HostTensor, linear, readSafetensors, reshape, sgd, type SymbolicTensor } from '@diffssl/core';
 import { AdmUNet, createFeatureExtractor, featureKey, readTorchCheckpoint, type GuidedDiffusionFlags } from '@diffssl/unet';
 
-const sharedFixtures = fileURLToPath(new URL('../../shared/fixtures/', import.meta.url));
-if (!existsSync(`${sharedFixtures}adm-fm28.pt`)) {
-  console.error(`main job: the embedded model is expected at ${sharedFixtures}adm-fm28.pt (the shared fixtures beside this checkout); it is missing`);
-  process.exit(1);
-}
-const reference = readSafetensors(readFileSync(`${sharedFixtures}adm-fm28.features.safetensors`));
-const flags = JSON.parse(reference.metadata.config!) as GuidedDiffusionFlags;
-const unet = new AdmUNet(flags, await readTorchCheckpoint(`${sharedFixtures}adm-fm28.pt`));
+const assets = fileURLToPath(new URL('../assets/', import.meta.url));
+const reference = readSafetensors(readFileSync(`${assets}fixtures/adm-fm28.features.safetensors`));
+const flags = JSON.parse(readFileSync(`${assets}models/adm-fm28/flags.json`, 'utf8')) as GuidedDiffusionFlags;
+const unet = new AdmUNet(flags, await readTorchCheckpoint(`${assets}models/adm-fm28/adm-fm28.pt`));
 {
   const graph = new Graph();
   const x = graph.input('x', 'float32', ['batch', 3, 28, 28]);
@@ -49,7 +44,7 @@ const unet = new AdmUNet(flags, await readTorchCheckpoint(`${sharedFixtures}adm-
   console.log(`seeded-noise features ${featureKey(50, 10)}: [${features.get(featureKey(50, 10))!.shape.join(', ')}]`);
 }
 
-const fixturePath = fileURLToPath(new URL('../packages/core/test/fixtures/heads.safetensors', import.meta.url));
+const fixturePath = `${assets}fixtures/heads.safetensors`;
 const fixture = readSafetensors(readFileSync(fixturePath));
 const tensor = (name: string): HostTensor => {
   const value = fixture.tensors.get(name);

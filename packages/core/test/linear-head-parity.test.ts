@@ -3,18 +3,12 @@
  * case `linear`): adaptive average pool to 2x2, flatten, Linear, cross-entropy,
  * one plain SGD step — with @diffssl/core alone.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adaptiveAvgPool2d, compileTrainStep, crossEntropy, Graph, linear, readSafetensors, reshape, sgd, gradients, compileModel, createRunner, type HostTensor } from '../src/index.js';
-import { expectClose } from './helpers.js';
+import { adaptiveAvgPool2d, compileTrainStep, crossEntropy, Graph, linear, reshape, sgd, gradients, compileModel, createRunner, type HostTensor } from '../src/index.js';
+import { expectClose, loadTensorFixture } from '@diffssl/testing';
 
-const fixture = readSafetensors(readFileSync(fileURLToPath(new URL('./fixtures/heads.safetensors', import.meta.url))));
-const tensor = (name: string): HostTensor => {
-  const value = fixture.tensors.get(name);
-  if (!value) throw new Error(`fixture tensor ${name} is missing`);
-  return value;
-};
+const fixture = loadTensorFixture('heads.safetensors');
+const tensor = (name: string): HostTensor => fixture.tensor(name);
 const config = JSON.parse(fixture.metadata.linear!) as { pre_pool_size: number };
 const learningRate = Number(fixture.metadata['linear/lr']);
 

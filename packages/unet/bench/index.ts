@@ -3,25 +3,23 @@
  * 1. throughput (images/s) extracting blocks {5, 10, 14} at t=150, batch 64,
  *    and achieved GFLOP/s as a fraction of ORT's matmul GFLOP/s in the same run;
  * 2. early exit: block 5 alone vs the full forward (ratio of times);
- * 3. peak RSS while streaming features of 10,000 images (Fashion-MNIST when
- *    the Debian package is installed, else synthetic images), discarding each batch;
+ * 3. peak RSS while streaming features of the 10,000 embedded Fashion-MNIST
+ *    training images, discarding each batch;
  * 4. memory of loading a synthetic 1 GiB torch checkpoint: peak RSS growth as a
  *    multiple of the file size (one copy in memory is 1.0).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { compileModel, createRunner, Graph, HostTensor, matmul } from '@diffssl/core';
 import { AdmUNet, createFeatureExtractor, readTorchCheckpoint, type GuidedDiffusionFlags } from '../src/index.js';
-import { writeStateDict, type TensorRecord } from '../test/torch-zip-writer.js';
+import { embeddedFlags, EMBEDDED_DATA, fixturePath, writeStateDict, type TensorRecord } from '@diffssl/testing';
 
-const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
-const checkpoint = `${FIXTURES}adm-fm28.pt`;
-const { readSafetensors } = await import('@diffssl/core');
-const flags = JSON.parse(readSafetensors(readFileSync(`${FIXTURES}adm-fm28.features.safetensors`)).metadata.config!) as GuidedDiffusionFlags;
+const checkpoint = fixturePath('adm-fm28.pt');
+const flags = embeddedFlags() as unknown as GuidedDiffusionFlags;
 const cpu = { executionProviders: ['cpu'] as const };
 
 async function seconds(run: () => Promise<unknown>, minimum: number): Promise<number> {
@@ -72,11 +70,9 @@ function syntheticImages(count: number): HostTensor<'uint8'> {
   return HostTensor.from('uint8', [count, 1, 28, 28], pixels);
 }
 
+/** The embedded FM-10k training images (assets/data/fashion-mnist-10k). */
 function fashionMnist(count: number): { images: HostTensor<'uint8'>; source: string } {
-  const path = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte';
-  const packed = existsSync(path) ? readFileSync(path) : existsSync(`${path}.gz`) ? gunzipSync(readFileSync(`${path}.gz`)) : undefined;
-  if (!packed) return { images: syntheticImages(count), source: 'synthetic images (install dataset-fashion-mnist for real ones)' };
-  const bytes = packed;
+  const bytes = gunzipSync(readFileSync(`${EMBEDDED_DATA}train-images-idx3-ubyte.gz`));
   return { images: HostTensor.from('uint8', [count, 1, 28, 28], new Uint8Array(bytes.buffer, bytes.byteOffset + 16, count * 784).slice()), source: 'Fashion-MNIST train images' };
 }
 

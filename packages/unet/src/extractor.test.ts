@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { compileModel, ConfigError, createRunner, Graph, HostTensor, NonFiniteError, ShapeError } from '@diffssl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdmUNet, CheckpointMismatchError, createFeatureExtractor, featureKey, noiseSchedule, qSample, readTorchCheckpoint, seededNoise, type FeatureExtractor } from './index.js';
-import { FIXTURES, loadFeatures } from '../test/fixtures.js';
+import { fixturePath, loadFeatures } from '@diffssl/testing';
 
 const fixture = loadFeatures('adm-fm28');
-const checkpoint = `${FIXTURES}adm-fm28.pt`;
+const checkpoint = fixturePath('adm-fm28.pt');
 const flags = fixture.config as never;
 const cpu = { executionProviders: ['cpu'] as const };
 

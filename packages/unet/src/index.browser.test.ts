@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import { HostTensor } from '@diffssl/core';
-import { FIXTURES, loadFeatures } from '../test/fixtures.js';
+import { fixturePath, loadFeatures } from '@diffssl/testing';
 
 vi.mock('@diffssl/core', async () => await import('../../core/src/index.browser.js'));
 
@@ -14,7 +14,7 @@ describe('@diffssl/unet in the browser (onnxruntime-web, WASM)', () => {
     const { AdmUNet, createFeatureExtractor, featureKey } = await import('./index.browser.js');
     const { readTorchCheckpoint } = await import('./checkpoint/torch-checkpoint.js');
     const fixture = loadFeatures('adm-fm28');
-    const unet = new AdmUNet(fixture.config as never, await readTorchCheckpoint(new Uint8Array(readFileSync(`${FIXTURES}adm-fm28.pt`))));
+    const unet = new AdmUNet(fixture.config as never, await readTorchCheckpoint(new Uint8Array(readFileSync(fixturePath('adm-fm28.pt')))));
     const warnings: string[] = [];
     const extractor = await createFeatureExtractor({ unet, blocks: [9], timesteps: [150], runner: { onWarning: (m) => warnings.push(m) } });
     expect(extractor.provider).toBe('wasm');

@@ -6,8 +6,7 @@
 import { compileModel, createRunner, Graph, HostTensor, type Runner, type SymbolicTensor } from '@diffssl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdmUNet, noiseSchedule, qSample, readTorchCheckpoint } from '../src/index.js';
-import { relativeError } from '../../core/test/helpers.js';
-import { FIXTURES, loadFeatures, type FeatureFixture } from './fixtures.js';
+import { fixturePath, loadFeatures, relativeError, type FeatureFixture } from '@diffssl/testing';
 
 const blockName = (n: number) => `block${String(n).padStart(2, '0')}`;
 
@@ -18,7 +17,7 @@ describe.each(['adm-fm28', 'adm-37block-random'] as const)('%s', (model) => {
 
   beforeAll(async () => {
     fixture = loadFeatures(model);
-    unet = new AdmUNet(fixture.config as never, await readTorchCheckpoint(`${FIXTURES}${model}.pt`));
+    unet = new AdmUNet(fixture.config as never, await readTorchCheckpoint(fixturePath(`${model}.pt`)));
     const graph = new Graph();
     const size = unet.config.imageSize;
     const x = graph.input('x', 'float32', ['batch', 3, size, size]);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError, HostTensor, readSafetensors, writeSafetensors } from '../index.js';
-import { seededRandom } from '../../test/helpers.js';
+import { seededRandom } from '@diffssl/testing';
 
 function withHeader(header: string, data = new Uint8Array(0)): Uint8Array {
   const json = new TextEncoder().encode(header);

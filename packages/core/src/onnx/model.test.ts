@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { add, compileModel, conv2d, createRunner, Graph, HostTensor, matmul, relu, saveModel, ShapeError, sum } from '../index.js';
-import { randomTensor } from '../../test/helpers.js';
+import { randomTensor } from '@diffssl/testing';
 
 describe('compileModel', () => {
   it('writes large initializers as ONNX external data that ONNX Runtime loads', async () => {

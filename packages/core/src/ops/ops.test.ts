@@ -12,7 +12,7 @@ import {
   gelu, gradients, Graph, groupNorm, HostTensor, layerNorm, linear, log, logSoftmax, matmul, max, mean, mul, neg, pad, pow, relu, reshape,
   resizeBilinear, sigmoid, silu, sin, slice, softmax, sqrt, sub, sum, tanh, transpose, upsampleNearest2x, type SymbolicTensor,
 } from '../index.js';
-import { expectClose, randomTensor, runOnnx, seededRandom } from '../../test/helpers.js';
+import { expectClose, randomTensor, runOnnx, seededRandom } from '@diffssl/testing';
 
 interface OpCase {
   name: string;

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileModel, conv2d, evaluateReference, Graph, ProviderUnavailableError, relu } from '../common.js';
 import { createRunner } from './browser.js';
-import { expectClose, randomTensor } from '../../test/helpers.js';
+import { expectClose, randomTensor } from '@diffssl/testing';
 
 describe('browser runner (onnxruntime-web)', () => {
   it('falls back from WebGPU to WASM with a warning and computes what the reference kernels compute', async () => {

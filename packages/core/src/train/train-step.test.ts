@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { adamw, compileTrainStep, ConfigError, crossEntropy, Graph, HostTensor, linear, NonFiniteError, sgd, type Optimizer } from '../index.js';
-import { expectClose, randomTensor } from '../../test/helpers.js';
+import { expectClose, randomTensor } from '@diffssl/testing';
 
 /** A tiny softmax regression: logits = x W^T + b, mean cross-entropy. */
 function problem(seed: number) {

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES } from '../../../unet/test/fixtures.js';
+import { fixturePath, loadFeatures } from '@diffssl/testing';
 
 const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
 const run = promisify(execFile);
@@ -20,7 +20,7 @@ function cli(args: string[]) {
 
 function setup(model: 'adm-fm28' | 'adm-37block-random', t: number) {
   const directory = mkdtempSync(join(tmpdir(), 'diffssl-cli-'));
-  const features = readSafetensors(readFileSync(`${FIXTURES}${model}.features.safetensors`));
+  const features = readSafetensors(readFileSync(fixturePath(`${model}.features.safetensors`)));
   writeFileSync(join(directory, 'flags.json'), features.metadata.config!);
   const x = features.tensors.get(`t${t}/x_t`)!;
   writeFileSync(join(directory, 'in.safetensors'), writeSafetensors({ x, t: HostTensor.from('int64', [x.shape[0]!], [BigInt(t), BigInt(t)]) }));
@@ -31,7 +31,7 @@ describe('diffssl unet-run', () => {
   it('writes every block and the output, matching the reference fixture', async () => {
     const { directory, features } = setup('adm-37block-random', 150);
     const out = join(directory, 'out.safetensors');
-    const result = await cli(['unet-run', '--checkpoint', `${FIXTURES}adm-37block-random.pt`, '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--blocks', 'all', '--with-output', '--out', out, '--provider', 'cpu']);
+    const result = await cli(['unet-run', '--checkpoint', fixturePath('adm-37block-random.pt'), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--blocks', 'all', '--with-output', '--out', out, '--provider', 'cpu']);
     expect(result.code, result.stderr).toBe(0);
     const written = readSafetensors(readFileSync(out)).tensors;
     expect([...written.keys()]).toEqual([...Array.from({ length: 37 }, (_, i) => `block${String(i + 1).padStart(2, '0')}`), 'out']);
@@ -46,19 +46,19 @@ describe('diffssl unet-run', () => {
   it('writes only the requested blocks', async () => {
     const { directory } = setup('adm-fm28', 0);
     const out = join(directory, 'out.safetensors');
-    const result = await cli(['unet-run', '--checkpoint', `${FIXTURES}adm-fm28.pt`, '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--blocks', '1,5,9', '--out', out, '--provider', 'cpu']);
+    const result = await cli(['unet-run', '--checkpoint', fixturePath('adm-fm28.pt'), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--blocks', '1,5,9', '--out', out, '--provider', 'cpu']);
     expect(result.code, result.stderr).toBe(0);
     expect([...readSafetensors(readFileSync(out)).tensors.keys()]).toEqual(['block01', 'block05', 'block09']);
   });
 
   it('answers bad arguments with one line and a non-zero exit, never a stack trace', async () => {
     const { directory } = setup('adm-fm28', 0);
-    const base = ['unet-run', '--checkpoint', `${FIXTURES}adm-fm28.pt`, '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--out', join(directory, 'o.safetensors'), '--provider', 'cpu'];
+    const base = ['unet-run', '--checkpoint', fixturePath('adm-fm28.pt'), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--out', join(directory, 'o.safetensors'), '--provider', 'cpu'];
     const cases: [string[], RegExp][] = [
       [[...base, '--blocks', '0,20'], /--blocks: expected 'all' or block numbers in 1..19/],
       [[...base, '--blocks', 'x'], /--blocks/],
       [['unet-run', '--blocks', 'all'], /required option/],
-      [[...base.map((a) => (a.endsWith('adm-fm28.pt') ? `${FIXTURES}adm-37block-random.pt` : a)), '--blocks', 'all'], /does not fit the U-Net configuration/],
+      [[...base.map((a) => (a.endsWith('adm-fm28.pt') ? fixturePath('adm-37block-random.pt') : a)), '--blocks', 'all'], /does not fit the U-Net configuration/],
       [[...base.map((a) => (a.endsWith('flags.json') ? join(directory, 'missing.json') : a)), '--blocks', 'all'], /--config: cannot read/],
     ];
     for (const [args, pattern] of cases) {

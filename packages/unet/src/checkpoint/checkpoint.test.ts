@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { FormatError, HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint, readTorchCheckpoint, restrictedUnpickle, UnsafePickleError } from '../index.js';
-import { FIXTURES } from '../../test/fixtures.js';
-import { storedZip } from '../../test/torch-zip-writer.js';
+import { fixturePath, storedZip } from '@diffssl/testing';
 
 const ascii = (text: string) => [...text].map((c) => c.charCodeAt(0));
 const pickle = (...parts: (number | string)[]) => new Uint8Array(parts.flatMap((p) => (typeof p === 'string' ? ascii(p) : [p])));
@@ -44,8 +43,8 @@ describe('restricted unpickler', () => {
 
 describe('torch checkpoint reader', () => {
   it('reads the fixture checkpoint from a path and from bytes identically', async () => {
-    const fromPath = await readTorchCheckpoint(`${FIXTURES}adm-fm28.pt`);
-    const fromBytes = await readTorchCheckpoint(new Uint8Array(readFileSync(`${FIXTURES}adm-fm28.pt`)));
+    const fromPath = await readTorchCheckpoint(fixturePath('adm-fm28.pt'));
+    const fromBytes = await readTorchCheckpoint(new Uint8Array(readFileSync(fixturePath('adm-fm28.pt'))));
     expect(fromPath.size).toBe(306);
     expect(fromPath.get('time_embed.0.weight')!.shape).toEqual([128, 32]);
     expect(fromBytes.get('out.2.weight')!.toArray()).toEqual(fromPath.get('out.2.weight')!.toArray());
@@ -56,7 +55,7 @@ describe('torch checkpoint reader', () => {
   });
 
   it('fuzz: truncated and corrupted checkpoints give typed errors, never a crash or hang', async () => {
-    const valid = new Uint8Array(readFileSync(`${FIXTURES}adm-fm28.pt`).subarray(0));
+    const valid = new Uint8Array(readFileSync(fixturePath('adm-fm28.pt')).subarray(0));
     let state = 12345;
     const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
     for (let trial = 0; trial < 60; trial++) {
@@ -100,7 +99,7 @@ describe('loadCheckpoint', () => {
 
 describe('torch checkpoint dtypes and layouts', () => {
   it('reads float16, bfloat16, int64 storages, offsets, strides and a state dict nested under state_dict', async () => {
-    const { writeStateDict } = await import('../../test/torch-zip-writer.js');
+    const { writeStateDict } = await import('@diffssl/testing');
     const directory = mkdtempSync(join(tmpdir(), 'diffssl-zip-'));
     const path = join(directory, 'model.pt');
     const half = HostTensor.from('float16', [6], [1, -2, 0.5, 3, 4, 5]);

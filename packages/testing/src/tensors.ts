@@ -1,5 +1,5 @@
+import { compileModel, createRunner, HostTensor, type SymbolicTensor } from '@diffssl/core';
 import { expect } from 'vitest';
-import { compileModel, createRunner, HostTensor, type SymbolicTensor } from '../src/index.js';
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
 export function seededRandom(seed: number): () => number {
@@ -20,7 +20,7 @@ export function randomTensor(shape: readonly number[], seed: number, low = -1, h
   return HostTensor.from('float32', shape, Array.from({ length: size }, () => low + (high - low) * random()));
 }
 
-/** max |a - b| / max(1, max |b|): the fixtures' tolerance measure. */
+/** max |a - b| / max(1, max |b|): the fixtures' tolerance measure. NaN anywhere counts as infinitely far. */
 export function relativeError(actual: HostTensor, expected: HostTensor): number {
   expect(actual.shape).toEqual(expected.shape);
   const a = actual.toArray();
@@ -41,12 +41,11 @@ export function expectClose(actual: HostTensor, expected: HostTensor, tolerance 
   expect(error, `${label} relative error ${error} > ${tolerance}`).toBeLessThanOrEqual(tolerance);
 }
 
-/** Compiles and runs tensors on ONNX Runtime's CPU provider. */
+/** Compiles and runs tensors on ONNX Runtime's CPU provider, feeding only the inputs the model takes. */
 export async function runOnnx(outputs: Record<string, SymbolicTensor>, feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
   const model = compileModel({ outputs });
   const runner = await createRunner(model, { executionProviders: ['cpu'] });
   try {
-    // Feed only what the model takes: gradients of linear ops need fewer inputs.
     return await runner.run(Object.fromEntries(model.inputs.map((input) => [input.name, feeds[input.name]!])));
   } finally {
     await runner.release();

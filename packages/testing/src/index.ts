@@ -1,0 +1,8 @@
+/**
+ * Shared test helpers of the DiffSSL workspace. Private: never published.
+ *
+ * @packageDocumentation
+ */
+export { ASSETS, EMBEDDED_DATA, EMBEDDED_MODEL, FIXTURES, embeddedFlags, fixturePath, loadFeatures, loadTensorFixture, type FeatureFixture, type TensorFixture } from './assets.js';
+export { expectClose, randomTensor, relativeError, runOnnx, seededRandom } from './tensors.js';
+export { statePickle, storedZip, storedZipChunks, writeStateDict, writeTorchZip, type TensorRecord } from './torch-zip-writer.js';
