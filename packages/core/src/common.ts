@@ -15,4 +15,6 @@ export { evaluateReference, type ReferenceOptions } from './reference/evaluate.j
 export { compileModel, validateFeeds, OnnxModel, OPSET_VERSION, type CompileOptions, type SerializeOptions, type SerializedModel, type ValueDescription } from './onnx/model.js';
 export { Runner, fromOrtTensor, toOrtTensor, type ExecutionProvider, type ModelSource, type RunnerOptions } from './runtime/runner.js';
 export { sgd, adamw, type Optimizer, type OptimizerUpdateInput, type SgdOptions, type AdamWOptions } from './train/optimizers.js';
-export { TrainStep, type TrainStepOptions, type TrainStepResult } from './train/train-step.js';
+export { TrainStep, type TrainStateRole, type TrainStepOptions, type TrainStepResult } from './train/train-step.js';
+export { RandomGenerator } from './random/generator.js';
+export * from './nn/index.js';

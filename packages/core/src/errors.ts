@@ -120,3 +120,35 @@ export class UnsupportedError extends DiffSSLError {
     super('ERR_UNSUPPORTED', message);
   }
 }
+
+/**
+ * Named tensors do not fit what a model expects: the missing, unexpected and
+ * mis-shaped names, all listed (as PyTorch's `load_state_dict` reports them).
+ *
+ * @public
+ */
+export class StateDictMismatchError extends DiffSSLError {
+  /** Names the model needs that were not given. */
+  readonly missing: readonly string[];
+  /** Names given that the model does not have. */
+  readonly unexpected: readonly string[];
+  /** Names given with another dtype or shape: `name: expected float32[10, 32], found float32[10, 64]`. */
+  readonly misshaped: readonly string[];
+
+  /**
+   * @param what - what was being loaded (for example `DifFormer.loadStateDict`)
+   * @param details - the three lists
+   */
+  constructor(what: string, details: { missing: readonly string[]; unexpected: readonly string[]; misshaped: readonly string[] }) {
+    const preview = (names: readonly string[]) => (names.length <= 6 ? names.join(', ') : `${names.slice(0, 6).join(', ')}, ... (${names.length - 6} more)`);
+    const parts = [
+      details.missing.length ? `${details.missing.length} missing (${preview(details.missing)})` : '',
+      details.unexpected.length ? `${details.unexpected.length} unexpected (${preview(details.unexpected)})` : '',
+      details.misshaped.length ? `${details.misshaped.length} mis-shaped (${preview(details.misshaped)})` : '',
+    ].filter(Boolean);
+    super('ERR_CONFIG', `${what}: the tensors do not fit: ${parts.join('; ')}`);
+    this.missing = details.missing;
+    this.unexpected = details.unexpected;
+    this.misshaped = details.misshaped;
+  }
+}

@@ -38,6 +38,7 @@ export function gradients(output: SymbolicTensor, wrt: readonly SymbolicTensor[]
   const activeNodes: GraphNode[] = [];
   for (const node of graph.nodes) {
     if (node.id > output.id) break;
+    if (node.op.stopsGradient) continue;
     if (node.inputs.some((input) => dependent.has(input.id))) {
       activeNodes.push(node);
       for (const out of node.outputs) dependent.add(out.id);

@@ -71,6 +71,8 @@ export interface OpDefinition<A extends object> {
   reference(inputs: readonly HostTensor[], attributes: A, context: ReferenceContext): HostTensor[];
   /** Input gradients from output gradients; omitted for ops that are not differentiable. */
   gradient?(context: GradientContext<A>): (SymbolicTensor | undefined)[];
+  /** Autodiff treats the outputs as constants: nothing before the op joins the backward pass (`stopGradient`). */
+  readonly stopsGradient?: boolean;
 }
 
 /**

@@ -43,6 +43,7 @@ export { sizeOf } from './size-of.js';
 export { slice } from './slice.js';
 export { softmax } from './softmax.js';
 export { sqrt } from './sqrt.js';
+export { stopGradient } from './stop-gradient.js';
 export { sub } from './sub.js';
 export { sum } from './sum.js';
 export { tanh } from './tanh.js';

@@ -1,9 +1,10 @@
 import { ConfigError, NonFiniteError, ShapeError } from '../errors.js';
+import { checkStateDict } from '../nn/state-dict.js';
 import type { Dim } from '../graph/dim.js';
 import type { SymbolicTensor } from '../graph/graph.js';
 import { gradients } from '../autodiff/gradients.js';
 import { add } from '../ops/add.js';
-import { GraphLowering, valueInfo } from '../onnx/lowering.js';
+import { collectNodes, GraphLowering, valueInfo } from '../onnx/lowering.js';
 import { compileModel, OnnxModel, type ValueDescription } from '../onnx/model.js';
 import type { Runner, RunnerOptions } from '../runtime/runner.js';
 import { HostTensor } from '../tensor/host-tensor.js';
@@ -27,7 +28,16 @@ export interface TrainStepOptions {
   stepsPerRun?: number;
   /** Session options (providers, threads). */
   runner?: RunnerOptions;
+  /**
+   * Buffers that each step updates without differentiating them (BatchNorm's
+   * running statistics in training mode): the buffer weight and its new value.
+   * They are carried between runs like parameters and saved with the state.
+   */
+  bufferUpdates?: ReadonlyMap<SymbolicTensor, SymbolicTensor>;
 }
+
+/** What a train-step state tensor is. @public */
+export type TrainStateRole = 'parameter' | 'buffer' | 'optimizer' | 'step';
 
 /** What one `TrainStep.run` returns. @public */
 export interface TrainStepResult {
@@ -44,8 +54,8 @@ const updatedName = (name: string) => `${name}/updated`;
 /** The model of a train step plus the names of its state. @internal */
 export interface TrainStepModel {
   model: OnnxModel;
-  /** Inputs that carry state between runs (parameters, optimizer slots, step) and their output names. */
-  state: { input: string; output: string; initial: HostTensor }[];
+  /** Inputs that carry state between runs (parameters, buffers, optimizer slots, step) and their output names. */
+  state: { input: string; output: string; initial: HostTensor; role: TrainStateRole }[];
   /** Data inputs the caller feeds (stacked when looping). */
   dataInputs: ValueDescription[];
   extraOutputs: string[];
@@ -61,6 +71,15 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
   for (const parameter of parameters) {
     if (parameter.source !== 'weight') throw new ConfigError(`compileTrainStep: parameters must be weights (graph.weight); found ${parameter.describe()}`);
   }
+  const bufferUpdates = options.bufferUpdates ?? new Map<SymbolicTensor, SymbolicTensor>();
+  for (const [buffer, update] of bufferUpdates) {
+    if (buffer.source !== 'weight') throw new ConfigError(`compileTrainStep: bufferUpdates keys must be weights (graph.weight); found ${buffer.describe()}`);
+    if (parameters.includes(buffer)) throw new ConfigError(`compileTrainStep: '${buffer.name}' is both a parameter and an updated buffer`);
+    if (update.dtype !== buffer.dtype || update.shape.join() !== buffer.shape.join()) {
+      throw new ShapeError(`compileTrainStep: the update of buffer '${buffer.name}' must be ${buffer.dtype}[${buffer.shape.join(', ')}]; found ${update.describe()}`);
+    }
+  }
+  checkRunningStatistics([loss, ...Object.values(options.outputs ?? {})], bufferUpdates);
   const graph = loss.graph;
   const learningRate = graph.get(LEARNING_RATE) ?? graph.input(LEARNING_RATE, loss.dtype, []);
   const step = graph.get(STEP) ?? graph.input(STEP, loss.dtype, []);
@@ -77,25 +96,50 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
       return input;
     });
     const result = optimizer.update({ parameter, gradient: grads[index]!, slots, learningRate, step: nextStep });
-    state.push({ input: parameter.name!, output: updatedName(parameter.name!), initial: parameter.value! });
+    state.push({ input: parameter.name!, output: updatedName(parameter.name!), initial: parameter.value!, role: 'parameter' });
     updated[updatedName(parameter.name!)] = result.parameter;
     slots.forEach((slot, i) => {
-      state.push({ input: slot.name!, output: updatedName(slot.name!), initial: HostTensor.zeros(parameter.dtype, parameter.value!.shape) });
+      state.push({ input: slot.name!, output: updatedName(slot.name!), initial: HostTensor.zeros(parameter.dtype, parameter.value!.shape), role: 'optimizer' });
       updated[updatedName(slot.name!)] = result.slots[i]!;
     });
   });
-  state.push({ input: STEP, output: updatedName(STEP), initial: HostTensor.zeros(loss.dtype, []) });
+  for (const [buffer, update] of bufferUpdates) {
+    state.push({ input: buffer.name!, output: updatedName(buffer.name!), initial: buffer.value!, role: 'buffer' });
+    updated[updatedName(buffer.name!)] = update;
+  }
+  state.push({ input: STEP, output: updatedName(STEP), initial: HostTensor.zeros(loss.dtype, []), role: 'step' });
   updated[updatedName(STEP)] = nextStep;
   const extra = options.outputs ?? {};
   for (const name of Object.keys(extra)) {
     if (name === 'loss' || name in updated) throw new ConfigError(`compileTrainStep: output name '${name}' is reserved`);
   }
   const allOutputs = { loss, ...extra, ...updated };
-  const single = compileModel({ outputs: allOutputs, weightsAsInputs: parameters, inputs: [learningRate, step, ...slotInputs] });
+  const single = compileModel({ outputs: allOutputs, weightsAsInputs: [...parameters, ...bufferUpdates.keys()], inputs: [learningRate, step, ...slotInputs] });
   const stateNames = new Set(state.map((s) => s.input));
   const dataInputs = single.inputs.filter((input) => !stateNames.has(input.name) && input.name !== LEARNING_RATE);
   if (steps === 1) return { model: single, state, dataInputs, extraOutputs: Object.keys(extra) };
   return { model: buildLoopModel(allOutputs, state, dataInputs, single, [learningRate]), state, dataInputs, extraOutputs: Object.keys(extra) };
+}
+
+/**
+ * A batchNorm in training mode computes new running statistics; a train step
+ * that drops them would silently leave the buffers at their initial values.
+ *
+ * @throws {@link ConfigError} naming the buffers whose updates are missing
+ */
+function checkRunningStatistics(outputs: readonly SymbolicTensor[], bufferUpdates: ReadonlyMap<SymbolicTensor, SymbolicTensor>): void {
+  const updated = new Set([...bufferUpdates.keys()].map((buffer) => buffer.id));
+  const missing: string[] = [];
+  for (const node of collectNodes(outputs, new Set())) {
+    const attributes = node.attributes as { training?: boolean };
+    if (node.op.name !== 'batchNorm' || !attributes.training) continue;
+    for (const buffer of [node.inputs[3]!, node.inputs[4]!]) {
+      if (!updated.has(buffer.id)) missing.push(buffer.name ?? buffer.describe());
+    }
+  }
+  if (missing.length > 0) {
+    throw new ConfigError(`compileTrainStep: batchNorm in training mode updates its running statistics, but bufferUpdates has no update for ${missing.join(', ')}; pass them (modules built with a BuildContext in 'train' mode do this)`);
+  }
 }
 
 /**
@@ -207,9 +251,45 @@ export class TrainStep {
 
   /** Current values of the trained parameters by weight name. */
   parameters(): Record<string, HostTensor> {
+    return this.valuesOf('parameter');
+  }
+
+  /** Current values of the updated buffers (running statistics) by weight name. */
+  buffers(): Record<string, HostTensor> {
+    return this.valuesOf('buffer');
+  }
+
+  private valuesOf(role: TrainStateRole): Record<string, HostTensor> {
     const out: Record<string, HostTensor> = {};
-    for (const entry of this.spec.state) if (!entry.input.startsWith('train/')) out[entry.input] = this.values.get(entry.input)!;
+    for (const entry of this.spec.state) if (entry.role === role) out[entry.input] = this.values.get(entry.input)!;
     return out;
+  }
+
+  /**
+   * The whole training state: parameters, buffers, optimizer slots
+   * (`train/<parameter>/<slot>`) and the step count (`train/step`), by name.
+   * Save it (for example with `writeSafetensors`) and give it to
+   * {@link TrainStep.loadState} to resume bit-identically.
+   */
+  state(): Map<string, HostTensor> {
+    return new Map(this.spec.state.map((entry) => [entry.input, this.values.get(entry.input)!]));
+  }
+
+  /** The role of each state tensor, by name. */
+  stateRoles(): Map<string, TrainStateRole> {
+    return new Map(this.spec.state.map((entry) => [entry.input, entry.role]));
+  }
+
+  /**
+   * Replaces the whole training state (as {@link TrainStep.state} returns it).
+   * Every name must be present with its dtype and shape; nothing else may be.
+   *
+   * @throws {@link StateDictMismatchError} listing missing, unexpected and mis-shaped names (the state is left unchanged)
+   */
+  loadState(state: ReadonlyMap<string, HostTensor>): void {
+    const expected = new Map(this.spec.state.map((entry) => [entry.input, this.values.get(entry.input)!]));
+    checkStateDict('TrainStep.loadState', expected, state);
+    for (const [name, value] of state) this.values.set(name, value.contiguous());
   }
 
   /**

@@ -1,0 +1,101 @@
+import { ConfigError } from '../errors.js';
+
+/** MurmurHash3's 32-bit finalizer: a bijection on uint32 that mixes every bit. @internal */
+export function fmix32(value: number): number {
+  let h = value >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function rotl(x: number, k: number): number {
+  return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/**
+ * A seeded pseudo-random generator (xoshiro128**) with uniform and Gaussian
+ * draws. The same seed gives the same stream on every platform. Used for
+ * PyTorch-style parameter initialization (the same distributions as PyTorch,
+ * not its random stream) and for data order and augmentation.
+ *
+ * @example
+ * ```ts
+ * const generator = new RandomGenerator(42);
+ * generator.uniform(); // in [0, 1)
+ * generator.normal(); // standard normal
+ * ```
+ * @public
+ */
+export class RandomGenerator {
+  private s0: number;
+  private s1: number;
+  private s2: number;
+  private s3: number;
+  private spareNormal: number | undefined;
+
+  /**
+   * @param seed - an integer in [0, 2^32)
+   * @param stream - an optional second integer in [0, 2^32) that selects an independent stream for the same seed
+   * @throws {@link ConfigError} for a seed or stream that is not such an integer
+   */
+  constructor(seed: number, stream = 0) {
+    for (const [name, value] of [['seed', seed], ['stream', stream]] as const) {
+      if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new ConfigError(`RandomGenerator: ${name} must be an integer in [0, 2^32); found ${value}`);
+    }
+    this.s0 = fmix32(seed);
+    this.s1 = fmix32(stream ^ 0x9e3779b9);
+    this.s2 = fmix32(seed ^ 0x7f4a7c15);
+    this.s3 = fmix32(this.s0 ^ this.s1 ^ this.s2 ^ 0x2545f491);
+    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s3 = 1;
+    for (let i = 0; i < 16; i++) this.nextUint32();
+  }
+
+  /** The next 32 random bits as an unsigned integer. */
+  nextUint32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
+    const t = this.s1 << 9;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = rotl(this.s3, 11);
+    return result;
+  }
+
+  /** A uniform double in [0, 1) with 53 random bits. */
+  uniform(): number {
+    return ((this.nextUint32() >>> 5) * 67108864 + (this.nextUint32() >>> 6)) / 9007199254740992;
+  }
+
+  /** A uniform integer in [0, bound). */
+  integer(bound: number): number {
+    if (!Number.isSafeInteger(bound) || bound <= 0) throw new ConfigError(`RandomGenerator.integer: bound must be a positive integer; found ${bound}`);
+    return Math.floor(this.uniform() * bound);
+  }
+
+  /** A standard normal draw (Box-Muller on 53-bit uniforms). */
+  normal(): number {
+    if (this.spareNormal !== undefined) {
+      const value = this.spareNormal;
+      this.spareNormal = undefined;
+      return value;
+    }
+    const radius = Math.sqrt(-2 * Math.log(1 - this.uniform()));
+    const angle = 2 * Math.PI * this.uniform();
+    this.spareNormal = radius * Math.sin(angle);
+    return radius * Math.cos(angle);
+  }
+
+  /** Shuffles an array in place (Fisher-Yates) and returns it. */
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.integer(i + 1);
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items;
+  }
+}
