@@ -1,11 +1,18 @@
 /**
- * Linear (GD(L)) and attention-pooling heads over diffusion features.
+ * Heads over diffusion features: the paper's linear GD(L) head
+ * ({@link LinearHead}, the reference's `Head`) and the attention-pooling head
+ * ({@link AttentionHead}) from a typed configuration or the reference's layer
+ * string, with the reference's PyTorch parameter names.
  *
- * This package is part of the DiffSSL TypeScript toolkit. Its public surface
- * is still empty: the implementation arrives with its own issue, and nothing
- * here pretends otherwise. Use `@diffssl/core` for tensors, ops, autodiff,
- * train steps and ONNX Runtime sessions today.
+ * @example
+ * ```ts
+ * import { AttentionHead } from '@diffssl/pool';
+ * const head = AttentionHead.fromLayerString('Pool:2:2,Reshape,Attention:32:2:2:1,FullyPool,Dense:32:10:identity', { seed: 0 });
+ * ```
  *
  * @packageDocumentation
  */
-export {};
+export { LinearHead, parseHeadArc, type LinearHeadOptions } from './linear-head.js';
+export { AttentionHead, tokensOf, type AttentionHeadOptions } from './attention-head.js';
+export { checkChain, formatLayerString, inputKindOf, parseLayerString, type AttentionHeadConfig, type DenseActivation, type HeadLayerSpec } from './layer-string.js';
+export { Mlp, SelfAttention, TransformerBlock } from './transformer-block.js';
