@@ -1,11 +1,15 @@
 /**
- * DifFormer: one attention head fusing the features of several U-Net blocks and timesteps.
+ * DifFormer: attention fusion of diffusion features over several U-Net blocks
+ * and timesteps (the reference's `AttentionFusion`), with the reference's
+ * parameter names.
  *
- * This package is part of the DiffSSL TypeScript toolkit. Its public surface
- * is still empty: the implementation arrives with its own issue, and nothing
- * here pretends otherwise. Use `@diffssl/core` for tensors, ops, autodiff,
- * train steps and ONNX Runtime sessions today.
+ * @example
+ * ```ts
+ * import { DifFormer } from '@diffssl/difformer';
+ * const fusion = DifFormer.fromUNet(unet, { firstPassBlocks: [19, 24, 30], timesteps: [90, 150, 300], prePoolSize: 7, numClasses: 1000,
+ *   fusion: 'Use_CLS_Token:True:1024,Insert_CLS_Token,Attention:1024:8:4:2,Extract_CLS_Token' });
+ * ```
  *
  * @packageDocumentation
  */
-export {};
+export { DifFormer, fusionKey, type BlockMetadataSource, type DifFormerOptions, type FusionBlockInfo, type FusionNorm } from './difformer.js';

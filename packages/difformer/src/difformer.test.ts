@@ -1,0 +1,90 @@
+/**
+ * DifFormer against the reference AttentionFusion (assets/fixtures/heads.safetensors, cases
+ * `attention` and `difformer`): logits, loss, every gradient and every parameter after one SGD step.
+ */
+import { BuildContext, Graph, type HostTensor } from '@diffssl/core';
+import { expectClose, loadTensorFixture, runHeadStep, type TensorFixture } from '@diffssl/testing';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DifFormer, fusionKey } from './index.js';
+
+let fixture: TensorFixture;
+beforeAll(() => {
+  fixture = loadTensorFixture('heads.safetensors');
+});
+
+function group(prefix: string): Map<string, HostTensor> {
+  return new Map([...fixture.tensors].filter(([name]) => name.startsWith(prefix)).map(([name, tensor]) => [name.slice(prefix.length), tensor]));
+}
+
+interface FusionCase {
+  fusion_arc: string;
+  blocks: number[];
+  t_list: number[];
+  norm_type: 'layer' | 'batch';
+  pre_pool_size: number;
+  num_classes: number;
+}
+
+describe.each(['attention', 'difformer'])('DifFormer, reference case %s', (name) => {
+  it('matches logits, loss, every gradient and every parameter after one SGD step', async () => {
+    const config = JSON.parse(fixture.metadata[name]!) as FusionCase;
+    const inputs = group(`${name}/input/`);
+    // Channels and sizes come from the input tensors, as a user's U-Net metadata would give them.
+    const blocks = config.blocks.map((block) => {
+      const tensor = inputs.get(fusionKey(config.t_list[0]!, block))!;
+      return { block, channels: tensor.shape[1]!, resolution: tensor.shape[2]! };
+    });
+    const fusion = new DifFormer({ blocks, firstPassBlocks: config.blocks, timesteps: config.t_list, fusion: config.fusion_arc, normType: config.norm_type, prePoolSize: config.pre_pool_size, numClasses: config.num_classes });
+    fusion.loadStateDict(group(`${name}/param/`));
+    const result = await runHeadStep(fusion, (context, graph) => {
+      const features = new Map([...inputs].map(([key, tensor]) => [key, graph.input(key, 'float32', ['batch', ...tensor.shape.slice(1)])]));
+      return { logits: fusion.forward(context, features), feeds: Object.fromEntries(inputs) };
+    }, fixture.tensor('labels'), Number(fixture.metadata[`${name}/lr`]));
+    expectClose(result.logits, fixture.tensor(`${name}/logits`), 1e-4, 'logits');
+    expectClose(result.loss, fixture.tensor(`${name}/loss`), 1e-4, 'loss');
+    const grads = group(`${name}/grad/`);
+    const after = group(`${name}/after_sgd/`);
+    expect([...result.grads.keys()].sort()).toEqual([...grads.keys()].sort());
+    for (const [parameter, expected] of grads) expectClose(result.grads.get(parameter)!, expected, 1e-4, `grad ${parameter}`);
+    for (const [parameter, expected] of after) expectClose(result.after.get(parameter)!, expected, 1e-4, `after_sgd ${parameter}`);
+  });
+});
+
+describe('DifFormer construction', () => {
+  const fusionArc = 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token';
+  const blocks = [{ block: 5, channels: 8, resolution: 14 }, { block: 9, channels: 12, resolution: 4 }];
+
+  it('sizes every pre-layer from the block metadata and names them by block', () => {
+    const fusion = new DifFormer({ blocks, firstPassBlocks: [9, 5], secondPassBlocks: [5], timesteps: [10, 20, 30], fusion: fusionArc, prePoolSize: 7, numClasses: 4, normType: 'batch' });
+    const shapes = Object.fromEntries([...fusion.stateDict()].map(([n, t]) => [n, t.shape.join('x')]));
+    expect(shapes['pre_layer.5.1.running_var']).toBe('8');
+    expect(shapes['pre_layer.5.2.weight']).toBe('16x8x1x1');
+    expect(shapes['pre_layer.9.2.weight']).toBe('16x12x1x1');
+    expect(shapes['head.weight']).toBe('4x48');
+    expect(fusion.featureKeys().slice(0, 3)).toEqual(['t10/block09', 't10/block05', 't10/second/block05']);
+    const layerNorm = new DifFormer({ blocks, firstPassBlocks: [5, 9], timesteps: [10], fusion: fusionArc, prePoolSize: 7, numClasses: 4 });
+    // min(14, 7) = 7 for block 5; min(4, 7) = 4 for block 9.
+    expect(layerNorm.stateDict().get('pre_layer.5.1.weight')!.shape).toEqual([8, 7, 7]);
+    expect(layerNorm.stateDict().get('pre_layer.9.1.weight')!.shape).toEqual([12, 4, 4]);
+  });
+
+  it('refuses missing metadata, missing features and features that do not fit', () => {
+    expect(() => new DifFormer({ blocks, firstPassBlocks: [6], timesteps: [10], fusion: fusionArc, prePoolSize: 7, numClasses: 4 })).toThrow(/no metadata for block 6; blocks given: 5, 9/);
+    expect(() => new DifFormer({ blocks, firstPassBlocks: [5], timesteps: [], fusion: fusionArc, prePoolSize: 7, numClasses: 4 })).toThrow(/at least one timestep/);
+    expect(() => new DifFormer({ blocks, firstPassBlocks: [5], timesteps: [10], fusion: 'Reshape,FullyPool', prePoolSize: 7, numClasses: 4 })).toThrow(/CLS token or an Attention layer/);
+    const fusion = new DifFormer({ blocks, firstPassBlocks: [5, 9], timesteps: [10], fusion: fusionArc, prePoolSize: 7, numClasses: 4 });
+    const graph = new Graph();
+    const context = new BuildContext(graph, fusion);
+    const x5 = graph.input('a', 'float32', ['batch', 8, 14, 14]);
+    expect(() => fusion.forward(context, new Map([[fusionKey(10, 5), x5]]))).toThrow(/missing feature 't10\/block09'/);
+    const wrong = graph.input('b', 'float32', ['batch', 8, 7, 7]);
+    expect(() => fusion.forward(context, new Map([[fusionKey(10, 5), wrong], [fusionKey(10, 9), x5]]))).toThrow(/'t10\/block05' must be \[batch, 8, 14, 14\]/);
+  });
+
+  it('reads dims and sizes from any U-Net metadata source', () => {
+    const unet = { block: (n: number) => ({ channels: n * 4, resolution: 28 / (n > 4 ? 2 : 1), number: n }) };
+    const fusion = DifFormer.fromUNet(unet, { firstPassBlocks: [3, 8], timesteps: [50], fusion: fusionArc, prePoolSize: 7, numClasses: 10 });
+    expect(fusion.stateDict().get('pre_layer.8.2.weight')!.shape).toEqual([16, 32, 1, 1]);
+    expect(fusion.stateDict().get('pre_layer.3.1.weight')!.shape).toEqual([12, 7, 7]);
+  });
+});
