@@ -1,11 +1,17 @@
 /**
- * DifFeed: feedback networks from decoder to encoder blocks and the two-pass U-Net.
+ * DifFeed: feedback networks from the U-Net's decoder back to its encoder and
+ * the two-pass model, with the reference's parameter names
+ * (`feedback_layers.<i>.<j>`), trainable through the frozen second pass.
  *
- * This package is part of the DiffSSL TypeScript toolkit. Its public surface
- * is still empty: the implementation arrives with its own issue, and nothing
- * here pretends otherwise. Use `@diffssl/core` for tensors, ops, autodiff,
- * train steps and ONNX Runtime sessions today.
+ * @example
+ * ```ts
+ * import { DifFeed, DifFeedClassifier } from '@diffssl/diffeed';
+ * const difFeed = new DifFeed({ unet, feedbackFrom: [21, 24, 27, 30, 33, 36], arch: 'C_B_R' });
+ * const model = new DifFeedClassifier(difFeed, head);
+ * ```
  *
  * @packageDocumentation
  */
-export {};
+export { DifFeed, constantTimesteps, qSampleAt, type DifFeedOptions, type DifFeedPasses, type FeedbackUNet } from './diffeed.js';
+export { FeedbackNetwork, parseFeedbackArch, type FeedbackLayerToken } from './feedback-network.js';
+export { DifFeedClassifier, type DifFeedClassifierInputs } from './classifier.js';
