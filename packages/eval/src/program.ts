@@ -1,6 +1,7 @@
 /** The `diffssl` command line: its commands and the error policy (one line, no stack trace). */
 import { DiffSSLError, type ExecutionProvider } from '@diffssl/core';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { headStep } from './commands/head-step.js';
 import { unetRun } from './commands/unet-run.js';
 
 /** Builds the command-line program (exported for tests). */
@@ -20,12 +21,38 @@ export function buildProgram(): Command {
     .action(async (options: { checkpoint: string; config: string; input: string; blocks: string; withOutput?: boolean; out: string; provider: string; strict?: boolean }) => {
       const names = await unetRun({
         ...options,
-        providers: options.provider.split(',').map((p) => p.trim()) as ExecutionProvider[],
+        providers: parseProviders(options.provider),
         log: (line) => process.stderr.write(`${line}\n`),
       });
       process.stderr.write(`wrote ${names.join(', ')} to ${options.out}\n`);
     });
+  program
+    .command('head-step')
+    .description('one training step of a head (training mode, mean cross-entropy, plain SGD), to compare with a reference implementation')
+    .requiredOption('--head <head.json>', 'the head: {"kind":"linear"|"fusion"|"layers", ...} with the reference\'s argument names')
+    .requiredOption('--params <params.safetensors>', 'parameters under the reference\'s names')
+    .requiredOption('--input <input.safetensors>', 'labels (int64 [B]) and input [B,C,H,W] or t{T}/block{NN}')
+    .requiredOption('--lr <number>', 'learning rate of the SGD step', parseNumber('--lr'))
+    .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name>, buffer_after/<name>')
+    .option('--provider <list>', 'execution providers in order, comma-separated', 'cpu')
+    .action(async (options: { head: string; params: string; input: string; lr: number; out: string; provider: string }) => {
+      const names = await headStep({ ...options, providers: parseProviders(options.provider) });
+      process.stderr.write(`wrote ${names.length} tensors to ${options.out}\n`);
+    });
   return program;
+}
+
+/** A commander argument parser for a finite number, with a one-line error naming the option. */
+function parseNumber(option: string): (value: string) => number {
+  return (value) => {
+    const number = Number(value);
+    if (value.trim() === '' || !Number.isFinite(number)) throw new InvalidArgumentError(`${option}: expected a number; found '${value}'`);
+    return number;
+  };
+}
+
+function parseProviders(list: string): ExecutionProvider[] {
+  return list.split(',').map((p) => p.trim()) as ExecutionProvider[];
 }
 
 /** Runs the CLI; returns the exit code. Errors are one line, never a stack trace. */

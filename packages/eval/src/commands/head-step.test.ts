@@ -1,0 +1,114 @@
+/**
+ * `diffssl head-step` against every head case of the reference fixture
+ * (assets/fixtures/heads.safetensors): logits, loss, every gradient and every parameter
+ * after the SGD step, under the reference's names; run as a separate process.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
+import { loadTensorFixture, relativeError, type TensorFixture } from '@diffssl/testing';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
+const run = promisify(execFile);
+function cli(args: string[]) {
+  return run(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', CLI, ...args], { timeout: 120_000 }).then(
+    (r) => ({ code: 0, stderr: r.stderr }),
+    (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+  );
+}
+
+let fixture: TensorFixture;
+beforeAll(() => {
+  fixture = loadTensorFixture('heads.safetensors');
+});
+
+function group(prefix: string): Map<string, HostTensor> {
+  return new Map([...fixture.tensors].filter(([name]) => name.startsWith(prefix)).map(([name, tensor]) => [name.slice(prefix.length), tensor]));
+}
+
+/** The issue's head.json of each fixture case, from the fixture's metadata. */
+function headJson(name: string): object {
+  const meta = JSON.parse(fixture.metadata[name]!) as Record<string, unknown>;
+  if (name === 'linear') return { kind: 'linear', ...meta, head_arc: '', num_classes: 10 };
+  if (name === 'poolhead') return { kind: 'layers', ...meta };
+  return { kind: 'fusion', ...meta };
+}
+
+function setup(name: string) {
+  const directory = mkdtempSync(join(tmpdir(), 'diffssl-head-step-'));
+  writeFileSync(join(directory, 'head.json'), JSON.stringify(headJson(name)));
+  // The parameters as the reference saved them (the poolhead's unused cls_token included).
+  writeFileSync(join(directory, 'params.safetensors'), writeSafetensors(group(`${name}/param/`)));
+  const inputs = name === 'linear' || name === 'poolhead' ? new Map([['input', fixture.tensor(`${name}/input`)]]) : group(`${name}/input/`);
+  writeFileSync(join(directory, 'input.safetensors'), writeSafetensors(new Map([...inputs, ['labels', fixture.tensor('labels')]])));
+  return directory;
+}
+
+describe('diffssl head-step', () => {
+  it.each(['linear', 'attention', 'difformer', 'poolhead'])('reproduces the reference case %s', async (name) => {
+    const directory = setup(name);
+    const out = join(directory, 'out.safetensors');
+    const result = await cli(['head-step', '--head', join(directory, 'head.json'), '--params', join(directory, 'params.safetensors'), '--input', join(directory, 'input.safetensors'), '--lr', fixture.metadata[`${name}/lr`]!, '--out', out]);
+    expect(result.code, result.stderr).toBe(0);
+    const written = readSafetensors(readFileSync(out)).tensors;
+    const expected = new Map<string, HostTensor>([['logits', fixture.tensor(`${name}/logits`)], ['loss', fixture.tensor(`${name}/loss`)]]);
+    for (const [parameter, tensor] of group(`${name}/grad/`)) expected.set(`grad/${parameter}`, tensor);
+    for (const [parameter, tensor] of group(`${name}/after_sgd/`)) expected.set(`after_sgd/${parameter}`, tensor);
+    expect([...written.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const [key, tensor] of expected) expect(relativeError(written.get(key)!, tensor), key).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('writes BatchNorm buffers after the step (norm_type batch) and starts absent buffers at mean 0, var 1', async () => {
+    const directory = setup('attention');
+    const head = headJson('attention') as Record<string, unknown>;
+    writeFileSync(join(directory, 'head.json'), JSON.stringify({ ...head, norm_type: 'batch' }));
+    const params = group('attention/param/');
+    params.set('pre_layer.12.1.weight', HostTensor.full('float32', [64], 1));
+    params.set('pre_layer.12.1.bias', HostTensor.zeros('float32', [64]));
+    writeFileSync(join(directory, 'params.safetensors'), writeSafetensors(params));
+    const out = join(directory, 'out.safetensors');
+    const result = await cli(['head-step', '--head', join(directory, 'head.json'), '--params', join(directory, 'params.safetensors'), '--input', join(directory, 'input.safetensors'), '--lr', '0.05', '--out', out]);
+    expect(result.code, result.stderr).toBe(0);
+    const written = readSafetensors(readFileSync(out)).tensors;
+    // The running mean after one step is 0.9 * 0 + 0.1 * the batch mean of the 7x7-pooled (identity here) input, per channel.
+    const input = fixture.tensor('attention/input/t150/block12');
+    const [n, c, h, w] = input.shape as [number, number, number, number];
+    const values = input.toArray();
+    const expectedMean = Array.from({ length: c }, (_, channel) => {
+      let total = 0;
+      for (let i = 0; i < n; i++) for (let k = 0; k < h * w; k++) total += values[(i * c + channel) * h * w + k]!;
+      return (0.1 * total) / (n * h * w);
+    });
+    expect(relativeError(written.get('buffer_after/pre_layer.12.1.running_mean')!, HostTensor.from('float64', [c], expectedMean))).toBeLessThan(1e-5);
+    expect(written.has('buffer_after/pre_layer.12.1.running_var')).toBe(true);
+  });
+
+  it('answers bad input with one line: unknown kind, mis-shaped and unexpected parameters, missing tensors', async () => {
+    const directory = setup('linear');
+    const args = (extra: Record<string, string>) => {
+      const base: Record<string, string> = { '--head': join(directory, 'head.json'), '--params': join(directory, 'params.safetensors'), '--input': join(directory, 'input.safetensors'), '--lr': '0.01', '--out': join(directory, 'o.safetensors'), ...extra };
+      return ['head-step', ...Object.entries(base).flat()];
+    };
+    writeFileSync(join(directory, 'bad-kind.json'), JSON.stringify({ kind: 'conv' }));
+    writeFileSync(join(directory, 'bad-params.safetensors'), writeSafetensors({ 'fcs.0.weight': HostTensor.zeros('float32', [10, 255]), 'fcs.9.weight': HostTensor.zeros('float32', [1]) }));
+    writeFileSync(join(directory, 'no-labels.safetensors'), writeSafetensors({ input: fixture.tensor('linear/input') }));
+    const cases: [string[], RegExp][] = [
+      [args({ '--head': join(directory, 'bad-kind.json') }), /"kind" must be "linear", "fusion" or "layers"; found "conv"/],
+      [args({ '--params': join(directory, 'bad-params.safetensors') }), /1 missing \(fcs\.0\.bias\); 1 unexpected \(fcs\.9\.weight\); 1 mis-shaped \(fcs\.0\.weight: expected float32\[10, 256\], found float32\[10, 255\]\)/],
+      [args({ '--input': join(directory, 'no-labels.safetensors') }), /expected a tensor 'labels'/],
+      [args({ '--lr': 'fast' }), /--lr: expected a number; found 'fast'/],
+      [args({ '--params': join(directory, 'nope.safetensors') }), /--params: cannot read/],
+    ];
+    for (const [argv, pattern] of cases) {
+      const result = await cli(argv);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(pattern);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+});

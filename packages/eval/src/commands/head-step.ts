@@ -1,0 +1,102 @@
+import { readFile } from 'node:fs/promises';
+import {
+  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, mul, readSafetensors, ShapeError, sub, type ExecutionProvider, type HostTensor,
+  type SymbolicTensor,
+} from '@diffssl/core';
+import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
+import { writeFileAtomically } from './files.js';
+
+/** Options of {@link headStep} (the `diffssl head-step` command). @public */
+export interface HeadStepOptions {
+  /** JSON file with the head spec (`{"kind":"linear"|"fusion"|"layers", ...}`, the reference's argument names). */
+  head: string;
+  /** safetensors with the parameters under the reference's names (BatchNorm buffers may be absent: mean 0, var 1). */
+  params: string;
+  /** safetensors with `labels` (int64 [B]) and `input` [B,C,H,W] (linear, layers) or `t{T}/block{NN}` (fusion). */
+  input: string;
+  /** Learning rate of the plain SGD step. */
+  lr: number;
+  /** Where to write the result. */
+  out: string;
+  /** Execution providers in order (default cpu). */
+  providers?: readonly ExecutionProvider[];
+}
+
+async function readJson(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`${what}: cannot read ${path}: ${(cause as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${what}: ${path} is not valid JSON: ${(cause as Error).message}`);
+  }
+}
+
+/** Reads a safetensors file with a message naming the option. */
+export async function readTensorFile(path: string, what: string): Promise<Map<string, HostTensor>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (cause) {
+    throw new ConfigError(`${what}: cannot read ${path}: ${(cause as Error).message}`);
+  }
+  return readSafetensors(bytes).tensors;
+}
+
+const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_var|num_batches_tracked)$/.test(name);
+
+/**
+ * One training step of a head, exactly as the reference fixtures were made:
+ * training mode (BatchNorm uses batch statistics and updates its running
+ * statistics), mean cross-entropy on `labels`, one plain SGD step at `lr`.
+ * Writes `logits`, `loss` [1], `grad/<name>` and `after_sgd/<name>` for every
+ * trainable parameter, and `buffer_after/<name>` for every BatchNorm running
+ * mean and variance.
+ *
+ * @returns the names written
+ * @throws `ConfigError` for a bad head spec, missing inputs or a learning rate that is not a finite number; `StateDictMismatchError` listing missing, unexpected and mis-shaped parameters
+ * @public
+ */
+export async function headStep(options: HeadStepOptions): Promise<string[]> {
+  if (!Number.isFinite(options.lr)) throw new ConfigError(`--lr: expected a finite number; found ${options.lr}`);
+  const spec = parseHeadSpec(await readJson(options.head, '--head'));
+  const input = await readTensorFile(options.input, '--input');
+  const labels = input.get('labels');
+  if (!labels) throw new ConfigError(`--input: expected a tensor 'labels' (int64 [B]) in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);
+  if (labels.dtype !== 'int64' || labels.rank !== 1) throw new DTypeError(`--input: labels must be int64 [B]; found ${labels.dtype}[${labels.shape.join(', ')}]`);
+  const head = buildHead(spec, input);
+  head.module.loadStateDict(await readTensorFile(options.params, '--params'), { allowMissing: isBatchNormBuffer });
+  const feeds: Record<string, HostTensor> = { labels };
+  for (const name of head.inputs.keys()) {
+    const tensor = input.get(name)!;
+    if (tensor.dtype !== 'float32') throw new DTypeError(`--input: ${name} must be float32; found ${tensor.dtype}`);
+    if (tensor.shape[0] !== labels.shape[0]) throw new ShapeError(`--input: ${name} has ${tensor.shape[0]} images but labels has ${labels.shape[0]}`);
+    feeds[name] = tensor;
+  }
+  const graph = new Graph();
+  const context = new BuildContext(graph, head.module, { mode: 'train' });
+  const inputs = new Map([...head.inputs].map(([name, shape]) => [name, graph.input(name, 'float32', ['batch', ...shape])]));
+  const logits = head.forward(context, inputs);
+  const loss = crossEntropy(logits, graph.input('labels', 'int64', ['batch']));
+  const trainable = context.trainableWeights();
+  const grads = gradients(loss, trainable.map(({ weight }) => weight));
+  const outputs: Record<string, SymbolicTensor> = { logits, loss };
+  trainable.forEach(({ weight }, i) => {
+    outputs[`grad/${weight.name}`] = grads[i]!;
+    outputs[`after_sgd/${weight.name}`] = sub(weight, mul(grads[i]!, options.lr));
+  });
+  for (const { weight } of context.updatedBuffers()) outputs[`buffer_after/${weight.name}`] = context.bufferUpdates().get(weight)!;
+  const runner = await createRunner(compileModel({ outputs }), { executionProviders: options.providers ?? ['cpu'] });
+  try {
+    const result = await runner.run(feeds);
+    const written = new Map(Object.keys(outputs).map((name) => [name, name === 'loss' ? result[name]!.reshape([1]) : result[name]!]));
+    await writeFileAtomically(options.out, written);
+    return [...written.keys()];
+  } finally {
+    await runner.release();
+  }
+}
