@@ -41,4 +41,9 @@ describe('decodeImage (sharp) against PIL convert("RGB")', () => {
     expect((error as Error).message).toMatch(/^cat\/broken\.png: cannot decode the image: /);
     expect((error as Error).message).not.toContain('\n');
   });
+  it('a truncated JPEG and a file that is no image are one FormatError each', async () => {
+    const bytes = readFileSync(new URL('images/rgb-progressive.jpg', FIXTURE));
+    await expect(decodeImage(bytes.subarray(0, bytes.length >> 1), 'a.jpg')).rejects.toThrow(/^a\.jpg: cannot decode the image: .*premature end of JPEG/);
+    await expect(decodeImage(new TextEncoder().encode('hello'), 'b.png')).rejects.toThrow(FormatError);
+  });
 });
