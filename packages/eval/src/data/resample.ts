@@ -147,18 +147,23 @@ export function resizeImage(image: HostTensor<'uint8'>, width: number, height: n
   }
   if (height !== inHeight) {
     const out = new Uint8ClampedArray(channels * height * currentWidth);
+    // Row-wise accumulation (each tap adds a whole input row): the same integer sums as Pillow's
+    // per-pixel loop, in an order that reads memory contiguously. Float64 holds them exactly.
+    const sums = new Float64Array(currentWidth);
     for (let c = 0; c < channels; c++) {
       const plane = c * rows * currentWidth;
       for (let y = 0; y < height; y++) {
         const first = vertical.bounds[y * 2]! - rowOffset;
         const count = vertical.bounds[y * 2 + 1]!;
         const k = y * vertical.taps;
-        const outRow = (c * height + y) * currentWidth;
-        for (let x = 0; x < currentWidth; x++) {
-          let sum = HALF;
-          for (let i = 0; i < count; i++) sum += data[plane + (first + i) * currentWidth + x]! * vertical.weights[k + i]!;
-          out[outRow + x] = sum >> PRECISION_BITS;
+        sums.fill(HALF);
+        for (let i = 0; i < count; i++) {
+          const weight = vertical.weights[k + i]!;
+          const inRow = plane + (first + i) * currentWidth;
+          for (let x = 0; x < currentWidth; x++) sums[x] += data[inRow + x]! * weight;
         }
+        const outRow = (c * height + y) * currentWidth;
+        for (let x = 0; x < currentWidth; x++) out[outRow + x] = sums[x]! >> PRECISION_BITS;
       }
     }
     data = new Uint8Array(out.buffer);
