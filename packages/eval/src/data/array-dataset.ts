@@ -30,8 +30,8 @@ export function numberedClasses(count: number): string[] {
  *
  * @param options - images, labels and classes
  * @returns the dataset
- * @throws {@link ShapeError} for images that are not [N,H,W] or [N,C,H,W] uint8 with C = 1 or 3, or a label count that differs from N;
- *   {@link ConfigError} for a label outside the classes
+ * @throws `ShapeError` for images that are not [N,H,W] or [N,C,H,W] uint8 with C = 1 or 3, or a label count that differs from N;
+ *   `ConfigError` for a label outside the classes
  * @example
  * ```ts
  * const data = arrayDataset({ images: HostTensor.zeros('uint8', [2, 28, 28]), labels: [0, 1], classes: 10 });

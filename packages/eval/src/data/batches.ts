@@ -77,7 +77,7 @@ function checkPlan(plan: EpochPlan, epoch: number): void {
  * @param length - dataset size
  * @param plan - batch size and whether the last partial batch is dropped
  * @returns `floor(length / batchSize)` when dropping, else `ceil(length / batchSize)`
- * @throws {@link ConfigError} for a bad batch size
+ * @throws `ConfigError` for a bad batch size
  * @public
  */
 export function batchCount(length: number, plan: EpochPlan): number {
@@ -93,7 +93,7 @@ export function batchCount(length: number, plan: EpochPlan): number {
  * @param length - dataset size
  * @param options - shuffle, seed and epoch
  * @returns the dataset indices in visiting order
- * @throws {@link ConfigError} for a bad seed or epoch
+ * @throws `ConfigError` for a bad seed or epoch
  * @public
  */
 export function epochOrder(length: number, options: { shuffle?: boolean; seed?: number; epoch: number }): Int32Array {
@@ -112,7 +112,7 @@ export function epochOrder(length: number, options: { shuffle?: boolean; seed?: 
  * @param plan - the epoch plan
  * @param epoch - the epoch number (0-based)
  * @returns one index list per batch
- * @throws {@link ConfigError} for a bad plan or epoch
+ * @throws `ConfigError` for a bad plan or epoch
  * @public
  */
 export function epochBatches(length: number, plan: EpochPlan, epoch: number): number[][] {
@@ -133,7 +133,7 @@ export function epochBatches(length: number, plan: EpochPlan, epoch: number): nu
  * @param transform - the transform
  * @param key - seed, epoch and dataset index of the image
  * @returns uint8 [C,H',W']
- * @throws {@link ConfigError} for an unknown transform kind
+ * @throws `ConfigError` for an unknown transform kind
  * @public
  */
 export function applyTransform(image: HostTensor<'uint8'>, transform: ImageTransform, key: { seed: number; epoch: number; index: number }): HostTensor<'uint8'> {
@@ -168,8 +168,8 @@ function outputSize(dataset: Dataset, options: BatchOptions): [number, number] {
  * @param indices - dataset indices, one per row
  * @param options - transform, expected size, channels, seed and epoch
  * @returns float32 [B,C,H,W] images in [-1, 1] and int64 [B] labels
- * @throws {@link ShapeError} naming the file for an image of the wrong size under transform `none`, or an RGB image with `channels: 1`;
- *   {@link ConfigError} for a bad index or options; {@link FormatError} for an image that cannot be decoded
+ * @throws `ShapeError` naming the file for an image of the wrong size under transform `none`, or an RGB image with `channels: 1`;
+ *   `ConfigError` for a bad index or options; `FormatError` for an image that cannot be decoded
  * @example
  * ```ts
  * const { images, labels } = await loadBatch(test, [0, 1, 2, 3]);
@@ -229,7 +229,7 @@ export interface IterateOptions extends EpochPlan, Omit<BatchOptions, 'seed' | '
  * @param dataset - the dataset
  * @param options - the epoch plan, batch options, epoch and start batch
  * @returns an async iterator of batches with their epoch and batch index
- * @throws {@link ConfigError} for a bad plan or start batch; errors of {@link loadBatch} when a batch is reached
+ * @throws `ConfigError` for a bad plan or start batch; errors of {@link loadBatch} when a batch is reached
  * @example
  * ```ts
  * for await (const batch of iterateBatches(train, { batchSize: 32, shuffle: true, dropLast: true, seed: 0, epoch })) {

@@ -34,19 +34,19 @@ export interface Dataset {
   /**
    * The label of example `index`, without decoding the image.
    *
-   * @throws {@link ConfigError} for an index outside 0..length-1
+   * @throws `ConfigError` for an index outside 0..length-1
    */
   label(index: number): number;
   /**
    * A description of example `index` for messages (file path or `file #index`).
    *
-   * @throws {@link ConfigError} for an index outside 0..length-1
+   * @throws `ConfigError` for an index outside 0..length-1
    */
   source(index: number): string;
   /**
    * Example `index`, decoded.
    *
-   * @throws {@link ConfigError} for an index outside 0..length-1; {@link FormatError} when the image cannot be decoded
+   * @throws `ConfigError` for an index outside 0..length-1; `FormatError` when the image cannot be decoded
    */
   get(index: number): Promise<Example>;
 }
@@ -54,7 +54,7 @@ export interface Dataset {
 /**
  * Throws unless `index` is an integer in 0..length-1.
  *
- * @throws {@link ConfigError} naming the dataset size
+ * @throws `ConfigError` naming the dataset size
  */
 export function checkIndex(index: number, length: number, what: string): void {
   if (!Number.isInteger(index) || index < 0 || index >= length) {
@@ -69,7 +69,7 @@ export function checkIndex(index: number, length: number, what: string): void {
  * @param dataset - the underlying dataset
  * @param indices - indices into `dataset`
  * @returns the view (no image is decoded or copied)
- * @throws {@link ConfigError} for an index outside the dataset or a repeated index
+ * @throws `ConfigError` for an index outside the dataset or a repeated index
  * @example
  * ```ts
  * const first1000 = subsetDataset(train, Array.from({ length: 1000 }, (_, i) => i));
@@ -106,7 +106,7 @@ export function subsetDataset(dataset: Dataset, indices: readonly number[]): Dat
  * @param dataset - the dataset
  * @param limit - how many to keep (a positive integer)
  * @returns the view
- * @throws {@link ConfigError} for a limit that is not a positive integer
+ * @throws `ConfigError` for a limit that is not a positive integer
  * @public
  */
 export function takeFirst(dataset: Dataset, limit: number): Dataset {

@@ -60,8 +60,8 @@ function cmykToRgbPlanes(cmyk: Uint8Array, pixels: number): Uint8Array {
  * @param bytes - the encoded file
  * @param file - the file name, for messages
  * @returns uint8 [C,H,W] with C = 1 (gray) or 3 (RGB)
- * @throws {@link FormatError} naming the file when it is not a decodable JPEG or PNG (truncated, corrupt, other format);
- *   {@link UnsupportedError} when sharp cannot be loaded
+ * @throws `FormatError` naming the file when it is not a decodable JPEG or PNG (truncated, corrupt, other format);
+ *   `UnsupportedError` when sharp cannot be loaded
  * @public
  */
 export async function decodeImage(bytes: Uint8Array, file: string): Promise<HostTensor<'uint8'>> {

@@ -38,7 +38,7 @@ function hex(bytes: Uint8Array): string {
  * @param file - the file name, for messages
  * @param expectedRank - the number of dimensions required (3 for images, 1 for labels)
  * @returns the dimensions and a view of the data
- * @throws {@link FormatError} naming the file for a bad magic number, a wrong rank, or a size other than the header's (truncated or trailing bytes)
+ * @throws `FormatError` naming the file for a bad magic number, a wrong rank, or a size other than the header's (truncated or trailing bytes)
  * @public
  */
 export function parseIdx(bytes: Uint8Array, file: string, expectedRank: number): IdxArray {
@@ -70,7 +70,7 @@ export function parseIdx(bytes: Uint8Array, file: string, expectedRank: number):
  * @param path - the file
  * @param expectedRank - 3 for images, 1 for labels
  * @returns the parsed file
- * @throws {@link ConfigError} when the file is missing; {@link FormatError} for corrupt gzip or IDX content
+ * @throws `ConfigError` when the file is missing; `FormatError` for corrupt gzip or IDX content
  * @public
  */
 export async function readIdxFile(path: string, expectedRank: number): Promise<IdxArray> {
@@ -141,8 +141,8 @@ export function hasIdxFiles(directory: string, split: IdxSplit): boolean {
  * @param directory - the folder with the IDX files
  * @param options - split, limit and class names
  * @returns the dataset, in file order
- * @throws {@link ConfigError} for a missing directory or file or a bad limit;
- *   {@link FormatError} naming the file for corrupt or truncated files, image and label counts that differ, or a label outside the classes
+ * @throws `ConfigError` for a missing directory or file or a bad limit;
+ *   `FormatError` naming the file for corrupt or truncated files, image and label counts that differ, or a label outside the classes
  * @example
  * ```ts
  * const test = await readIdxDataset('assets/data/fashion-mnist-10k', { split: 'test', classes: FASHION_MNIST_CLASSES });

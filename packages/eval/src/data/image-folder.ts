@@ -85,7 +85,7 @@ async function listFiles(root: string): Promise<string[]> {
  *
  * @param directory - the folder holding the class subfolders
  * @returns the sorted subfolder names
- * @throws {@link ConfigError} when the directory is missing or has no subfolder
+ * @throws `ConfigError` when the directory is missing or has no subfolder
  * @public
  */
 export async function listClassFolders(directory: string): Promise<string[]> {
@@ -110,8 +110,8 @@ export async function listClassFolders(directory: string): Promise<string[]> {
  * @param directory - the folder holding the class subfolders (e.g. `imagenet/train`)
  * @param options - a fixed class list
  * @returns the dataset
- * @throws {@link ConfigError} for a missing directory, no class subfolders, an empty class folder or a subfolder outside the given classes;
- *   {@link UnsupportedError} for image files of another format
+ * @throws `ConfigError` for a missing directory, no class subfolders, an empty class folder or a subfolder outside the given classes;
+ *   `UnsupportedError` for image files of another format
  * @example
  * ```ts
  * const train = await readImageFolder('imagenet/train');

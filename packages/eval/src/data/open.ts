@@ -34,7 +34,7 @@ function isDirectory(path: string): boolean {
  * @param directory - the data directory
  * @param options - split, limit, IDX class names and subset list
  * @returns the dataset
- * @throws {@link ConfigError} for a missing directory, an unrecognized layout, or a subset list on IDX data; the readers' errors
+ * @throws `ConfigError` for a missing directory, an unrecognized layout, or a subset list on IDX data; the readers' errors
  * @example
  * ```ts
  * const train = await openDataset('assets/data/fashion-mnist-10k', { split: 'train', classes: FASHION_MNIST_CLASSES, limit: 1000 });

@@ -39,7 +39,7 @@ export class SeededRandom {
 
   /**
    * @param keys - uint32 values that select the stream
-   * @throws {@link ConfigError} when a key is not an integer in [0, 2^32)
+   * @throws `ConfigError` when a key is not an integer in [0, 2^32)
    */
   constructor(...keys: number[]) {
     const state = LANE_CONSTANTS.map((lane, laneIndex) => {
@@ -81,7 +81,7 @@ export class SeededRandom {
    * A uniform integer in [0, bound), without modulo bias (rejection).
    *
    * @param bound - exclusive upper bound, 1..2^32
-   * @throws {@link ConfigError} for a bound outside 1..2^32
+   * @throws `ConfigError` for a bound outside 1..2^32
    */
   nextInt(bound: number): number {
     if (!Number.isInteger(bound) || bound < 1 || bound > 0x100000000) throw new ConfigError(`SeededRandom.nextInt: bound must be an integer in 1..2^32; found ${bound}`);

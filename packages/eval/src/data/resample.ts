@@ -99,7 +99,7 @@ export function imagePlanes(image: HostTensor<'uint8'>, what = 'image'): { data:
  * @param height - output height
  * @param filter - `box` or `bicubic`
  * @returns a new uint8 [C,height,width] image (the input itself when the size is unchanged)
- * @throws {@link ShapeError} for a non-uint8 or non-[C,H,W] image; {@link ConfigError} for a non-positive size
+ * @throws `ShapeError` for a non-uint8 or non-[C,H,W] image; `ConfigError` for a non-positive size
  * @example
  * ```ts
  * const half = resizeImage(image, image.shape[2] >> 1, image.shape[1] >> 1, 'box');
@@ -160,7 +160,7 @@ export function resizeImage(image: HostTensor<'uint8'>, width: number, height: n
         for (let i = 0; i < count; i++) {
           const weight = vertical.weights[k + i]!;
           const inRow = plane + (first + i) * currentWidth;
-          for (let x = 0; x < currentWidth; x++) sums[x] += data[inRow + x]! * weight;
+          for (let x = 0; x < currentWidth; x++) sums[x] = sums[x]! + data[inRow + x]! * weight;
         }
         const outRow = (c * height + y) * currentWidth;
         for (let x = 0; x < currentWidth; x++) out[outRow + x] = sums[x]! >> PRECISION_BITS;

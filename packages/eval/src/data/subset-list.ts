@@ -11,7 +11,7 @@ import type { ImageFolderDataset } from './image-folder.js';
  *
  * @param path - the list file
  * @returns the names, in file order
- * @throws {@link ConfigError} when the file cannot be read, holds no names or names one file twice
+ * @throws `ConfigError` when the file cannot be read, holds no names or names one file twice
  * @public
  */
 export async function readSubsetList(path: string): Promise<string[]> {
@@ -43,7 +43,7 @@ export async function readSubsetList(path: string): Promise<string[]> {
  * @param dataset - an image folder dataset ({@link readImageFolder})
  * @param names - the list ({@link readSubsetList})
  * @returns the view with one example per name
- * @throws {@link ConfigError} listing a few names that match no file (and how many), or a base name that matches several files
+ * @throws `ConfigError` listing a few names that match no file (and how many), or a base name that matches several files
  * @example
  * ```ts
  * const train = await readImageFolder('imagenet/train');

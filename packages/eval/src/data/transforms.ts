@@ -48,7 +48,7 @@ function checkSize(size: number, what: string): void {
  * @param image - uint8 [C,H,W]
  * @param smallerSide - the target length of the smaller side
  * @returns uint8 [C,H',W'] with min(H',W') = smallerSide (up to rounding of the larger side)
- * @throws {@link ConfigError} for a bad size; {@link ShapeError} for a bad image
+ * @throws `ConfigError` for a bad size; `ShapeError` for a bad image
  * @public
  */
 export function resizeSmallerSide(image: HostTensor<'uint8'>, smallerSide: number): HostTensor<'uint8'> {
@@ -73,7 +73,7 @@ export function resizeSmallerSide(image: HostTensor<'uint8'>, smallerSide: numbe
  * @param size - height and width of the crop
  * @param flip - mirror the columns (`arr[:, ::-1]`)
  * @returns uint8 [C,size,size]
- * @throws {@link ShapeError} when the crop does not fit
+ * @throws `ShapeError` when the crop does not fit
  * @public
  */
 export function cropImage(image: HostTensor<'uint8'>, top: number, left: number, size: number, flip = false): HostTensor<'uint8'> {
@@ -101,7 +101,7 @@ export function cropImage(image: HostTensor<'uint8'>, top: number, left: number,
  * @param image - uint8 [C,H,W]
  * @param size - output height and width
  * @returns uint8 [C,size,size]
- * @throws {@link ConfigError} for a bad size
+ * @throws `ConfigError` for a bad size
  * @public
  */
 export function centerCrop(image: HostTensor<'uint8'>, size: number): HostTensor<'uint8'> {
@@ -132,7 +132,7 @@ export interface RandomCropDraw {
  * @param random - the generator of this image in this epoch
  * @param options - crop fractions (default 0.8 and 1.0) and whether to flip (default true)
  * @returns the crop and the values drawn
- * @throws {@link ConfigError} for bad fractions or size
+ * @throws `ConfigError` for bad fractions or size
  * @public
  */
 export function randomCrop(
