@@ -7,3 +7,4 @@
  * @packageDocumentation
  */
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
+export * from './cache/index.js';
