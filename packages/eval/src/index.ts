@@ -8,3 +8,4 @@
  */
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export * from './cache/index.js';
+export * from './metrics/index.js';
