@@ -9,3 +9,4 @@
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export * from './cache/index.js';
 export * from './metrics/index.js';
+export * from './probes/index.js';
