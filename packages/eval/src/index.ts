@@ -10,3 +10,4 @@ export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.j
 export * from './cache/index.js';
 export * from './metrics/index.js';
 export * from './probes/index.js';
+export * from './report/index.js';
