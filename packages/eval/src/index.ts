@@ -11,3 +11,4 @@ export * from './cache/index.js';
 export * from './metrics/index.js';
 export * from './probes/index.js';
 export * from './report/index.js';
+export { createProgress, formatDuration, formatRate, Progress, type ProgressOptions, type ProgressStream } from './progress.js';
