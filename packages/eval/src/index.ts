@@ -8,3 +8,8 @@
  */
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export * from './data/index.js';
+export * from './cache/index.js';
+export * from './metrics/index.js';
+export * from './probes/index.js';
+export * from './report/index.js';
+export { createProgress, formatDuration, formatRate, Progress, type ProgressOptions, type ProgressStream } from './progress.js';

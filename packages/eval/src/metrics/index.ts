@@ -1,0 +1,1 @@
+export { classificationMetrics, predictionMetrics, MetricsAccumulator, type ClassificationMetrics } from './classification.js';
