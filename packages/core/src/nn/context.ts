@@ -99,6 +99,11 @@ export class BuildContext {
     if (this.training) this.counters.add(buffer);
   }
 
+  /** Every module tensor the graph uses, with its graph weight. */
+  usedTensors(): { tensor: ModuleTensor; weight: SymbolicTensor }[] {
+    return [...this.weights].map(([tensor, weight]) => ({ tensor, weight }));
+  }
+
   /** The trainable module tensors the graph uses, with their graph weights. */
   trainableWeights(): { tensor: ModuleTensor; weight: SymbolicTensor }[] {
     return [...this.weights].filter(([tensor]) => tensor.role === 'parameter' && tensor.trainable).map(([tensor, weight]) => ({ tensor, weight }));

@@ -9,4 +9,4 @@ export { Conv2d, type Conv2dLayerOptions } from './layers/conv2d.js';
 export { BatchNorm2d, GroupNorm, LayerNorm } from './layers/normalization.js';
 export { GELU, Identity, ReLU, Sigmoid, SiLU, Tanh } from './layers/activation.js';
 export { ModuleDict, Sequential } from './layers/containers.js';
-export { ModuleTrainStep, type ModuleTrainStepOptions } from './trainer.js';
+export { ModuleTrainStep, readTrainingState, type ModuleTrainStepOptions } from './trainer.js';

@@ -82,11 +82,15 @@ export class ModuleTrainStep {
     return state;
   }
 
-  /** The training state as safetensors bytes (with the optimizer's name and each tensor's role in the metadata). */
-  saveState(): Uint8Array {
+  /**
+   * The training state as safetensors bytes, with the optimizer's name and
+   * each tensor's role in the metadata, plus any `metadata` of the caller's
+   * (for example the epoch reached); {@link readTrainingState} reads it back.
+   */
+  saveState(metadata: Record<string, string> = {}): Uint8Array {
     const roles: Record<string, string> = Object.fromEntries(this.step.stateRoles());
     for (const { name } of this.counters) roles[name] = 'counter';
-    return writeSafetensors(this.state(), { format: STATE_FORMAT, version: STATE_VERSION, optimizer: this.optimizerName, roles: JSON.stringify(roles) });
+    return writeSafetensors(this.state(), { ...metadata, format: STATE_FORMAT, version: STATE_VERSION, optimizer: this.optimizerName, roles: JSON.stringify(roles) });
   }
 
   /**
@@ -98,12 +102,11 @@ export class ModuleTrainStep {
   loadState(source: Uint8Array | ReadonlyMap<string, HostTensor>): void {
     let state: ReadonlyMap<string, HostTensor>;
     if (source instanceof Uint8Array) {
-      const file = readSafetensors(source);
-      if (file.metadata.format !== STATE_FORMAT) throw new FormatError(`ModuleTrainStep.loadState: expected a ${STATE_FORMAT} file; found format ${file.metadata.format ?? 'none'}`);
+      const file = readTrainingState(source);
       if (file.metadata.optimizer !== this.optimizerName) {
         throw new ConfigError(`ModuleTrainStep.loadState: the state was saved with optimizer '${file.metadata.optimizer}'; this step uses '${this.optimizerName}'`);
       }
-      state = file.tensors;
+      state = file.state;
     } else {
       state = source;
     }
@@ -119,6 +122,19 @@ export class ModuleTrainStep {
   async release(): Promise<void> {
     await this.step.release();
   }
+}
+
+/**
+ * Reads a training state written by {@link ModuleTrainStep.saveState}: the
+ * tensors and the metadata (the caller's keys included).
+ *
+ * @throws `FormatError` for bytes that are not such a state
+ * @public
+ */
+export function readTrainingState(bytes: Uint8Array): { state: Map<string, HostTensor>; metadata: Record<string, string> } {
+  const file = readSafetensors(bytes);
+  if (file.metadata.format !== STATE_FORMAT) throw new FormatError(`training state: expected a ${STATE_FORMAT} file; found format ${file.metadata.format ?? 'none'}`);
+  return { state: file.tensors, metadata: file.metadata };
 }
 
 /** Compiles a module train step with the entry point's runner factory. @internal */
