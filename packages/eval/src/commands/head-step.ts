@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import {
-  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, mul, readSafetensors, ShapeError, sub, type ExecutionProvider, type HostTensor,
+  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, mul, readSafetensors, ShapeError, sub, writeSafetensors, type ExecutionProvider, type HostTensor,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
-import { writeFileAtomically } from './files.js';
+import { writeFileAtomic } from '../report/atomic-file.js';
 
 /** Options of {@link headStep} (the `diffssl head-step` command). @public */
 export interface HeadStepOptions {
@@ -94,7 +94,7 @@ export async function headStep(options: HeadStepOptions): Promise<string[]> {
   try {
     const result = await runner.run(feeds);
     const written = new Map(Object.keys(outputs).map((name) => [name, name === 'loss' ? result[name]!.reshape([1]) : result[name]!]));
-    await writeFileAtomically(options.out, written);
+    await writeFileAtomic(options.out, writeSafetensors(written));
     return [...written.keys()];
   } finally {
     await runner.release();
