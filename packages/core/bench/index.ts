@@ -5,10 +5,13 @@
  * 2. one SGD train step of a 2-block ViT head (dim 256, 4 heads, MLP ratio 4,
  *    64 tokens, batch 32): steps/s and achieved GFLOP/s as a fraction of the
  *    matmul GFLOP/s measured in the same run.
+ * 3. the worker-thread runner (`thread: 'worker'`) against the in-thread one:
+ *    time per run of a small model (linear 64 -> 10, batch 8) and of the 512
+ *    matmul, as worker/in-thread ratios, and the time to open each runner.
  * Figures are indicative: the machine is shared; compare ratios, not seconds.
  */
 import {
-  add, compileModel, compileTrainStep, createRunner, crossEntropy, Graph, gelu, HostTensor, layerNorm, linear, matmul, mul, reshape, sgd,
+  add, compileModel, type OnnxModel, type RunnerOptions, compileTrainStep, createRunner, crossEntropy, Graph, gelu, HostTensor, layerNorm, linear, matmul, mul, reshape, sgd,
   slice, softmax, transpose, type SymbolicTensor,
 } from '../src/index.js';
 import { matmulKernel } from '../src/ops/matmul.js';
@@ -94,6 +97,37 @@ async function benchVitTrainStep(matmulGflops: number): Promise<void> {
   );
 }
 
+/** Seconds per run on the calling thread and on a worker thread, measured back to back. */
+async function benchThreads(label: string, model: OnnxModel, feeds: Record<string, HostTensor>, seconds: number): Promise<void> {
+  const cpu: RunnerOptions = { executionProviders: ['cpu'] };
+  const opened = performance.now();
+  const main = await createRunner(model, cpu);
+  const mainOpen = performance.now() - opened;
+  const workerOpened = performance.now();
+  const worker = await createRunner(model, { ...cpu, thread: 'worker' });
+  const workerOpen = performance.now() - workerOpened;
+  const inThread = await time(() => main.run(feeds), seconds);
+  const onWorker = await time(() => worker.run(feeds), seconds);
+  await Promise.all([main.release(), worker.release()]);
+  const ms = (value: number) => (value * 1000).toFixed(value < 0.001 ? 3 : 2);
+  console.log(
+    `${label}: in-thread ${ms(inThread)} ms/run, worker ${ms(onWorker)} ms/run, ratio ${(onWorker / inThread).toFixed(2)}x ` +
+      `(+${((onWorker - inThread) * 1e6).toFixed(0)} us per run); opening: in-thread ${mainOpen.toFixed(0)} ms, worker ${workerOpen.toFixed(0)} ms`,
+  );
+}
+
+async function benchWorkerOverhead(): Promise<void> {
+  const small = new Graph();
+  const x = small.input('x', 'float32', [8, 64]);
+  const logits = linear(x, small.weight('w', random([10, 64], 7, 0.125)), small.weight('b', HostTensor.zeros('float32', [10])));
+  await benchThreads('worker overhead, small model (linear 64->10, batch 8)', compileModel({ outputs: { logits } }), { x: random([8, 64], 8) }, 2);
+  const graph = new Graph();
+  const a = graph.input('a', 'float32', [512, 512]);
+  const b = graph.input('b', 'float32', [512, 512]);
+  await benchThreads('worker overhead, matmul 512', compileModel({ outputs: { c: matmul(a, b) } }), { a: random([512, 512], 1), b: random([512, 512], 2) }, 2);
+}
+
 const rates = new Map<number, number>();
 for (const size of [256, 512, 1024]) rates.set(size, await benchMatmul(size));
 await benchVitTrainStep(rates.get(512)!);
+await benchWorkerOverhead();

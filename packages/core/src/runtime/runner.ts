@@ -104,7 +104,7 @@ export interface SessionOptions {
 /** Opens an ORT session (in this thread or another) with the given options. */
 export type SessionOpener = (options: SessionOptions) => Promise<OrtSession>;
 
-/** What a runner needs besides a session: resolved options and the compiled model's inputs. */
+/** Runner options resolved against an entry point's environment. */
 export interface RunnerPlan {
   readonly providers: readonly ExecutionProvider[];
   readonly strict: boolean;
