@@ -7,12 +7,13 @@
  *    matmul GFLOP/s measured in the same run.
  * 3. the worker-thread runner (`thread: 'worker'`) against the in-thread one:
  *    time per run of a small model (linear 64 -> 10, batch 8) and of the 512
- *    matmul, as worker/in-thread ratios, and the time to open each runner.
+ *    matmul, as worker/in-thread ratios of median run times, and the time to
+ *    open each runner.
  * Figures are indicative: the machine is shared; compare ratios, not seconds.
  */
 import {
-  add, compileModel, type OnnxModel, type RunnerOptions, compileTrainStep, createRunner, crossEntropy, Graph, gelu, HostTensor, layerNorm, linear, matmul, mul, reshape, sgd,
-  slice, softmax, transpose, type SymbolicTensor,
+  add, compileModel, compileTrainStep, createRunner, crossEntropy, Graph, gelu, HostTensor, layerNorm, linear, matmul, mul, reshape, sgd,
+  slice, softmax, transpose, type OnnxModel, type SymbolicTensor,
 } from '../src/index.js';
 import { matmulKernel } from '../src/ops/matmul.js';
 
@@ -97,22 +98,46 @@ async function benchVitTrainStep(matmulGflops: number): Promise<void> {
   );
 }
 
-/** Seconds per run on the calling thread and on a worker thread, measured back to back. */
-async function benchThreads(label: string, model: OnnxModel, feeds: Record<string, HostTensor>, seconds: number): Promise<void> {
-  const cpu: RunnerOptions = { executionProviders: ['cpu'] };
+/** Opens a runner, times single runs for `seconds` after a warm-up run, and releases it: seconds to open and per run. */
+async function measureRuns(model: OnnxModel, feeds: Record<string, HostTensor>, thread: 'main' | 'worker', seconds: number): Promise<{ open: number; runs: number[] }> {
   const opened = performance.now();
-  const main = await createRunner(model, cpu);
-  const mainOpen = performance.now() - opened;
-  const workerOpened = performance.now();
-  const worker = await createRunner(model, { ...cpu, thread: 'worker' });
-  const workerOpen = performance.now() - workerOpened;
-  const inThread = await time(() => main.run(feeds), seconds);
-  const onWorker = await time(() => worker.run(feeds), seconds);
-  await Promise.all([main.release(), worker.release()]);
+  const runner = await createRunner(model, { executionProviders: ['cpu'], thread });
+  const open = (performance.now() - opened) / 1000;
+  await runner.run(feeds);
+  const runs: number[] = [];
+  const start = performance.now();
+  while (runs.length < 3 || performance.now() - start < seconds * 1000) {
+    const before = performance.now();
+    await runner.run(feeds);
+    runs.push((performance.now() - before) / 1000);
+  }
+  await runner.release();
+  return { open, runs };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/**
+ * Median seconds per run on the calling thread and on a worker thread. The two
+ * alternate in short rounds, one runner open at a time (an idle ORT session's
+ * spinning threads would slow the other), so that load changes on the shared
+ * machine hit both alike.
+ */
+async function benchThreads(label: string, model: OnnxModel, feeds: Record<string, HostTensor>, seconds: number): Promise<void> {
+  const samples = { main: { open: [] as number[], runs: [] as number[] }, worker: { open: [] as number[], runs: [] as number[] } };
+  for (let round = 0; round < 4; round++) {
+    for (const thread of ['main', 'worker'] as const) {
+      const { open, runs } = await measureRuns(model, feeds, thread, seconds / 8);
+      samples[thread].open.push(open);
+      samples[thread].runs.push(...runs);
+    }
+  }
+  const [inThread, onWorker] = [median(samples.main.runs), median(samples.worker.runs)];
+  const difference = (onWorker - inThread) * 1e6;
   const ms = (value: number) => (value * 1000).toFixed(value < 0.001 ? 3 : 2);
   console.log(
-    `${label}: in-thread ${ms(inThread)} ms/run, worker ${ms(onWorker)} ms/run, ratio ${(onWorker / inThread).toFixed(2)}x ` +
-      `(+${((onWorker - inThread) * 1e6).toFixed(0)} us per run); opening: in-thread ${mainOpen.toFixed(0)} ms, worker ${workerOpen.toFixed(0)} ms`,
+    `${label}: in-thread ${ms(inThread)} ms/run, worker ${ms(onWorker)} ms/run (medians), ratio ${(onWorker / inThread).toFixed(2)}x ` +
+      `(${difference >= 0 ? '+' : ''}${difference.toFixed(0)} us per run); opening: in-thread ${ms(median(samples.main.open))} ms, worker ${ms(median(samples.worker.open))} ms`,
   );
 }
 
