@@ -3,6 +3,8 @@
  * Runtime session on a worker thread. Checked against the in-thread runner
  * (outputs, errors) and against hand-computed values.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -138,6 +140,21 @@ describe("createRunner with thread: 'worker'", () => {
     // A runner that never opened (strict failure) does not leave its worker behind either.
     await createRunner(smallModel(), { thread: 'worker', executionProviders: [{ name: 'cuda', deviceId: 4096 }], strict: true }).catch(() => undefined);
     expect(terminate).toHaveBeenCalledTimes(2);
+  });
+
+  it('does not keep the process alive when idle, even if never released (from an ES module script, whose flags the worker inherits)', () => {
+    const index = fileURLToPath(new URL('../index.ts', import.meta.url));
+    const script = `
+      const { compileModel, createRunner, Graph, HostTensor, relu } = await import(${JSON.stringify(index)});
+      const graph = new Graph();
+      const x = graph.input('x', 'float32', [2]);
+      const runner = await createRunner(compileModel({ outputs: { y: relu(x) } }), { executionProviders: ['cpu'], thread: 'worker' });
+      const { y } = await runner.run({ x: HostTensor.from('float32', [2], [-1, 3]) });
+      console.log(JSON.stringify(y.toArray()));`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', timeout: 60_000 });
+    expect(child.error, child.stderr).toBeUndefined();
+    expect(child.status, child.stderr).toBe(0);
+    expect(child.stdout.trim()).toBe('[0,3]');
   });
 
   it('drives a TrainStep: the same parameters after two steps as on the main thread', async () => {

@@ -11,8 +11,8 @@
  * name and message (and `code` when set), as the in-thread runner would
  * surface them.
  *
- * The worker is an inline (`eval`) CommonJS script that imports
- * onnxruntime-node by the absolute URL this module resolves. No separate
+ * The worker is an inline (`eval`) script that imports onnxruntime-node by
+ * the absolute URL this module resolves. No separate
  * worker file has to be found next to a bundle, and the same code runs from
  * compiled `dist`, from TypeScript sources under tsx or vitest, and from
  * applications that bundle this package.
@@ -23,9 +23,14 @@ import { Worker } from 'node:worker_threads';
 import { OnnxModel } from '../onnx/model.js';
 import { modelInputs, openRunner, planRunner, type ModelSource, type OrtSession, type OrtTensor, type Runner, type RunnerOptions, type RuntimeEnvironment } from './runner.js';
 
-/** The worker's program. Plain JavaScript: it is evaluated as is in the worker. */
-const WORKER_SOURCE = `'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
+/**
+ * The worker's program: plain JavaScript, evaluated as is in the worker. It
+ * uses only dynamic `import()`, which works whether Node evaluates it as a
+ * CommonJS script (the default) or as a module (inherited flags such as
+ * `--input-type=module`).
+ */
+const WORKER_SOURCE = `(async () => {
+const { parentPort, workerData } = await import('node:worker_threads');
 let ortModule;
 let model;
 let session;
@@ -83,6 +88,7 @@ parentPort.on('message', async ({ id, operation, ...message }) => {
     parentPort.postMessage({ id, value: reply.value });
   }
 });
+})();
 `;
 
 /** An error as it crosses from the worker. */
