@@ -5,11 +5,15 @@
  * 2. one SGD train step of a 2-block ViT head (dim 256, 4 heads, MLP ratio 4,
  *    64 tokens, batch 32): steps/s and achieved GFLOP/s as a fraction of the
  *    matmul GFLOP/s measured in the same run.
+ * 3. the worker-thread runner (`thread: 'worker'`) against the in-thread one:
+ *    time per run of a small model (linear 64 -> 10, batch 8) and of the 512
+ *    matmul, as worker/in-thread ratios of median run times, and the time to
+ *    open each runner.
  * Figures are indicative: the machine is shared; compare ratios, not seconds.
  */
 import {
   add, compileModel, compileTrainStep, createRunner, crossEntropy, Graph, gelu, HostTensor, layerNorm, linear, matmul, mul, reshape, sgd,
-  slice, softmax, transpose, type SymbolicTensor,
+  slice, softmax, transpose, type OnnxModel, type SymbolicTensor,
 } from '../src/index.js';
 import { matmulKernel } from '../src/ops/matmul.js';
 
@@ -94,6 +98,61 @@ async function benchVitTrainStep(matmulGflops: number): Promise<void> {
   );
 }
 
+/** Opens a runner, times single runs for `seconds` after a warm-up run, and releases it: seconds to open and per run. */
+async function measureRuns(model: OnnxModel, feeds: Record<string, HostTensor>, thread: 'main' | 'worker', seconds: number): Promise<{ open: number; runs: number[] }> {
+  const opened = performance.now();
+  const runner = await createRunner(model, { executionProviders: ['cpu'], thread });
+  const open = (performance.now() - opened) / 1000;
+  await runner.run(feeds);
+  const runs: number[] = [];
+  const start = performance.now();
+  while (runs.length < 3 || performance.now() - start < seconds * 1000) {
+    const before = performance.now();
+    await runner.run(feeds);
+    runs.push((performance.now() - before) / 1000);
+  }
+  await runner.release();
+  return { open, runs };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/**
+ * Median seconds per run on the calling thread and on a worker thread. The two
+ * alternate in short rounds, one runner open at a time (an idle ORT session's
+ * spinning threads would slow the other), so that load changes on the shared
+ * machine hit both alike.
+ */
+async function benchThreads(label: string, model: OnnxModel, feeds: Record<string, HostTensor>, seconds: number): Promise<void> {
+  const samples = { main: { open: [] as number[], runs: [] as number[] }, worker: { open: [] as number[], runs: [] as number[] } };
+  for (let round = 0; round < 4; round++) {
+    for (const thread of ['main', 'worker'] as const) {
+      const { open, runs } = await measureRuns(model, feeds, thread, seconds / 8);
+      samples[thread].open.push(open);
+      samples[thread].runs.push(...runs);
+    }
+  }
+  const [inThread, onWorker] = [median(samples.main.runs), median(samples.worker.runs)];
+  const difference = (onWorker - inThread) * 1e6;
+  const ms = (value: number) => (value * 1000).toFixed(value < 0.001 ? 3 : 2);
+  console.log(
+    `${label}: in-thread ${ms(inThread)} ms/run, worker ${ms(onWorker)} ms/run (medians), ratio ${(onWorker / inThread).toFixed(2)}x ` +
+      `(${difference >= 0 ? '+' : ''}${difference.toFixed(0)} us per run); opening: in-thread ${ms(median(samples.main.open))} ms, worker ${ms(median(samples.worker.open))} ms`,
+  );
+}
+
+async function benchWorkerOverhead(): Promise<void> {
+  const small = new Graph();
+  const x = small.input('x', 'float32', [8, 64]);
+  const logits = linear(x, small.weight('w', random([10, 64], 7, 0.125)), small.weight('b', HostTensor.zeros('float32', [10])));
+  await benchThreads('worker overhead, small model (linear 64->10, batch 8)', compileModel({ outputs: { logits } }), { x: random([8, 64], 8) }, 2);
+  const graph = new Graph();
+  const a = graph.input('a', 'float32', [512, 512]);
+  const b = graph.input('b', 'float32', [512, 512]);
+  await benchThreads('worker overhead, matmul 512', compileModel({ outputs: { c: matmul(a, b) } }), { a: random([512, 512], 1), b: random([512, 512], 2) }, 2);
+}
+
 const rates = new Map<number, number>();
 for (const size of [256, 512, 1024]) rates.set(size, await benchMatmul(size));
 await benchVitTrainStep(rates.get(512)!);
+await benchWorkerOverhead();

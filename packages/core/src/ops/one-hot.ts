@@ -4,7 +4,7 @@ import type { SymbolicTensor } from '../graph/graph.js';
 import { defineOp, expectDtype, FLOAT_TYPES } from '../graph/op.js';
 import { expectPositiveInteger } from '../graph/shape.js';
 import { HostTensor } from '../tensor/host-tensor.js';
-import type { DataType } from '../tensor/dtype.js';
+import { ONNX_DATA_TYPE, type DataType } from '../tensor/dtype.js';
 
 /** Attributes of {@link oneHot}. */
 export interface OneHotAttributes {
@@ -21,8 +21,13 @@ export const oneHotOp = defineOp<OneHotAttributes>({
     expectDtype('oneHot', 'dtype', { dtype, shape: [] }, FLOAT_TYPES);
     return [{ dtype, shape: [...labels!.shape, depth] }];
   },
-  lower: (context, [labels], { depth, dtype }) =>
-    context.emit('OneHot', [labels!, context.int64s([depth]), context.constant(HostTensor.from(dtype, [2], [0, 1]))], { axis: attr.int(-1) }),
+  // ONNX Runtime's CPU OneHot takes int64 indices with float32 values (no int32 indices, no float64 or
+  // float16 values): lower to that and cast around it.
+  lower(context, [labels], { depth, dtype }) {
+    const indices = context.node.inputs[0]!.dtype === 'int64' ? labels! : context.emit('Cast', [labels!], { to: attr.int(ONNX_DATA_TYPE.int64) })[0]!;
+    const encoded = context.emit('OneHot', [indices, context.int64s([depth]), context.constant(HostTensor.from('float32', [2], [0, 1]))], { axis: attr.int(-1) });
+    return dtype === 'float32' ? encoded : context.emit('Cast', encoded, { to: attr.int(ONNX_DATA_TYPE[dtype]) });
+  },
   reference([labels], { depth, dtype }) {
     const values = labels!.toArray();
     const out = HostTensor.zeros(dtype === 'float64' ? 'float64' : 'float32', [...labels!.shape, depth]);

@@ -1,5 +1,5 @@
 import type { OnnxModel } from '../onnx/model.js';
-import { createRunnerWith, type ExecutionProvider, type ModelSource, type OrtBinding, type Runner, type RunnerOptions } from './runner.js';
+import { createRunnerWith, type ExecutionProvider, type ModelSource, type OrtBinding, type Runner, type RunnerOptions, type RuntimeEnvironment } from './runner.js';
 
 /** Providers tried by default in browsers: WebGPU, then WASM. @public */
 export const DEFAULT_BROWSER_PROVIDERS: readonly ExecutionProvider[] = ['webgpu', 'wasm'];
@@ -14,11 +14,13 @@ async function loadModel(model: OnnxModel): Promise<Uint8Array> {
  * in Node.
  *
  * @param model - a compiled model, ONNX bytes, or a URL
- * @param options - providers, strict, threads, optimization level
+ * @param options - providers, strict, threads, optimization level (`thread: 'worker'` is Node only)
+ * @throws {@link ProviderUnavailableError} when no provider loads (or the first fails under `strict`); {@link UnsupportedError} for `thread: 'worker'`
  * @public
  */
 export async function createRunner(model: ModelSource, options?: RunnerOptions): Promise<Runner> {
   const ort = (await import('onnxruntime-web')) as unknown as OrtBinding & { default?: OrtBinding };
   const binding = ort.InferenceSession ? ort : ort.default!;
-  return createRunnerWith(binding, DEFAULT_BROWSER_PROVIDERS, loadModel, model, options);
+  const environment: RuntimeEnvironment = { defaultProviders: DEFAULT_BROWSER_PROVIDERS, loadModel };
+  return createRunnerWith(binding, environment, model, options);
 }

@@ -4,7 +4,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { OnnxModel } from '../onnx/model.js';
-import { createRunnerWith, type ExecutionProvider, type ModelSource, type OrtBinding, type Runner, type RunnerOptions } from './runner.js';
+import { createRunnerWith, type ExecutionProvider, type ModelSource, type OrtBinding, type Runner, type RunnerOptions, type RuntimeEnvironment } from './runner.js';
+import { createWorkerRunner } from './worker-runner.js';
 
 /** Providers tried by default in Node: CUDA, then CPU. @public */
 export const DEFAULT_NODE_PROVIDERS: readonly ExecutionProvider[] = ['cuda', 'cpu'];
@@ -68,19 +69,28 @@ async function loadModel(model: OnnxModel): Promise<Uint8Array | string> {
  * execution providers in order and falling back with a warning, or failing
  * when `strict` is set.
  *
+ * With `thread: 'worker'` the session is created and run on a dedicated
+ * worker thread, so the event loop stays free while ONNX Runtime works (inputs
+ * are copied to the worker once, outputs come back without a copy, and
+ * `release()` terminates the worker).
+ *
  * @param model - a compiled model, ONNX bytes, or a path to an `.onnx` file
- * @param options - providers (default `['cuda', 'cpu']`), strict, threads, optimization level
+ * @param options - providers (default `['cuda', 'cpu']`), strict, threads, optimization level, `thread`
  * @returns a runner that reports the provider in use
  * @throws {@link ProviderUnavailableError} when no provider loads (or the first fails under `strict`)
  * @example
  * ```ts
  * const runner = await createRunner(model, { executionProviders: [{ name: 'cuda', deviceId: 0 }, 'cpu'] });
  * console.log(runner.provider); // 'cpu' on a machine without CUDA
+ * // Off the main thread: timers and I/O keep running during `run`.
+ * const background = await createRunner(model, { thread: 'worker' });
  * ```
  * @public
  */
-export async function createRunner(model: ModelSource, options?: RunnerOptions): Promise<Runner> {
+export async function createRunner(model: ModelSource, options: RunnerOptions = {}): Promise<Runner> {
+  const environment: RuntimeEnvironment = { defaultProviders: DEFAULT_NODE_PROVIDERS, loadModel, probe: probeNodeProvider };
+  if (options.thread === 'worker') return createWorkerRunner(environment, model, options);
   const ort = (await import('onnxruntime-node')) as unknown as OrtBinding & { default?: OrtBinding };
   const binding = ort.InferenceSession ? ort : ort.default!;
-  return createRunnerWith(binding, DEFAULT_NODE_PROVIDERS, loadModel, model, options, probeNodeProvider);
+  return createRunnerWith(binding, environment, model, options);
 }

@@ -1,4 +1,4 @@
-import { ConfigError, DTypeError, ProviderUnavailableError } from '../errors.js';
+import { ConfigError, DTypeError, ProviderUnavailableError, UnsupportedError } from '../errors.js';
 import { OnnxModel, validateFeeds, type ValueDescription } from '../onnx/model.js';
 import { assertDataType, type DataType, type DataTypeMap } from '../tensor/dtype.js';
 import { HostTensor } from '../tensor/host-tensor.js';
@@ -27,13 +27,32 @@ export interface RunnerOptions {
   onWarning?: (message: string) => void;
   /** Check inputs (dtype, shape) before each run (default true). */
   validateInputs?: boolean;
+  /**
+   * Where ONNX Runtime runs (Node only; default `'main'`). onnxruntime-node
+   * blocks the calling thread while it creates a session and during each
+   * run; with `'worker'` both happen on a dedicated `worker_threads` worker,
+   * so timers, I/O and servers stay responsive. Inputs are copied to the
+   * worker once (see `transferInputs`); outputs come back without a copy.
+   * `release()` terminates the worker.
+   */
+  thread?: 'main' | 'worker';
+  /**
+   * With `thread: 'worker'`: move each input's buffer to the worker instead of
+   * copying it, when the tensor covers its whole `ArrayBuffer`. The caller's
+   * input tensors are unusable afterwards (their buffers are detached), so
+   * only set this for inputs made for one run. Default false.
+   */
+  transferInputs?: boolean;
 }
 
 /** The part of an onnxruntime module (node or web) the runner uses. */
 export interface OrtBinding {
   InferenceSession: { create(model: Uint8Array | string, options?: object): Promise<OrtSession> };
-  Tensor: new (type: string, data: ArrayBufferView, dims: readonly number[]) => OrtTensor;
+  Tensor: OrtTensorConstructor;
 }
+
+/** Makes an ORT tensor (or a stand-in with the same fields) from typed data. */
+export type OrtTensorConstructor = new (type: string, data: ArrayBufferView, dims: readonly number[]) => OrtTensor;
 
 /** The part of an ORT session the runner uses. */
 export interface OrtSession {
@@ -51,8 +70,49 @@ export interface OrtTensor {
   dispose?(): void;
 }
 
-/** How a model is given to the runner: compiled, as bytes, or as a file path. */
+/** How a model is given to the runner: compiled, as bytes, or as a file path. @public */
 export type ModelSource = OnnxModel | Uint8Array | string;
+
+/** Prepares model bytes or a path for ORT (hook for large models in Node). */
+export type ModelLoader = (model: OnnxModel) => Promise<Uint8Array | string>;
+
+/**
+ * Says why a provider cannot work before ONNX Runtime is asked (for example a
+ * provider library that is not installed), or undefined to just try it.
+ */
+export type ProviderProbe = (provider: string) => string | undefined;
+
+/** What an entry point (Node or browser) supplies to open runners. */
+export interface RuntimeEnvironment {
+  /** Providers tried when the options name none. */
+  readonly defaultProviders: readonly ExecutionProvider[];
+  /** Turns a compiled model into what ORT loads. */
+  readonly loadModel: ModelLoader;
+  /** Rules out providers before ORT is asked (default: try every provider). */
+  readonly probe?: ProviderProbe;
+}
+
+/** Options of ORT's `InferenceSession.create` that the runner sets, with the one provider to try. */
+export interface SessionOptions {
+  readonly graphOptimizationLevel: NonNullable<RunnerOptions['graphOptimizationLevel']>;
+  readonly intraOpNumThreads?: number;
+  readonly interOpNumThreads?: number;
+  readonly logSeverityLevel: number;
+  readonly executionProviders: readonly [ExecutionProvider];
+}
+
+/** Opens an ORT session (in this thread or another) with the given options. */
+export type SessionOpener = (options: SessionOptions) => Promise<OrtSession>;
+
+/** Runner options resolved against an entry point's environment. */
+export interface RunnerPlan {
+  readonly providers: readonly ExecutionProvider[];
+  readonly strict: boolean;
+  readonly sessionOptions: Omit<SessionOptions, 'executionProviders'>;
+  readonly probe: ProviderProbe;
+  readonly warn: (message: string) => void;
+  readonly validate: boolean;
+}
 
 function providerName(provider: ExecutionProvider): string {
   return typeof provider === 'string' ? provider : provider.name;
@@ -64,7 +124,7 @@ function providerName(provider: ExecutionProvider): string {
  *
  * @public
  */
-export function toOrtTensor(binding: OrtBinding, tensor: HostTensor): OrtTensor {
+export function toOrtTensor(binding: Pick<OrtBinding, 'Tensor'>, tensor: HostTensor): OrtTensor {
   const dense = tensor.contiguous();
   const data = dense.offset === 0 && dense.data.length === dense.size ? dense.data : dense.data.subarray(dense.offset, dense.offset + dense.size);
   return new binding.Tensor(tensor.dtype, data, [...tensor.shape]);
@@ -90,7 +150,8 @@ export function fromOrtTensor(tensor: OrtTensor): HostTensor {
 
 /**
  * An ONNX Runtime session with host-tensor inputs and outputs, created on the
- * first provider that loads.
+ * first provider that loads. The session lives on the calling thread or, with
+ * `thread: 'worker'`, on a worker thread; both behave the same.
  *
  * @public
  */
@@ -99,8 +160,8 @@ export class Runner {
 
   /** @internal */
   constructor(
-    private readonly binding: OrtBinding,
     private readonly session: OrtSession,
+    private readonly tensors: Pick<OrtBinding, 'Tensor'>,
     /** The execution provider actually in use. */
     readonly provider: string,
     /** The model inputs (when known from a compiled model). */
@@ -119,8 +180,8 @@ export class Runner {
   }
 
   /**
-   * Runs the model. Note that onnxruntime-node blocks the event loop while the
-   * session runs.
+   * Runs the model. On the main thread onnxruntime-node blocks the event loop
+   * while the session runs; a runner made with `thread: 'worker'` does not.
    *
    * @param feeds - input tensors by name
    * @param fetches - outputs to return (default: all)
@@ -131,14 +192,14 @@ export class Runner {
     if (this.released) throw new ConfigError('Runner.run: the runner was released');
     if (this.validate && this.inputs) validateFeeds(this.inputs, feeds, 'Runner.run');
     const ortFeeds: Record<string, OrtTensor> = {};
-    for (const [name, tensor] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(this.binding, tensor);
+    for (const [name, tensor] of Object.entries(feeds)) ortFeeds[name] = toOrtTensor(this.tensors, tensor);
     const results = await this.session.run(ortFeeds, fetches);
     const out: Record<string, HostTensor> = {};
     for (const [name, tensor] of Object.entries(results)) out[name] = fromOrtTensor(tensor);
     return out;
   }
 
-  /** Releases the session; further calls are no-ops. */
+  /** Releases the session (and its worker thread); further calls are no-ops. */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
@@ -146,22 +207,37 @@ export class Runner {
   }
 }
 
-/** Prepares model bytes or a path for ORT (hook for large models in Node). */
-export type ModelLoader = (model: OnnxModel) => Promise<Uint8Array | string>;
+/**
+ * Resolves runner options against an environment: providers, session
+ * options, warnings, validation.
+ *
+ * @throws {@link ConfigError} for an empty provider list
+ */
+export function planRunner(environment: RuntimeEnvironment, options: RunnerOptions): RunnerPlan {
+  const providers = options.executionProviders ?? environment.defaultProviders;
+  if (providers.length === 0) throw new ConfigError('createRunner: expected at least one execution provider; found an empty list');
+  return {
+    providers,
+    strict: options.strict ?? false,
+    sessionOptions: {
+      graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
+      logSeverityLevel: 3,
+    },
+    probe: environment.probe ?? (() => undefined),
+    warn: options.onWarning ?? ((message: string) => console.warn(message)),
+    validate: options.validateInputs ?? true,
+  };
+}
 
-/** Opens a session on one provider, or says why it cannot be used. */
-async function openSession(
-  binding: OrtBinding,
-  source: Uint8Array | string,
-  provider: ExecutionProvider,
-  sessionOptions: object,
-  probe: ProviderProbe,
-): Promise<{ session: OrtSession } | { reason: string }> {
+/** Opens a session on one provider, or says why that provider cannot be used. */
+async function openOn(plan: RunnerPlan, open: SessionOpener, provider: ExecutionProvider): Promise<{ session: OrtSession } | { reason: string }> {
   const name = providerName(provider);
-  const unavailable = probe(name);
+  const unavailable = plan.probe(name);
   if (unavailable !== undefined) return { reason: unavailable };
   try {
-    return { session: await binding.InferenceSession.create(source, { ...sessionOptions, executionProviders: [provider] }) };
+    return { session: await open({ ...plan.sessionOptions, executionProviders: [provider] }) };
   } catch (error) {
     const reason = error instanceof Error ? error.message.split('\n')[0]! : String(error);
     // The CPU and WASM providers are always present: a failure there is the model's.
@@ -171,45 +247,49 @@ async function openSession(
 }
 
 /**
- * Says why a provider cannot work before ONNX Runtime is asked (for example a
- * provider library that is not installed), or undefined to just try it.
+ * Opens a session on the first provider of the plan that loads, warning
+ * about the ones skipped (or failing under `strict`), and wraps it in a
+ * {@link Runner}.
+ *
+ * @param plan - resolved options ({@link planRunner})
+ * @param open - opens a session with given session options
+ * @param tensors - builds the tensors `open`'s sessions take
+ * @param inputs - the model inputs to validate feeds against, when known
+ * @throws {@link ProviderUnavailableError} when no provider loads, or the first fails under `strict`; {@link ConfigError} when the model does not load on CPU/WASM
  */
-export type ProviderProbe = (provider: string) => string | undefined;
-
-/**
- * Creates a runner with an explicit ORT binding (the package entry points
- * supply onnxruntime-node or onnxruntime-web).
- */
-export async function createRunnerWith(
-  binding: OrtBinding,
-  defaultProviders: readonly ExecutionProvider[],
-  loadModel: ModelLoader,
-  model: ModelSource,
-  options: RunnerOptions = {},
-  probe: ProviderProbe = () => undefined,
-): Promise<Runner> {
-  const providers = options.executionProviders ?? defaultProviders;
-  if (providers.length === 0) throw new ConfigError('createRunner: expected at least one execution provider; found an empty list');
-  const warn = options.onWarning ?? ((message: string) => console.warn(message));
-  const source = model instanceof OnnxModel ? await loadModel(model) : model;
+export async function openRunner(plan: RunnerPlan, open: SessionOpener, tensors: Pick<OrtBinding, 'Tensor'>, inputs: readonly ValueDescription[] | undefined): Promise<Runner> {
   const failures: string[] = [];
-  const sessionOptions = {
-    graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
-    ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
-    logSeverityLevel: 3,
-  };
-  for (const [index, provider] of providers.entries()) {
+  for (const provider of plan.providers) {
     const name = providerName(provider);
-    const attempt = await openSession(binding, source, provider, sessionOptions, probe);
+    const attempt = await openOn(plan, open, provider);
     if ('session' in attempt) {
-      if (index > 0) warn(`@diffssl/core: execution provider '${providerName(providers[0]!)}' is unavailable (${failures.join('; ')}); using '${name}'`);
-      return new Runner(binding, attempt.session, name, model instanceof OnnxModel ? model.inputs : undefined, options.validateInputs ?? true);
+      if (failures.length > 0) plan.warn(`@diffssl/core: execution provider '${providerName(plan.providers[0]!)}' is unavailable (${failures.join('; ')}); using '${name}'`);
+      return new Runner(attempt.session, tensors, name, inputs, plan.validate);
     }
+    if (plan.strict) throw new ProviderUnavailableError(`createRunner: execution provider '${name}' is unavailable and strict is set: ${attempt.reason}`);
     failures.push(`${name}: ${attempt.reason}`);
-    if (options.strict) {
-      throw new ProviderUnavailableError(`createRunner: execution provider '${name}' is unavailable and strict is set: ${attempt.reason}`);
-    }
   }
   throw new ProviderUnavailableError(`createRunner: no execution provider could be loaded; tried ${failures.join('; ')}`);
+}
+
+/** The inputs of a compiled model (undefined for bytes or a path). */
+export function modelInputs(model: ModelSource): readonly ValueDescription[] | undefined {
+  return model instanceof OnnxModel ? model.inputs : undefined;
+}
+
+/**
+ * Creates a runner on the calling thread with an explicit ORT binding (the
+ * package entry points supply onnxruntime-node or onnxruntime-web).
+ *
+ * @param binding - the onnxruntime module (or a stand-in with the same shape)
+ * @param environment - default providers, model loader and provider probe of the entry point
+ * @param model - a compiled model, ONNX bytes, or a path
+ * @param options - runner options (`thread: 'worker'` is handled by the Node entry, not here)
+ * @throws {@link UnsupportedError} for `thread: 'worker'`; as {@link openRunner}
+ */
+export async function createRunnerWith(binding: OrtBinding, environment: RuntimeEnvironment, model: ModelSource, options: RunnerOptions = {}): Promise<Runner> {
+  if (options.thread === 'worker') throw new UnsupportedError("createRunner: thread 'worker' is only available in Node (the @diffssl/core Node entry); found it in this entry point");
+  const plan = planRunner(environment, options);
+  const source = model instanceof OnnxModel ? await environment.loadModel(model) : model;
+  return openRunner(plan, (sessionOptions) => binding.InferenceSession.create(source, sessionOptions), binding, modelInputs(model));
 }
