@@ -1,0 +1,58 @@
+/**
+ * `pnpm bench` in @diffssl/difformer, on the CPU provider, at the paper's scale
+ * (the 256x256 ImageNet U-Net's block metadata; random features):
+ * 1. the attention head (DifFormer on one block and one timestep): dim 1024,
+ *    8 heads, MLP ratio 4, 2 blocks, CLS token, 16x16 tokens from a
+ *    1024-channel block (block 24), batch 32, 1000 classes;
+ * 2. DifFormer over 3 blocks (19, 24, 30) x 3 timesteps (90, 150, 300), each
+ *    block pooled to at most 16x16, the same head, batch 16: at batch 32 its
+ *    577-token sequences need over 20 GB for the saved activations of the
+ *    backward pass, more than this 24 GB machine can spare.
+ * For each: SGD train steps/s and achieved GFLOP/s (3x the forward FLOPs) as a
+ * fraction of ORT's 512 matmul rate measured in the same run.
+ */
+import { BuildContext, compileModuleTrainStep, crossEntropy, Graph, HostTensor, sgd } from '@diffssl/core';
+import { matmulRate, randomTensor, secondsPerRun, vitForwardFlops } from '@diffssl/testing';
+import { admConfig, unetLayout } from '@diffssl/unet';
+import { DifFormer, fusionKey } from '../src/index.js';
+
+const layout = unetLayout(admConfig('256x256_diffusion_uncond'));
+const unet = { block: (n: number) => layout.blocks[n - 1]! };
+const prePoolSize = 16;
+const fusion = 'Use_CLS_Token:True:1024,Insert_CLS_Token,Attention:1024:8:4:2,Extract_CLS_Token';
+
+async function bench(label: string, blocks: number[], timesteps: number[], batch: number, rate: number): Promise<void> {
+  const head = DifFormer.fromUNet(unet, { firstPassBlocks: blocks, timesteps, fusion, prePoolSize, numClasses: 1000, seed: 0 });
+  const graph = new Graph();
+  const context = new BuildContext(graph, head, { mode: 'train' });
+  const feeds: Record<string, HostTensor> = { labels: HostTensor.from('int64', [batch], Array.from({ length: batch }, (_, i) => BigInt(i % 1000))) };
+  const inputs = new Map();
+  let flops = 0;
+  let seed = 1;
+  for (const t of timesteps) {
+    let tokens = 1;
+    for (const block of blocks) {
+      const { channels, resolution } = unet.block(block);
+      const key = fusionKey(t, block);
+      inputs.set(key, graph.input(key, 'float32', ['batch', channels, resolution, resolution]));
+      feeds[key] = randomTensor([batch, channels, resolution, resolution], seed++);
+      const side = Math.min(resolution, prePoolSize);
+      tokens += side * side;
+      flops += 2 * batch * side * side * channels * 1024;
+    }
+    flops += vitForwardFlops(batch, tokens, 1024, 4, 2);
+  }
+  const logits = head.forward(context, inputs);
+  const step = await compileModuleTrainStep({ context, loss: crossEntropy(logits, graph.input('labels', 'int64', ['batch'])), optimizer: sgd(), runner: { executionProviders: ['cpu'] } });
+  const seconds = await secondsPerRun(() => step.run(feeds, { learningRate: 0.01 }), 20, 2);
+  await step.release();
+  const achieved = (3 * flops) / seconds / 1e9;
+  console.log(`${label}: ${(1 / seconds).toFixed(3)} steps/s (${seconds.toFixed(2)} s/step), ${achieved.toFixed(1)} GFLOP/s = ${(achieved / rate).toFixed(2)} of the matmul rate`);
+}
+
+const rate = await matmulRate();
+console.log(`ORT matmul 512: ${rate.toFixed(1)} GFLOP/s`);
+await bench('attention head (block 24, 16x16 tokens from 1024 channels, dim 1024, 8 heads, MLP x4, 2 blocks, CLS, batch 32)', [24], [150], 32, rate);
+await bench('DifFormer (blocks 19/24/30 x t 90/150/300, pooled to <= 16x16, same head, batch 16)', [19, 24, 30], [90, 150, 300], 16, rate);
+console.log(`peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(1)} GiB`);
+console.log(`ORT matmul 512 after: ${(await matmulRate()).toFixed(1)} GFLOP/s`);
