@@ -30,6 +30,7 @@ import { compileTrainStepWith, type TrainStep, type TrainStepOptions } from './t
 
 export * from './common.js';
 export { createRunner, saveModel, DEFAULT_NODE_PROVIDERS } from './runtime/node.js';
+export { readSafetensorsFile, type ReadSafetensorsFileOptions } from './io/safetensors-file.js';
 
 /**
  * Compiles forward, loss, backward and optimizer update into one ONNX model

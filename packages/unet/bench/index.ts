@@ -100,7 +100,7 @@ const streaming = await createFeatureExtractor({ unet, blocks: [5, 10, 14], time
 let peak = process.memoryUsage().rss;
 const start = performance.now();
 let seen = 0;
-for await (const part of streaming.stream(images, Array.from({ length: 10_000 }, (_, i) => i))) {
+for await (const part of streaming.stream(images, { ids: Array.from({ length: 10_000 }, (_, i) => i) })) {
   seen += part.imageIds.length;
   peak = Math.max(peak, process.memoryUsage().rss);
 }

@@ -41,7 +41,7 @@ describe('FeatureExtractor', () => {
 
   it('equals host q_sample with the same seeded noise followed by the U-Net', async () => {
     const x = images(3);
-    const features = await extractor.extract(x, [10, 11, 12]);
+    const features = await extractor.extract(x, { ids: [10, 11, 12] });
     const unet = new AdmUNet(flags, await readTorchCheckpoint(checkpoint));
     const graph = new Graph();
     const input = graph.input('x', 'float32', ['batch', 3, 28, 28]);
@@ -64,9 +64,9 @@ describe('FeatureExtractor', () => {
 
   it('gives each image the same features whatever its batch and position', async () => {
     const x = images(5);
-    const together = await extractor.extract(x, [0, 1, 2, 3, 4]);
+    const together = await extractor.extract(x, { ids: [0, 1, 2, 3, 4] });
     const reversedImages = HostTensor.from('float32', x.shape, [4, 3, 2, 1, 0].flatMap((i) => x.slice([i], [i + 1]).toArray()));
-    const reversed = await extractor.extract(reversedImages, [4, 3, 2, 1, 0]);
+    const reversed = await extractor.extract(reversedImages, { ids: [4, 3, 2, 1, 0] });
     const a = together.get(featureKey(150, 10))!;
     const b = reversed.get(featureKey(150, 10))!;
     for (let i = 0; i < 5; i++) {
