@@ -20,10 +20,10 @@ function images(...indices: number[]): HostTensor<'float32'> {
 }
 
 /** The noise the extractor used for image b: (x_t - sqrt(abar) x_start) / sqrt(1 - abar), in float64. */
-function recoveredNoise(xt: HostTensor, xStart: HostTensor, b: number, t = T): number[] {
+function recoveredNoise(xt: HostTensor, xStart: HostTensor<'float32'>, b: number, t = T): number[] {
   const a = Math.sqrt(schedule.alphasCumprod[t]!);
   const c = Math.sqrt(1 - schedule.alphasCumprod[t]!);
-  return Array.from({ length: PER_IMAGE }, (_, i) => (xt.data[b * PER_IMAGE + i]! - a * (xStart.data[b * PER_IMAGE + i] as number)) / c);
+  return Array.from({ length: PER_IMAGE }, (_, i) => ((xt.data[b * PER_IMAGE + i] as number) - a * xStart.data[b * PER_IMAGE + i]!) / c);
 }
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tolerance: number) => Array.from(a).every((v, i) => Math.abs(v - b[i]!) <= tolerance);

@@ -1,3 +1,4 @@
+import { readSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { dataFromBytes, FormatError, HostTensor, readSafetensorsFile, UnsupportedError, type DataType } from '@diffssl/core';
 import yauzl from 'yauzl';
@@ -189,34 +190,55 @@ interface EntryReader {
 
 /** Largest single positional read (Node refuses reads of 2 GiB and more). */
 const READ_CHUNK_BYTES = 1 << 30;
+/** Reads up to this size are synchronous (see readAt). */
+const SYNC_READ_BYTES = 1 << 17;
+/** Entries up to this size are read together with their local header in one read. */
+const SMALL_ENTRY_BYTES = 1 << 16;
+/** Room guessed for a local header's extra field (torch pads records to 64-byte alignment there). */
+const EXTRA_FIELD_GUESS = 128;
+
+/**
+ * Reads up to `target.byteLength` bytes at `position`; returns how many there
+ * were (fewer only at the end). Small reads are synchronous: an asynchronous
+ * read costs a thread-pool round trip, which dominates for the many tiny
+ * records of some checkpoints.
+ */
+async function readAt(source: FileHandle | Uint8Array, target: Uint8Array, position: number): Promise<number> {
+  if (source instanceof Uint8Array) {
+    const available = source.subarray(Math.min(position, source.byteLength), Math.min(position + target.byteLength, source.byteLength));
+    target.set(available);
+    return available.byteLength;
+  }
+  if (target.byteLength <= SYNC_READ_BYTES) return readSync(source.fd, target, 0, target.byteLength, position);
+  let done = 0;
+  while (done < target.byteLength) {
+    const { bytesRead } = await source.read(target, done, Math.min(READ_CHUNK_BYTES, target.byteLength - done), position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}
 
 /**
  * Reads one zip entry into a new buffer of exactly its size: stored entries
- * (what torch writes) with positional reads, compressed ones through yauzl's
- * inflating stream.
+ * (what torch writes) with positional reads (a small entry and its local
+ * header in one read), compressed ones through yauzl's inflating stream.
  */
 async function readEntry(reader: EntryReader, entry: yauzl.Entry, limit: number): Promise<Uint8Array> {
-  if (entry.uncompressedSize > limit) throw new FormatError(`checkpoint: entry ${entry.fileName} holds ${entry.uncompressedSize} bytes; at most ${limit} expected`);
+  const size = entry.uncompressedSize;
+  if (size > limit) throw new FormatError(`checkpoint: entry ${entry.fileName} holds ${size} bytes; at most ${limit} expected`);
   if (entry.compressionMethod !== 0) return readCompressedEntry(reader.zip, entry);
-  if (entry.compressedSize !== entry.uncompressedSize) throw new FormatError(`checkpoint: stored entry ${entry.fileName} has ${entry.compressedSize} stored bytes for ${entry.uncompressedSize}`);
-  let start: number;
-  try {
-    start = (await reader.zip.readLocalFileHeaderPromise(entry, { minimal: true })).fileDataStart;
-  } catch (error) {
-    throw new FormatError(`checkpoint: cannot read the header of ${entry.fileName}: ${(error as Error).message}`, { cause: error });
-  }
-  const out = new Uint8Array(entry.uncompressedSize);
-  if (reader.source instanceof Uint8Array) {
-    if (start + out.byteLength > reader.source.byteLength) throw new FormatError(`checkpoint: entry ${entry.fileName} is truncated`);
-    out.set(reader.source.subarray(start, start + out.byteLength));
-    return out;
-  }
-  let done = 0;
-  while (done < out.byteLength) {
-    const { bytesRead } = await reader.source.read(out, done, Math.min(READ_CHUNK_BYTES, out.byteLength - done), start + done);
-    if (bytesRead === 0) throw new FormatError(`checkpoint: entry ${entry.fileName} is truncated`);
-    done += bytesRead;
-  }
+  if (entry.compressedSize !== size) throw new FormatError(`checkpoint: stored entry ${entry.fileName} has ${entry.compressedSize} stored bytes for ${size}`);
+  const headerStart = entry.relativeOffsetOfLocalHeader;
+  const small = size <= SMALL_ENTRY_BYTES;
+  const head = new Uint8Array(small ? 30 + entry.fileNameLength + EXTRA_FIELD_GUESS + size : 30);
+  const got = await readAt(reader.source, head, headerStart);
+  const view = new DataView(head.buffer);
+  if (got < 30 || view.getUint32(0, true) !== 0x04034b50) throw new FormatError(`checkpoint: entry ${entry.fileName} has no local header at byte ${headerStart}`);
+  const dataOffset = 30 + view.getUint16(26, true) + view.getUint16(28, true);
+  if (small && dataOffset + size <= got) return head.slice(dataOffset, dataOffset + size);
+  const out = new Uint8Array(size);
+  if ((await readAt(reader.source, out, headerStart + dataOffset)) !== size) throw new FormatError(`checkpoint: entry ${entry.fileName} is truncated`);
   return out;
 }
 
