@@ -50,13 +50,23 @@ async function sourceFingerprint(source: UNetSource): Promise<string> {
   return hash.digest('hex');
 }
 
+/** What a cache entry is keyed by (kept beside it as key.json). */
+interface CacheKey {
+  source: string;
+  blocks: number[];
+  dtype: string;
+  format: number;
+  graph: number;
+  versions: { unet: string; core: string };
+}
+
 /**
- * The name of the cache entry of a model: the source, blocks and precision,
- * the cache layout, the graph-building code's version and the package
- * versions, so a fixed bug never serves a stale graph.
+ * The key of a model's cache entry: the source, blocks and precision, the
+ * cache layout, the graph-building code's version and the package versions,
+ * so a fixed bug never serves a stale graph. The entry's name is a hash of it.
  */
-async function cacheEntryName(options: FeatureExtractorOptions, dtype: string): Promise<string> {
-  const key = {
+async function cacheKey(options: FeatureExtractorOptions, dtype: string): Promise<{ key: CacheKey; name: string }> {
+  const key: CacheKey = {
     source: await sourceFingerprint(options),
     blocks: [...options.blocks].sort((a, b) => a - b),
     dtype,
@@ -64,7 +74,7 @@ async function cacheEntryName(options: FeatureExtractorOptions, dtype: string): 
     graph: EXTRACTION_GRAPH_VERSION,
     versions: codeVersions(),
   };
-  return `unet-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 24)}`;
+  return { key, name: `unet-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 24)}` };
 }
 
 /** The model facts of a complete cache entry, or undefined when there is none (or it is unreadable). */
@@ -84,12 +94,13 @@ async function readCacheEntry(entry: string): Promise<ExtractionModelInfo | unde
  * place. When another process published the same entry first, its entry is
  * kept and ours dropped; a broken entry is moved aside and replaced.
  */
-async function writeCacheEntry(entry: string, model: OnnxModel, info: ExtractionModelInfo): Promise<void> {
+async function writeCacheEntry(entry: string, key: CacheKey, model: OnnxModel, info: ExtractionModelInfo): Promise<void> {
   const temporary = `${entry}.tmp-${process.pid}-${randomUUID()}`;
   trackTemporary(temporary);
   try {
     await mkdir(temporary, { recursive: true });
     await saveModel(model, join(temporary, 'model.onnx'));
+    await writeFile(join(temporary, 'key.json'), JSON.stringify(key));
     await writeFile(join(temporary, 'info.json'), JSON.stringify(info));
     for (let attempt = 0; ; attempt++) {
       try {
@@ -137,13 +148,13 @@ async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPreset
 async function buildModelSource(
   options: FeatureExtractorOptions,
   dtype: 'float32' | 'float16',
-  cacheEntry: string | undefined,
+  cache: { entry: string; key: CacheKey } | undefined,
 ): Promise<{ source: Uint8Array | string; info: ExtractionModelInfo; cleanup?: () => Promise<void> }> {
   const unet = 'unet' in options ? options.unet : await loadAdmUNet(options.checkpoint, options.config, dtype);
   const { info, model } = compileExtraction(unet, options);
-  if (cacheEntry) {
-    await writeCacheEntry(cacheEntry, model, info);
-    return { source: join(cacheEntry, 'model.onnx'), info };
+  if (cache) {
+    await writeCacheEntry(cache.entry, cache.key, model, info);
+    return { source: join(cache.entry, 'model.onnx'), info };
   }
   if (model.initializerBytes > (options.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD)) {
     const directory = await createTemporaryDirectory('diffssl-unet-');
@@ -182,13 +193,14 @@ async function buildModelSource(
  */
 export async function createFeatureExtractor(options: FeatureExtractorOptions): Promise<FeatureExtractor> {
   const dtype = options.dtype ?? 'float32';
-  let cacheEntry: string | undefined;
+  let cache: { entry: string; key: CacheKey } | undefined;
   if (options.cacheDirectory) {
     await mkdir(options.cacheDirectory, { recursive: true });
-    cacheEntry = join(options.cacheDirectory, await cacheEntryName(options, dtype));
-    const cached = await readCacheEntry(cacheEntry);
-    if (cached) return openFeatureExtractor(createRunner, join(cacheEntry, 'model.onnx'), cached, options, true);
+    const { key, name } = await cacheKey(options, dtype);
+    cache = { entry: join(options.cacheDirectory, name), key };
+    const cached = await readCacheEntry(cache.entry);
+    if (cached) return openFeatureExtractor(createRunner, join(cache.entry, 'model.onnx'), cached, options, true);
   }
-  const { source, info, cleanup } = await buildModelSource(options, dtype, cacheEntry);
+  const { source, info, cleanup } = await buildModelSource(options, dtype, cache);
   return openFeatureExtractor(createRunner, source, info, options, false, cleanup);
 }

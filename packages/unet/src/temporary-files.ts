@@ -22,7 +22,7 @@ function removeAllNow(): void {
 /** Removes what is left, then lets the signal end the process as it would have without this listener. */
 function onSignal(signal: NodeJS.Signals): void {
   removeAllNow();
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  if (process.listenerCount(signal) === 0) setImmediate(() => process.kill(process.pid, signal));
 }
 
 /**
