@@ -8,6 +8,7 @@ import { loadCheckpoint } from './checkpoint/torch-checkpoint.js';
 import { admConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 import type { DiffusionUNet } from './diffusion-unet.js';
 import { compileExtraction, EXTRACTION_GRAPH_VERSION, openFeatureExtractor, type ExtractionModelInfo, type ExtractionOptions, type FeatureExtractor } from './extractor.js';
+import { castToFloat16 } from './half-precision.js';
 import { weightSpecs } from './layout.js';
 import { createTemporaryDirectory, removeTemporary, trackTemporary, untrackTemporary } from './temporary-files.js';
 
@@ -135,7 +136,7 @@ async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPreset
   const config = admConfig(flags);
   if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path));
   const halves = new Set(weightSpecs(config).filter((spec) => spec.precision === 'compute').map((spec) => spec.name));
-  const transform = (name: string, tensor: HostTensor) => (halves.has(name) && (tensor.dtype === 'float32' || tensor.dtype === 'float64') ? tensor.cast('float16') : tensor);
+  const transform = (name: string, tensor: HostTensor) => (halves.has(name) ? castToFloat16(tensor) : tensor);
   return new AdmUNet(config, await loadCheckpoint(path, { transform }));
 }
 
@@ -143,9 +144,12 @@ async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPreset
  * Builds the extraction model and puts it where a session can load it: the
  * cache entry, a temporary `.onnx` with external data, or bytes. Kept apart
  * from opening the session so that the U-Net and the graph can be collected
- * before ONNX Runtime loads its own copy of the weights.
+ * before ONNX Runtime loads its own copy of the weights. (Exported for the
+ * benchmark, which measures its memory.)
+ *
+ * @internal
  */
-async function buildModelSource(
+export async function buildModelSource(
   options: FeatureExtractorOptions,
   dtype: 'float32' | 'float16',
   cache: { entry: string; key: CacheKey } | undefined,
