@@ -135,8 +135,9 @@ async function writeCacheEntry(entry: string, key: CacheKey, model: OnnxModel, i
 async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPresetName, dtype: 'float32' | 'float16'): Promise<AdmUNet> {
   const config = admConfig(flags);
   if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path));
-  const halves = new Set(weightSpecs(config).filter((spec) => spec.precision === 'compute').map((spec) => spec.name));
-  const transform = (name: string, tensor: HostTensor) => (halves.has(name) ? castToFloat16(tensor) : tensor);
+  // Only tensors of the expected shape: a hostile file could otherwise name one huge view many times and have each cast.
+  const halves = new Map(weightSpecs(config).filter((spec) => spec.precision === 'compute').map((spec) => [spec.name, spec.shape.join()]));
+  const transform = (name: string, tensor: HostTensor) => (halves.get(name) === tensor.shape.join() ? castToFloat16(tensor) : tensor);
   return new AdmUNet(config, await loadCheckpoint(path, { transform }));
 }
 
