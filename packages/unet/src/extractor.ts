@@ -78,9 +78,17 @@ export interface ExtractionModelInfo {
 }
 
 /**
- * The noise id of an image from its pixels: MurmurHash3 (x86, 32-bit) of the
- * float32 pixel words in [-1, 1] after normalization, so uint8 and float
- * inputs of the same image agree.
+ * The noise id the extractor gives an image when no ids are passed:
+ * MurmurHash3 (x86, 32-bit) of its float32 pixel words in [-1, 1] after
+ * normalization, so uint8 and float inputs of the same image agree.
+ *
+ * @param pixels - one image's normalized pixels [C*H*W]
+ * @returns an id in [0, 2^32) for `seededNoise`
+ * @example
+ * ```ts
+ * const noise = seededNoise(seed, pixelNoiseId(image.data), 150, image.size);
+ * ```
+ * @public
  */
 export function pixelNoiseId(pixels: Float32Array): number {
   const words = new Uint32Array(pixels.buffer, pixels.byteOffset, pixels.length);
