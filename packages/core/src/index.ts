@@ -31,6 +31,7 @@ import { compileModuleTrainStepWith, type ModuleTrainStep, type ModuleTrainStepO
 
 export * from './common.js';
 export { createRunner, saveModel, DEFAULT_NODE_PROVIDERS } from './runtime/node.js';
+export { readSafetensorsFile, type ReadSafetensorsFileOptions } from './io/safetensors-file.js';
 
 /**
  * Compiles forward, loss, backward and optimizer update into one ONNX model

@@ -4,19 +4,23 @@
  *    and achieved GFLOP/s as a fraction of ORT's matmul GFLOP/s in the same run;
  * 2. early exit: block 5 alone vs the full forward (ratio of times);
  * 3. peak RSS while streaming features of the 10,000 embedded Fashion-MNIST
- *    training images, discarding each batch;
- * 4. memory of loading a synthetic 1 GiB torch checkpoint: peak RSS growth as a
- *    multiple of the file size (one copy in memory is 1.0).
+ *    training images, discarding each batch, and the RSS growth of `extract`
+ *    on 2,000 images against the size of its outputs;
+ * 4. files over 2 GiB: a synthetic checkpoint with the published 256x256
+ *    model's tensors (2.21 GB, written as .safetensors and as a torch zip):
+ *    seconds and peak RSS growth as a multiple of the file size for loading it,
+ *    and for loading + building the float16 / float32 extraction model and
+ *    writing it to disk with external data (each in a fresh process).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { compileModel, createRunner, Graph, HostTensor, matmul } from '@diffssl/core';
-import { AdmUNet, createFeatureExtractor, readTorchCheckpoint, type GuidedDiffusionFlags } from '../src/index.js';
-import { embeddedFlags, EMBEDDED_DATA, fixturePath, writeStateDict, type TensorRecord } from '@diffssl/testing';
+import { ADM_PRESETS, admConfig, AdmUNet, createFeatureExtractor, expectedWeights, readTorchCheckpoint, type GuidedDiffusionFlags } from '../src/index.js';
+import { embeddedFlags, EMBEDDED_DATA, fixturePath, statePickle, writeTorchZip, type TensorRecord } from '@diffssl/testing';
 
 const checkpoint = fixturePath('adm-fm28.pt');
 const flags = embeddedFlags() as unknown as GuidedDiffusionFlags;
@@ -44,26 +48,6 @@ async function matmulRate(): Promise<number> {
   return (2 * 512 ** 3) / time / 1e9;
 }
 
-/** Multiply-accumulate count of the convolutions and attention matmuls up to `last` block (x2 = FLOPs). */
-function forwardFlops(unet: AdmUNet, last: number): number {
-  let macs = 0;
-  for (const block of unet.layout.blocks) {
-    if (block.number > last) break;
-    const r = block.resolution;
-    for (const layer of block.layers) {
-      if (layer.kind === 'conv') macs += layer.inChannels * layer.outChannels * 9 * r * r;
-      if (layer.kind === 'resblock') {
-        const inputResolution = layer.resample === 'down' ? 2 * r : layer.resample === 'up' ? r / 2 : r;
-        macs += (layer.inChannels * layer.outChannels + layer.outChannels * layer.outChannels) * 9 * r * r;
-        if (layer.inChannels !== layer.outChannels) macs += layer.inChannels * layer.outChannels * inputResolution * inputResolution;
-      }
-      if (layer.kind === 'attention') macs += 4 * layer.channels * layer.channels * r * r + 2 * layer.channels * (r * r) ** 2;
-      if (layer.kind === 'downsample' || layer.kind === 'upsample') macs += layer.channels * layer.channels * 9 * r * r;
-    }
-  }
-  return 2 * macs;
-}
-
 function syntheticImages(count: number): HostTensor<'uint8'> {
   const pixels = new Uint8Array(count * 28 * 28);
   for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 2654435761) >>> 24;
@@ -84,7 +68,7 @@ const batch = syntheticImages(64);
 const throughputExtractor = await createFeatureExtractor({ unet, blocks: [5, 10, 14], timesteps: [150], batchSize: 64, runner: cpu });
 const throughputTime = await seconds(() => throughputExtractor.extract(batch), 8);
 await throughputExtractor.release();
-const flops = forwardFlops(unet, 14) * 64;
+const flops = 2 * unet.forwardMacs(14) * 64;
 console.log(`extract blocks {5,10,14} at t=150, batch 64: ${(64 / throughputTime).toFixed(1)} images/s, ${(flops / throughputTime / 1e9).toFixed(1)} GFLOP/s = ${(flops / throughputTime / 1e9 / rate).toFixed(2)} of the matmul rate`);
 
 const early = await createFeatureExtractor({ unet, blocks: [5], timesteps: [150], batchSize: 64, runner: cpu });
@@ -100,7 +84,7 @@ const streaming = await createFeatureExtractor({ unet, blocks: [5, 10, 14], time
 let peak = process.memoryUsage().rss;
 const start = performance.now();
 let seen = 0;
-for await (const part of streaming.stream(images, Array.from({ length: 10_000 }, (_, i) => i))) {
+for await (const part of streaming.stream(images, { ids: Array.from({ length: 10_000 }, (_, i) => i) })) {
   seen += part.imageIds.length;
   peak = Math.max(peak, process.memoryUsage().rss);
 }
@@ -108,19 +92,72 @@ await streaming.release();
 console.log(`streamed ${seen} ${source} (blocks {5,10,14}, t=150) in ${((performance.now() - start) / 1000).toFixed(0)} s; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`);
 
 {
+  // extract() writes each batch into outputs allocated once: RSS grows by about the outputs, not twice them.
+  const extractor = await createFeatureExtractor({ unet, blocks: [5, 10, 14], timesteps: [150], batchSize: 64, runner: cpu });
+  const subset = HostTensor.from('uint8', [2000, 1, 28, 28], images.data.subarray(0, 2000 * 784));
+  await extractor.extract(subset.slice([0], [64]).contiguous());
+  const before = process.memoryUsage.rss();
+  let high = before;
+  const sampler = setInterval(() => (high = Math.max(high, process.memoryUsage.rss())), 2);
+  const features = await extractor.extract(subset);
+  clearInterval(sampler);
+  high = Math.max(high, process.memoryUsage.rss());
+  await extractor.release();
+  const outputBytes = [...features.values()].reduce((total, tensor) => total + tensor.data.byteLength, 0);
+  console.log(`extract 2000 images (blocks {5,10,14}): outputs ${(outputBytes / 2 ** 20).toFixed(0)} MiB, RSS growth ${((high - before) / 2 ** 20).toFixed(0)} MiB = ${((high - before) / outputBytes).toFixed(2)}x the outputs`);
+}
+
+{
+  // A synthetic checkpoint with the tensors of the published 256x256 unconditional model (2.21 GB of float32).
+  const presetFlags = ADM_PRESETS['256x256_diffusion_uncond'];
+  const shapes = [...expectedWeights(admConfig(presetFlags))];
+  const sizes = shapes.map(([, shape]) => shape.reduce((a, b) => a * b, 1) * 4);
+  const fileBytes = sizes.reduce((a, b) => a + b, 0);
+  const pattern = new Float32Array(Math.max(...sizes) / 4).map((_, i) => Math.sin(i) * 0.02);
+  const patternBytes = new Uint8Array(pattern.buffer);
   const directory = mkdtempSync(join(tmpdir(), 'diffssl-bench-'));
-  const path = join(directory, 'large.pt');
-  const tensors: Record<string, TensorRecord> = {};
-  const elements = 4 * 2 ** 20;
-  for (let i = 0; i < 64; i++) {
-    const values = new Float32Array(elements).fill(i);
-    tensors[`layer${i}.weight`] = { storageType: 'FloatStorage', bytes: new Uint8Array(values.buffer), numel: elements, offset: 0, shape: [2048, 2048], strides: [2048, 1] };
+  const flagsFile = join(directory, 'flags.json');
+  writeFileSync(flagsFile, JSON.stringify(presetFlags));
+  const safetensorsPath = join(directory, 'synthetic-256.safetensors');
+  {
+    const header: Record<string, unknown> = {};
+    let offset = 0;
+    shapes.forEach(([name, shape], i) => {
+      header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + sizes[i]!] };
+      offset += sizes[i]!;
+    });
+    let json = JSON.stringify(header);
+    json += ' '.repeat((8 - (json.length % 8)) % 8);
+    const fd = openSync(safetensorsPath, 'w');
+    const length = new Uint8Array(8);
+    new DataView(length.buffer).setBigUint64(0, BigInt(json.length), true);
+    writeSync(fd, length);
+    writeSync(fd, json);
+    for (const size of sizes) writeSync(fd, patternBytes, 0, size);
+    closeSync(fd);
   }
-  await writeStateDict(path, tensors);
-  // Measure in a fresh process, so memory freed by the writer above does not hide the loader's allocations.
-  const report = execFileSync(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', fileURLToPath(new URL('./load-memory.ts', import.meta.url)), path], { encoding: 'utf8' });
-  const { baseline, peak, seconds, tensors: count } = JSON.parse(report) as { baseline: number; peak: number; seconds: number; tensors: number };
-  const fileBytes = 64 * elements * 4;
-  console.log(`load synthetic torch checkpoint of ${(fileBytes / 2 ** 30).toFixed(2)} GiB (${count} tensors) in ${seconds.toFixed(1)} s: peak RSS growth ${((peak - baseline) / fileBytes).toFixed(2)}x the file size`);
+  const torchPath = join(directory, 'synthetic-256.pt');
+  {
+    const records: TensorRecord[] = shapes.map(([, shape], i) => {
+      const strides = shape.map((_, axis) => shape.slice(axis + 1).reduce((a, b) => a * b, 1));
+      return { storageType: 'FloatStorage', bytes: patternBytes.subarray(0, sizes[i]!), numel: sizes[i]! / 4, offset: 0, shape, strides };
+    });
+    await writeTorchZip(torchPath, [
+      ['archive/data.pkl', statePickle(shapes.map(([name]) => name), records)],
+      ...records.map((record, index) => [`archive/data/${index}`, record.bytes] as [string, Uint8Array]),
+      ['archive/version', new TextEncoder().encode('3\n')],
+    ]);
+  }
+  // Measure each in a fresh process, so memory freed by the writer above does not hide the loader's allocations.
+  const measure = (path: string, mode: string) => {
+    const report = execFileSync(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', fileURLToPath(new URL('./load-memory.ts', import.meta.url)), path, mode, flagsFile], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    const { baseline, peak, seconds } = JSON.parse(report) as { baseline: number; peak: number; seconds: number };
+    return `${seconds.toFixed(1)} s, peak RSS growth ${((peak - baseline) / fileBytes).toFixed(2)}x the file size`;
+  };
+  const size = `${(fileBytes / 1e9).toFixed(2)} GB = ${(fileBytes / 2 ** 30).toFixed(2)} GiB, ${shapes.length} tensors`;
+  console.log(`load synthetic 256x256 checkpoint, .safetensors (${size}): ${measure(safetensorsPath, 'load')}`);
+  console.log(`load synthetic 256x256 checkpoint, torch zip (${size}): ${measure(torchPath, 'load')}`);
+  console.log(`load + build float16 extraction model (block 24) + write it with external data, from .safetensors: ${measure(safetensorsPath, 'build-float16')} (the float16 model is 0.50x)`);
+  console.log(`load + build float32 extraction model (block 24) + write it with external data, from .safetensors: ${measure(safetensorsPath, 'build-float32')}`);
   rmSync(directory, { recursive: true, force: true });
 }

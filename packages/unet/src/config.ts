@@ -23,6 +23,12 @@ export interface GuidedDiffusionFlags {
   resblock_updown?: boolean;
   use_new_attention_order?: boolean;
   learn_sigma?: boolean;
+  /**
+   * The model is class-conditional: it has a label embedding (`label_emb`)
+   * and needs one class label per image. The number of classes is read from
+   * the checkpoint (`label_emb.weight`'s first dimension; 1000 for the
+   * published ImageNet models).
+   */
   class_cond?: boolean;
   diffusion_steps?: number;
   noise_schedule?: 'linear' | 'cosine';
@@ -49,6 +55,11 @@ export interface AdmConfig {
   readonly useScaleShiftNorm: boolean;
   readonly resblockUpdown: boolean;
   readonly useNewAttentionOrder: boolean;
+  /**
+   * Number of classes of a class-conditional model (`class_cond`), undefined
+   * for an unconditional one. `admConfig` assumes guided-diffusion's
+   * NUM_CLASSES (1000); {@link AdmUNet} takes it from `label_emb.weight`.
+   */
   readonly numClasses: number | undefined;
   readonly learnSigma: boolean;
   readonly diffusionSteps: number;
@@ -91,6 +102,19 @@ function parseList(name: string, value: string | readonly number[] | undefined):
   return items;
 }
 
+/** guided-diffusion's `str2bool`: booleans, or yes/true/t/y/1 and no/false/f/n/0 in any case. */
+function booleanFlag(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value === 'boolean') return value;
+  const text = typeof value === 'string' ? value.toLowerCase() : typeof value === 'number' ? String(value) : undefined;
+  if (text !== undefined && ['yes', 'true', 't', 'y', '1'].includes(text)) return true;
+  if (text !== undefined && ['no', 'false', 'f', 'n', '0'].includes(text)) return false;
+  throw new ConfigError(`U-Net flags: ${name} must be a boolean; found ${JSON.stringify(value)}`);
+}
+
+/** guided-diffusion's NUM_CLASSES: the class count `class_cond` implies until a checkpoint says otherwise. */
+const GUIDED_DIFFUSION_NUM_CLASSES = 1000;
+
 function positiveInteger(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`U-Net flags: ${name} must be a positive integer; found ${JSON.stringify(value)}`);
   return value;
@@ -132,18 +156,18 @@ export function admConfig(flags: GuidedDiffusionFlags | AdmPresetName): AdmConfi
     imageSize,
     inChannels: resolved.in_channels ?? 3,
     modelChannels,
-    outChannels: resolved.learn_sigma ? 6 : 3,
+    outChannels: booleanFlag('learn_sigma', resolved.learn_sigma, false) ? 6 : 3,
     numResBlocks: positiveInteger('num_res_blocks', resolved.num_res_blocks),
     attentionDownsampleFactors,
     channelMult,
     numHeads,
     numHeadChannels,
     numHeadsUpsample,
-    useScaleShiftNorm: resolved.use_scale_shift_norm ?? true,
-    resblockUpdown: resolved.resblock_updown ?? false,
-    useNewAttentionOrder: resolved.use_new_attention_order ?? false,
-    numClasses: resolved.class_cond ? 1000 : undefined,
-    learnSigma: resolved.learn_sigma ?? false,
+    useScaleShiftNorm: booleanFlag('use_scale_shift_norm', resolved.use_scale_shift_norm, true),
+    resblockUpdown: booleanFlag('resblock_updown', resolved.resblock_updown, false),
+    useNewAttentionOrder: booleanFlag('use_new_attention_order', resolved.use_new_attention_order, false),
+    numClasses: booleanFlag('class_cond', resolved.class_cond, false) ? GUIDED_DIFFUSION_NUM_CLASSES : undefined,
+    learnSigma: booleanFlag('learn_sigma', resolved.learn_sigma, false),
     diffusionSteps: positiveInteger('diffusion_steps', resolved.diffusion_steps ?? 1000),
     noiseSchedule: schedule,
   };

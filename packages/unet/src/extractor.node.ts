@@ -1,24 +1,44 @@
-import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { createRunner, saveModel } from '@diffssl/core';
+import { createRunner, saveModel, type HostTensor, type OnnxModel } from '@diffssl/core';
 import { AdmUNet } from './adm-unet.js';
 import { loadCheckpoint } from './checkpoint/torch-checkpoint.js';
-import type { AdmPresetName, GuidedDiffusionFlags } from './config.js';
-import { buildExtractionModel, checkExtraction, extractionInfo, openFeatureExtractor, type ExtractionModelInfo, type ExtractionOptions, type FeatureExtractor } from './extractor.js';
+import { admConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
+import type { DiffusionUNet } from './diffusion-unet.js';
+import { compileExtraction, EXTRACTION_GRAPH_VERSION, openFeatureExtractor, type ExtractionModelInfo, type ExtractionOptions, type FeatureExtractor } from './extractor.js';
+import { castToFloat16 } from './half-precision.js';
+import { weightSpecs } from './layout.js';
+import { createTemporaryDirectory, removeTemporary, trackTemporary, untrackTemporary } from './temporary-files.js';
 
-/** Where the U-Net comes from: a built {@link AdmUNet}, or a checkpoint file and its flags. @public */
-export type UNetSource = { unet: AdmUNet } | { checkpoint: string; config: GuidedDiffusionFlags | AdmPresetName };
+/** Where the U-Net comes from: a built U-Net (such as {@link AdmUNet}), or a checkpoint file and its guided-diffusion flags. @public */
+export type UNetSource = { unet: DiffusionUNet } | { checkpoint: string; config: GuidedDiffusionFlags | AdmPresetName };
 
 /** Options of the Node `createFeatureExtractor`. @public */
 export type FeatureExtractorOptions = UNetSource &
   ExtractionOptions & {
     /** Directory for compiled `.onnx` files, so a second start neither loads the checkpoint nor rebuilds. */
     cacheDirectory?: string;
+    /**
+     * Without a cache directory, models whose weights exceed this many bytes
+     * are written to a temporary `.onnx` with external data and loaded from
+     * disk (removed on `release()` or at exit) instead of being serialized in
+     * memory. Default 1.5e9 (protobuf cannot hold 2 GB).
+     */
+    externalDataThreshold?: number;
   };
 
-const CACHE_VERSION = 1;
+/** Version of the cache entry layout (info.json + model.onnx[.data]). */
+const CACHE_FORMAT = 2;
+const DEFAULT_EXTERNAL_DATA_THRESHOLD = 1_500_000_000;
+
+/** Versions of this package and of @diffssl/core (whose ops lower the graph): part of every cache key. */
+function codeVersions(): { unet: string; core: string } {
+  const require = createRequire(import.meta.url);
+  const version = (name: string) => (require(`${name}/package.json`) as { version: string }).version;
+  return { unet: version('@diffssl/unet'), core: version('@diffssl/core') };
+}
 
 async function sourceFingerprint(source: UNetSource): Promise<string> {
   const hash = createHash('sha256');
@@ -26,20 +46,43 @@ async function sourceFingerprint(source: UNetSource): Promise<string> {
     const info = await stat(source.checkpoint);
     hash.update(JSON.stringify({ path: resolve(source.checkpoint), size: info.size, mtime: info.mtimeMs, config: source.config }));
   } else {
-    hash.update(JSON.stringify(source.unet.config));
-    for (const [name, tensor] of source.unet.weightTensors()) {
-      const dense = tensor.contiguous();
-      hash.update(`${name}:${dense.dtype}:${dense.shape.join(',')};`);
-      hash.update(new Uint8Array(dense.data.buffer, dense.data.byteOffset + dense.offset * dense.data.BYTES_PER_ELEMENT, dense.size * dense.data.BYTES_PER_ELEMENT));
-    }
+    for (const chunk of source.unet.identity()) hash.update(chunk);
   }
   return hash.digest('hex');
+}
+
+/** What a cache entry is keyed by (kept beside it as key.json). */
+interface CacheKey {
+  source: string;
+  blocks: number[];
+  dtype: string;
+  format: number;
+  graph: number;
+  versions: { unet: string; core: string };
+}
+
+/**
+ * The key of a model's cache entry: the source, blocks and precision, the
+ * cache layout, the graph-building code's version and the package versions,
+ * so a fixed bug never serves a stale graph. The entry's name is a hash of it.
+ */
+async function cacheKey(options: FeatureExtractorOptions, dtype: string): Promise<{ key: CacheKey; name: string }> {
+  const key: CacheKey = {
+    source: await sourceFingerprint(options),
+    blocks: [...options.blocks].sort((a, b) => a - b),
+    dtype,
+    format: CACHE_FORMAT,
+    graph: EXTRACTION_GRAPH_VERSION,
+    versions: codeVersions(),
+  };
+  return { key, name: `unet-${createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 24)}` };
 }
 
 /** The model facts of a complete cache entry, or undefined when there is none (or it is unreadable). */
 async function readCacheEntry(entry: string): Promise<ExtractionModelInfo | undefined> {
   try {
     const info = JSON.parse(await readFile(join(entry, 'info.json'), 'utf8')) as ExtractionModelInfo;
+    if (typeof info !== 'object' || info === null || typeof info.imageSize !== 'number' || typeof info.blockCount !== 'number') return undefined;
     await stat(join(entry, 'model.onnx'));
     return info;
   } catch {
@@ -48,52 +91,121 @@ async function readCacheEntry(entry: string): Promise<ExtractionModelInfo | unde
 }
 
 /**
+ * Writes a cache entry: into a private temporary folder, then renamed into
+ * place. When another process published the same entry first, its entry is
+ * kept and ours dropped; a broken entry is moved aside and replaced.
+ */
+async function writeCacheEntry(entry: string, key: CacheKey, model: OnnxModel, info: ExtractionModelInfo): Promise<void> {
+  const temporary = `${entry}.tmp-${process.pid}-${randomUUID()}`;
+  trackTemporary(temporary);
+  try {
+    await mkdir(temporary, { recursive: true });
+    await saveModel(model, join(temporary, 'model.onnx'));
+    await writeFile(join(temporary, 'key.json'), JSON.stringify(key));
+    await writeFile(join(temporary, 'info.json'), JSON.stringify(info));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rename(temporary, entry);
+        untrackTemporary(temporary);
+        return;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EPERM' && code !== 'EACCES') throw error;
+        if (await readCacheEntry(entry)) return; // another process won the race with a complete entry
+        if (attempt >= 3) throw error;
+        const stale = `${entry}.stale-${process.pid}-${randomUUID()}`;
+        try {
+          await rename(entry, stale);
+        } catch {
+          // Someone else moved or replaced it: try again.
+        }
+        await removeTemporary(stale);
+      }
+    }
+  } finally {
+    await removeTemporary(temporary);
+  }
+}
+
+/**
+ * Loads an ADM U-Net from a checkpoint file. Under float16 the weights that
+ * will run in half precision are cast as each tensor is read, so the float32
+ * copy of the model is never held whole.
+ */
+async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPresetName, dtype: 'float32' | 'float16'): Promise<AdmUNet> {
+  const config = admConfig(flags);
+  if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path));
+  // Only tensors of the expected shape: a hostile file could otherwise name one huge view many times and have each cast.
+  const halves = new Map(weightSpecs(config).filter((spec) => spec.precision === 'compute').map((spec) => [spec.name, spec.shape.join()]));
+  const transform = (name: string, tensor: HostTensor) => (halves.get(name) === tensor.shape.join() ? castToFloat16(tensor) : tensor);
+  return new AdmUNet(config, await loadCheckpoint(path, { transform }));
+}
+
+/**
+ * Builds the extraction model and puts it where a session can load it: the
+ * cache entry, a temporary `.onnx` with external data, or bytes. Kept apart
+ * from opening the session so that the U-Net and the graph can be collected
+ * before ONNX Runtime loads its own copy of the weights. (Exported for the
+ * benchmark, which measures its memory.)
+ *
+ * @internal
+ */
+export async function buildModelSource(
+  options: FeatureExtractorOptions,
+  dtype: 'float32' | 'float16',
+  cache: { entry: string; key: CacheKey } | undefined,
+): Promise<{ source: Uint8Array | string; info: ExtractionModelInfo; cleanup?: () => Promise<void> }> {
+  const unet = 'unet' in options ? options.unet : await loadAdmUNet(options.checkpoint, options.config, dtype);
+  const { info, model } = compileExtraction(unet, options);
+  if (cache) {
+    await writeCacheEntry(cache.entry, cache.key, model, info);
+    return { source: join(cache.entry, 'model.onnx'), info };
+  }
+  if (model.initializerBytes > (options.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD)) {
+    const directory = await createTemporaryDirectory('diffssl-unet-');
+    try {
+      await saveModel(model, join(directory, 'model.onnx'), { externalDataThreshold: 1024 });
+    } catch (error) {
+      await removeTemporary(directory);
+      throw error;
+    }
+    return { source: join(directory, 'model.onnx'), info, cleanup: () => removeTemporary(directory) };
+  }
+  return { source: model.serialize().model, info };
+}
+
+/**
  * Creates a feature extractor in Node. With `cacheDirectory`, the compiled
  * ONNX model is stored there (keyed by the checkpoint file's path, size and
- * modification time and the flags, or by an in-memory U-Net's weight bytes,
- * plus blocks and precision) and reused on the next start without loading the
- * checkpoint or rebuilding the graph. Cache entries are written to a temporary
- * folder and renamed, so a crash never leaves a half-written entry.
+ * modification time and the flags, or by an in-memory U-Net's configuration
+ * and weight bytes, plus blocks, precision, the graph-building code's version
+ * and the package versions) and reused on the next start without loading the
+ * checkpoint or rebuilding the graph. Entries are written to a private
+ * temporary folder and renamed into place, so a crash never leaves a
+ * half-written entry and processes building the same entry at once all
+ * succeed. Large models without a cache go to a temporary folder that
+ * `release()` (or the end of the process) removes.
  *
  * @example
  * ```ts
  * const extractor = await createFeatureExtractor({ checkpoint: 'adm.pt', config: flags, blocks: [5, 10], timesteps: [150] });
  * const features = await extractor.extract(images); // features.get('t150/block10')
+ * // A class-conditional model (class_cond: true) needs labels:
+ * const conditional = await createFeatureExtractor({ checkpoint: '256x256_diffusion.pt', config: '256x256_diffusion', blocks: [24], timesteps: [150], classLabel: 207 });
  * ```
- * @throws `ConfigError` for blocks outside 1..N or timesteps outside [0, steps); `CheckpointMismatchError` when the flags do not fit the weights
+ * @throws `ConfigError` for blocks outside 1..N, timesteps outside [0, steps), a `classLabel` for an unconditional model; `CheckpointMismatchError` when the flags do not fit the weights
  * @public
  */
 export async function createFeatureExtractor(options: FeatureExtractorOptions): Promise<FeatureExtractor> {
   const dtype = options.dtype ?? 'float32';
-  let unet = 'unet' in options ? options.unet : undefined;
-  const loadUNet = async () => (unet ??= new AdmUNet((options as { config: GuidedDiffusionFlags }).config, await loadCheckpoint((options as { checkpoint: string }).checkpoint)));
-  let cacheEntry: string | undefined;
+  let cache: { entry: string; key: CacheKey } | undefined;
   if (options.cacheDirectory) {
-    const key = await sourceFingerprint(options);
-    const name = createHash('sha256').update(JSON.stringify({ key, blocks: [...options.blocks].sort((a, b) => a - b), dtype, version: CACHE_VERSION })).digest('hex').slice(0, 24);
-    cacheEntry = join(options.cacheDirectory, `unet-${name}`);
-    const cached = await readCacheEntry(cacheEntry);
-    if (cached) return openFeatureExtractor(createRunner, join(cacheEntry, 'model.onnx'), cached, options, true);
+    await mkdir(options.cacheDirectory, { recursive: true });
+    const { key, name } = await cacheKey(options, dtype);
+    cache = { entry: join(options.cacheDirectory, name), key };
+    const cached = await readCacheEntry(cache.entry);
+    if (cached) return openFeatureExtractor(createRunner, join(cache.entry, 'model.onnx'), cached, options, true);
   }
-  const built = await loadUNet();
-  const info = extractionInfo(built);
-  const model = buildExtractionModel(built, checkExtraction(info, options), options.blocks, dtype);
-  let source: Uint8Array | string;
-  if (cacheEntry) {
-    const temporary = `${cacheEntry}.tmp-${process.pid}-${Date.now()}`;
-    await mkdir(temporary, { recursive: true });
-    await saveModel(model, join(temporary, 'model.onnx'));
-    await writeFile(join(temporary, 'info.json'), JSON.stringify(info));
-    await rm(cacheEntry, { recursive: true, force: true });
-    await rename(temporary, cacheEntry);
-    source = join(cacheEntry, 'model.onnx');
-  } else if (model.initializerBytes > 1_500_000_000) {
-    // Above protobuf's comfort zone: write with external data and load from disk.
-    const directory = await mkdtemp(join(tmpdir(), 'diffssl-unet-'));
-    await saveModel(model, join(directory, 'model.onnx'));
-    source = join(directory, 'model.onnx');
-  } else {
-    source = model.serialize().model;
-  }
-  return openFeatureExtractor(createRunner, source, info, options, false);
+  const { source, info, cleanup } = await buildModelSource(options, dtype, cache);
+  return openFeatureExtractor(createRunner, source, info, options, false, cleanup);
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { compileModel, ConfigError, createRunner, Graph, HostTensor, NonFiniteError, ShapeError } from '@diffssl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdmUNet, CheckpointMismatchError, createFeatureExtractor, featureKey, noiseSchedule, qSample, readTorchCheckpoint, seededNoise, type FeatureExtractor } from './index.js';
-import { fixturePath, loadFeatures } from '@diffssl/testing';
+import { fixturePath, loadFeatures, relativeError } from '@diffssl/testing';
 
 const fixture = loadFeatures('adm-fm28');
 const checkpoint = fixturePath('adm-fm28.pt');
@@ -41,7 +41,7 @@ describe('FeatureExtractor', () => {
 
   it('equals host q_sample with the same seeded noise followed by the U-Net', async () => {
     const x = images(3);
-    const features = await extractor.extract(x, [10, 11, 12]);
+    const features = await extractor.extract(x, { ids: [10, 11, 12] });
     const unet = new AdmUNet(flags, await readTorchCheckpoint(checkpoint));
     const graph = new Graph();
     const input = graph.input('x', 'float32', ['batch', 3, 28, 28]);
@@ -64,9 +64,9 @@ describe('FeatureExtractor', () => {
 
   it('gives each image the same features whatever its batch and position', async () => {
     const x = images(5);
-    const together = await extractor.extract(x, [0, 1, 2, 3, 4]);
+    const together = await extractor.extract(x, { ids: [0, 1, 2, 3, 4] });
     const reversedImages = HostTensor.from('float32', x.shape, [4, 3, 2, 1, 0].flatMap((i) => x.slice([i], [i + 1]).toArray()));
-    const reversed = await extractor.extract(reversedImages, [4, 3, 2, 1, 0]);
+    const reversed = await extractor.extract(reversedImages, { ids: [4, 3, 2, 1, 0] });
     const a = together.get(featureKey(150, 10))!;
     const b = reversed.get(featureKey(150, 10))!;
     for (let i = 0; i < 5; i++) {
@@ -94,6 +94,22 @@ describe('FeatureExtractor', () => {
     await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [5], timesteps: [1000], runner: cpu })).rejects.toThrow(/timestep 1000 is outside \[0, 1000\)/);
     await expect(createFeatureExtractor({ checkpoint, config: { ...(fixture.config as object), num_channels: 64 } as never, blocks: [5], timesteps: [0], runner: cpu })).rejects.toThrow(CheckpointMismatchError);
     await expect(createFeatureExtractor({ checkpoint, config: { ...(fixture.config as object), num_res_blocks: 3 } as never, blocks: [5], timesteps: [0], runner: cpu })).rejects.toThrow(/missing/);
+  });
+
+  it('in float16 from a checkpoint (cast as each tensor is read) equals float16 from the loaded U-Net, and float32 within half precision', async () => {
+    const x = images(2);
+    const unet = new AdmUNet(flags, await readTorchCheckpoint(checkpoint));
+    const fromFile = await createFeatureExtractor({ checkpoint, config: flags, blocks: [9, 14], timesteps: [150], dtype: 'float16', runner: cpu });
+    const fromMemory = await createFeatureExtractor({ unet, blocks: [9, 14], timesteps: [150], dtype: 'float16', runner: cpu });
+    const single = await createFeatureExtractor({ unet, blocks: [9, 14], timesteps: [150], runner: cpu });
+    const [a, b, c] = [await fromFile.extract(x, { ids: [1, 2] }), await fromMemory.extract(x, { ids: [1, 2] }), await single.extract(x, { ids: [1, 2] })];
+    await Promise.all([fromFile.release(), fromMemory.release(), single.release()]);
+    for (const block of [9, 14]) {
+      const key = featureKey(150, block);
+      expect(a.get(key)!.toArray()).toEqual(b.get(key)!.toArray());
+      expect(relativeError(a.get(key)!, c.get(key)!), key).toBeLessThan(2e-2);
+      expect(relativeError(a.get(key)!, c.get(key)!), key).toBeGreaterThan(0);
+    }
   });
 
   it('reuses the compiled model from the cache directory on a second start', async () => {

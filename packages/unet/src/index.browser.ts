@@ -7,20 +7,19 @@
  * @packageDocumentation
  */
 import { createRunner } from '@diffssl/core';
-import type { AdmUNet } from './adm-unet.js';
-import { buildExtractionModel, checkExtraction, extractionInfo, openFeatureExtractor, type ExtractionOptions, type FeatureExtractor } from './extractor.js';
+import type { DiffusionUNet } from './diffusion-unet.js';
+import { compileExtraction, openFeatureExtractor, type ExtractionOptions, type FeatureExtractor } from './extractor.js';
 
 export * from './common.js';
 
 /**
  * Creates a feature extractor on onnxruntime-web from a built U-Net.
  *
- * @param options - the U-Net, blocks, timesteps and extraction options
- * @throws `ConfigError` for blocks outside 1..N or timesteps outside [0, steps)
+ * @param options - the U-Net (such as an {@link AdmUNet}), blocks, timesteps and extraction options
+ * @throws `ConfigError` for blocks outside 1..N, timesteps outside [0, steps), a `classLabel` for an unconditional model
  * @public
  */
-export async function createFeatureExtractor(options: ExtractionOptions & { unet: AdmUNet }): Promise<FeatureExtractor> {
-  const info = extractionInfo(options.unet);
-  const model = buildExtractionModel(options.unet, checkExtraction(info, options), options.blocks, options.dtype ?? 'float32');
+export async function createFeatureExtractor(options: ExtractionOptions & { unet: DiffusionUNet }): Promise<FeatureExtractor> {
+  const { info, model } = compileExtraction(options.unet, options);
   return openFeatureExtractor(createRunner, model.serialize().model, info, options, false);
 }

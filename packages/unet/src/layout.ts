@@ -1,24 +1,35 @@
 import type { AdmConfig } from './config.js';
+import { layerKind, type LayerFacts, type WeightSpec } from './layer-kinds.js';
 
-/** One layer inside a U-Net block, as guided-diffusion builds it. */
+/**
+ * One layer inside a U-Net block, as guided-diffusion builds it;
+ * `resolution` is the (square) spatial size of the layer's output.
+ */
 export type LayerSpec =
-  | { kind: 'conv'; prefix: string; inChannels: number; outChannels: number }
-  | { kind: 'resblock'; prefix: string; inChannels: number; outChannels: number; resample: 'up' | 'down' | 'none' }
-  | { kind: 'attention'; prefix: string; channels: number; heads: number }
-  | { kind: 'downsample'; prefix: string; channels: number }
-  | { kind: 'upsample'; prefix: string; channels: number };
+  | { kind: 'conv'; prefix: string; resolution: number; inChannels: number; outChannels: number }
+  | { kind: 'resblock'; prefix: string; resolution: number; inChannels: number; outChannels: number; resample: 'up' | 'down' | 'none' }
+  | { kind: 'attention'; prefix: string; resolution: number; channels: number; heads: number }
+  | { kind: 'downsample'; prefix: string; resolution: number; channels: number }
+  | { kind: 'upsample'; prefix: string; resolution: number; channels: number };
 
-/** One numbered block (1..N): an encoder input block, the middle block or a decoder output block. @public */
-export interface BlockSpec {
+/**
+ * One numbered block of a diffusion U-Net (1..N): an encoder block, the middle
+ * block or a decoder block, with the shape of its output. @public
+ */
+export interface UNetBlock {
   /** 1-based block number. */
   readonly number: number;
   readonly part: 'encoder' | 'middle' | 'decoder';
-  /** Index within `input_blocks` / `output_blocks` (0 for the middle block). */
-  readonly moduleIndex: number;
   /** Channels of the block's output. */
   readonly channels: number;
   /** Spatial size of the block's output (square). */
   readonly resolution: number;
+}
+
+/** One numbered block (1..N) of an ADM U-Net: an encoder input block, the middle block or a decoder output block. @public */
+export interface BlockSpec extends UNetBlock {
+  /** Index within `input_blocks` / `output_blocks` (0 for the middle block). */
+  readonly moduleIndex: number;
   /** @internal */
   readonly layers: readonly LayerSpec[];
   /** Channels of the skip connection concatenated before a decoder block. */
@@ -54,23 +65,23 @@ export function unetLayout(config: AdmConfig): UNetLayout {
   let resolution = config.imageSize;
   let ds = 1;
   const skipChannels = [ch];
-  blocks.push({ number: 1, part: 'encoder', moduleIndex: 0, channels: ch, resolution, skipChannels: 0, layers: [{ kind: 'conv', prefix: 'input_blocks.0.0', inChannels: config.inChannels, outChannels: ch }] });
+  blocks.push({ number: 1, part: 'encoder', moduleIndex: 0, channels: ch, resolution, skipChannels: 0, layers: [{ kind: 'conv', prefix: 'input_blocks.0.0', resolution, inChannels: config.inChannels, outChannels: ch }] });
   config.channelMult.forEach((mult, level) => {
     for (let r = 0; r < config.numResBlocks; r++) {
       const index = blocks.length;
       const out = Math.trunc(mult * mc);
-      const layers: LayerSpec[] = [{ kind: 'resblock', prefix: `input_blocks.${index}.0`, inChannels: ch, outChannels: out, resample: 'none' }];
+      const layers: LayerSpec[] = [{ kind: 'resblock', prefix: `input_blocks.${index}.0`, resolution, inChannels: ch, outChannels: out, resample: 'none' }];
       ch = out;
-      if (config.attentionDownsampleFactors.includes(ds)) layers.push({ kind: 'attention', prefix: `input_blocks.${index}.1`, channels: ch, heads: headsFor(config, ch, false) });
+      if (config.attentionDownsampleFactors.includes(ds)) layers.push({ kind: 'attention', prefix: `input_blocks.${index}.1`, resolution, channels: ch, heads: headsFor(config, ch, false) });
       blocks.push({ number: index + 1, part: 'encoder', moduleIndex: index, channels: ch, resolution, skipChannels: 0, layers });
       skipChannels.push(ch);
     }
     if (level !== config.channelMult.length - 1) {
       const index = blocks.length;
-      const layer: LayerSpec = config.resblockUpdown
-        ? { kind: 'resblock', prefix: `input_blocks.${index}.0`, inChannels: ch, outChannels: ch, resample: 'down' }
-        : { kind: 'downsample', prefix: `input_blocks.${index}.0`, channels: ch };
       resolution /= 2;
+      const layer: LayerSpec = config.resblockUpdown
+        ? { kind: 'resblock', prefix: `input_blocks.${index}.0`, resolution, inChannels: ch, outChannels: ch, resample: 'down' }
+        : { kind: 'downsample', prefix: `input_blocks.${index}.0`, resolution, channels: ch };
       ds *= 2;
       blocks.push({ number: index + 1, part: 'encoder', moduleIndex: index, channels: ch, resolution, skipChannels: 0, layers: [layer] });
       skipChannels.push(ch);
@@ -85,9 +96,9 @@ export function unetLayout(config: AdmConfig): UNetLayout {
     resolution,
     skipChannels: 0,
     layers: [
-      { kind: 'resblock', prefix: 'middle_block.0', inChannels: ch, outChannels: ch, resample: 'none' },
-      { kind: 'attention', prefix: 'middle_block.1', channels: ch, heads: headsFor(config, ch, false) },
-      { kind: 'resblock', prefix: 'middle_block.2', inChannels: ch, outChannels: ch, resample: 'none' },
+      { kind: 'resblock', prefix: 'middle_block.0', resolution, inChannels: ch, outChannels: ch, resample: 'none' },
+      { kind: 'attention', prefix: 'middle_block.1', resolution, channels: ch, heads: headsFor(config, ch, false) },
+      { kind: 'resblock', prefix: 'middle_block.2', resolution, inChannels: ch, outChannels: ch, resample: 'none' },
     ],
   });
   let outputIndex = 0;
@@ -96,20 +107,55 @@ export function unetLayout(config: AdmConfig): UNetLayout {
       const skip = skipChannels.pop()!;
       const out = Math.trunc(mc * mult);
       const prefix = `output_blocks.${outputIndex}`;
-      const layers: LayerSpec[] = [{ kind: 'resblock', prefix: `${prefix}.0`, inChannels: ch + skip, outChannels: out, resample: 'none' }];
+      const layers: LayerSpec[] = [{ kind: 'resblock', prefix: `${prefix}.0`, resolution, inChannels: ch + skip, outChannels: out, resample: 'none' }];
       ch = out;
-      if (config.attentionDownsampleFactors.includes(ds)) layers.push({ kind: 'attention', prefix: `${prefix}.1`, channels: ch, heads: headsFor(config, ch, true) });
+      if (config.attentionDownsampleFactors.includes(ds)) layers.push({ kind: 'attention', prefix: `${prefix}.1`, resolution, channels: ch, heads: headsFor(config, ch, true) });
       if (level > 0 && i === config.numResBlocks) {
         const layerPrefix = `${prefix}.${layers.length}`;
-        layers.push(config.resblockUpdown ? { kind: 'resblock', prefix: layerPrefix, inChannels: ch, outChannels: ch, resample: 'up' } : { kind: 'upsample', prefix: layerPrefix, channels: ch });
         ds /= 2;
         resolution *= 2;
+        layers.push(
+          config.resblockUpdown
+            ? { kind: 'resblock', prefix: layerPrefix, resolution, inChannels: ch, outChannels: ch, resample: 'up' }
+            : { kind: 'upsample', prefix: layerPrefix, resolution, channels: ch },
+        );
       }
       blocks.push({ number: blocks.length + 1, part: 'decoder', moduleIndex: outputIndex, channels: ch, resolution, skipChannels: skip, layers });
       outputIndex++;
     }
   });
   return { blocks, encoderBlocks, finalChannels: ch, inputChannels };
+}
+
+/** The configuration facts the layer kinds need. */
+export function layerFacts(config: AdmConfig): LayerFacts {
+  return { embedChannels: 4 * config.modelChannels, useScaleShiftNorm: config.useScaleShiftNorm, useNewAttentionOrder: config.useNewAttentionOrder };
+}
+
+/**
+ * Every state-dict tensor of this configuration with its shape and precision
+ * under float16 (`compute`: the block convolutions guided-diffusion's
+ * `convert_to_fp16` converts; `float32`: embeddings, normalization and the
+ * `out` head, which guided-diffusion keeps in float32).
+ */
+export function weightSpecs(config: AdmConfig): WeightSpec[] {
+  const layout = unetLayout(config);
+  const facts = layerFacts(config);
+  const mc = config.modelChannels;
+  const embed = facts.embedChannels;
+  const specs: WeightSpec[] = [];
+  const float32 = (name: string, shape: number[]) => specs.push({ name, shape, precision: 'float32' });
+  float32('time_embed.0.weight', [embed, mc]);
+  float32('time_embed.0.bias', [embed]);
+  float32('time_embed.2.weight', [embed, embed]);
+  float32('time_embed.2.bias', [embed]);
+  if (config.numClasses !== undefined) float32('label_emb.weight', [config.numClasses, embed]);
+  for (const block of layout.blocks) for (const layer of block.layers) specs.push(...layerKind(layer).weights(layer, facts));
+  float32('out.0.weight', [layout.finalChannels]);
+  float32('out.0.bias', [layout.finalChannels]);
+  float32('out.2.weight', [config.outChannels, layout.inputChannels, 3, 3]);
+  float32('out.2.bias', [config.outChannels]);
+  return specs;
 }
 
 /**
@@ -119,62 +165,5 @@ export function unetLayout(config: AdmConfig): UNetLayout {
  * @public
  */
 export function expectedWeights(config: AdmConfig): Map<string, number[]> {
-  const layout = unetLayout(config);
-  const mc = config.modelChannels;
-  const embed = 4 * mc;
-  const weights = new Map<string, number[]>();
-  const add = (name: string, shape: number[]) => weights.set(name, shape);
-  add('time_embed.0.weight', [embed, mc]);
-  add('time_embed.0.bias', [embed]);
-  add('time_embed.2.weight', [embed, embed]);
-  add('time_embed.2.bias', [embed]);
-  if (config.numClasses) add('label_emb.weight', [config.numClasses, embed]);
-  for (const block of layout.blocks) {
-    for (const layer of block.layers) {
-      const p = layer.prefix;
-      switch (layer.kind) {
-        case 'conv':
-          add(`${p}.weight`, [layer.outChannels, layer.inChannels, 3, 3]);
-          add(`${p}.bias`, [layer.outChannels]);
-          break;
-        case 'resblock':
-          add(`${p}.in_layers.0.weight`, [layer.inChannels]);
-          add(`${p}.in_layers.0.bias`, [layer.inChannels]);
-          add(`${p}.in_layers.2.weight`, [layer.outChannels, layer.inChannels, 3, 3]);
-          add(`${p}.in_layers.2.bias`, [layer.outChannels]);
-          add(`${p}.emb_layers.1.weight`, [(config.useScaleShiftNorm ? 2 : 1) * layer.outChannels, embed]);
-          add(`${p}.emb_layers.1.bias`, [(config.useScaleShiftNorm ? 2 : 1) * layer.outChannels]);
-          add(`${p}.out_layers.0.weight`, [layer.outChannels]);
-          add(`${p}.out_layers.0.bias`, [layer.outChannels]);
-          add(`${p}.out_layers.3.weight`, [layer.outChannels, layer.outChannels, 3, 3]);
-          add(`${p}.out_layers.3.bias`, [layer.outChannels]);
-          if (layer.outChannels !== layer.inChannels) {
-            add(`${p}.skip_connection.weight`, [layer.outChannels, layer.inChannels, 1, 1]);
-            add(`${p}.skip_connection.bias`, [layer.outChannels]);
-          }
-          break;
-        case 'attention':
-          add(`${p}.norm.weight`, [layer.channels]);
-          add(`${p}.norm.bias`, [layer.channels]);
-          add(`${p}.qkv.weight`, [3 * layer.channels, layer.channels, 1]);
-          add(`${p}.qkv.bias`, [3 * layer.channels]);
-          add(`${p}.proj_out.weight`, [layer.channels, layer.channels, 1]);
-          add(`${p}.proj_out.bias`, [layer.channels]);
-          break;
-        case 'downsample':
-          add(`${p}.op.weight`, [layer.channels, layer.channels, 3, 3]);
-          add(`${p}.op.bias`, [layer.channels]);
-          break;
-        case 'upsample':
-          add(`${p}.conv.weight`, [layer.channels, layer.channels, 3, 3]);
-          add(`${p}.conv.bias`, [layer.channels]);
-          break;
-      }
-    }
-  }
-  add('out.0.weight', [layout.finalChannels]);
-  add('out.0.bias', [layout.finalChannels]);
-  add('out.2.weight', [config.outChannels, layout.inputChannels, 3, 3]);
-  add('out.2.bias', [config.outChannels]);
-  return weights;
+  return new Map(weightSpecs(config).map((spec) => [spec.name, [...spec.shape]]));
 }

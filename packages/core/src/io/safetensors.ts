@@ -52,25 +52,60 @@ export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
   if (bytes.byteLength < 8) {
     throw new FormatError(`safetensors: expected at least 8 bytes for the header length; found ${bytes.byteLength}`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = view.getBigUint64(0, true);
-  if (headerLength > BigInt(Math.min(MAX_HEADER_BYTES, bytes.byteLength - 8))) {
-    throw new FormatError(`safetensors: header length ${headerLength} does not fit in a file of ${bytes.byteLength} bytes`);
+  const headerEnd = 8 + checkHeaderLength(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true), bytes.byteLength);
+  const { entries, metadata } = parseSafetensorsHeader(bytes.subarray(8, headerEnd), bytes.byteLength - headerEnd);
+  const tensors = new Map<string, HostTensor>();
+  for (const { name, dtype, shape, begin } of entries) {
+    const data = dataFromBytes(dtype, bytes.buffer, bytes.byteOffset + headerEnd + begin, shapeSize(shape));
+    tensors.set(name, new HostTensor(dtype, data, shape));
   }
-  const headerEnd = 8 + Number(headerLength);
-  let header: unknown;
+  return { tensors, metadata };
+}
+
+/** One tensor of a safetensors header, validated against the data section. */
+export interface SafetensorsEntry {
+  readonly name: string;
+  readonly dtype: DataType;
+  readonly shape: number[];
+  /** Byte range in the data section. */
+  readonly begin: number;
+  readonly end: number;
+}
+
+/**
+ * Checks the header length read from the first 8 bytes against the file size.
+ *
+ * @returns the header length in bytes
+ * @throws {@link FormatError} when it does not fit
+ */
+export function checkHeaderLength(headerLength: bigint, fileBytes: number): number {
+  if (headerLength > BigInt(Math.max(0, Math.min(MAX_HEADER_BYTES, fileBytes - 8)))) {
+    throw new FormatError(`safetensors: header length ${headerLength} does not fit in a file of ${fileBytes} bytes`);
+  }
+  return Number(headerLength);
+}
+
+/**
+ * Parses and validates a safetensors JSON header: every dtype, shape and
+ * byte range is checked against the size of the data section.
+ *
+ * @param header - the header bytes (UTF-8 JSON)
+ * @param dataBytes - size of the data section that follows it
+ * @throws {@link FormatError} for anything malformed
+ */
+export function parseSafetensorsHeader(header: Uint8Array, dataBytes: number): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
+  let parsed: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, headerEnd)));
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(header));
   } catch (cause) {
     throw new FormatError('safetensors: the header is not valid UTF-8 JSON', { cause });
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
-    throw new FormatError(`safetensors: expected the header to be a JSON object; found ${Array.isArray(header) ? 'an array' : typeof header}`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new FormatError(`safetensors: expected the header to be a JSON object; found ${Array.isArray(parsed) ? 'an array' : typeof parsed}`);
   }
-  const dataBytes = bytes.byteLength - headerEnd;
   const metadata: Record<string, string> = {};
-  const tensors = new Map<string, HostTensor>();
-  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+  const entries: SafetensorsEntry[] = [];
+  for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof entry !== 'object' || entry === null) throw new FormatError('safetensors: __metadata__ must be an object of strings');
       for (const [key, value] of Object.entries(entry)) {
@@ -79,12 +114,12 @@ export function readSafetensors(bytes: Uint8Array): SafetensorsFile {
       }
       continue;
     }
-    tensors.set(name, parseEntry(name, entry, bytes, headerEnd, dataBytes));
+    entries.push(parseEntry(name, entry, dataBytes));
   }
-  return { tensors, metadata };
+  return { entries, metadata };
 }
 
-function parseEntry(name: string, entry: unknown, bytes: Uint8Array, headerEnd: number, dataBytes: number): HostTensor {
+function parseEntry(name: string, entry: unknown, dataBytes: number): SafetensorsEntry {
   if (typeof entry !== 'object' || entry === null) throw new FormatError(`safetensors: entry ${name} must be an object`);
   const { dtype, shape, data_offsets: offsets } = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   const dataType = typeof dtype === 'string' ? SAFETENSORS_TO_DATA_TYPE[dtype] : undefined;
@@ -103,8 +138,7 @@ function parseEntry(name: string, entry: unknown, bytes: Uint8Array, headerEnd: 
   if (begin > end || end > dataBytes || end - begin !== byteLength) {
     throw new FormatError(`safetensors: tensor ${name} of dtype ${String(dtype)} and shape [${(shape as number[]).join(', ')}] needs ${byteLength} bytes; data_offsets [${begin}, ${end}] in a data section of ${dataBytes} bytes`);
   }
-  const data = dataFromBytes(dataType, bytes.buffer, bytes.byteOffset + headerEnd + begin, size);
-  return new HostTensor(dataType, data, shape as number[]);
+  return { name, dtype: dataType, shape: shape as number[], begin, end };
 }
 
 /**

@@ -1,5 +1,5 @@
-import { createWriteStream, existsSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createWriteStream, existsSync, rmSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -56,12 +56,64 @@ function probeNodeProvider(provider: string): string | undefined {
   return undefined;
 }
 
-async function loadModel(model: OnnxModel): Promise<Uint8Array | string> {
-  if (model.initializerBytes <= INLINE_LIMIT_BYTES) return model.serialize().model;
-  const directory = await mkdtemp(join(tmpdir(), 'diffssl-model-'));
-  const path = join(directory, 'model.onnx');
-  await saveModel(model, path, { externalDataThreshold: 1024 });
-  return path;
+/** Temporary model folders (external data, often GBs) still on disk: removed on release, or at process exit. */
+const temporaryDirectories = new Set<string>();
+let exitHookInstalled = false;
+
+function removeTemporaryDirectoriesNow(): void {
+  for (const directory of temporaryDirectories) rmSync(directory, { recursive: true, force: true });
+  temporaryDirectories.clear();
+}
+
+async function removeTemporaryDirectory(directory: string): Promise<void> {
+  temporaryDirectories.delete(directory);
+  await rm(directory, { recursive: true, force: true });
+}
+
+/**
+ * `createRunner` with the inline limit as a parameter (tests lower it). A
+ * compiled model with more initializer bytes is written with external data
+ * to a temporary folder that `release()`, a failed load or process exit removes.
+ *
+ * @internal
+ */
+export async function createNodeRunner(model: ModelSource, options: RunnerOptions = {}, inlineLimitBytes: number): Promise<Runner> {
+  let directory: string | undefined;
+  const loadModel = async (compiled: OnnxModel): Promise<Uint8Array | string> => {
+    if (compiled.initializerBytes <= inlineLimitBytes) return compiled.serialize().model;
+    directory = await mkdtemp(join(tmpdir(), 'diffssl-model-'));
+    if (!exitHookInstalled) process.once('exit', removeTemporaryDirectoriesNow);
+    exitHookInstalled = true;
+    temporaryDirectories.add(directory);
+    const path = join(directory, 'model.onnx');
+    await saveModel(compiled, path, { externalDataThreshold: 1024 });
+    return path;
+  };
+  const environment: RuntimeEnvironment = { defaultProviders: DEFAULT_NODE_PROVIDERS, loadModel, probe: probeNodeProvider };
+  let runner: Runner;
+  try {
+    if (options.thread === 'worker') {
+      runner = await createWorkerRunner(environment, model, options);
+    } else {
+      const ort = (await import('onnxruntime-node')) as unknown as OrtBinding & { default?: OrtBinding };
+      runner = await createRunnerWith(ort.InferenceSession ? ort : ort.default!, environment, model, options);
+    }
+  } catch (error) {
+    if (directory) await removeTemporaryDirectory(directory);
+    throw error;
+  }
+  if (directory) {
+    const loaded = directory;
+    const release = runner.release.bind(runner);
+    runner.release = async () => {
+      try {
+        await release();
+      } finally {
+        await removeTemporaryDirectory(loaded);
+      }
+    };
+  }
+  return runner;
 }
 
 /**
@@ -87,10 +139,6 @@ async function loadModel(model: OnnxModel): Promise<Uint8Array | string> {
  * ```
  * @public
  */
-export async function createRunner(model: ModelSource, options: RunnerOptions = {}): Promise<Runner> {
-  const environment: RuntimeEnvironment = { defaultProviders: DEFAULT_NODE_PROVIDERS, loadModel, probe: probeNodeProvider };
-  if (options.thread === 'worker') return createWorkerRunner(environment, model, options);
-  const ort = (await import('onnxruntime-node')) as unknown as OrtBinding & { default?: OrtBinding };
-  const binding = ort.InferenceSession ? ort : ort.default!;
-  return createRunnerWith(binding, environment, model, options);
+export async function createRunner(model: ModelSource, options?: RunnerOptions): Promise<Runner> {
+  return createNodeRunner(model, options, INLINE_LIMIT_BYTES);
 }

@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
+import { compileModel, createRunner, Graph, HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
+import { AdmUNet, readTorchCheckpoint } from '@diffssl/unet';
 import { describe, expect, it } from 'vitest';
-import { fixturePath, loadFeatures } from '@diffssl/testing';
+import { embeddedFlags, fixturePath, randomTensor, relativeError } from '@diffssl/testing';
+import { unetRun } from './unet-run.js';
 
 const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
 const run = promisify(execFile);
@@ -68,5 +70,70 @@ describe('diffssl unet-run', () => {
       expect(result.stderr).not.toMatch(/\n\s+at /);
       expect(result.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
     }
+  });
+});
+
+describe('diffssl unet-run with a class-conditional model', () => {
+  /**
+   * A class-conditional checkpoint built here: adm-fm28's weights plus a seeded
+   * label embedding of 5 classes, with class_cond: true. Checked against the
+   * unconditional network whose time_embed.2.bias is shifted by label_emb[y]
+   * (guided-diffusion adds label_emb(y) right after that bias), added by hand.
+   */
+  async function conditionalSetup() {
+    const directory = mkdtempSync(join(tmpdir(), 'diffssl-cli-cond-'));
+    const flags = embeddedFlags();
+    const embed = 4 * (flags.num_channels as number);
+    const base = await readTorchCheckpoint(fixturePath('adm-fm28.pt'));
+    const labelEmbedding = randomTensor([5, embed], 99, -1, 1);
+    writeFileSync(join(directory, 'conditional.safetensors'), writeSafetensors(new Map([...base, ['label_emb.weight', labelEmbedding]])));
+    writeFileSync(join(directory, 'flags.json'), JSON.stringify({ ...flags, class_cond: true }));
+    const x = randomTensor([2, 3, 28, 28], 5, -1, 1);
+    const t = HostTensor.from('int64', [2], [150n, 150n]);
+    const y = HostTensor.from('int64', [2], [3n, 1n]);
+    writeFileSync(join(directory, 'in.safetensors'), writeSafetensors({ x, t, y }));
+    const shifted = (label: number) => {
+      const bias = base.get('time_embed.2.bias')!.toArray();
+      const weights = new Map(base);
+      weights.set('time_embed.2.bias', HostTensor.from('float32', [embed], bias.map((b, i) => Math.fround(b + labelEmbedding.data[label * embed + i]!))));
+      return new AdmUNet(flags as never, weights);
+    };
+    return { directory, flags, x, shifted };
+  }
+
+  it('reads y from --input and passes it as the class labels', async () => {
+    const { directory, x, shifted } = await conditionalSetup();
+    const out = join(directory, 'out.safetensors');
+    const result = await cli(['unet-run', '--checkpoint', join(directory, 'conditional.safetensors'), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--blocks', '4,9', '--with-output', '--out', out, '--provider', 'cpu']);
+    expect(result.code, result.stderr).toBe(0);
+    const written = readSafetensors(readFileSync(out)).tensors;
+    for (const [b, label] of [[0, 3], [1, 1]] as const) {
+      const unet = shifted(label);
+      const graph = new Graph();
+      const input = graph.input('x', 'float32', [1, 3, 28, 28]);
+      const timesteps = graph.input('t', 'int64', [1]);
+      const { blocks, output } = unet.build(graph, { x: input, timesteps, taps: [4, 9], output: true });
+      const runner = await createRunner(compileModel({ outputs: { block04: blocks.get(4)!, block09: blocks.get(9)!, out: output! } }), { executionProviders: ['cpu'] });
+      const expected = await runner.run({ x: x.slice([b], [b + 1]).contiguous(), t: HostTensor.from('int64', [1], [150n]) });
+      await runner.release();
+      for (const name of ['block04', 'block09', 'out']) {
+        expect(relativeError(written.get(name)!.slice([b], [b + 1]).contiguous(), expected[name]!), `image ${b} (label ${label}) ${name}`).toBeLessThanOrEqual(1e-5);
+      }
+    }
+  });
+
+  it('refuses missing, mis-typed and out-of-range labels, and labels for an unconditional model', async () => {
+    const { directory, flags, x } = await conditionalSetup();
+    const run = (input: Record<string, HostTensor>, config = 'flags.json', checkpoint = join(directory, 'conditional.safetensors')) => {
+      writeFileSync(join(directory, 'case.safetensors'), writeSafetensors(input));
+      return unetRun({ checkpoint, config: join(directory, config), input: join(directory, 'case.safetensors'), blocks: '2', out: join(directory, 'case-out.safetensors'), providers: ['cpu'] });
+    };
+    const t = HostTensor.from('int64', [2], [10n, 10n]);
+    await expect(run({ x, t })).rejects.toThrow(/class-conditional \(5 classes\); add class labels y \(int64 \[2\]\)/);
+    await expect(run({ x, t, y: HostTensor.from('float32', [2], [1, 2]) })).rejects.toThrow(/y must be int64 \[2\]; found float32\[2\]/);
+    await expect(run({ x, t, y: HostTensor.from('int64', [1], [1n]) })).rejects.toThrow(/y must be int64 \[2\]/);
+    await expect(run({ x, t, y: HostTensor.from('int64', [2], [1n, 5n]) })).rejects.toThrow(/class label 5 is outside 0\.\.4/);
+    writeFileSync(join(directory, 'uncond.json'), JSON.stringify(flags));
+    await expect(run({ x, t, y: HostTensor.from('int64', [2], [1n, 2n]) }, 'uncond.json', fixturePath('adm-fm28.pt'))).rejects.toThrow(/has class labels y, but the model is unconditional/);
   });
 });

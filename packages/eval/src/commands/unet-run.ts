@@ -71,11 +71,17 @@ export async function unetRun(options: UNetRunOptions): Promise<string[]> {
   const tInput = graph.input('t', 'int64', ['batch']);
   const feeds: Record<string, HostTensor> = { x, t };
   let classLabels: SymbolicTensor | undefined;
-  if (unet.config.numClasses) {
-    const y = input.get('y');
-    if (!y) throw new ConfigError('--input: this model is class-conditional; add class labels y (int64 [B])');
+  const y = input.get('y');
+  const classes = unet.config.numClasses;
+  if (classes !== undefined) {
+    if (!y) throw new ConfigError(`--input: this model is class-conditional (${classes} classes); add class labels y (int64 [${x.shape[0]}]) to ${options.input}`);
+    if (y.dtype !== 'int64' || y.rank !== 1 || y.shape[0] !== x.shape[0]) throw new ShapeError(`--input: y must be int64 [${x.shape[0]}]; found ${y.dtype}[${y.shape.join(', ')}]`);
+    const badLabel = y.toArray().find((v) => !(Number.isInteger(v) && v >= 0 && v < classes));
+    if (badLabel !== undefined) throw new ConfigError(`--input: class label ${badLabel} is outside 0..${classes - 1}`);
     classLabels = graph.input('y', 'int64', ['batch']);
     feeds.y = y;
+  } else if (y) {
+    throw new ConfigError(`--input: ${options.input} has class labels y, but the model is unconditional (class_cond is not set in ${options.config})`);
   }
   const built = unet.build(graph, { x: xInput, timesteps: tInput, classLabels, taps: blocks, output: options.withOutput ?? false });
   const outputs: Record<string, SymbolicTensor> = {};

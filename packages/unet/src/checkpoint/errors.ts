@@ -28,14 +28,14 @@ export class CheckpointMismatchError extends DiffSSLError {
   /** Keys present with another shape: `key: expected [..], found [..]`. */
   readonly misshaped: readonly string[];
 
-  /** @param details - the three lists */
-  constructor(details: { missing: string[]; unexpected: string[]; misshaped: string[] }) {
+  /** @param details - the three lists, and optionally what to change */
+  constructor(details: { missing: string[]; unexpected: string[]; misshaped: string[]; hint?: string | undefined }) {
     const parts = [
       details.missing.length ? `${details.missing.length} missing (${preview(details.missing)})` : '',
       details.unexpected.length ? `${details.unexpected.length} unexpected (${preview(details.unexpected)})` : '',
       details.misshaped.length ? `${details.misshaped.length} mis-shaped (${preview(details.misshaped)})` : '',
     ].filter(Boolean);
-    super('ERR_CONFIG', `checkpoint does not fit the U-Net configuration: ${parts.join('; ')}`);
+    super('ERR_CONFIG', `checkpoint does not fit the U-Net configuration: ${parts.join('; ')}${details.hint ? `; ${details.hint}` : ''}`);
     this.missing = details.missing;
     this.unexpected = details.unexpected;
     this.misshaped = details.misshaped;

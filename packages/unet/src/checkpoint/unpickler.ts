@@ -63,7 +63,18 @@ const ALLOWED_GLOBALS = new Set([
   ...STORAGE_TYPES.map((t) => `torch.${t}`),
 ]);
 
-const LIMITS = { memo: 10_000_000, stack: 10_000_000, dimensions: 32, string: 100_000_000 };
+/**
+ * Bounds on what a pickle may make this reader hold: a hostile pickle of a few
+ * MB must not become GBs of objects. A state dict needs a handful of memo
+ * entries and containers per tensor, so these allow hundreds of thousands of
+ * tensors.
+ */
+const LIMITS = { memo: 2_000_000, stack: 2_000_000, containers: 1_000_000, dimensions: 32, string: 100_000_000 };
+
+/** A name as errors quote it: at most 100 characters. */
+function quoted(text: string): string {
+  return text.length <= 100 ? text : `${text.slice(0, 100)}... (${text.length} characters)`;
+}
 
 /**
  * A pickle reader that understands exactly what a PyTorch tensor state dict
@@ -94,7 +105,7 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
   const u32 = () => (need(4), (position += 4), view.getUint32(position - 4, true));
   const i32 = () => (need(4), (position += 4), view.getInt32(position - 4, true));
   const take = (count: number | bigint) => {
-    if (typeof count === 'bigint' || count > LIMITS.string) throw new FormatError(`pickle: a string of ${count} bytes exceeds the limit`);
+    if (typeof count === 'bigint' || count < 0 || count > LIMITS.string) throw new FormatError(`pickle: a string of ${count} bytes is negative or exceeds the limit`);
     need(count);
     position += count;
     return bytes.subarray(position - count, position);
@@ -107,8 +118,14 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
     return text;
   };
   const push = (value: PickleValue) => {
-    if (stack.length >= LIMITS.stack) throw new FormatError('pickle: stack limit exceeded');
+    if (stack.length >= LIMITS.stack) throw new FormatError(`pickle: stack limit of ${LIMITS.stack} values exceeded`);
     stack.push(value);
+  };
+  let containers = 0;
+  /** Counts a new dict, list or tuple against the limit. */
+  const created = <T extends PickleValue>(value: T): T => {
+    if (++containers > LIMITS.containers) throw new FormatError(`pickle: more than the limit of ${LIMITS.containers} dicts, lists and tuples`);
+    return value;
   };
   const pop = (): PickleValue => {
     if (stack.length === 0 || (marks.length > 0 && stack.length <= marks[marks.length - 1]!)) throw new FormatError(`pickle: stack underflow at byte ${position}`);
@@ -124,7 +141,7 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
     return stack[stack.length - 1]!;
   };
   const memoize = (index: number) => {
-    if (memo.size >= LIMITS.memo) throw new FormatError('pickle: memo limit exceeded');
+    if (memo.size >= LIMITS.memo) throw new FormatError(`pickle: memo limit of ${LIMITS.memo} entries exceeded`);
     memo.set(index, top());
   };
   const recall = (index: number) => {
@@ -134,7 +151,7 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
   const global = (module: string, name: string) => {
     const full = `${module}.${name}`;
     if (!ALLOWED_GLOBALS.has(full)) {
-      throw new UnsafePickleError(`pickle: refusing global '${full}'; a tensor state dict only needs ${[...ALLOWED_GLOBALS].slice(0, 4).join(', ')} and the torch storage classes`);
+      throw new UnsafePickleError(`pickle: refusing global '${quoted(full)}'; a tensor state dict only needs ${[...ALLOWED_GLOBALS].slice(0, 4).join(', ')} and the torch storage classes`);
     }
     push(new AllowedGlobal(full));
   };
@@ -161,40 +178,40 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
         marks.push(stack.length);
         break;
       case 0x7d: // EMPTY_DICT
-        push(new PickleDict());
+        push(created(new PickleDict()));
         break;
       case 0x64: {
         // DICT
         const items = popMark();
-        const dict = new PickleDict();
+        const dict = created(new PickleDict());
         setItems(dict, items);
         push(dict);
         break;
       }
       case 0x5d: // EMPTY_LIST
-        push([]);
+        push(created([]));
         break;
       case 0x6c: // LIST
-        push(popMark());
+        push(created(popMark()));
         break;
       case 0x29: // EMPTY_TUPLE
-        push(new PickleTuple([]));
+        push(created(new PickleTuple([])));
         break;
       case 0x74: // TUPLE
-        push(new PickleTuple(popMark()));
+        push(created(new PickleTuple(popMark())));
         break;
       case 0x85: // TUPLE1
-        push(new PickleTuple([pop()]));
+        push(created(new PickleTuple([pop()])));
         break;
       case 0x86: {
         const b = pop();
-        push(new PickleTuple([pop(), b]));
+        push(created(new PickleTuple([pop(), b])));
         break;
       }
       case 0x87: {
         const c = pop();
         const b = pop();
-        push(new PickleTuple([pop(), b, c]));
+        push(created(new PickleTuple([pop(), b, c])));
         break;
       }
       case 0x58: // BINUNICODE
@@ -331,7 +348,7 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
         const items = popMark();
         const list = top();
         if (!Array.isArray(list)) throw new FormatError('pickle: APPENDS on something that is not a list');
-        list.push(...items);
+        for (const item of items) list.push(item); // not push(...items): a long batch would overflow the call stack
         break;
       }
       case 0x69: // INST

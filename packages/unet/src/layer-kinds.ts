@@ -1,0 +1,176 @@
+// The one place that knows each kind of layer of an ADM U-Net: the weights it
+// holds (names, shapes, precision), the graph it builds and its cost.
+import {
+  add, avgPool2d, cast, conv2d, groupNorm, linear, matmul, mul, reshape, silu, slice, softmax, transpose, upsampleNearest2x, type Graph, type SymbolicTensor,
+} from '@diffssl/core';
+import type { LayerSpec } from './layout.js';
+
+/**
+ * One checkpoint tensor a layer needs. `compute` weights are the
+ * convolutions guided-diffusion's `convert_to_fp16` converts (they run in the
+ * build's dtype); `float32` weights (normalization, embeddings) stay float32.
+ */
+export interface WeightSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly precision: 'compute' | 'float32';
+}
+
+/** Configuration facts the layer kinds need. */
+export interface LayerFacts {
+  /** Channels of the time embedding (4 * model_channels). */
+  readonly embedChannels: number;
+  readonly useScaleShiftNorm: boolean;
+  readonly useNewAttentionOrder: boolean;
+}
+
+/** What a layer's `build` gets from the U-Net being built. */
+export interface LayerBuildContext {
+  readonly graph: Graph;
+  readonly facts: LayerFacts;
+  /** Compute precision of the blocks. */
+  readonly dtype: 'float32' | 'float16';
+  /** silu(time embedding [+ label embedding]), float32 [B, embed]. */
+  readonly embActivated: SymbolicTensor;
+  /** A checkpoint tensor as a graph weight in the given precision. */
+  weight(name: string, precision: 'float32' | 'float16'): SymbolicTensor;
+  /** A conv1d weight [O, I, 1] as a matrix [O, I] in the given precision. */
+  matrix(name: string, precision: 'float32' | 'float16'): SymbolicTensor;
+}
+
+/** Everything about one kind of layer. */
+export interface LayerKind<L extends LayerSpec> {
+  /** The state-dict tensors of the layer. */
+  weights(layer: L, facts: LayerFacts): WeightSpec[];
+  /** Adds the layer to the graph: input in the context's dtype, output in the same dtype. */
+  build(context: LayerBuildContext, layer: L, h: SymbolicTensor): SymbolicTensor;
+  /** Multiply-accumulates per image of the layer's convolutions, matmuls and linear layers. */
+  macs(layer: L, facts: LayerFacts): number;
+}
+
+type Kinds = { [K in LayerSpec['kind']]: LayerKind<Extract<LayerSpec, { kind: K }>> };
+
+const compute = (name: string, shape: readonly number[]): WeightSpec => ({ name, shape, precision: 'compute' });
+const float32 = (name: string, shape: readonly number[]): WeightSpec => ({ name, shape, precision: 'float32' });
+
+/**
+ * guided-diffusion's GroupNorm32: statistics in float32 over 32 groups, the
+ * result cast back to the compute precision.
+ */
+export function groupNorm32(context: Pick<LayerBuildContext, 'weight'>, h: SymbolicTensor, prefix: string, dtype: 'float32' | 'float16'): SymbolicTensor {
+  const normalized = groupNorm(cast(h, 'float32'), context.weight(`${prefix}.weight`, 'float32'), context.weight(`${prefix}.bias`, 'float32'), { groups: 32, epsilon: 1e-5 });
+  return cast(normalized, dtype);
+}
+
+const conv3x3 = (prefix: string, inChannels: number, outChannels: number) => [compute(`${prefix}.weight`, [outChannels, inChannels, 3, 3]), compute(`${prefix}.bias`, [outChannels])];
+
+/** The layer kinds of the ADM U-Net, keyed by `LayerSpec.kind`. */
+export const LAYER_KINDS: Kinds = {
+  conv: {
+    weights: (layer) => conv3x3(layer.prefix, layer.inChannels, layer.outChannels),
+    build: ({ weight, dtype }, layer, h) => conv2d(h, weight(`${layer.prefix}.weight`, dtype), weight(`${layer.prefix}.bias`, dtype), { padding: 1 }),
+    macs: (layer) => layer.inChannels * layer.outChannels * 9 * layer.resolution ** 2,
+  },
+  downsample: {
+    weights: (layer) => conv3x3(`${layer.prefix}.op`, layer.channels, layer.channels),
+    build: ({ weight, dtype }, layer, h) => conv2d(h, weight(`${layer.prefix}.op.weight`, dtype), weight(`${layer.prefix}.op.bias`, dtype), { padding: 1, stride: 2 }),
+    macs: (layer) => layer.channels ** 2 * 9 * layer.resolution ** 2,
+  },
+  upsample: {
+    weights: (layer) => conv3x3(`${layer.prefix}.conv`, layer.channels, layer.channels),
+    build: ({ weight, dtype }, layer, h) => conv2d(upsampleNearest2x(h), weight(`${layer.prefix}.conv.weight`, dtype), weight(`${layer.prefix}.conv.bias`, dtype), { padding: 1 }),
+    macs: (layer) => layer.channels ** 2 * 9 * layer.resolution ** 2,
+  },
+  resblock: {
+    weights: (layer, facts) => {
+      const { prefix: p, inChannels, outChannels } = layer;
+      const embOut = (facts.useScaleShiftNorm ? 2 : 1) * outChannels;
+      return [
+        float32(`${p}.in_layers.0.weight`, [inChannels]),
+        float32(`${p}.in_layers.0.bias`, [inChannels]),
+        ...conv3x3(`${p}.in_layers.2`, inChannels, outChannels),
+        float32(`${p}.emb_layers.1.weight`, [embOut, facts.embedChannels]),
+        float32(`${p}.emb_layers.1.bias`, [embOut]),
+        float32(`${p}.out_layers.0.weight`, [outChannels]),
+        float32(`${p}.out_layers.0.bias`, [outChannels]),
+        ...conv3x3(`${p}.out_layers.3`, outChannels, outChannels),
+        ...(inChannels === outChannels ? [] : [compute(`${p}.skip_connection.weight`, [outChannels, inChannels, 1, 1]), compute(`${p}.skip_connection.bias`, [outChannels])]),
+      ];
+    },
+    build: (context, layer, x) => {
+      const { weight, dtype, facts } = context;
+      const p = layer.prefix;
+      const resample = (t: SymbolicTensor) => (layer.resample === 'up' ? upsampleNearest2x(t) : layer.resample === 'down' ? avgPool2d(t, 2) : t);
+      let h = resample(silu(groupNorm32(context, x, `${p}.in_layers.0`, dtype)));
+      const skipInput = resample(x);
+      h = conv2d(h, weight(`${p}.in_layers.2.weight`, dtype), weight(`${p}.in_layers.2.bias`, dtype), { padding: 1 });
+      const out = layer.outChannels;
+      const embOut = cast(linear(context.embActivated, weight(`${p}.emb_layers.1.weight`, 'float32'), weight(`${p}.emb_layers.1.bias`, 'float32')), dtype);
+      const batch = x.shape[0]!;
+      if (facts.useScaleShiftNorm) {
+        const scale = reshape(slice(embOut, [0], [out], [1]), [batch, out, 1, 1]);
+        const shift = reshape(slice(embOut, [out], [2 * out], [1]), [batch, out, 1, 1]);
+        h = add(mul(groupNorm32(context, h, `${p}.out_layers.0`, dtype), add(scale, 1)), shift);
+      } else {
+        h = groupNorm32(context, add(h, reshape(embOut, [batch, out, 1, 1])), `${p}.out_layers.0`, dtype);
+      }
+      h = conv2d(silu(h), weight(`${p}.out_layers.3.weight`, dtype), weight(`${p}.out_layers.3.bias`, dtype), { padding: 1 });
+      const skip = layer.inChannels === out ? skipInput : conv2d(skipInput, weight(`${p}.skip_connection.weight`, dtype), weight(`${p}.skip_connection.bias`, dtype));
+      return add(skip, h);
+    },
+    macs: (layer, facts) => {
+      const { inChannels, outChannels, resolution } = layer;
+      const pixels = resolution ** 2;
+      const skip = inChannels === outChannels ? 0 : inChannels * outChannels * pixels;
+      const embedding = facts.embedChannels * (facts.useScaleShiftNorm ? 2 : 1) * outChannels;
+      return (inChannels * outChannels + outChannels * outChannels) * 9 * pixels + skip + embedding;
+    },
+  },
+  attention: {
+    weights: (layer) => {
+      const { prefix: p, channels } = layer;
+      return [
+        float32(`${p}.norm.weight`, [channels]),
+        float32(`${p}.norm.bias`, [channels]),
+        compute(`${p}.qkv.weight`, [3 * channels, channels, 1]),
+        compute(`${p}.qkv.bias`, [3 * channels]),
+        compute(`${p}.proj_out.weight`, [channels, channels, 1]),
+        compute(`${p}.proj_out.bias`, [channels]),
+      ];
+    },
+    build: (context, layer, x) => {
+      const { weight, matrix, dtype, facts } = context;
+      const p = layer.prefix;
+      const [batch, channels, height, width] = x.shape as [string | number, number, number, number];
+      const length = height * width;
+      const ch = channels / layer.heads;
+      const flat = reshape(x, [batch, channels, length]);
+      const normalized = groupNorm32(context, flat, `${p}.norm`, dtype);
+      const conv1d = (name: string, input: SymbolicTensor, outChannels: number) =>
+        add(matmul(matrix(`${p}.${name}.weight`, dtype), input), reshape(weight(`${p}.${name}.bias`, dtype), [outChannels, 1]));
+      const qkv = conv1d('qkv', normalized, 3 * channels);
+      let parts: SymbolicTensor[];
+      if (facts.useNewAttentionOrder) {
+        parts = [0, 1, 2].map((i) => reshape(slice(qkv, [i * channels], [(i + 1) * channels], [1]), [-1, ch, length]));
+      } else {
+        const grouped = reshape(qkv, [-1, 3 * ch, length]);
+        parts = [0, 1, 2].map((i) => slice(grouped, [i * ch], [(i + 1) * ch], [1]));
+      }
+      const [q, k, v] = parts as [SymbolicTensor, SymbolicTensor, SymbolicTensor];
+      const scale = 1 / Math.sqrt(Math.sqrt(ch));
+      const logits = matmul(transpose(mul(q, scale), [0, 2, 1]), mul(k, scale));
+      const attention = cast(softmax(cast(logits, 'float32'), -1), dtype);
+      const attended = reshape(matmul(v, transpose(attention, [0, 2, 1])), [batch, channels, length]);
+      return reshape(add(flat, conv1d('proj_out', attended, channels)), [batch, channels, height, width]);
+    },
+    macs: (layer) => {
+      const length = layer.resolution ** 2;
+      return 4 * layer.channels ** 2 * length + 2 * layer.channels * length ** 2;
+    },
+  },
+};
+
+/** The definition of a layer's kind. */
+export function layerKind<L extends LayerSpec>(layer: L): LayerKind<L> {
+  return LAYER_KINDS[layer.kind] as unknown as LayerKind<L>;
+}
