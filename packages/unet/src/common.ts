@@ -1,10 +1,10 @@
 // What the Node and browser entry points share.
 export { ADM_PRESETS, admConfig, type AdmConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
-export { unetLayout, expectedWeights, type BlockSpec, type UNetBlock, type UNetLayout } from './layout.js';
+export { unetLayout, expectedWeights, initialAdmWeights, type BlockSpec, type UNetBlock, type UNetLayout } from './layout.js';
 export type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './diffusion-unet.js';
 export { AdmUNet } from './adm-unet.js';
 export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule } from './schedule.js';
 export { CheckpointMismatchError } from './checkpoint/errors.js';
 export {
-  featureKey, FeatureExtractor, buildExtractionModel, pixelNoiseId, type ExtractCallOptions, type ExtractionModelInfo, type ExtractionOptions, type FeatureBatch,
+  featureKey, FeatureExtractor, buildExtractionModel, pixelNoiseId, qSampleGraph, type ExtractCallOptions, type ExtractionModelInfo, type ExtractionOptions, type FeatureBatch,
 } from './extractor.js';

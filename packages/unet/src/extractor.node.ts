@@ -55,6 +55,7 @@ async function sourceFingerprint(source: UNetSource): Promise<string> {
 interface CacheKey {
   source: string;
   blocks: number[];
+  pool: number | null;
   dtype: string;
   format: number;
   graph: number;
@@ -70,6 +71,7 @@ async function cacheKey(options: FeatureExtractorOptions, dtype: string): Promis
   const key: CacheKey = {
     source: await sourceFingerprint(options),
     blocks: [...options.blocks].sort((a, b) => a - b),
+    pool: options.pool ?? null,
     dtype,
     format: CACHE_FORMAT,
     graph: EXTRACTION_GRAPH_VERSION,

@@ -76,6 +76,37 @@ describe('FeatureExtractor', () => {
     }
   });
 
+  it('pools block outputs to min(resolution, pool) in the graph, as PyTorch adaptive average pooling would', async () => {
+    const pooled = await createFeatureExtractor({ checkpoint, config: flags, blocks: [5, 10], timesteps: [150], pool: 3, runner: cpu });
+    const x = images(2);
+    const small = await pooled.extract(x, { ids: [7, 8] });
+    await pooled.release();
+    const full = await extractor.extract(x, { ids: [7, 8] });
+    // PyTorch's bins, written out here: bin i of n over size s spans [floor(i*s/n), ceil((i+1)*s/n)).
+    const adaptive = (tensor: HostTensor, n: number) => {
+      const [b, c, s] = tensor.shape as [number, number, number, number];
+      const values = tensor.toArray();
+      const out: number[] = [];
+      for (let i = 0; i < b * c; i++) {
+        for (let y = 0; y < n; y++) {
+          for (let xBin = 0; xBin < n; xBin++) {
+            const [y0, y1, x0, x1] = [Math.floor((y * s) / n), Math.ceil(((y + 1) * s) / n), Math.floor((xBin * s) / n), Math.ceil(((xBin + 1) * s) / n)];
+            let total = 0;
+            for (let yy = y0; yy < y1; yy++) for (let xx = x0; xx < x1; xx++) total += values[(i * s + yy) * s + xx]!;
+            out.push(total / ((y1 - y0) * (x1 - x0)));
+          }
+        }
+      }
+      return HostTensor.from('float64', [b, c, n, n], out);
+    };
+    for (const block of [5, 10]) {
+      const got = small.get(featureKey(150, block))!;
+      expect(got.shape).toEqual([2, 64, 3, 3]);
+      expect(relativeError(got, adaptive(full.get(featureKey(150, block))!, 3))).toBeLessThan(1e-5);
+    }
+    await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [5], timesteps: [150], pool: 0, runner: cpu })).rejects.toThrow(/pool must be a positive integer/);
+  });
+
   it('scales uint8 pixels and replicates gray to RGB', async () => {
     const gray = HostTensor.from('uint8', [1, 1, 28, 28], Array.from({ length: 784 }, (_, i) => (i * 7) % 256));
     const rgb = HostTensor.from('float32', [1, 3, 28, 28], [0, 1, 2].flatMap(() => gray.toArray().map((v) => v / 127.5 - 1)));

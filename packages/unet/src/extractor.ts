@@ -1,5 +1,5 @@
 import {
-  add, ConfigError, compileModel, gather, Graph, HostTensor, mul, NonFiniteError, reshape, ShapeError, type ModelSource, type OnnxModel, type Runner, type RunnerOptions, type SymbolicTensor,
+  adaptiveAvgPool2d, add, ConfigError, compileModel, gather, Graph, HostTensor, mul, NonFiniteError, reshape, ShapeError, type ModelSource, type OnnxModel, type Runner, type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
 import type { DiffusionUNet } from './diffusion-unet.js';
 import { checkTimestep, noiseSchedule, seededNoise, type NoiseSchedule } from './schedule.js';
@@ -30,6 +30,14 @@ export interface ExtractionOptions {
   checkInputs?: boolean;
   /** Called after each batch. */
   onProgress?: (progress: { done: number; total: number }) => void;
+  /**
+   * Average-pool each block output to at most `pool` x `pool` (PyTorch's
+   * adaptive pooling to min(resolution, pool)) inside the graph, so only the
+   * pooled features leave ONNX Runtime. A head that pools to `pool` itself
+   * (GD(L), DifFormer's pre-layers) computes exactly the same from them.
+   * Default: no pooling.
+   */
+  pool?: number;
   /**
    * One class label (0..numClasses-1) for every image, for class-conditional
    * models; `labels` given to `extract`/`stream` take precedence. Refused by
@@ -283,19 +291,40 @@ export class FeatureExtractor {
   }
 }
 
-/** Builds the extraction graph: q_sample, then the U-Net up to the deepest block. @public */
-export function buildExtractionModel(unet: DiffusionUNet, schedule: NoiseSchedule, blocks: readonly number[], dtype: 'float32' | 'float16'): OnnxModel {
+/**
+ * `q_sample` in a graph: `sqrt(abar_t) x_start + sqrt(1 - abar_t) noise` with
+ * one timestep per image, the coefficients gathered from the schedule's
+ * float64 tables rounded to float32 (as the reference computes them).
+ *
+ * @param schedule - the noise schedule
+ * @param xStart - clean images [B, C, H, W]
+ * @param noise - Gaussian noise shaped like `xStart`
+ * @param timesteps - int64 [B]
+ * @returns x_t [B, C, H, W]
+ * @public
+ */
+export function qSampleGraph(schedule: NoiseSchedule, xStart: SymbolicTensor, noise: SymbolicTensor, timesteps: SymbolicTensor): SymbolicTensor {
+  const graph = xStart.graph;
+  const batch = xStart.shape[0]!;
+  const coefficient = (table: Float64Array) => reshape(gather(graph.constant(HostTensor.from('float32', [table.length], table)), timesteps, 0), [batch, 1, 1, 1]);
+  return add(mul(coefficient(schedule.sqrtAlphasCumprod), xStart), mul(coefficient(schedule.sqrtOneMinusAlphasCumprod), noise));
+}
+
+/** Builds the extraction graph: q_sample, then the U-Net up to the deepest block, then the optional pooling. @public */
+export function buildExtractionModel(unet: DiffusionUNet, schedule: NoiseSchedule, blocks: readonly number[], dtype: 'float32' | 'float16', pool?: number): OnnxModel {
   const graph = new Graph();
   const { imageSize: size, inChannels, numClasses } = unet.info;
   const xStart = graph.input('x_start', 'float32', ['batch', inChannels, size, size]);
   const noise = graph.input('noise', 'float32', ['batch', inChannels, size, size]);
   const t = graph.input('t', 'int64', ['batch']);
   const classLabels = numClasses === undefined ? undefined : graph.input('y', 'int64', ['batch']);
-  const coefficient = (table: Float64Array) => reshape(gather(graph.constant(HostTensor.from('float32', [table.length], table)), t, 0), ['batch', 1, 1, 1]);
-  const xt = add(mul(coefficient(schedule.sqrtAlphasCumprod), xStart), mul(coefficient(schedule.sqrtOneMinusAlphasCumprod), noise));
+  const xt = qSampleGraph(schedule, xStart, noise, t);
   const { blocks: taps } = unet.build(graph, { x: xt, timesteps: t, taps: blocks, dtype, ...(classLabels ? { classLabels } : {}) });
   const outputs: Record<string, SymbolicTensor> = {};
-  for (const [number, tensor] of taps) outputs[`block${number}`] = tensor;
+  for (const [number, tensor] of taps) {
+    const resolution = tensor.shape[2] as number;
+    outputs[`block${number}`] = pool !== undefined && pool < resolution ? adaptiveAvgPool2d(tensor, pool) : tensor;
+  }
   return compileModel({ outputs, name: 'diffssl_feature_extractor' });
 }
 
@@ -320,6 +349,7 @@ export function checkExtraction(info: ExtractionModelInfo, options: ExtractionOp
   }
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new ConfigError(`createFeatureExtractor: seed must be an integer in [0, 2^32); found ${seed}`);
+  if (options.pool !== undefined && !(Number.isSafeInteger(options.pool) && options.pool > 0)) throw new ConfigError(`createFeatureExtractor: pool must be a positive integer; found ${options.pool}`);
   if (options.classLabel !== undefined) {
     if (info.numClasses === null) throw new ConfigError('createFeatureExtractor: classLabel is set, but this U-Net is unconditional (class_cond false); remove classLabel');
     if (!Number.isInteger(options.classLabel) || options.classLabel < 0 || options.classLabel >= info.numClasses) {
@@ -340,7 +370,7 @@ export function checkExtraction(info: ExtractionModelInfo, options: ExtractionOp
 export function compileExtraction(unet: DiffusionUNet, options: ExtractionOptions): { info: ExtractionModelInfo; model: OnnxModel } {
   const info = extractionInfo(unet);
   const schedule = checkExtraction(info, options);
-  return { info, model: buildExtractionModel(unet, schedule, options.blocks, options.dtype ?? 'float32') };
+  return { info, model: buildExtractionModel(unet, schedule, options.blocks, options.dtype ?? 'float32', options.pool) };
 }
 
 /** Opens a session for an extraction model with the entry point's `createRunner`. @internal */

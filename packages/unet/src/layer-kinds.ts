@@ -14,6 +14,14 @@ export interface WeightSpec {
   readonly name: string;
   readonly shape: readonly number[];
   readonly precision: 'compute' | 'float32';
+  /**
+   * How a freshly built guided-diffusion U-Net initializes the tensor:
+   * PyTorch's default for Linear and Conv layers (U(-1/sqrt(fan_in),
+   * 1/sqrt(fan_in))), `zeros` for what guided-diffusion's `zero_module`
+   * wraps and for GroupNorm biases, `ones` for GroupNorm weights, `normal` for
+   * `nn.Embedding`.
+   */
+  readonly init: { readonly kind: 'fanIn'; readonly fanIn: number } | { readonly kind: 'zeros' | 'ones' | 'normal' };
 }
 
 /** Configuration facts the layer kinds need. */
@@ -50,8 +58,14 @@ export interface LayerKind<L extends LayerSpec> {
 
 type Kinds = { [K in LayerSpec['kind']]: LayerKind<Extract<LayerSpec, { kind: K }>> };
 
-const compute = (name: string, shape: readonly number[]): WeightSpec => ({ name, shape, precision: 'compute' });
-const float32 = (name: string, shape: readonly number[]): WeightSpec => ({ name, shape, precision: 'float32' });
+type Init = WeightSpec['init'];
+/** PyTorch's default initialization of a Linear or Conv weight or bias. */
+export const fanIn = (inputs: number): Init => ({ kind: 'fanIn', fanIn: inputs });
+const ZEROS: Init = { kind: 'zeros' };
+const compute = (name: string, shape: readonly number[], init: Init): WeightSpec => ({ name, shape, precision: 'compute', init });
+const float32 = (name: string, shape: readonly number[], init: Init): WeightSpec => ({ name, shape, precision: 'float32', init });
+/** A GroupNorm's weight (ones) and bias (zeros). */
+const groupNormWeights = (prefix: string, channels: number): WeightSpec[] => [float32(`${prefix}.weight`, [channels], { kind: 'ones' }), float32(`${prefix}.bias`, [channels], ZEROS)];
 
 /**
  * guided-diffusion's GroupNorm32: statistics in float32 over 32 groups, the
@@ -62,7 +76,11 @@ export function groupNorm32(context: Pick<LayerBuildContext, 'weight'>, h: Symbo
   return cast(normalized, dtype);
 }
 
-const conv3x3 = (prefix: string, inChannels: number, outChannels: number) => [compute(`${prefix}.weight`, [outChannels, inChannels, 3, 3]), compute(`${prefix}.bias`, [outChannels])];
+/** A 3x3 conv's weight and bias: PyTorch's default, or zeros under guided-diffusion's `zero_module`. */
+const conv3x3 = (prefix: string, inChannels: number, outChannels: number, zero = false) => {
+  const init = zero ? ZEROS : fanIn(inChannels * 9);
+  return [compute(`${prefix}.weight`, [outChannels, inChannels, 3, 3], init), compute(`${prefix}.bias`, [outChannels], init)];
+};
 
 /** The layer kinds of the ADM U-Net, keyed by `LayerSpec.kind`. */
 export const LAYER_KINDS: Kinds = {
@@ -86,15 +104,15 @@ export const LAYER_KINDS: Kinds = {
       const { prefix: p, inChannels, outChannels } = layer;
       const embOut = (facts.useScaleShiftNorm ? 2 : 1) * outChannels;
       return [
-        float32(`${p}.in_layers.0.weight`, [inChannels]),
-        float32(`${p}.in_layers.0.bias`, [inChannels]),
+        ...groupNormWeights(`${p}.in_layers.0`, inChannels),
         ...conv3x3(`${p}.in_layers.2`, inChannels, outChannels),
-        float32(`${p}.emb_layers.1.weight`, [embOut, facts.embedChannels]),
-        float32(`${p}.emb_layers.1.bias`, [embOut]),
-        float32(`${p}.out_layers.0.weight`, [outChannels]),
-        float32(`${p}.out_layers.0.bias`, [outChannels]),
-        ...conv3x3(`${p}.out_layers.3`, outChannels, outChannels),
-        ...(inChannels === outChannels ? [] : [compute(`${p}.skip_connection.weight`, [outChannels, inChannels, 1, 1]), compute(`${p}.skip_connection.bias`, [outChannels])]),
+        float32(`${p}.emb_layers.1.weight`, [embOut, facts.embedChannels], fanIn(facts.embedChannels)),
+        float32(`${p}.emb_layers.1.bias`, [embOut], fanIn(facts.embedChannels)),
+        ...groupNormWeights(`${p}.out_layers.0`, outChannels),
+        ...conv3x3(`${p}.out_layers.3`, outChannels, outChannels, true),
+        ...(inChannels === outChannels
+          ? []
+          : [compute(`${p}.skip_connection.weight`, [outChannels, inChannels, 1, 1], fanIn(inChannels)), compute(`${p}.skip_connection.bias`, [outChannels], fanIn(inChannels))]),
       ];
     },
     build: (context, layer, x) => {
@@ -130,12 +148,11 @@ export const LAYER_KINDS: Kinds = {
     weights: (layer) => {
       const { prefix: p, channels } = layer;
       return [
-        float32(`${p}.norm.weight`, [channels]),
-        float32(`${p}.norm.bias`, [channels]),
-        compute(`${p}.qkv.weight`, [3 * channels, channels, 1]),
-        compute(`${p}.qkv.bias`, [3 * channels]),
-        compute(`${p}.proj_out.weight`, [channels, channels, 1]),
-        compute(`${p}.proj_out.bias`, [channels]),
+        ...groupNormWeights(`${p}.norm`, channels),
+        compute(`${p}.qkv.weight`, [3 * channels, channels, 1], fanIn(channels)),
+        compute(`${p}.qkv.bias`, [3 * channels], fanIn(channels)),
+        compute(`${p}.proj_out.weight`, [channels, channels, 1], ZEROS),
+        compute(`${p}.proj_out.bias`, [channels], ZEROS),
       ];
     },
     build: (context, layer, x) => {

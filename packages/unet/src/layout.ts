@@ -1,5 +1,6 @@
 import type { AdmConfig } from './config.js';
-import { layerKind, type LayerFacts, type WeightSpec } from './layer-kinds.js';
+import { init, RandomGenerator, type HostTensor } from '@diffssl/core';
+import { fanIn, layerKind, type LayerFacts, type WeightSpec } from './layer-kinds.js';
 
 /**
  * One layer inside a U-Net block, as guided-diffusion builds it;
@@ -144,18 +145,45 @@ export function weightSpecs(config: AdmConfig): WeightSpec[] {
   const mc = config.modelChannels;
   const embed = facts.embedChannels;
   const specs: WeightSpec[] = [];
-  const float32 = (name: string, shape: number[]) => specs.push({ name, shape, precision: 'float32' });
-  float32('time_embed.0.weight', [embed, mc]);
-  float32('time_embed.0.bias', [embed]);
-  float32('time_embed.2.weight', [embed, embed]);
-  float32('time_embed.2.bias', [embed]);
-  if (config.numClasses !== undefined) float32('label_emb.weight', [config.numClasses, embed]);
+  const float32 = (name: string, shape: number[], init: WeightSpec['init']) => specs.push({ name, shape, precision: 'float32', init });
+  float32('time_embed.0.weight', [embed, mc], fanIn(mc));
+  float32('time_embed.0.bias', [embed], fanIn(mc));
+  float32('time_embed.2.weight', [embed, embed], fanIn(embed));
+  float32('time_embed.2.bias', [embed], fanIn(embed));
+  if (config.numClasses !== undefined) float32('label_emb.weight', [config.numClasses, embed], { kind: 'normal' });
   for (const block of layout.blocks) for (const layer of block.layers) specs.push(...layerKind(layer).weights(layer, facts));
-  float32('out.0.weight', [layout.finalChannels]);
-  float32('out.0.bias', [layout.finalChannels]);
-  float32('out.2.weight', [config.outChannels, layout.inputChannels, 3, 3]);
-  float32('out.2.bias', [config.outChannels]);
+  float32('out.0.weight', [layout.finalChannels], { kind: 'ones' });
+  float32('out.0.bias', [layout.finalChannels], { kind: 'zeros' });
+  // guided-diffusion wraps the output conv in zero_module.
+  float32('out.2.weight', [config.outChannels, layout.inputChannels, 3, 3], { kind: 'zeros' });
+  float32('out.2.bias', [config.outChannels], { kind: 'zeros' });
   return specs;
+}
+
+/**
+ * The weights of a freshly built guided-diffusion U-Net of this
+ * configuration, as `UNetModel.__init__` initializes them (PyTorch's default
+ * for Linear and Conv layers, zeros where guided-diffusion's `zero_module`
+ * wraps a layer: each ResBlock's last conv, each attention's `proj_out` and
+ * the output conv; GroupNorm ones and zeros; `label_emb` standard normal),
+ * drawn from a seeded generator: the same distributions, not PyTorch's
+ * random stream. The paper's "random U-Net" baseline.
+ *
+ * @param config - the resolved configuration
+ * @param seed - the generator's seed
+ * @returns float32 tensors by state-dict name
+ * @public
+ */
+export function initialAdmWeights(config: AdmConfig, seed: number): Map<string, HostTensor> {
+  const generator = new RandomGenerator(seed);
+  const weights = new Map<string, HostTensor>();
+  for (const spec of weightSpecs(config)) {
+    const { init: rule, shape } = spec;
+    const value =
+      rule.kind === 'fanIn' ? init.fanIn(shape, rule.fanIn, generator) : rule.kind === 'normal' ? init.normal(shape, 1, generator) : rule.kind === 'ones' ? init.ones(shape) : init.zeros(shape);
+    weights.set(spec.name, value);
+  }
+  return weights;
 }
 
 /**
