@@ -1,6 +1,7 @@
 import { ConfigError, type BuildContext, type HostTensor, type LoadStateDictOptions, type Module, type SymbolicTensor } from '@diffssl/core';
 import { fusionKey, type DifFormer } from '@diffssl/difformer';
-import { constantTimesteps, qSampleAt, type DifFeed } from './diffeed.js';
+import { noiseSchedule, qSampleGraph, type NoiseSchedule } from '@diffssl/unet';
+import { constantTimesteps, type DifFeed } from './diffeed.js';
 
 /** Inputs of {@link DifFeedClassifier.forward}. @public */
 export interface DifFeedClassifierInputs {
@@ -8,6 +9,8 @@ export interface DifFeedClassifierInputs {
   xStart: SymbolicTensor;
   /** Gaussian noise [B, C, H, W] for each timestep the head reads. */
   noise: ReadonlyMap<number, SymbolicTensor>;
+  /** int64 [B] timesteps to run each of the head's timesteps at (default: that timestep for every image). */
+  timesteps?: ReadonlyMap<number, SymbolicTensor>;
   /** Class labels int64 [B] for class-conditional U-Nets. */
   classLabels?: SymbolicTensor;
   /** Compute precision of the U-Net passes (default float32). */
@@ -24,6 +27,8 @@ export interface DifFeedClassifierInputs {
  * @public
  */
 export class DifFeedClassifier {
+  private readonly schedule: NoiseSchedule;
+
   /**
    * @param difFeed - the feedback networks (and the frozen U-Net they run)
    * @param head - the fusion head; its second-pass blocks read the second pass
@@ -35,7 +40,10 @@ export class DifFeedClassifier {
   ) {
     const clash = [...head.stateDict().keys()].filter((name) => name.startsWith('feedback_layers.'));
     if (clash.length > 0) throw new ConfigError(`DifFeedClassifier: the head has tensors named like the feedback networks: ${clash.join(', ')}`);
+    const { noiseSchedule: schedule, diffusionSteps } = difFeed.unet.info;
+    this.schedule = noiseSchedule(schedule, diffusionSteps);
   }
+
 
   /** The trainable modules (for a `BuildContext`): the feedback networks and the head. */
   modules(): Module[] {
@@ -49,10 +57,11 @@ export class DifFeedClassifier {
     for (const t of timesteps) {
       const noise = inputs.noise.get(t);
       if (!noise) throw new ConfigError(`DifFeedClassifier: no noise for timestep ${t}; given for ${[...inputs.noise.keys()].join(', ') || 'none'}`);
-      const xt = qSampleAt(this.difFeed.unet, inputs.xStart, noise, t);
+      const timesteps = inputs.timesteps?.get(t) ?? constantTimesteps(context.graph, t, inputs.xStart);
+      const xt = qSampleGraph(this.schedule, inputs.xStart, noise, timesteps);
       const passes = this.difFeed.buildPasses(context, {
         xt,
-        timesteps: constantTimesteps(context.graph, t, inputs.xStart),
+        timesteps,
         classLabels: inputs.classLabels,
         firstPassBlocks,
         secondPassBlocks,

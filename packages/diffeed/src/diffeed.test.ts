@@ -4,7 +4,7 @@
  * the fixture's feedback weights; then training through the frozen second pass.
  */
 import {
-  BuildContext, compileModel, compileModuleTrainStep, createRunner, crossEntropy, evaluateReference, gradients, Graph, HostTensor, sgd, type SymbolicTensor,
+  BuildContext, compileModel, compileModuleTrainStep, createRunner, crossEntropy, evaluateReference, gradients, Graph, HostTensor, readSafetensors, sgd, writeSafetensors, type SymbolicTensor,
 } from '@diffssl/core';
 import { DifFormer } from '@diffssl/difformer';
 import { embeddedFlags, fixturePath, loadFeatures, randomTensor, relativeError } from '@diffssl/testing';
@@ -99,6 +99,22 @@ describe('DifFeed training through the frozen second pass', () => {
     expect(losses[7]!).toBeLessThan(0.9 * losses[0]!);
     step.syncModules();
     expect(classifier.difFeed.stateDict().get('feedback_layers.0.1.num_batches_tracked')!.get()).toBe(8);
+  });
+
+  it('saves and loads feedback and head weights as safetensors under the reference names (num_batches_tracked as int64, as PyTorch keeps it)', async () => {
+    const { classifier } = await model();
+    const bytes = writeSafetensors(classifier.stateDict());
+    const file = readSafetensors(bytes);
+    expect(file.tensors.get('feedback_layers.1.1.num_batches_tracked')!.dtype).toBe('int64');
+    expect([...file.tensors.keys()].filter((name) => !name.startsWith('feedback_layers.')).slice(0, 2)).toEqual(['pre_layer.10.1.weight', 'pre_layer.10.1.bias']);
+    const { classifier: other } = await model();
+    const before = other.stateDict().get('feedback_layers.0.0.weight')!.toArray();
+    expect(before).toEqual(classifier.stateDict().get('feedback_layers.0.0.weight')!.toArray());
+    const fresh = new DifFeedClassifier(new DifFeed({ unet: classifier.difFeed.unet, feedbackFrom: [11, 14], arch: 'C_B_R', seed: 9 }), DifFormer.fromUNet(classifier.difFeed.unet as AdmUNet, { firstPassBlocks: [], secondPassBlocks: [10], timesteps: [50], fusion, prePoolSize: 7, numClasses: 10, seed: 9 }));
+    expect(fresh.stateDict().get('head.weight')!.toArray()).not.toEqual(classifier.stateDict().get('head.weight')!.toArray());
+    fresh.loadStateDict(file.tensors);
+    for (const [name, tensor] of classifier.stateDict()) expect(fresh.stateDict().get(name)!.toArray(), name).toEqual(tensor.toArray());
+    expect(() => fresh.loadStateDict(new Map([...file.tensors].filter(([name]) => name !== 'head.bias')))).toThrow(/1 missing \(head.bias\)/);
   });
 
   it('gives the gradient of a feedback weight that finite differences of the two-pass loss give (float64)', async () => {

@@ -1,12 +1,32 @@
-import {
-  add, broadcastTo, ConfigError, HostTensor, Module, mul, RandomGenerator, ShapeError, stopGradient,
-  type BuildContext, type Graph, type SymbolicTensor,
-} from '@diffssl/core';
-import { noiseSchedule, type AdmUNet } from '@diffssl/unet';
+import { broadcastTo, ConfigError, HostTensor, Module, RandomGenerator, stopGradient, type BuildContext, type Graph, type SymbolicTensor } from '@diffssl/core';
+import type { DiffusionUNet, UNetBlock } from '@diffssl/unet';
 import { FeedbackNetwork } from './feedback-network.js';
 
-/** The U-Net DifFeed runs twice: any U-Net that builds with feedback inputs and describes its blocks (`AdmUNet` does). @public */
-export type FeedbackUNet = Pick<AdmUNet, 'build' | 'block' | 'feedbackTarget' | 'blockCount' | 'config'>;
+/** The U-Net DifFeed runs twice: any diffusion U-Net (it builds with feedback inputs and describes its numbered blocks). @public */
+export type FeedbackUNet = DiffusionUNet;
+
+/**
+ * The encoder block that decoder block `b` feeds back into: 2*N_in + 2 - b,
+ * N_in the number of encoder blocks (38 - b for the 37-block layout, 20 - b
+ * for the 19-block one).
+ *
+ * @throws `ConfigError` when `b` is not a decoder block, or its target is not an encoder block
+ * @public
+ */
+export function feedbackTarget(blocks: readonly UNetBlock[], decoderBlock: number): number {
+  const encoderBlocks = blocks.filter((block) => block.part === 'encoder').length;
+  const spec = blocks[decoderBlock - 1];
+  if (!spec || spec.part !== 'decoder') throw new ConfigError(`DifFeed: block ${decoderBlock} is not a decoder block (${encoderBlocks + 2}..${blocks.length})`);
+  const target = 2 * encoderBlocks + 2 - decoderBlock;
+  if (blocks[target - 1]?.part !== 'encoder') throw new ConfigError(`DifFeed: decoder block ${decoderBlock} would feed block ${target}, which is not an encoder block`);
+  return target;
+}
+
+function blockOf(unet: FeedbackUNet, number: number): UNetBlock {
+  const block = unet.blocks[number - 1];
+  if (!block) throw new ConfigError(`DifFeed: block ${number} is outside 1..${unet.blocks.length}`);
+  return block;
+}
 
 /** Options of {@link DifFeed}. @public */
 export interface DifFeedOptions {
@@ -64,9 +84,9 @@ export class DifFeed extends Module {
     const targets = new Map<number, number>();
     const list = this.registerModule('feedback_layers', new NetworkList());
     for (const source of feedbackFrom) {
-      const target = unet.feedbackTarget(source);
+      const target = feedbackTarget(unet.blocks, source);
       targets.set(source, target);
-      this.networks.push(list.add(new FeedbackNetwork(arch, unet.block(source).channels, unet.block(target).channels, generator)));
+      this.networks.push(list.add(new FeedbackNetwork(arch, blockOf(unet, source).channels, blockOf(unet, target).channels, generator)));
     }
     this.targets = targets;
   }
@@ -112,20 +132,6 @@ class NetworkList extends Module {
   add(network: FeedbackNetwork): FeedbackNetwork {
     return this.registerModule(String(this.count++), network);
   }
-}
-
-/**
- * `q_sample` inside a graph for one fixed timestep: `sqrt(abar_t) x_start +
- * sqrt(1 - abar_t) noise` with the coefficients of the U-Net's schedule
- * (float64, rounded to float32 as the reference).
- *
- * @public
- */
-export function qSampleAt(unet: Pick<AdmUNet, 'config'>, xStart: SymbolicTensor, noise: SymbolicTensor, timestep: number): SymbolicTensor {
-  const schedule = noiseSchedule(unet.config.noiseSchedule, unet.config.diffusionSteps);
-  if (!Number.isInteger(timestep) || timestep < 0 || timestep >= schedule.steps) throw new ConfigError(`qSampleAt: timestep ${timestep} is outside [0, ${schedule.steps})`);
-  if (xStart.shape.join() !== noise.shape.join()) throw new ShapeError(`qSampleAt: noise [${noise.shape.join(', ')}] must be shaped like x_start [${xStart.shape.join(', ')}]`);
-  return add(mul(xStart, schedule.sqrtAlphasCumprod[timestep]!), mul(noise, schedule.sqrtOneMinusAlphasCumprod[timestep]!));
 }
 
 /** An int64 [B] tensor holding `timestep` for every image of `like` [B, ...]. @public */

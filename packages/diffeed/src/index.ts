@@ -12,6 +12,6 @@
  *
  * @packageDocumentation
  */
-export { DifFeed, constantTimesteps, qSampleAt, type DifFeedOptions, type DifFeedPasses, type FeedbackUNet } from './diffeed.js';
+export { DifFeed, constantTimesteps, feedbackTarget, type DifFeedOptions, type DifFeedPasses, type FeedbackUNet } from './diffeed.js';
 export { FeedbackNetwork, parseFeedbackArch, type FeedbackLayerToken } from './feedback-network.js';
 export { DifFeedClassifier, type DifFeedClassifierInputs } from './classifier.js';
