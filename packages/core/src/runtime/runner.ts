@@ -23,7 +23,7 @@ export interface RunnerOptions {
   interOpThreads?: number;
   /** ORT graph optimization level (default `'all'`). */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Receives fallback warnings; defaults to `console.warn`. */
+  /** Receives fallback warnings; defaults to `console.warn`, once per distinct message in a process. */
   onWarning?: (message: string) => void;
   /** Check inputs (dtype, shape) before each run (default true). */
   validateInputs?: boolean;
@@ -226,7 +226,7 @@ export function planRunner(environment: RuntimeEnvironment, options: RunnerOptio
       logSeverityLevel: 3,
     },
     probe: environment.probe ?? (() => undefined),
-    warn: options.onWarning ?? ((message: string) => console.warn(message)),
+    warn: options.onWarning ?? warnOnce,
     validate: options.validateInputs ?? true,
   };
 }
@@ -244,6 +244,15 @@ async function openOn(plan: RunnerPlan, open: SessionOpener, provider: Execution
     if (name === 'cpu' || name === 'wasm') throw new ConfigError(`createRunner: ONNX Runtime could not load the model on '${name}': ${reason}`, { cause: error });
     return { reason };
   }
+}
+
+const warned = new Set<string>();
+
+/** `console.warn`, once per distinct message: a program that opens many sessions warns about a missing provider once. */
+function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  console.warn(message);
 }
 
 /**

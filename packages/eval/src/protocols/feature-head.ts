@@ -1,4 +1,5 @@
-import { ConfigError, type BuildContext, type Module, type SymbolicTensor } from '@diffssl/core';
+import { adaptiveAvgPool2d, ConfigError, type BuildContext, type Module, type SymbolicTensor } from '@diffssl/core';
+import { noiseSchedule, qSampleGraph, type DiffusionUNet } from '@diffssl/unet';
 import { DifFormer, fusionKey, type FusionNorm } from '@diffssl/difformer';
 import { LinearHead } from '@diffssl/pool';
 import type { ClassifierGraph, ClassifierInput } from '../training/classifier-graph.js';
@@ -9,9 +10,14 @@ export interface BlockShape {
   readonly resolution: number;
 }
 
-/** The U-Net facts a feature head needs: each block's output shape. @public */
-export interface BlockShapes {
-  block(number: number): BlockShape;
+/** Image-level inputs of a classifier: clean images, and per timestep the noise and the int64 [B] timesteps. @public */
+export interface ImageInputs {
+  /** Clean images [B, C, H, W] in [-1, 1]. */
+  images: SymbolicTensor;
+  /** Gaussian noise [B, C, H, W] per timestep the model reads. */
+  noise: ReadonlyMap<number, SymbolicTensor>;
+  /** int64 [B] timesteps to run each of the model's timesteps at. */
+  timesteps: ReadonlyMap<number, SymbolicTensor>;
 }
 
 /** The side a block's features are cached at: min(resolution, prePoolSize) (pooling again to prePoolSize is then exact). @public */
@@ -46,17 +52,30 @@ export class FeatureHeadClassifier implements ClassifierGraph {
   /** The pooling side of the cache. */
   readonly prePoolSize: number;
 
-  /** @throws `ConfigError` for a linear head over several blocks or timesteps */
-  constructor(unet: BlockShapes, options: FeatureHeadOptions) {
+  /**
+   * @param unet - the frozen U-Net the features come from (its block metadata sizes the head)
+   * @param options - the head
+   * @throws `ConfigError` for blocks outside the U-Net
+   */
+  constructor(
+    readonly unet: DiffusionUNet,
+    options: FeatureHeadOptions,
+  ) {
+    const blockShape = (number: number): BlockShape => {
+      const block = unet.blocks[number - 1];
+      if (!block) throw new ConfigError(`feature head: block ${number} is outside 1..${unet.blocks.length}`);
+      return block;
+    };
+    const shapes = { block: blockShape };
     this.numClasses = options.numClasses;
     this.prePoolSize = options.prePoolSize;
     if (options.kind === 'linear') {
-      const shape = unet.block(options.block);
+      const shape = blockShape(options.block);
       this.head = new LinearHead({ channels: shape.channels, numClasses: options.numClasses, prePoolSize: options.prePoolSize, headArc: options.headArc ?? '', seed: options.seed ?? 0 });
       this.blocks = [options.block];
       this.timesteps = [options.timestep];
     } else {
-      this.head = DifFormer.fromUNet(unet, {
+      this.head = DifFormer.fromUNet(shapes, {
         firstPassBlocks: options.blocks,
         timesteps: options.timesteps,
         fusion: options.fusionArc,
@@ -71,7 +90,7 @@ export class FeatureHeadClassifier implements ClassifierGraph {
     const features = new Map<string, readonly [number, number, number]>();
     for (const t of this.timesteps) {
       for (const block of this.blocks) {
-        const { channels, resolution } = unet.block(block);
+        const { channels, resolution } = blockShape(block);
         const side = pooledSize(resolution, options.prePoolSize);
         features.set(fusionKey(t, block), [channels, side, side]);
       }
@@ -94,5 +113,26 @@ export class FeatureHeadClassifier implements ClassifierGraph {
   forward(context: BuildContext, inputs: ReadonlyMap<string, SymbolicTensor>): SymbolicTensor {
     if (this.head instanceof LinearHead) return this.head.forward(context, inputs.get(fusionKey(this.timesteps[0]!, this.blocks[0]!))!);
     return this.head.forward(context, inputs);
+  }
+
+  /**
+   * Logits from images: `q_sample` at each timestep, the frozen U-Net up to
+   * the deepest block read, the same pooling as the cached features, and the
+   * head (the whole model, for export).
+   */
+  forwardImages(context: BuildContext, inputs: ImageInputs): SymbolicTensor {
+    const { noiseSchedule: schedule, diffusionSteps } = this.unet.info;
+    const table = noiseSchedule(schedule, diffusionSteps);
+    const features = new Map<string, SymbolicTensor>();
+    for (const t of this.timesteps) {
+      const timesteps = inputs.timesteps.get(t)!;
+      const xt = qSampleGraph(table, inputs.images, inputs.noise.get(t)!, timesteps);
+      const { blocks } = this.unet.build(context.graph, { x: xt, timesteps, taps: this.blocks });
+      for (const [block, tensor] of blocks) {
+        const [, side] = this.features.get(fusionKey(t, block))!;
+        features.set(fusionKey(t, block), side! < (tensor.shape[2] as number) ? adaptiveAvgPool2d(tensor, side!) : tensor);
+      }
+    }
+    return this.forward(context, features);
   }
 }

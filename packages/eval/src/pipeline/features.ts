@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RunnerOptions } from '@diffssl/core';
+import { createFeatureExtractor } from '@diffssl/unet';
+import { featureBatchesForDraws } from '../cache/extractor-adapter.js';
+import { shardRange } from '../cache/format.js';
+import { dataIdentity, type FeatureCacheKey } from '../cache/key.js';
+import type { FeatureCache } from '../cache/reader.js';
+import { findFeatureCache, writeFeatureCache } from '../cache/writer.js';
+import { loadBatch, type BatchOptions } from '../data/batches.js';
+import type { Dataset } from '../data/dataset.js';
+import type { Progress } from '../progress.js';
+import type { LoadedUNet } from './unet-source.js';
+
+/** Images decoded at once while extracting (the extractor batches them further). */
+const EXTRACTION_CHUNK = 256;
+
+/**
+ * The identity of a dataset split for feature-cache keys: every example's
+ * source and label, the sizes and times of the files at the top of its
+ * directory, and how the split was selected and transformed.
+ *
+ * @public
+ */
+export async function datasetIdentity(dataset: Dataset, directory: string, selection: Record<string, unknown>): Promise<string> {
+  const sources = createHash('sha256');
+  for (let i = 0; i < dataset.length; i++) sources.update(`${dataset.source(i)}\n`);
+  const files: { path: string; size: number }[] = [];
+  for (const entry of await readdir(directory, { withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const info = await stat(join(directory, entry.name));
+    files.push({ path: `${entry.name}@${Math.round(info.mtimeMs)}`, size: info.size });
+  }
+  const labels = Array.from({ length: dataset.length }, (_, i) => dataset.label(i));
+  return dataIdentity({ labels, files, selection: { ...selection, sources: sources.digest('hex') } });
+}
+
+/** Options of {@link ensureFeatureCache}. @public */
+export interface EnsureFeatureCacheOptions {
+  /** The U-Net and its identity. */
+  unet: LoadedUNet;
+  /** The images. */
+  dataset: Dataset;
+  /** Its identity ({@link datasetIdentity}). */
+  data: string;
+  /** Blocks and timesteps. */
+  blocks: readonly number[];
+  timesteps: readonly number[];
+  /** Pool each block to at most this side (the head's `pre_pool_size`). */
+  pool: number;
+  /** Noise draws per image (default 1). */
+  draws?: number;
+  /** Seed of draw 0. */
+  noiseSeed: number;
+  /** The cache root. */
+  root: string;
+  /** How images become model input (transform; gray to RGB). */
+  batch?: Omit<BatchOptions, 'channels' | 'epoch' | 'seed'>;
+  /** Write only one shard (k of n). */
+  shard?: { index: number; count: number };
+  /** Images per session run. */
+  batchSize?: number;
+  /** Session options. */
+  runner?: RunnerOptions;
+  /** Progress display. */
+  progress?: Progress;
+}
+
+/** The feature-cache key of an extraction. @public */
+export function featureCacheKey(options: Pick<EnsureFeatureCacheOptions, 'unet' | 'data' | 'blocks' | 'timesteps' | 'pool' | 'draws' | 'noiseSeed' | 'batch'>): FeatureCacheKey {
+  return {
+    checkpoint: options.unet.identity,
+    config: options.unet.config,
+    blocks: options.blocks,
+    timesteps: options.timesteps,
+    noiseSeed: options.noiseSeed,
+    draws: options.draws ?? 1,
+    data: options.data,
+    extra: { pool: options.pool, dtype: 'float32', transform: options.batch?.transform ?? { kind: 'none' } },
+  };
+}
+
+/**
+ * The U-Net features of a dataset, from the feature cache, extracted and
+ * written there first when absent (or when only `shard` is asked, that shard).
+ * The noise of image i is `seededNoise(drawSeed(noiseSeed, draw), i, t)`, so it
+ * depends neither on batching nor on sharding.
+ *
+ * @returns the cache (of the shard, when one is asked)
+ * @public
+ */
+export async function ensureFeatureCache(options: EnsureFeatureCacheOptions): Promise<{ cache: FeatureCache; extracted: boolean }> {
+  const key = featureCacheKey(options);
+  if (!options.shard) {
+    const found = await findFeatureCache(options.root, key);
+    if (found) return { cache: found, extracted: false };
+  }
+  const { dataset } = options;
+  const [start, end] = options.shard ? shardRange(options.shard.index, options.shard.count, dataset.length) : [0, dataset.length];
+  const labels = Array.from({ length: dataset.length }, (_, i) => dataset.label(i));
+  const cache = await writeFeatureCache({
+    root: options.root,
+    key,
+    imageCount: dataset.length,
+    labels,
+    classNames: dataset.classes,
+    ...(options.shard ? { shard: options.shard } : {}),
+    onProgress: ({ done }) => options.progress?.update(done),
+    batches: featureBatchesForDraws({ draws: key.draws, noiseSeed: options.noiseSeed }, async function* (_draw, seed) {
+      const extractor = await createFeatureExtractor({ unet: options.unet.unet, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, seed, batchSize: options.batchSize ?? 32, runner: options.runner });
+      try {
+        for (let chunk = start; chunk < end; chunk += EXTRACTION_CHUNK) {
+          const indices = Array.from({ length: Math.min(EXTRACTION_CHUNK, end - chunk) }, (_, i) => chunk + i);
+          const { images } = await loadBatch(dataset, indices, { ...options.batch, channels: 3 });
+          yield* extractor.stream(images, { ids: indices });
+        }
+      } finally {
+        await extractor.release();
+      }
+    }),
+  });
+  options.progress?.finish();
+  return { cache, extracted: true };
+}

@@ -1,0 +1,276 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { access, mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { ConfigError, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
+import type { FusionNorm } from '@diffssl/difformer';
+import { createFeatureExtractor } from '@diffssl/unet';
+import { FASHION_MNIST_CLASSES } from '../data/idx.js';
+import { openDataset } from '../data/open.js';
+import type { Dataset } from '../data/dataset.js';
+import { loadBatch, type BatchOptions } from '../data/batches.js';
+import { exportClassifier } from '../export/export.js';
+import { createProgress, type Progress, type ProgressOptions } from '../progress.js';
+import { createProtocolModel, PROTOCOL_DEFAULTS, readsFrozenFeatures, type Protocol, type ProtocolModel, type ProtocolSettings } from '../protocols/protocol.js';
+import { pixelSource } from '../protocols/pixels.js';
+import { FeatureHeadClassifier } from '../protocols/feature-head.js';
+import { writeFileAtomic } from '../report/atomic-file.js';
+import { reportFieldsFromMetrics, writeRunReport, type RunReport } from '../report/run-report.js';
+import type { ExampleSource } from '../training/classifier-graph.js';
+import { trainClassifier, type TrainingProgress } from '../training/trainer.js';
+import { datasetIdentity, ensureFeatureCache } from './features.js';
+import { cacheSource, imageNoiseSource } from './sources.js';
+import { loadUNet, type LoadedUNet } from './unet-source.js';
+
+/** Options of {@link runProtocol} (the `diffssl train` command). @public */
+export interface RunOptions {
+  /** The protocol. */
+  protocol: Protocol;
+  /** U-Net weights (not for pixels; the random baseline uses only the flags). */
+  checkpoint?: string;
+  /** guided-diffusion flags file or preset name (not for pixels). */
+  config?: string;
+  /** Data directory: IDX files, or `train/` and `val/` class folders. */
+  data: string;
+  /** Keep the first N training images, in file order. */
+  trainLimit?: number;
+  /** Keep the first N test images. */
+  testLimit?: number;
+  /** A subset list (file names) of training images, for semi-supervised runs. */
+  subsetList?: string;
+  /** Class names of IDX data (`fashion-mnist` or a list; default `0`..`9`). */
+  classNames?: readonly string[];
+  /** Blocks and timesteps read. */
+  blocks?: readonly number[];
+  timesteps?: readonly number[];
+  /** Head settings (the reference's defaults otherwise). */
+  prePoolSize?: number;
+  headArc?: string;
+  fusionArc?: string;
+  normType?: FusionNorm;
+  feedbackFrom?: readonly number[];
+  feedbackArch?: string;
+  /** Training (defaults: the reference's). */
+  epochs?: number;
+  learningRate?: number;
+  batchSize?: number;
+  evalBatchSize?: number;
+  momentum?: number;
+  weightDecay?: number;
+  lrStep?: number;
+  lrGamma?: number;
+  evalEvery?: number;
+  /** Seed of the head's initialization, the data order and the noise (default 0). */
+  seed?: number;
+  /** Noise draws per image in the feature cache (default 1). */
+  draws?: number;
+  /** Output folder: report, checkpoint, weights. */
+  out: string;
+  /** Continue a killed run from its checkpoint in `out`. */
+  resume?: boolean;
+  /** Feature cache root (default `$DIFFSSL_CACHE` or `~/.cache/diffssl/features`). */
+  cacheDirectory?: string;
+  /** Use the feature cache for frozen protocols (default true); false recomputes features every epoch. */
+  cache?: boolean;
+  /** Also export the trained model as `out/model.onnx` (+ `model.json`). */
+  exportModel?: boolean;
+  /** Session options. */
+  runner?: RunnerOptions;
+  /** Progress display mode (default `auto`). */
+  progress?: ProgressOptions['mode'];
+  /** Receives status lines. */
+  log?: (line: string) => void;
+}
+
+/** The default root of the feature cache. @public */
+export function defaultCacheDirectory(): string {
+  return process.env.DIFFSSL_CACHE ?? join(homedir(), '.cache', 'diffssl', 'features');
+}
+
+async function checkWritable(directory: string): Promise<void> {
+  try {
+    await mkdir(directory, { recursive: true });
+    await access(directory, constants.W_OK);
+  } catch (cause) {
+    throw new ConfigError(`--out: cannot write to ${directory}: ${(cause as Error).message}`);
+  }
+}
+
+/** The protocol settings of run options. */
+function settingsOf(options: RunOptions, numClasses: number): ProtocolSettings {
+  return {
+    protocol: options.protocol,
+    blocks: options.blocks ?? [],
+    timesteps: options.timesteps ?? [],
+    numClasses,
+    prePoolSize: options.prePoolSize ?? PROTOCOL_DEFAULTS[options.protocol].prePoolSize,
+    headArc: options.headArc,
+    fusionArc: options.fusionArc,
+    normType: options.normType,
+    feedbackFrom: options.feedbackFrom,
+    feedbackArch: options.feedbackArch,
+    seed: options.seed ?? 0,
+  };
+}
+
+/** Image preparation: nothing for images of the model's size, crops otherwise. */
+function transforms(dataset: Dataset, size: number): { train: Omit<BatchOptions, 'channels' | 'epoch'>; test: Omit<BatchOptions, 'channels' | 'epoch'> } {
+  const shape = dataset.imageShape;
+  if (shape && shape[1] === size && shape[2] === size) return { train: {}, test: {} };
+  return { train: { transform: { kind: 'random-crop', size } }, test: { transform: { kind: 'center-crop', size } } };
+}
+
+/**
+ * Trains and evaluates one protocol end to end: reads the data, loads the
+ * U-Net, extracts the features into the feature cache (frozen protocols),
+ * trains with checkpoints every epoch, scores every test image, and writes
+ * `report.json`, `report.md`, SVG charts and `model.safetensors` (the
+ * reference's names) into `out`.
+ *
+ * @returns the report
+ * @throws one-line `DiffSSLError`s for bad data, checkpoints or options
+ * @public
+ */
+export async function runProtocol(options: RunOptions): Promise<RunReport> {
+  const started = performance.now();
+  const log = options.log ?? (() => {});
+  await checkWritable(options.out);
+  const { protocol } = options;
+  const seed = options.seed ?? 0;
+  const noiseSeed = seed;
+  const classes = options.classNames;
+  const train = await openDataset(options.data, { split: 'train', ...(options.trainLimit ? { limit: options.trainLimit } : {}), ...(classes ? { classes } : {}), ...(options.subsetList ? { subsetList: options.subsetList } : {}) });
+  const test = await openDataset(options.data, { split: 'test', ...(options.testLimit ? { limit: options.testLimit } : {}), ...(classes ? { classes } : {}) });
+  if (train.classes.join('\n') !== test.classes.join('\n')) throw new ConfigError(`data: the training classes (${train.classes.length}) differ from the test classes (${test.classes.length})`);
+  log(`data: ${train.length} training and ${test.length} test images, ${train.classes.length} classes`);
+  const settings = settingsOf(options, train.classes.length);
+  let loaded: LoadedUNet | undefined;
+  if (protocol !== 'pixels') {
+    if (!options.config) throw new ConfigError(`--config: ${protocol} needs the U-Net's guided-diffusion flags (a JSON file or a preset name)`);
+    loaded = await loadUNet({ config: options.config, ...(protocol === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }) });
+    log(`U-Net: ${loaded.unet.blocks.length} blocks${protocol === 'random' ? ', freshly initialized (random baseline)' : ''}`);
+  }
+  const imageShape = train.imageShape;
+  const model: ProtocolModel = createProtocolModel(settings, loaded?.unet, imageShape ? [imageShape[0], imageShape[1], imageShape[2]] : undefined);
+  const progressMode = options.progress ?? 'auto';
+  const notes: string[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    return await trainAndReport();
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+  }
+
+  async function trainAndReport(): Promise<RunReport> {
+    let sources: { train: ExampleSource; test: ExampleSource };
+    if (protocol === 'pixels') {
+      sources = { train: pixelSource(train), test: pixelSource(test) };
+    } else if (readsFrozenFeatures(protocol)) {
+      const head = model as FeatureHeadClassifier;
+      const size = loaded!.unet.info.imageSize;
+      const prepared = transforms(train, size);
+      const names = [...head.features.keys()];
+      if (options.cache ?? true) {
+        const root = options.cacheDirectory ?? defaultCacheDirectory();
+        const extract = async (dataset: Dataset, split: 'train' | 'test', draws: number) => {
+          // Cached features are computed once, without augmentation (eval preprocessing for both splits), as the reference's.
+          const batch = prepared.test;
+          const data = await datasetIdentity(dataset, options.data, { split, limit: split === 'train' ? options.trainLimit ?? null : options.testLimit ?? null, subset: split === 'train' ? options.subsetList ?? null : null, classes: dataset.classes });
+          const progress = createProgress({ label: `extract ${split}`, total: dataset.length * draws, unit: 'img', mode: progressMode });
+          const { cache, extracted } = await ensureFeatureCache({ unet: loaded!, dataset, data, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, draws, noiseSeed, root, batch, progress, runner: options.runner });
+          log(`features (${split}): ${extracted ? 'extracted to' : 'read from'} the feature cache ${cache.directory}`);
+          return cacheSource(cache, dataset, names);
+        };
+        sources = { train: await extract(train, 'train', options.draws ?? 1), test: await extract(test, 'test', 1) };
+      } else {
+        notes.push('features recomputed by the U-Net for every batch (no feature cache)');
+        const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner);
+        sources = recomputed;
+        cleanups.push(() => recomputed.release());
+      }
+    } else {
+      notes.push('DifFeed cannot use the feature cache: its first pass feeds trainable feedback networks, so the U-Net runs on every step (fresh seeded noise each epoch)');
+      log(notes[notes.length - 1]!);
+      const prepared = transforms(train, loaded!.unet.info.imageSize);
+      sources = { train: imageNoiseSource(train, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }), test: imageNoiseSource(test, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }) };
+    }
+    const defaults = PROTOCOL_DEFAULTS[protocol];
+    const epochs = options.epochs ?? 28;
+    let progress: Progress | undefined;
+    const onProgress = (event: TrainingProgress) => {
+      const [label, done, total, unit] =
+        event.phase === 'train' ? [`epoch ${event.epoch}/${event.epochs}`, event.batch, event.batches, 'batch'] : [`evaluate after epoch ${event.epoch}`, event.done, event.total, 'img'];
+      progress ??= createProgress({ label, total, unit, mode: progressMode });
+      const note = event.phase === 'train' ? `loss ${event.loss.toFixed(4)}` : undefined;
+      progress.update(done, note);
+      if (done === total) {
+        progress.finish(note);
+        progress = undefined;
+      }
+    };
+    const result = await trainClassifier({
+      model,
+      train: sources.train,
+      test: sources.test,
+      epochs,
+      batchSize: options.batchSize ?? 32,
+      evalBatchSize: options.evalBatchSize,
+      learningRate: options.learningRate ?? defaults.learningRate,
+      momentum: options.momentum,
+      weightDecay: options.weightDecay,
+      lrStep: options.lrStep,
+      lrGamma: options.lrGamma,
+      evalEvery: options.evalEvery,
+      seed,
+      directory: options.out,
+      resume: options.resume,
+      fingerprint: JSON.stringify({ settings, data: options.data, trainLimit: options.trainLimit ?? null, testLimit: options.testLimit ?? null, subset: options.subsetList ?? null, draws: options.draws ?? 1, checkpoint: loaded?.identity ?? null }),
+      runner: options.runner,
+      onProgress,
+    });
+    if (result.resumedFromEpoch !== undefined) log(`resumed from the checkpoint after epoch ${result.resumedFromEpoch}`);
+    const weights = new Map<string, HostTensor>(model.modules().flatMap((module) => [...module.stateDict()]));
+    const recorded = { ...settings, checkpoint: options.checkpoint ?? null, config: options.config ?? null, data: options.data, trainLimit: options.trainLimit ?? null, testLimit: options.testLimit ?? null, epochs, learningRate: options.learningRate ?? defaults.learningRate, batchSize: options.batchSize ?? 32, seed, draws: options.draws ?? 1 };
+    await writeFileAtomic(join(options.out, 'model.safetensors'), writeSafetensors(weights, { protocol, settings: JSON.stringify(recorded) }));
+    const report: RunReport = {
+      protocol,
+      ...reportFieldsFromMetrics(result.metrics),
+      train_images: train.length,
+      epochs: result.epochs,
+      evaluations: result.evaluations,
+      class_names: [...train.classes],
+      wall_seconds: (performance.now() - started) / 1000,
+      settings: recorded,
+      ...(notes.length > 0 ? { notes } : {}),
+    };
+    await writeRunReport(options.out, report);
+    if (options.exportModel) {
+      const channels = protocol === 'pixels' ? (imageShape?.[0] === 1 ? 3 : imageShape![0]) : loaded!.unet.info.inChannels;
+      const size = protocol === 'pixels' ? imageShape![1] : loaded!.unet.info.imageSize;
+      await exportClassifier({ model, path: join(options.out, 'model.onnx'), protocol, classNames: train.classes, imageSize: size, channels, noiseSeed, settings: recorded });
+    }
+    return report;
+  }
+}
+
+/** Frozen-protocol sources that run the U-Net for every batch (the no-cache comparison). */
+async function recomputedSources(loaded: LoadedUNet, head: FeatureHeadClassifier, train: Dataset, test: Dataset, batch: Omit<BatchOptions, 'channels' | 'epoch'>, noiseSeed: number, runner?: RunnerOptions) {
+  const extractor = await createFeatureExtractor({ unet: loaded.unet, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, seed: noiseSeed, batchSize: 64, runner });
+  const source = (dataset: Dataset): ExampleSource => ({
+    length: dataset.length,
+    label: (index) => dataset.label(index),
+    async read(indices) {
+      const { images } = await loadBatch(dataset, indices, { ...batch, channels: 3 });
+      return Object.fromEntries(await extractor.extract(images, { ids: indices }));
+    },
+  });
+  return { train: source(train), test: source(test), release: () => extractor.release() };
+}
+
+/** The class names of a `--class-names` option: `fashion-mnist` or comma-separated names. @public */
+export function parseClassNames(text: string): readonly string[] {
+  if (text === 'fashion-mnist') return FASHION_MNIST_CLASSES;
+  const names = text.split(',').map((name) => name.trim());
+  if (names.some((name) => name === '')) throw new ConfigError(`--class-names: expected 'fashion-mnist' or names separated by commas; found '${text}'`);
+  return names;
+}
