@@ -11,14 +11,17 @@ export function buildProgram(): Command {
     .command('unet-run')
     .description('run a guided-diffusion U-Net on noised inputs and write block outputs, to compare with a reference implementation')
     .requiredOption('--checkpoint <file>', 'weights: .pt/.pth (torch zip) or .safetensors')
-    .requiredOption('--config <flags.json>', 'guided-diffusion flags as a JSON object')
-    .requiredOption('--input <in.safetensors>', 'x (float32 [B,3,H,W], already noised) and t (int64 [B])')
-    .requiredOption('--blocks <all|1,5,9>', "blocks to write: 'all' or block numbers")
+    .requiredOption('--config <flags.json|preset>', 'guided-diffusion flags as a JSON file, or a preset name')
+    .requiredOption('--input <in.safetensors>', 'x (float32 [B,3,H,W], already noised), t (int64 [B]) and, for class-conditional models, y (int64 [B])')
+    .requiredOption('--blocks <all|1,5,9>', "blocks to write: 'all' or block numbers (with --feedback-from: of the second pass)")
     .option('--with-output', 'also write the model output as out')
+    .option('--feedback-from <blocks>', "DifFeed: decoder blocks whose first-pass outputs feed back, in order (e.g. '12,15')")
+    .option('--feedback-arch <arch>', "DifFeed: the feedback networks' arch (e.g. C_B_R_C)")
+    .option('--feedback-weights <fb.safetensors>', 'DifFeed: the feedback networks, feedback_layers.{i}.{j}.{weight|bias|running_mean|running_var}')
     .requiredOption('--out <out.safetensors>', 'the safetensors file to write')
     .option('--provider <list>', 'execution providers in order, comma-separated (cuda, webgpu, cpu)', 'cuda,cpu')
     .option('--strict', 'fail instead of falling back to the next provider')
-    .action(async (options: { checkpoint: string; config: string; input: string; blocks: string; withOutput?: boolean; out: string; provider: string; strict?: boolean }) => {
+    .action(async (options: { checkpoint: string; config: string; input: string; blocks: string; withOutput?: boolean; out: string; provider: string; strict?: boolean; feedbackFrom?: string; feedbackArch?: string; feedbackWeights?: string }) => {
       const names = await unetRun({
         ...options,
         providers: parseProviders(options.provider),

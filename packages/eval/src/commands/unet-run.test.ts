@@ -29,6 +29,34 @@ function setup(model: 'adm-fm28' | 'adm-37block-random', t: number) {
   return { directory, features };
 }
 
+describe('diffssl unet-run with DifFeed feedback', () => {
+  it.each(['adm-fm28', 'adm-37block-random'] as const)('computes the feedback outputs and the second pass of the %s fixture end to end', async (model) => {
+    const fixture = readSafetensors(readFileSync(fixturePath(`${model}.features.safetensors`)));
+    const { feedback_b_list: sources, second_fw_b_list: second, t, arch } = JSON.parse(fixture.metadata.feedback!) as { feedback_b_list: number[]; second_fw_b_list: number[]; t: number; arch: string };
+    const { directory } = setup(model, t);
+    // The fixture's `feedback/{b}/{j}.*` under the reference's names `feedback_layers.{i}.{j}.*`.
+    const weights = new Map<string, HostTensor>();
+    sources.forEach((source, i) => {
+      for (const [name, tensor] of fixture.tensors) if (name.startsWith(`feedback/${source}/`) && !name.endsWith('/output')) weights.set(`feedback_layers.${i}.${name.slice(`feedback/${source}/`.length)}`, tensor);
+    });
+    writeFileSync(join(directory, 'fb.safetensors'), writeSafetensors(weights));
+    const out = join(directory, 'out.safetensors');
+    const result = await cli([
+      'unet-run', '--checkpoint', fixturePath(`${model}.pt`), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'),
+      '--feedback-from', sources.join(','), '--feedback-arch', arch, '--feedback-weights', join(directory, 'fb.safetensors'), '--blocks', second.join(','), '--out', out, '--provider', 'cpu',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const written = readSafetensors(readFileSync(out)).tensors;
+    const blockName = (n: number) => `block${String(n).padStart(2, '0')}`;
+    expect([...written.keys()].sort()).toEqual([...sources.map((b) => `feedback/${b}/output`), ...second.map(blockName)].sort());
+    for (const source of sources) expect(relativeError(written.get(`feedback/${source}/output`)!, fixture.tensors.get(`feedback/${source}/output`)!), `feedback ${source}`).toBeLessThanOrEqual(1e-4);
+    for (const block of second) expect(relativeError(written.get(blockName(block))!, fixture.tensors.get(`feedback/second/${blockName(block)}`)!), `second pass ${block}`).toBeLessThanOrEqual(1e-4);
+    const partial = await cli(['unet-run', '--checkpoint', fixturePath(`${model}.pt`), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--feedback-from', sources.join(','), '--blocks', '1', '--out', out, '--provider', 'cpu']);
+    expect(partial.code).not.toBe(0);
+    expect(partial.stderr).toMatch(/--feedback-from, --feedback-arch and --feedback-weights go together/);
+  });
+});
+
 describe('diffssl unet-run', () => {
   it('writes every block and the output, matching the reference fixture', async () => {
     const { directory, features } = setup('adm-37block-random', 150);
@@ -61,7 +89,7 @@ describe('diffssl unet-run', () => {
       [[...base, '--blocks', 'x'], /--blocks/],
       [['unet-run', '--blocks', 'all'], /required option/],
       [[...base.map((a) => (a.endsWith('adm-fm28.pt') ? fixturePath('adm-37block-random.pt') : a)), '--blocks', 'all'], /does not fit the U-Net configuration/],
-      [[...base.map((a) => (a.endsWith('flags.json') ? join(directory, 'missing.json') : a)), '--blocks', 'all'], /--config: cannot read/],
+      [[...base.map((a) => (a.endsWith('flags.json') ? join(directory, 'missing.json') : a)), '--blocks', 'all'], /--config: '.*missing.json' is neither a preset .* nor a readable flags file/],
     ];
     for (const [args, pattern] of cases) {
       const result = await cli(args);

@@ -1,12 +1,15 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { ConfigError, compileModel, createRunner, DTypeError, Graph, readSafetensors, ShapeError, writeSafetensors, type ExecutionProvider, type HostTensor, type SymbolicTensor } from '@diffssl/core';
-import { AdmUNet, loadCheckpoint, type GuidedDiffusionFlags } from '@diffssl/unet';
+import { BuildContext, ConfigError, compileModel, createRunner, DTypeError, Graph, ShapeError, writeSafetensors, type ExecutionProvider, type HostTensor, type SymbolicTensor } from '@diffssl/core';
+import { DifFeed } from '@diffssl/diffeed';
+import { AdmUNet, loadCheckpoint } from '@diffssl/unet';
+import { readFlags } from '../pipeline/unet-source.js';
+import { writeFileAtomic } from '../report/atomic-file.js';
+import { readTensorFile } from './head-step.js';
 
 /** Options of {@link unetRun} (the `diffssl unet-run` command). @public */
 export interface UNetRunOptions {
   /** `.pt`/`.pth` or `.safetensors` weights. */
   checkpoint: string;
-  /** JSON file with guided-diffusion flags. */
+  /** JSON file with guided-diffusion flags, or a preset name. */
   config: string;
   /** safetensors with `x` (float32 [B,3,H,W], already noised), `t` (int64 [B]) and, for class-conditional models, `y` (int64 [B]). */
   input: string;
@@ -22,16 +25,34 @@ export interface UNetRunOptions {
   strict?: boolean;
   /** Receives status lines (default: none). */
   log?: (line: string) => void;
+  /**
+   * DifFeed's second pass: decoder blocks whose first-pass outputs feed back
+   * (`12,15`). `blocks` then names the second pass's blocks.
+   */
+  feedbackFrom?: string;
+  /** The feedback networks' arch string (`C_B_R_C`). */
+  feedbackArch?: string;
+  /** safetensors with the feedback networks under the reference's names `feedback_layers.{i}.{j}.*`. */
+  feedbackWeights?: string;
 }
 
-/** Parses `all` or `1,5,9` against a block count. */
-export function parseBlocks(text: string, blockCount: number): number[] {
+/**
+ * Parses `all` or `1,5,9` against a block count.
+ *
+ * @param text - the option's value
+ * @param blockCount - N
+ * @param option - the option's name, for the message (default `--blocks`)
+ * @param sort - sort and deduplicate (default true); false keeps the order given
+ * @throws `ConfigError` naming the option and the valid range
+ * @public
+ */
+export function parseBlocks(text: string, blockCount: number, option = '--blocks', sort = true): number[] {
   if (text.trim() === 'all') return Array.from({ length: blockCount }, (_, i) => i + 1);
   const blocks = text.split(',').map((part) => part.trim());
   const numbers = blocks.map(Number);
   const bad = blocks.filter((part, i) => !/^\d+$/.test(part) || numbers[i]! < 1 || numbers[i]! > blockCount);
-  if (bad.length > 0 || blocks.length === 0) throw new ConfigError(`--blocks: expected 'all' or block numbers in 1..${blockCount} separated by commas; found '${text}'`);
-  return [...new Set(numbers)].sort((a, b) => a - b);
+  if (bad.length > 0 || blocks.length === 0) throw new ConfigError(`${option}: expected 'all' or block numbers in 1..${blockCount} separated by commas; found '${text}'`);
+  return sort ? [...new Set(numbers)].sort((a, b) => a - b) : numbers;
 }
 
 /**
@@ -45,13 +66,13 @@ export function parseBlocks(text: string, blockCount: number): number[] {
  * @public
  */
 export async function unetRun(options: UNetRunOptions): Promise<string[]> {
-  let flags: GuidedDiffusionFlags;
-  try {
-    flags = JSON.parse(await readFile(options.config, 'utf8')) as GuidedDiffusionFlags;
-  } catch (cause) {
-    throw new ConfigError(`--config: cannot read guided-diffusion flags from ${options.config}: ${(cause as Error).message}`);
+  const flags = await readFlags(options.config);
+  const feedback = options.feedbackFrom ?? options.feedbackArch ?? options.feedbackWeights;
+  if (feedback !== undefined && !(options.feedbackFrom && options.feedbackArch && options.feedbackWeights)) {
+    throw new ConfigError('--feedback-from, --feedback-arch and --feedback-weights go together: give all three for DifFeed\'s second pass');
   }
-  const input = readSafetensors(await readFile(options.input)).tensors;
+  if (feedback !== undefined && options.withOutput) throw new ConfigError('--with-output is not available with --feedback-from (the second pass is read at --blocks)');
+  const input = await readTensorFile(options.input, '--input');
   const x = input.get('x');
   const t = input.get('t');
   if (!x || !t) throw new ConfigError(`--input: expected tensors 'x' and 't' in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);
@@ -83,17 +104,24 @@ export async function unetRun(options: UNetRunOptions): Promise<string[]> {
   } else if (y) {
     throw new ConfigError(`--input: ${options.input} has class labels y, but the model is unconditional (class_cond is not set in ${options.config})`);
   }
-  const built = unet.build(graph, { x: xInput, timesteps: tInput, classLabels, taps: blocks, output: options.withOutput ?? false });
   const outputs: Record<string, SymbolicTensor> = {};
-  for (const block of blocks) outputs[`block${String(block).padStart(2, '0')}`] = built.blocks.get(block)!;
-  if (built.output) outputs.out = built.output;
+  const blockName = (block: number) => `block${String(block).padStart(2, '0')}`;
+  if (options.feedbackFrom) {
+    const difFeed = new DifFeed({ unet, feedbackFrom: parseBlocks(options.feedbackFrom, unet.blockCount, '--feedback-from', false), arch: options.feedbackArch! });
+    difFeed.loadStateDict(await readTensorFile(options.feedbackWeights!, '--feedback-weights'), { allowMissing: (name) => name.endsWith('.num_batches_tracked') });
+    const passes = difFeed.buildPasses(new BuildContext(graph, difFeed, { mode: 'eval' }), { xt: xInput, timesteps: tInput, classLabels, firstPassBlocks: [], secondPassBlocks: blocks });
+    for (const [source, tensor] of passes.feedback) outputs[`feedback/${source}/output`] = tensor;
+    for (const block of blocks) outputs[blockName(block)] = passes.second.get(block)!;
+  } else {
+    const built = unet.build(graph, { x: xInput, timesteps: tInput, classLabels, taps: blocks, output: options.withOutput ?? false });
+    for (const block of blocks) outputs[blockName(block)] = built.blocks.get(block)!;
+    if (built.output) outputs.out = built.output;
+  }
   const runner = await createRunner(compileModel({ outputs }), { executionProviders: options.providers ?? ['cuda', 'cpu'], strict: options.strict ?? false, onWarning: options.log });
-  options.log?.(`unet-run: ${unet.blockCount}-block U-Net, batch ${x.shape[0]}, blocks ${blocks.join(',')}${built.output ? ' + output' : ''}, provider ${runner.provider}`);
+  options.log?.(`unet-run: ${unet.blockCount}-block U-Net, batch ${x.shape[0]}, ${options.feedbackFrom ? `feedback from ${options.feedbackFrom}, second-pass ` : ''}blocks ${blocks.join(',')}${outputs.out ? ' + output' : ''}, provider ${runner.provider}`);
   try {
     const result = await runner.run(feeds);
-    const temporary = `${options.out}.tmp-${process.pid}`;
-    await writeFile(temporary, writeSafetensors(Object.fromEntries(Object.keys(outputs).map((name) => [name, result[name]!]))));
-    await rename(temporary, options.out);
+    await writeFileAtomic(options.out, writeSafetensors(new Map(Object.keys(outputs).map((name) => [name, result[name]!]))));
     return Object.keys(outputs);
   } finally {
     await runner.release();
