@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, DTypeError, NonFiniteError, ShapeError, shapeSize, type HostTensor } from '@diffssl/core';
 import {

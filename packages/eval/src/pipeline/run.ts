@@ -6,7 +6,6 @@ import { ConfigError, writeSafetensors, type HostTensor, type RunnerOptions } fr
 import type { FusionNorm } from '@diffssl/difformer';
 import { createFeatureExtractor } from '@diffssl/unet';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
-import { openDataset } from '../data/open.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadBatch, type BatchOptions } from '../data/batches.js';
 import { exportClassifier } from '../export/export.js';
@@ -18,28 +17,18 @@ import { writeFileAtomic } from '../report/atomic-file.js';
 import { reportFieldsFromMetrics, writeRunReport, type RunReport } from '../report/run-report.js';
 import type { ExampleSource } from '../training/classifier-graph.js';
 import { trainClassifier, type TrainingProgress } from '../training/trainer.js';
-import { datasetIdentity, ensureFeatureCache } from './features.js';
 import { cacheSource, imageNoiseSource } from './sources.js';
+import { cachedFeatures, openSplits, preparation, type DataOptions } from './splits.js';
 import { loadUNet, type LoadedUNet } from './unet-source.js';
 
 /** Options of {@link runProtocol} (the `diffssl train` command). @public */
-export interface RunOptions {
+export interface RunOptions extends DataOptions {
   /** The protocol. */
   protocol: Protocol;
   /** U-Net weights (not for pixels; the random baseline uses only the flags). */
   checkpoint?: string;
   /** guided-diffusion flags file or preset name (not for pixels). */
   config?: string;
-  /** Data directory: IDX files, or `train/` and `val/` class folders. */
-  data: string;
-  /** Keep the first N training images, in file order. */
-  trainLimit?: number;
-  /** Keep the first N test images. */
-  testLimit?: number;
-  /** A subset list (file names) of training images, for semi-supervised runs. */
-  subsetList?: string;
-  /** Class names of IDX data (`fashion-mnist` or a list; default `0`..`9`). */
-  classNames?: readonly string[];
   /** Blocks and timesteps read. */
   blocks?: readonly number[];
   timesteps?: readonly number[];
@@ -113,13 +102,6 @@ function settingsOf(options: RunOptions, numClasses: number): ProtocolSettings {
   };
 }
 
-/** Image preparation: nothing for images of the model's size, crops otherwise. */
-function transforms(dataset: Dataset, size: number): { train: Omit<BatchOptions, 'channels' | 'epoch'>; test: Omit<BatchOptions, 'channels' | 'epoch'> } {
-  const shape = dataset.imageShape;
-  if (shape && shape[1] === size && shape[2] === size) return { train: {}, test: {} };
-  return { train: { transform: { kind: 'random-crop', size } }, test: { transform: { kind: 'center-crop', size } } };
-}
-
 /**
  * Trains and evaluates one protocol end to end: reads the data, loads the
  * U-Net, extracts the features into the feature cache (frozen protocols),
@@ -138,10 +120,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   const { protocol } = options;
   const seed = options.seed ?? 0;
   const noiseSeed = seed;
-  const classes = options.classNames;
-  const train = await openDataset(options.data, { split: 'train', ...(options.trainLimit ? { limit: options.trainLimit } : {}), ...(classes ? { classes } : {}), ...(options.subsetList ? { subsetList: options.subsetList } : {}) });
-  const test = await openDataset(options.data, { split: 'test', ...(options.testLimit ? { limit: options.testLimit } : {}), ...(classes ? { classes } : {}) });
-  if (train.classes.join('\n') !== test.classes.join('\n')) throw new ConfigError(`data: the training classes (${train.classes.length}) differ from the test classes (${test.classes.length})`);
+  const { train, test } = await openSplits(options);
   log(`data: ${train.length} training and ${test.length} test images, ${train.classes.length} classes`);
   const settings = settingsOf(options, train.classes.length);
   let loaded: LoadedUNet | undefined;
@@ -167,21 +146,23 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       sources = { train: pixelSource(train), test: pixelSource(test) };
     } else if (readsFrozenFeatures(protocol)) {
       const head = model as FeatureHeadClassifier;
-      const size = loaded!.unet.info.imageSize;
-      const prepared = transforms(train, size);
+      const prepared = preparation(train, loaded!.unet.info.imageSize);
       const names = [...head.features.keys()];
       if (options.cache ?? true) {
-        const root = options.cacheDirectory ?? defaultCacheDirectory();
-        const extract = async (dataset: Dataset, split: 'train' | 'test', draws: number) => {
-          // Cached features are computed once, without augmentation (eval preprocessing for both splits), as the reference's.
-          const batch = prepared.test;
-          const data = await datasetIdentity(dataset, options.data, { split, limit: split === 'train' ? options.trainLimit ?? null : options.testLimit ?? null, subset: split === 'train' ? options.subsetList ?? null : null, classes: dataset.classes });
-          const progress = createProgress({ label: `extract ${split}`, total: dataset.length * draws, unit: 'img', mode: progressMode });
-          const { cache, extracted } = await ensureFeatureCache({ unet: loaded!, dataset, data, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, draws, noiseSeed, root, batch, progress, runner: options.runner });
-          log(`features (${split}): ${extracted ? 'extracted to' : 'read from'} the feature cache ${cache.directory}`);
-          return cacheSource(cache, dataset, names);
-        };
-        sources = { train: await extract(train, 'train', options.draws ?? 1), test: await extract(test, 'test', 1) };
+        const caches = await cachedFeatures({
+          ...options,
+          unet: loaded!,
+          splits: { train, test },
+          blocks: head.blocks,
+          timesteps: head.timesteps,
+          pool: head.prePoolSize,
+          noiseSeed,
+          root: options.cacheDirectory ?? defaultCacheDirectory(),
+          progress: progressMode,
+          log,
+        });
+        cleanups.push(() => caches.train.close(), () => caches.test.close());
+        sources = { train: cacheSource(caches.train, train, names), test: cacheSource(caches.test, test, names) };
       } else {
         notes.push('features recomputed by the U-Net for every batch (no feature cache)');
         const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner);
@@ -191,7 +172,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     } else {
       notes.push('DifFeed cannot use the feature cache: its first pass feeds trainable feedback networks, so the U-Net runs on every step (fresh seeded noise each epoch)');
       log(notes[notes.length - 1]!);
-      const prepared = transforms(train, loaded!.unet.info.imageSize);
+      const prepared = preparation(train, loaded!.unet.info.imageSize);
       sources = { train: imageNoiseSource(train, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }), test: imageNoiseSource(test, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }) };
     }
     const defaults = PROTOCOL_DEFAULTS[protocol];

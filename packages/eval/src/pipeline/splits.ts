@@ -1,0 +1,87 @@
+import { ConfigError, type RunnerOptions } from '@diffssl/core';
+import { openDataset } from '../data/open.js';
+import type { Dataset } from '../data/dataset.js';
+import type { BatchOptions } from '../data/batches.js';
+import type { FeatureCache } from '../cache/reader.js';
+import { createProgress, type ProgressOptions } from '../progress.js';
+import { datasetIdentity, ensureFeatureCache } from './features.js';
+import type { LoadedUNet } from './unet-source.js';
+
+/** Where the data comes from and which part of it (options shared by the commands). @public */
+export interface DataOptions {
+  /** Data directory: IDX files, or `train/` and `val/` class folders. */
+  data: string;
+  /** Keep the first N training images, in file order. */
+  trainLimit?: number;
+  /** Keep the first N test images. */
+  testLimit?: number;
+  /** A subset list (file names) of training images, for semi-supervised runs. */
+  subsetList?: string;
+  /** Class names of IDX data (default `0`..`9`). */
+  classNames?: readonly string[];
+}
+
+/** The training and test splits. @public */
+export interface Splits {
+  train: Dataset;
+  test: Dataset;
+}
+
+/**
+ * Opens the training and test splits of a data directory.
+ *
+ * @throws `ConfigError` when they have different classes; the readers' errors
+ * @public
+ */
+export async function openSplits(options: DataOptions): Promise<Splits> {
+  const classes = options.classNames ? { classes: options.classNames } : {};
+  const train = await openDataset(options.data, { split: 'train', ...classes, ...(options.trainLimit ? { limit: options.trainLimit } : {}), ...(options.subsetList ? { subsetList: options.subsetList } : {}) });
+  const test = await openDataset(options.data, { split: 'test', ...classes, ...(options.testLimit ? { limit: options.testLimit } : {}) });
+  if (train.classes.join('\n') !== test.classes.join('\n')) throw new ConfigError(`data: the training classes (${train.classes.length}) differ from the test classes (${test.classes.length})`);
+  return { train, test };
+}
+
+/** Image preparation for a model of side `size`: nothing for images of that size, crops otherwise (random for training, center for evaluation and cached features). @public */
+export function preparation(dataset: Dataset, size: number): { train: Omit<BatchOptions, 'channels' | 'epoch'>; test: Omit<BatchOptions, 'channels' | 'epoch'> } {
+  const shape = dataset.imageShape;
+  if (shape && shape[1] === size && shape[2] === size) return { train: {}, test: {} };
+  return { train: { transform: { kind: 'random-crop', size } }, test: { transform: { kind: 'center-crop', size } } };
+}
+
+/** Options of {@link cachedFeatures}. @public */
+export interface CachedFeaturesOptions extends DataOptions {
+  unet: LoadedUNet;
+  splits: Splits;
+  blocks: readonly number[];
+  timesteps: readonly number[];
+  /** Pool each block to at most this side. */
+  pool: number;
+  /** Noise draws of the training features (default 1; test features always have 1). */
+  draws?: number;
+  noiseSeed: number;
+  /** The cache root. */
+  root: string;
+  runner?: RunnerOptions;
+  progress?: ProgressOptions['mode'];
+  log?: (line: string) => void;
+}
+
+/**
+ * The U-Net features of both splits from the feature cache, extracted there
+ * first when absent. Both splits use evaluation preprocessing (no
+ * augmentation), as the reference's cached features do.
+ *
+ * @public
+ */
+export async function cachedFeatures(options: CachedFeaturesOptions): Promise<{ train: FeatureCache; test: FeatureCache }> {
+  const batch = preparation(options.splits.train, options.unet.unet.info.imageSize).test;
+  const one = async (split: 'train' | 'test', draws: number) => {
+    const dataset = options.splits[split];
+    const data = await datasetIdentity(dataset, options.data, { split, limit: (split === 'train' ? options.trainLimit : options.testLimit) ?? null, subset: split === 'train' ? options.subsetList ?? null : null, classes: dataset.classes });
+    const progress = createProgress({ label: `extract ${split}`, total: dataset.length * draws, unit: 'img', mode: options.progress ?? 'auto' });
+    const { cache, extracted } = await ensureFeatureCache({ unet: options.unet, dataset, data, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.noiseSeed, root: options.root, batch, progress, runner: options.runner });
+    options.log?.(`features (${split}): ${extracted ? 'extracted to' : 'read from'} the feature cache ${cache.directory}`);
+    return cache;
+  };
+  return { train: await one('train', options.draws ?? 1), test: await one('test', 1) };
+}
