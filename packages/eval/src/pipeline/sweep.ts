@@ -7,7 +7,7 @@ import { ridgeProbe } from '../probes/ridge.js';
 import type { ProgressOptions } from '../progress.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { PROTOCOL_DEFAULTS } from '../protocols/protocol.js';
-import { writeSweepReport, type SweepCell, type SweepReport } from '../report/sweep-report.js';
+import { bestSweepCell, writeSweepReport, type SweepCell, type SweepReport } from '../report/sweep-report.js';
 import { trainClassifier } from '../training/trainer.js';
 import { defaultCacheDirectory } from './run.js';
 import { cacheSource } from './sources.js';
@@ -132,6 +132,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
     }
   }
   const sweep: SweepReport = { scorer, blocks: [...blocks], timesteps: [...options.timesteps], cells, settings: { checkpoint: options.checkpoint, config: options.config, data: options.data, trainLimit: options.trainLimit ?? null, testLimit: options.testLimit ?? null, prePoolSize, seed: options.seed ?? 0 } };
+  sweep.best = bestSweepCell(sweep);
   await writeSweepReport(options.out, sweep);
   return sweep;
 }

@@ -1,0 +1,161 @@
+/**
+ * `pnpm bench:fashion`: protocol FM-10k (docs/results/fashion-mnist.md) for
+ * every protocol on the embedded Fashion-MNIST U-Net and data, beside the
+ * reference implementation's accuracies:
+ * pixels and the random U-Net; the GD(L) sweep over every block x t in
+ * {10, 50, 150}; GD(L) at the best cell; the attention head; DifFormer (the
+ * top 3 blocks at the best t, at the best two t); DifFeed (3 epochs, feedback
+ * from decoder blocks 11, 13, 15, 17 into 9, 7, 5, 3), with the attention head
+ * at 3 epochs beside it.
+ *
+ * Writes docs/results/fashion-mnist.md and its SVG charts. Runs are kept in
+ * `$DIFFSSL_BENCH_DIR` (default .bench/fashion): a finished run is not
+ * repeated, a killed one resumes from its last epoch.
+ */
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FASHION_MNIST_CLASSES, runProtocol, runSweep, type RunOptions, type RunReport, type SweepReport } from '../src/index.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const work = process.env.DIFFSSL_BENCH_DIR ?? join(root, '.bench', 'fashion');
+const results = join(root, 'docs', 'results');
+const charts = join(results, 'fashion-mnist');
+const model = { checkpoint: join(root, 'assets/models/adm-fm28/adm-fm28.pt'), config: join(root, 'assets/models/adm-fm28/flags.json') };
+const data = { data: join(root, 'assets/data/fashion-mnist-10k'), classNames: FASHION_MNIST_CLASSES };
+const cacheDirectory = join(work, 'cache');
+const log = (line: string) => console.log(line);
+
+/** The reference implementation's accuracies (reference-results.md). */
+const REFERENCE = {
+  pixels: 81.92,
+  random: 46.13,
+  attention: 85.48,
+  attention3: 79.95,
+  diffeed3: 80.68,
+  difformer: 86.13,
+  sweep: {
+    10: [48.2, 45.41, 48.22, 49.99, 55.79, 64.06, 66.7, 69.84, 71.8, 73.31, 69.11, 66.12, 64.4, 58.32, 56.4, 59.9, 46.09, 37.26, 21.03],
+    50: [47.86, 45.61, 47.39, 49.37, 54.94, 63.69, 66.84, 70.2, 72.07, 73.42, 70.06, 67.7, 66.52, 59.85, 57.38, 60.6, 45.84, 36.51, 19.69],
+    150: [46.3, 45.03, 45.91, 47.15, 51.87, 62.59, 66.9, 70.82, 72.58, 73.33, 70.63, 68.82, 68.44, 61.66, 58.0, 61.94, 46.0, 36.46, 18.73],
+  } as Record<number, number[]>,
+};
+
+interface Row {
+  name: string;
+  setting: string;
+  ours: number;
+  reference: number | null;
+  seconds: number;
+  images: number;
+}
+const rows: Row[] = [];
+
+async function run(name: string, options: Omit<RunOptions, 'out' | keyof typeof data | 'checkpoint' | 'config'>): Promise<RunReport> {
+  const out = join(work, name);
+  const done = join(out, 'report.json');
+  if (existsSync(done)) {
+    log(`${name}: finished earlier (${done})`);
+    return JSON.parse(await readFile(done, 'utf8')) as RunReport;
+  }
+  log(`${name}: running`);
+  return runProtocol({ ...model, ...data, ...options, out, resume: true, cacheDirectory, progress: 'lines', log });
+}
+
+async function copyChart(name: string, file: string): Promise<string> {
+  const target = `${name}-${file}`;
+  await copyFile(join(work, name, file), join(charts, target));
+  return `fashion-mnist/${target}`;
+}
+
+const started = performance.now();
+await mkdir(charts, { recursive: true });
+
+const pixels = await run('pixels', { protocol: 'pixels' });
+rows.push({ name: 'pixels', setting: 'Linear on the 784 raw pixels, 28 epochs', ours: pixels.top1, reference: REFERENCE.pixels, seconds: pixels.wall_seconds ?? 0, images: pixels.test_images });
+
+let sweep: SweepReport;
+const sweepFile = join(work, 'sweep', 'sweep.json');
+if (existsSync(sweepFile)) sweep = JSON.parse(await readFile(sweepFile, 'utf8')) as SweepReport;
+else sweep = await runSweep({ ...model, ...data, timesteps: [10, 50, 150], scorer: 'linear', out: join(work, 'sweep'), cacheDirectory, progress: 'lines', log });
+const sweepSeconds = sweep.cells.reduce((a, c) => a + (c.seconds ?? 0), 0);
+await copyFile(join(work, 'sweep', 'sweep.svg'), join(charts, 'sweep.svg'));
+const best = sweep.best!;
+const referenceBest = { block: 10, timestep: 50, top1: 73.42 };
+
+const linear = await run('linear-best', { protocol: 'linear', blocks: [best.block], timesteps: [best.timestep] });
+rows.push({ name: 'GD(L)', setting: `block ${best.block} at t=${best.timestep} (our sweep's best; the reference's best: block 10 at t=50), pre-pool 2`, ours: linear.top1, reference: REFERENCE.sweep[best.timestep]?.[best.block - 1] ?? null, seconds: linear.wall_seconds ?? 0, images: linear.test_images });
+
+const random = await run('random', { protocol: 'random', blocks: [10], timesteps: [50] });
+rows.push({ name: 'random U-Net', setting: 'GD(L) at block 10, t=50, freshly initialized U-Net', ours: random.top1, reference: REFERENCE.random, seconds: random.wall_seconds ?? 0, images: random.test_images });
+
+const attention = await run('attention', { protocol: 'attention', blocks: [10], timesteps: [50] });
+rows.push({ name: 'attention head', setting: 'block 10, t=50, tokens 7x7 + CLS, dim 64, 4 heads, MLP x4, 2 blocks, lr 5e-2', ours: attention.top1, reference: REFERENCE.attention, seconds: attention.wall_seconds ?? 0, images: attention.test_images });
+
+const atBest = sweep.cells.filter((cell) => cell.timestep === best.timestep).sort((a, b) => b.top1 - a.top1);
+const topBlocks = atBest.slice(0, 3).map((cell) => cell.block).sort((a, b) => a - b);
+const timestepScore = (t: number) => Math.max(...sweep.cells.filter((cell) => cell.timestep === t).map((cell) => cell.top1));
+const topTimesteps = [...sweep.timesteps].sort((a, b) => timestepScore(b) - timestepScore(a)).slice(0, 2).sort((a, b) => a - b);
+const difformer = await run('difformer', { protocol: 'difformer', blocks: topBlocks, timesteps: topTimesteps });
+rows.push({ name: 'DifFormer', setting: `blocks ${topBlocks.join(', ')} (the top 3 at t=${best.timestep}) at t=${topTimesteps.join(', ')} (the best two); the reference: blocks 8, 9, 10 at t=50, 150`, ours: difformer.top1, reference: REFERENCE.difformer, seconds: difformer.wall_seconds ?? 0, images: difformer.test_images });
+
+const attention3 = await run('attention-3-epochs', { protocol: 'attention', blocks: [10], timesteps: [50], epochs: 3 });
+rows.push({ name: 'attention head, 3 epochs', setting: 'as above, 3 epochs (beside DifFeed)', ours: attention3.top1, reference: REFERENCE.attention3, seconds: attention3.wall_seconds ?? 0, images: attention3.test_images });
+const diffeed = await run('diffeed-3-epochs', { protocol: 'diffeed', blocks: [10], timesteps: [50], feedbackFrom: [11, 13, 15, 17], epochs: 3 });
+rows.push({ name: 'DifFeed, 3 epochs', setting: 'feedback from 11, 13, 15, 17 into 9, 7, 5, 3 (C_B_R), second pass read at block 10, t=50, lr 1e-2', ours: diffeed.top1, reference: REFERENCE.diffeed3, seconds: diffeed.wall_seconds ?? 0, images: diffeed.test_images });
+
+const chartOf = async (name: string) => `![${name} training loss](${await copyChart(name, 'loss.svg')})`;
+const lossCharts = [await chartOf('attention'), await chartOf('difformer'), await chartOf('diffeed-3-epochs')];
+const confusion = `![DifFormer confusion matrix](${await copyChart('difformer', 'confusion.svg')})`;
+const percent = (value: number | null) => (value === null ? '—' : value.toFixed(2));
+const delta = (row: Row) => (row.reference === null ? '—' : `${row.ours - row.reference >= 0 ? '+' : ''}${(row.ours - row.reference).toFixed(2)}`);
+const minutes = (seconds: number) => `${(seconds / 60).toFixed(1)} min`;
+const sweepRows = sweep.blocks.map((block) => {
+  const cells = sweep.timesteps.map((t) => {
+    const ours = sweep.cells.find((cell) => cell.block === block && cell.timestep === t)?.top1;
+    const reference = REFERENCE.sweep[t]?.[block - 1];
+    return `${ours === undefined ? '—' : ours.toFixed(2)} (${reference === undefined ? '—' : reference.toFixed(2)})`;
+  });
+  return `| ${block} | ${cells.join(' | ')} |`;
+});
+const sweepDifferences = sweep.cells.map((cell) => Math.abs(cell.top1 - (REFERENCE.sweep[cell.timestep]?.[cell.block - 1] ?? cell.top1)));
+const markdown = `# Fashion-MNIST results (protocol FM-10k)
+
+Generated by \`pnpm bench:fashion\` (packages/eval/bench/fashion.ts) on ${new Date().toISOString().slice(0, 10)}, on a shared 2-core CPU
+machine (ONNX Runtime CPU provider). Total wall time ${minutes((performance.now() - started) / 1000)} for the runs made in this invocation
+(finished runs are reused).
+
+Protocol FM-10k, as the reference implementation ran it: the embedded U-Net \`assets/models/adm-fm28\` (frozen, eval mode),
+the first 10,000 training and all 10,000 test images of Fashion-MNIST (\`assets/data/fashion-mnist-10k\`), gray replicated
+to RGB, pixels / 127.5 - 1; one seeded noise draw per image and timestep for the cached features; plain SGD, batch 32
+(last partial batch dropped), StepLR(7, x0.1), PyTorch's default initialization (drawn from a seeded generator, not
+PyTorch's stream), cross-entropy; every one of the 10,000 test images scored (the reference's loader drops the last
+partial test batch; here none is dropped). Reference numbers are from the reference implementation (PyTorch, CPU, float32).
+
+## Results
+
+| run | setting | ours (top-1 %) | reference | difference | test images | wall time |
+| --- | --- | --- | --- | --- | --- | --- |
+${rows.map((row) => `| ${row.name} | ${row.setting} | ${percent(row.ours)} | ${percent(row.reference)} | ${delta(row)} | ${row.images} | ${minutes(row.seconds)} |`).join('\n')}
+
+## GD(L) sweep: linear head on 2x2-pooled block features, every block x t in {10, 50, 150}
+
+Ours (reference) top-1 %. Best cell: block ${best.block} at t=${best.timestep}, ${best.top1.toFixed(2)}% (the reference's: block ${referenceBest.block} at t=${referenceBest.timestep}, ${referenceBest.top1}%).
+Largest difference from the reference in any cell: ${Math.max(...sweepDifferences).toFixed(2)} points; mean absolute difference ${(sweepDifferences.reduce((a, b) => a + b, 0) / sweepDifferences.length).toFixed(2)} points.
+Sweep wall time ${minutes(sweepSeconds)} of head training (feature extraction of 20,000 images at all 19 blocks once per timestep comes on top).
+
+![GD(L) sweep](fashion-mnist/sweep.svg)
+
+| block | t=10 | t=50 | t=150 |
+| --- | --- | --- | --- |
+${sweepRows.join('\n')}
+
+## Training curves
+
+${lossCharts.join('\n')}
+
+${confusion}
+`;
+await writeFile(join(results, 'fashion-mnist.md'), markdown);
+console.log(markdown);
