@@ -31,7 +31,7 @@ export * from './metrics/index.js';
 export * from './probes/index.js';
 export * from './report/index.js';
 export { createProgress, formatDuration, formatRate, Progress, type ProgressOptions, type ProgressStream } from './progress.js';
-export { trainClassifier, stepLearningRate, type TrainOptions, type TrainResult, type TrainingProgress } from './training/trainer.js';
+export { evaluateClassifier, trainClassifier, stepLearningRate, type TrainOptions, type TrainResult, type TrainingProgress } from './training/trainer.js';
 export type { ClassifierGraph, ClassifierInput, ExampleSource } from './training/classifier-graph.js';
 export {
   createProtocolModel, defaultFeedbackFrom, parseProtocol, readsFrozenFeatures, DEFAULT_FEEDBACK_ARCH, DEFAULT_FUSION_ARC, PROTOCOL_DEFAULTS, PROTOCOLS,
@@ -46,5 +46,7 @@ export { defaultCacheDirectory, parseClassNames, runProtocol, type RunOptions } 
 export { runSweep, scoreCell, type Scorer, type ScoreCellOptions, type SweepOptions } from './pipeline/sweep.js';
 export { cachedFeatures, openSplits, preparation, type CachedFeaturesOptions, type DataOptions, type Splits } from './pipeline/splits.js';
 export { datasetIdentity, ensureFeatureCache, featureCacheKey, type EnsureFeatureCacheOptions } from './pipeline/features.js';
+export { extractFeatures, type ExtractOptions } from './pipeline/extract.js';
+export { evaluateSavedModel, loadSavedModel, type EvaluateOptions, type SavedModel, type SavedRunSettings } from './pipeline/saved-model.js';
 export { cacheSource, imageNoiseSource } from './pipeline/sources.js';
 export { loadUNet, readFlags, type LoadedUNet } from './pipeline/unet-source.js';

@@ -1,12 +1,27 @@
 /** The `diffssl` command line: its commands and the error policy (one line, no stack trace). */
-import { DiffSSLError, type ExecutionProvider } from '@diffssl/core';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { DiffSSLError } from '@diffssl/core';
+import { Command, CommanderError } from 'commander';
+import { registerDemoCommand } from './commands/demo.js';
+import { registerEvalCommand } from './commands/evaluate.js';
+import { registerExportCommand } from './commands/export.js';
+import { registerExtractCommand } from './commands/extract.js';
 import { headStep } from './commands/head-step.js';
+import { numberOption, parseProviders } from './commands/options.js';
+import { registerProbeCommand } from './commands/probe.js';
+import { registerSweepCommand } from './commands/sweep.js';
+import { registerTrainCommand } from './commands/train.js';
 import { unetRun } from './commands/unet-run.js';
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
   const program = new Command('diffssl').description('DiffSSL: diffusion U-Net features, heads, DifFormer and DifFeed on ONNX Runtime').exitOverride().showHelpAfterError(false);
+  registerTrainCommand(program);
+  registerEvalCommand(program);
+  registerExtractCommand(program);
+  registerSweepCommand(program);
+  registerProbeCommand(program);
+  registerExportCommand(program);
+  registerDemoCommand(program);
   program
     .command('unet-run')
     .description('run a guided-diffusion U-Net on noised inputs and write block outputs, to compare with a reference implementation')
@@ -35,7 +50,7 @@ export function buildProgram(): Command {
     .requiredOption('--head <head.json>', 'the head: {"kind":"linear"|"fusion"|"layers", ...} with the reference\'s argument names')
     .requiredOption('--params <params.safetensors>', 'parameters under the reference\'s names')
     .requiredOption('--input <input.safetensors>', 'labels (int64 [B]) and input [B,C,H,W] or t{T}/block{NN}')
-    .requiredOption('--lr <number>', 'learning rate of the SGD step', parseNumber('--lr'))
+    .requiredOption('--lr <number>', 'learning rate of the SGD step', numberOption('--lr'))
     .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name>, buffer_after/<name>')
     .option('--provider <list>', 'execution providers in order, comma-separated', 'cpu')
     .action(async (options: { head: string; params: string; input: string; lr: number; out: string; provider: string }) => {
@@ -43,19 +58,6 @@ export function buildProgram(): Command {
       process.stderr.write(`wrote ${names.length} tensors to ${options.out}\n`);
     });
   return program;
-}
-
-/** A commander argument parser for a finite number, with a one-line error naming the option. */
-function parseNumber(option: string): (value: string) => number {
-  return (value) => {
-    const number = Number(value);
-    if (value.trim() === '' || !Number.isFinite(number)) throw new InvalidArgumentError(`${option}: expected a number; found '${value}'`);
-    return number;
-  };
-}
-
-function parseProviders(list: string): ExecutionProvider[] {
-  return list.split(',').map((p) => p.trim()) as ExecutionProvider[];
 }
 
 /** Runs the CLI; returns the exit code. Errors are one line, never a stack trace. */

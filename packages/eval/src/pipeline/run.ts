@@ -19,6 +19,7 @@ import type { ExampleSource } from '../training/classifier-graph.js';
 import { trainClassifier, type TrainingProgress } from '../training/trainer.js';
 import { cacheSource, imageNoiseSource } from './sources.js';
 import { cachedFeatures, openSplits, preparation, type DataOptions } from './splits.js';
+import type { SavedRunSettings } from './saved-model.js';
 import { loadUNet, type LoadedUNet } from './unet-source.js';
 
 /** Options of {@link runProtocol} (the `diffssl train` command). @public */
@@ -211,8 +212,19 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     });
     if (result.resumedFromEpoch !== undefined) log(`resumed from the checkpoint after epoch ${result.resumedFromEpoch}`);
     const weights = new Map<string, HostTensor>(model.modules().flatMap((module) => [...module.stateDict()]));
-    const recorded = { ...settings, checkpoint: options.checkpoint ?? null, config: options.config ?? null, data: options.data, trainLimit: options.trainLimit ?? null, testLimit: options.testLimit ?? null, epochs, learningRate: options.learningRate ?? defaults.learningRate, batchSize: options.batchSize ?? 32, seed, draws: options.draws ?? 1 };
-    await writeFileAtomic(join(options.out, 'model.safetensors'), writeSafetensors(weights, { protocol, settings: JSON.stringify(recorded) }));
+    const training = { epochs, learningRate: options.learningRate ?? defaults.learningRate, batchSize: options.batchSize ?? 32, momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0, lrStep: options.lrStep ?? 7, lrGamma: options.lrGamma ?? 0.1, seed, draws: options.draws ?? 1 };
+    const saved: SavedRunSettings = {
+      model: settings,
+      checkpoint: protocol === 'pixels' || protocol === 'random' ? null : options.checkpoint ?? null,
+      config: protocol === 'pixels' ? null : options.config ?? null,
+      data: { data: options.data, ...(options.trainLimit ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit ? { testLimit: options.testLimit } : {}), ...(options.subsetList ? { subsetList: options.subsetList } : {}) },
+      classNames: [...train.classes],
+      imageShape: imageShape ? [imageShape[0], imageShape[1], imageShape[2]] : null,
+      noiseSeed,
+      training,
+    };
+    await writeFileAtomic(join(options.out, 'model.safetensors'), writeSafetensors(weights, { protocol, run: JSON.stringify(saved) }));
+    const recorded = { ...settings, checkpoint: saved.checkpoint, config: saved.config, ...saved.data, ...training };
     const report: RunReport = {
       protocol,
       ...reportFieldsFromMetrics(result.metrics),

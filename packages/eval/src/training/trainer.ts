@@ -181,16 +181,36 @@ async function compileEvaluator(model: ClassifierGraph, runner?: RunnerOptions):
   return { runner: await createRunner(compileModel({ outputs: { logits }, weightsAsInputs: used }), runner), weights: used.map((weight) => weight.name!) };
 }
 
+/**
+ * Scores a classifier (in eval mode, with its modules' current values) on
+ * every example of a source, the last partial batch included.
+ *
+ * @returns the metrics over all examples
+ * @public
+ */
+export async function evaluateClassifier(
+  model: ClassifierGraph,
+  source: ExampleSource,
+  options: { batchSize?: number; runner?: RunnerOptions; onProgress?: TrainOptions['onProgress'] } = {},
+): Promise<ClassificationMetrics> {
+  const evaluator = await compileEvaluator(model, options.runner);
+  try {
+    return await evaluate(evaluator, undefined, model, source, options.batchSize ?? 32, 0, options.onProgress);
+  } finally {
+    await evaluator.runner.release();
+  }
+}
+
 async function evaluate(
   evaluator: Evaluator,
-  step: ModuleTrainStep,
+  step: ModuleTrainStep | undefined,
   model: ClassifierGraph,
   test: ExampleSource,
   batchSize: number,
   epoch: number,
   onProgress: TrainOptions['onProgress'],
 ): Promise<ClassificationMetrics> {
-  const state = step.state();
+  const state = step?.state() ?? new Map<string, HostTensor>();
   const moduleTensors = new Map(model.modules().flatMap((module) => module.namedTensors()));
   const weights: Record<string, HostTensor> = {};
   for (const name of evaluator.weights) weights[name] = state.get(name) ?? moduleTensors.get(name)!.value;

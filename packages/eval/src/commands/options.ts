@@ -1,0 +1,79 @@
+import type { ExecutionProvider, RunnerOptions } from '@diffssl/core';
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseClassNames } from '../pipeline/run.js';
+import type { ProgressOptions } from '../progress.js';
+
+/** A commander parser for a finite number, with a one-line error naming the option. */
+export function numberOption(option: string): (value: string) => number {
+  return (value) => {
+    const number = Number(value);
+    if (value.trim() === '' || !Number.isFinite(number)) throw new InvalidArgumentError(`${option}: expected a number; found '${value}'`);
+    return number;
+  };
+}
+
+/** A commander parser for a positive integer. */
+export function positiveIntegerOption(option: string): (value: string) => number {
+  return (value) => {
+    const number = Number(value);
+    if (!/^\d+$/.test(value.trim()) || number <= 0) throw new InvalidArgumentError(`${option}: expected a positive integer; found '${value}'`);
+    return number;
+  };
+}
+
+/** A commander parser for a non-negative integer (seeds, timesteps). */
+export function integerOption(option: string): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError(`${option}: expected a non-negative integer; found '${value}'`);
+    return Number(value);
+  };
+}
+
+/** A commander parser for a comma-separated list of non-negative integers. */
+export function integerListOption(option: string): (value: string) => number[] {
+  return (value) => {
+    const parts = value.split(',').map((part) => part.trim());
+    if (parts.some((part) => !/^\d+$/.test(part))) throw new InvalidArgumentError(`${option}: expected integers separated by commas (e.g. 8,9,10); found '${value}'`);
+    return parts.map(Number);
+  };
+}
+
+/** Execution providers from `cuda,cpu`. */
+export function parseProviders(list: string): ExecutionProvider[] {
+  return list.split(',').map((p) => p.trim()) as ExecutionProvider[];
+}
+
+/** The options every data-reading command takes. */
+export function dataOptions(command: Command, options: { required?: boolean } = {}): Command {
+  const add = options.required === false ? command.option.bind(command) : command.requiredOption.bind(command);
+  return add('--data <dir>', 'data: IDX files (MNIST names, gzipped or not) or train/<class>/ and val/<class>/ image folders')
+    .option('--train-limit <N>', 'use the first N training images (file order)', positiveIntegerOption('--train-limit'))
+    .option('--test-limit <N>', 'use the first N test images', positiveIntegerOption('--test-limit'))
+    .option('--subset-list <file>', 'training images to use, one file name per line (semi-supervised runs)')
+    .option('--class-names <names>', "class names of IDX data: 'fashion-mnist' or names separated by commas", parseClassNames);
+}
+
+/** The options of commands that run a U-Net. */
+export function unetOptions(command: Command): Command {
+  return command
+    .option('--checkpoint <file>', 'U-Net weights: .pt/.pth (torch zip) or .safetensors')
+    .option('--config <flags.json|preset>', 'guided-diffusion flags (a JSON file) or a preset name such as 256x256_diffusion_uncond');
+}
+
+/** Session and display options. */
+export function runtimeOptions(command: Command): Command {
+  return command
+    .option('--provider <list>', 'execution providers in order, comma-separated (cuda, webgpu, cpu)', 'cuda,cpu')
+    .option('--threads <N>', 'threads inside one op (default: ONNX Runtime\'s choice)', positiveIntegerOption('--threads'))
+    .option('--quiet', 'no progress bars or status lines');
+}
+
+/** Session options from the runtime options. */
+export function runnerOf(options: { provider?: string; threads?: number }): RunnerOptions {
+  return { executionProviders: parseProviders(options.provider ?? 'cuda,cpu'), ...(options.threads ? { intraOpThreads: options.threads } : {}) };
+}
+
+/** Progress mode and status-line writer from the runtime options. */
+export function displayOf(options: { quiet?: boolean }): { progress: ProgressOptions['mode']; log: (line: string) => void } {
+  return options.quiet ? { progress: 'off', log: () => {} } : { progress: 'auto', log: (line) => process.stderr.write(`${line}\n`) };
+}

@@ -1,0 +1,111 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConfigError, readSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
+import { createProtocolModel, readsFrozenFeatures, type ProtocolModel, type ProtocolSettings } from '../protocols/protocol.js';
+import { FeatureHeadClassifier } from '../protocols/feature-head.js';
+import { pixelSource } from '../protocols/pixels.js';
+import type { ClassificationMetrics } from '../metrics/classification.js';
+import type { ProgressOptions } from '../progress.js';
+import { evaluateClassifier } from '../training/trainer.js';
+import { cacheSource, imageNoiseSource } from './sources.js';
+import { cachedFeatures, openSplits, preparation, type DataOptions } from './splits.js';
+import { loadUNet, type LoadedUNet } from './unet-source.js';
+
+/** What `model.safetensors` records about the run that trained it. @public */
+export interface SavedRunSettings {
+  /** The protocol's model settings. */
+  model: ProtocolSettings;
+  checkpoint: string | null;
+  config: string | null;
+  /** The data the model was trained on, and how it was selected. */
+  data: DataOptions;
+  /** Class names in logit order. */
+  classNames: string[];
+  /** [C, H, W] of the raw images (the pixel baseline reads them). */
+  imageShape: [number, number, number] | null;
+  /** Noise seed of the features. */
+  noiseSeed: number;
+  /** Training settings, for the record. */
+  training: Record<string, unknown>;
+}
+
+/** A trained model read back: the rebuilt model with its weights, and its settings. @public */
+export interface SavedModel {
+  model: ProtocolModel;
+  settings: SavedRunSettings;
+  unet: LoadedUNet | undefined;
+}
+
+/**
+ * Reads a model a run saved (`<dir>/model.safetensors`: weights under the
+ * reference's names, run settings in the metadata) and rebuilds it.
+ *
+ * @param path - the run's output folder, or the model.safetensors file
+ * @throws `ConfigError` for a file without run settings; `StateDictMismatchError` when the weights do not fit
+ * @public
+ */
+export async function loadSavedModel(path: string): Promise<SavedModel> {
+  const file = path.endsWith('.safetensors') ? path : join(path, 'model.safetensors');
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (cause) {
+    throw new ConfigError(`--model: cannot read ${file}: ${(cause as Error).message}`);
+  }
+  const { tensors, metadata } = readSafetensors(bytes);
+  if (!metadata.run) throw new ConfigError(`--model: ${file} holds no run settings (it was not written by diffssl train)`);
+  const settings = JSON.parse(metadata.run) as SavedRunSettings;
+  const unet = settings.model.protocol === 'pixels' ? undefined : await loadUNet({ config: settings.config!, ...(settings.model.protocol === 'random' ? { randomInit: { seed: settings.model.seed ?? 0 } } : { checkpoint: settings.checkpoint! }) });
+  const model = createProtocolModel(settings.model, unet?.unet, settings.imageShape ?? undefined);
+  const weights = new Map<string, HostTensor>(tensors);
+  for (const module of model.modules()) {
+    const own = new Set(module.stateDict().keys());
+    module.loadStateDict(new Map([...weights].filter(([name]) => own.has(name))));
+  }
+  return { model, settings, unet };
+}
+
+/** Options of {@link evaluateSavedModel}. @public */
+export interface EvaluateOptions {
+  /** The run's output folder or its model.safetensors. */
+  model: string;
+  /** Other data to evaluate on (default: the training run's data); same classes. */
+  data?: DataOptions;
+  cacheDirectory: string;
+  batchSize?: number;
+  runner?: RunnerOptions;
+  progress?: ProgressOptions['mode'];
+  log?: (line: string) => void;
+}
+
+/**
+ * Evaluates a trained model on every test image of its data (or of other
+ * data with the same classes).
+ *
+ * @returns the metrics and the model's settings
+ * @public
+ */
+export async function evaluateSavedModel(options: EvaluateOptions): Promise<{ metrics: ClassificationMetrics; saved: SavedModel }> {
+  const saved = await loadSavedModel(options.model);
+  const { model, settings, unet } = saved;
+  const data = { ...settings.data, classNames: settings.classNames, ...options.data };
+  const splits = await openSplits(data);
+  if (splits.test.classes.join('\n') !== settings.classNames.join('\n')) throw new ConfigError(`--data: its classes (${splits.test.classes.join(', ')}) are not the model's (${settings.classNames.join(', ')})`);
+  let source;
+  const cleanups: (() => Promise<void>)[] = [];
+  if (settings.model.protocol === 'pixels') {
+    source = pixelSource(splits.test);
+  } else if (readsFrozenFeatures(settings.model.protocol)) {
+    const head = model as FeatureHeadClassifier;
+    const caches = await cachedFeatures({ ...data, unet: unet!, splits, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, noiseSeed: settings.noiseSeed, root: options.cacheDirectory, progress: options.progress, log: options.log });
+    cleanups.push(() => caches.train.close(), () => caches.test.close());
+    source = cacheSource(caches.test, splits.test, [...head.features.keys()]);
+  } else {
+    source = imageNoiseSource(splits.test, { timesteps: model.timesteps, noiseSeed: settings.noiseSeed, test: preparation(splits.test, unet!.unet.info.imageSize).test });
+  }
+  try {
+    return { metrics: await evaluateClassifier(model, source, { batchSize: options.batchSize, runner: options.runner }), saved };
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+  }
+}
