@@ -15,6 +15,8 @@ import { unetRun } from './commands/unet-run.js';
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
   const program = new Command('diffssl').description('DiffSSL: diffusion U-Net features, heads, DifFormer and DifFeed on ONNX Runtime').exitOverride().showHelpAfterError(false);
+  // Commander's errors on one line (an unknown option and its suggestion together); subcommands inherit this.
+  program.configureOutput({ writeErr: (text) => process.stderr.write(text), outputError: (text, write) => write(`${text.trimEnd().replace(/\s*\n\s*/g, ' ')}\n`) });
   registerTrainCommand(program);
   registerEvalCommand(program);
   registerExtractCommand(program);
@@ -63,7 +65,6 @@ export function buildProgram(): Command {
 /** Runs the CLI; returns the exit code. Errors are one line, never a stack trace. */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
-  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;

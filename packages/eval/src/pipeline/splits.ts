@@ -1,4 +1,4 @@
-import { ConfigError, type RunnerOptions } from '@diffssl/core';
+import { ConfigError, ShapeError, type RunnerOptions } from '@diffssl/core';
 import { openDataset } from '../data/open.js';
 import type { Dataset } from '../data/dataset.js';
 import type { BatchOptions } from '../data/batches.js';
@@ -41,10 +41,23 @@ export async function openSplits(options: DataOptions): Promise<Splits> {
   return { train, test };
 }
 
-/** Image preparation for a model of side `size`: nothing for images of that size, crops otherwise (random for training, center for evaluation and cached features). @public */
+/**
+ * Image preparation for a model of side `size`. Images of one fixed size
+ * (IDX files, arrays) are used as they are and must have the model's size;
+ * image folders get the reference's crops (random for training, center for
+ * evaluation and cached features).
+ *
+ * @throws `ShapeError` for fixed-size images of another size (nothing resizes them)
+ * @public
+ */
 export function preparation(dataset: Dataset, size: number): { train: Omit<BatchOptions, 'channels' | 'epoch'>; test: Omit<BatchOptions, 'channels' | 'epoch'> } {
   const shape = dataset.imageShape;
-  if (shape && shape[1] === size && shape[2] === size) return { train: {}, test: {} };
+  if (shape) {
+    if (shape[1] !== size || shape[2] !== size) {
+      throw new ShapeError(`data: the images are ${shape[1]}x${shape[2]} and are not resized (IDX and array data are used as they are); the U-Net takes ${size}x${size}`);
+    }
+    return { train: {}, test: {} };
+  }
   return { train: { transform: { kind: 'random-crop', size } }, test: { transform: { kind: 'center-crop', size } } };
 }
 
