@@ -4,6 +4,7 @@ import { isBuiltin } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
+import { ASSET_VERSION } from './src/assets.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -39,10 +40,17 @@ function noNodeBuiltins(): Plugin {
   };
 }
 
-/** Runs scripts/prepare.ts when public/generated/ is missing (a fresh clone's first `vite` or `vite build`). */
+/** Whether public/generated/ holds a complete set of this version's files. */
+function generatedCurrent(): boolean {
+  const manifest = `${here}public/generated/manifest.json`;
+  if (!existsSync(manifest)) return false;
+  return (JSON.parse(readFileSync(manifest, 'utf8')) as { version?: unknown }).version === ASSET_VERSION;
+}
+
+/** Runs scripts/prepare.ts when public/generated/ is missing or stale (a fresh clone's first `vite` or `vite build`). */
 function generatedAssets(): Plugin {
   const ensure = () => {
-    if (existsSync(`${here}public/generated/manifest.json`)) return;
+    if (generatedCurrent()) return;
     const result = spawnSync(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', 'scripts/prepare.ts'], { cwd: here, stdio: 'inherit' });
     if (result.status !== 0) throw new Error(`scripts/prepare.ts failed (exit ${String(result.status)})`);
   };

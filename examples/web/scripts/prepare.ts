@@ -126,6 +126,7 @@ async function main(): Promise<void> {
     const example = await test.get(i);
     const file = `samples/test-${String(i).padStart(5, '0')}.png`;
     await sharp(Buffer.from(example.image.contiguous().data as Uint8Array), { raw: { width: 28, height: 28, channels: 1 } })
+      .toColourspace('b-w') // an 8-bit gray PNG (colour type 0), as Fashion-MNIST is
       .png()
       .toFile(join(output, file));
     samples.push({ file, label, className: FASHION_MNIST_CLASSES[label]!, testIndex: i });

@@ -1,7 +1,7 @@
 // What `scripts/prepare.ts` writes into public/generated/ and the page reads (shared by both).
 
 /** Bump when the generated files change, so that stale ones are rebuilt. */
-export const ASSET_VERSION = 1;
+export const ASSET_VERSION = 2;
 
 /** Folder of the generated files, relative to the page. */
 export const GENERATED = 'generated/';

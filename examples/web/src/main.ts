@@ -16,12 +16,13 @@ export interface PageState {
   classifications: number;
   last?: { source: string; gray: number[]; predicted: { index: number; name: string; probability: number }; probabilities: number[]; ms: number; provider: string };
   training?: {
+    head: TabHeadKind;
     state: 'loading' | 'extracting' | 'training' | 'done' | 'error';
     error?: string;
     losses: number[];
     downloadMs?: number;
     extraction?: { images: number; ms: number; imagesPerSecond: number; provider: string };
-    result?: Omit<TabTrainingResult, 'losses'>;
+    result?: Omit<TabTrainingResult, 'losses' | 'predictions' | 'weights'>;
   };
 }
 
@@ -131,7 +132,8 @@ async function loadModel(): Promise<void> {
   const loadMs = performance.now() - start;
   state.model = { provider: classifier.provider, providerNotes: classifier.providerNotes, bytes: classifier.bytes, fetchMs: classifier.fetchMs, sessionMs: classifier.sessionMs, loadMs };
   state.classifierReady = true;
-  const notes = classifier.providerNotes.length > 0 ? ` (${classifier.providerNotes.join('; ')})` : '';
+  const notes = classifier.providerNotes.length > 0 ? ' (WebGPU is unavailable in this browser)' : '';
+  element('model-status').title = classifier.providerNotes.join('\n');
   element('model-status').textContent =
     `Classifier ready: ${classifier.info.protocol} head on block ${String(classifier.info.settings.blocks)} at t=${classifier.info.timesteps.join(',')}, ` +
     `${(classifier.bytes / 1e6).toFixed(1)} MB, loaded in ${format(loadMs)} (download ${format(classifier.fetchMs)}, session ${format(classifier.sessionMs)}) ` +
@@ -142,13 +144,14 @@ async function loadModel(): Promise<void> {
 
 let tabData: TabData | undefined;
 let tabFeatures: HostTensor<'float32'> | undefined;
+let tabExtraction: NonNullable<PageState['training']>['extraction'];
 const yieldToPage = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 async function train(head: TabHeadKind, epochs: number, learningRate: number): Promise<void> {
   const status = element('train-status');
   const curve = element('loss-curve');
   const losses: number[] = [];
-  const training: NonNullable<PageState['training']> = { state: 'loading', losses };
+  const training: NonNullable<PageState['training']> = { head, state: 'loading', losses };
   state.training = training;
   element('train-result').textContent = '';
   curve.innerHTML = '';
@@ -180,9 +183,10 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
     });
     tabData = data;
     tabFeatures = extracted.features;
-    training.extraction = { images: count, ms: extracted.ms, imagesPerSecond: count / (extracted.ms / 1000), provider: extracted.provider };
+    tabExtraction = { images: count, ms: extracted.ms, imagesPerSecond: count / (extracted.ms / 1000), provider: extracted.provider };
   }
-  const extraction = training.extraction;
+  // Features are extracted once per page; later runs train on them again.
+  const extraction = (training.extraction = tabExtraction);
   training.state = 'training';
   let lastDraw = 0;
   const result = await trainTabHead(tabFeatures, tabData.labels, tabData.trainCount, {
@@ -203,7 +207,7 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
       }
     },
   });
-  const { losses: _losses, ...rest } = result;
+  const { losses: _losses, predictions: _predictions, weights: _weights, ...rest } = result;
   training.result = rest;
   training.state = 'done';
   curve.innerHTML = lossCurveSvg(losses, 480, 200, result.steps);
@@ -226,7 +230,7 @@ element<HTMLFormElement>('train-form').addEventListener('submit', (event) => {
       await train(head, epochs, learningRate);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      state.training = { ...(state.training ?? { losses: [] }), state: 'error', error: message };
+      state.training = { ...(state.training ?? { head, losses: [] }), state: 'error', error: message };
       element('train-status').innerHTML = `<span class="error">${message}</span>`;
       console.error(error);
     } finally {

@@ -109,6 +109,10 @@ export interface TabTrainingResult {
   compileMs: number;
   provider: string;
   parameters: number;
+  /** Predicted class of each held-out image, in order. */
+  predictions: number[];
+  /** The trained head's weights (PyTorch names). */
+  weights: Map<string, HostTensor>;
 }
 
 function createHead(kind: TabHeadKind, channels: number, seed: number): Module & { forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor } {
@@ -191,16 +195,15 @@ export async function trainTabHead(features: HostTensor<'float32'>, labels: read
   const evalContext = new BuildContext(evalGraph, head, { mode: 'eval' });
   const logits = head.forward(evalContext, evalGraph.input('x', 'float32', ['batch', channels, height, width]));
   const runner = await createRunner(compileModel({ outputs: { logits }, name: 'tab_head' }), options.runner);
-  let correct = 0;
   const heldOut = Array.from({ length: count - trainCount }, (_, i) => trainCount + i);
+  let predictions: number[];
   try {
     const output = (await runner.run({ x: rows(features, heldOut) })).logits!;
-    argmaxRows(output.toArray(), heldOut.length).forEach((predicted, i) => {
-      if (predicted === labels[heldOut[i]!]) correct++;
-    });
+    predictions = argmaxRows(output.toArray(), heldOut.length);
   } finally {
     await runner.release();
   }
+  const correct = predictions.filter((predicted, i) => predicted === labels[heldOut[i]!]).length;
   return {
     losses,
     epochLosses,
@@ -213,5 +216,7 @@ export async function trainTabHead(features: HostTensor<'float32'>, labels: read
     compileMs,
     provider: step.provider,
     parameters: head.parameterCount(),
+    predictions,
+    weights: head.stateDict(),
   };
 }
