@@ -60,8 +60,9 @@ function generatedAssets(): Plugin {
 export default defineConfig({
   // Relative asset URLs, so that the build works from any folder it is served from.
   base: './',
-  // The workspace packages resolve to their TypeScript sources (their browser entries).
-  resolve: { conditions: ['@diffssl/source', ...defaultClientConditions] },
+  // The workspace packages resolve to their TypeScript sources (their browser entries); with
+  // DIFFSSL_WEB_PACKAGES=dist, to their built files as a consumer gets them (run `pnpm build` first).
+  resolve: { conditions: process.env.DIFFSSL_WEB_PACKAGES === 'dist' ? [...defaultClientConditions] : ['@diffssl/source', ...defaultClientConditions] },
   // onnxruntime-web loads its WASM glue relative to its own module; pre-bundling would move it.
   optimizeDeps: { exclude: ['onnxruntime-web'] },
   build: { target: 'es2022', chunkSizeWarningLimit: 1024, reportCompressedSize: false },
