@@ -1,0 +1,252 @@
+// The page: classify with the exported model, and train a head in the tab.
+import type { GuidedDiffusionFlags } from '@diffssl/unet';
+import { GENERATED, SUBSET_FILE, type SampleEntry } from './assets.js';
+import { lossCurveSvg } from './chart.js';
+import { classify, loadClassifier, type Classification, type LoadedClassifier } from './classifier.js';
+import { configureOrt } from './ort-setup.js';
+import { centerSquare, grayFromRgba } from './pixels.js';
+import { extractTabFeatures, readTabData, trainTabHead, unetFromBytes, type TabData, type TabHeadKind, type TabTrainingResult } from './tab-training.js';
+import type { HostTensor } from '@diffssl/core';
+
+/** What the page did, for people reading the console and for the end-to-end test. */
+export interface PageState {
+  classifierReady: boolean;
+  error?: string;
+  model?: { provider: string; providerNotes: string[]; bytes: number; fetchMs: number; sessionMs: number; loadMs: number };
+  classifications: number;
+  last?: { source: string; gray: number[]; predicted: { index: number; name: string; probability: number }; probabilities: number[]; ms: number; provider: string };
+  training?: {
+    head: TabHeadKind;
+    state: 'loading' | 'extracting' | 'training' | 'done' | 'error';
+    error?: string;
+    losses: number[];
+    downloadMs?: number;
+    extraction?: { images: number; ms: number; imagesPerSecond: number; provider: string };
+    result?: Omit<TabTrainingResult, 'losses' | 'predictions' | 'weights'>;
+  };
+}
+
+declare global {
+  interface Window {
+    diffsslPage: PageState;
+  }
+}
+
+const state: PageState = { classifierReady: false, classifications: 0 };
+window.diffsslPage = state;
+
+const element = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const base = new URL(GENERATED, document.baseURI).href;
+const format = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+
+let classifier: LoadedClassifier | undefined;
+let busy = Promise.resolve();
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`fetch ${url}: ${response.status} ${response.statusText}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** Decodes an image, center-crops it square and draws it at size x size, returning its gray levels. */
+async function grayOf(blob: Blob, size: number, invert: boolean): Promise<Uint8Array> {
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  const canvas = document.createElement('canvas');
+  canvas.width = size;
+  canvas.height = size;
+  const context = canvas.getContext('2d', { willReadFrequently: true })!;
+  // Transparent areas become the background Fashion-MNIST has after inversion: black.
+  context.fillStyle = invert ? '#fff' : '#000';
+  context.fillRect(0, 0, size, size);
+  context.imageSmoothingQuality = 'high';
+  const { x, y, side } = centerSquare(bitmap.width, bitmap.height);
+  context.drawImage(bitmap, x, y, side, side, 0, 0, size, size);
+  bitmap.close();
+  const gray = grayFromRgba(context.getImageData(0, 0, size, size).data);
+  if (invert) for (let i = 0; i < gray.length; i++) gray[i] = 255 - gray[i]!;
+  return gray;
+}
+
+function showPreview(gray: Uint8Array, size: number): void {
+  const canvas = element<HTMLCanvasElement>('preview');
+  canvas.width = size;
+  canvas.height = size;
+  const image = new ImageData(size, size);
+  gray.forEach((v, p) => image.data.set([v, v, v, 255], 4 * p));
+  canvas.getContext('2d')!.putImageData(image, 0, 0);
+}
+
+function showClassification(result: Classification, source: string, truth?: string): void {
+  const best = result.top[0]!;
+  const verdict = truth === undefined ? '' : best.name === truth ? ' ✓' : ` (true class: ${truth})`;
+  element('prediction').textContent = `${best.name}: ${(100 * best.probability).toFixed(1)}%${verdict}`;
+  element('top-classes').innerHTML = result.top
+    .map((c) => `<tr><td>${c.name}</td><td>${(100 * c.probability).toFixed(2)}%</td><td><span class="bar" style="width:${Math.max(1, Math.round(160 * c.probability))}px"></span></td></tr>`)
+    .join('');
+  element('classify-timing').textContent = `${source}: classified in ${format(result.ms)} on ${classifier!.provider} (model loaded in ${format(state.model!.loadMs)}).`;
+}
+
+async function classifyBlob(blob: Blob, source: string, invert: boolean, truth?: string): Promise<void> {
+  if (!classifier) return;
+  const { imageSize } = classifier.info;
+  const gray = await grayOf(blob, imageSize, invert);
+  showPreview(gray, imageSize);
+  const result = await classify(classifier, gray);
+  state.classifications++;
+  state.last = { source, gray: [...gray], predicted: result.top[0]!, probabilities: result.probabilities, ms: result.ms, provider: classifier.provider };
+  showClassification(result, source, truth);
+}
+
+function run(task: () => Promise<void>): void {
+  busy = busy.then(task).catch((error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    state.error = message;
+    element('classify-timing').innerHTML = `<span class="error">${message}</span>`;
+    console.error(error);
+  });
+}
+
+async function loadSamples(): Promise<void> {
+  const samples = (await (await fetch(`${base}samples.json`)).json()) as SampleEntry[];
+  const gallery = element('samples');
+  for (const sample of samples) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.title = `${sample.className} (test image ${sample.testIndex})`;
+    button.dataset.file = sample.file;
+    button.innerHTML = `<img src="${base}${sample.file}" alt="${sample.className}" width="28" height="28" />`;
+    button.addEventListener('click', () => {
+      for (const other of gallery.querySelectorAll('button')) other.setAttribute('aria-pressed', String(other === button));
+      run(async () => {
+        const blob = await (await fetch(`${base}${sample.file}`)).blob();
+        await classifyBlob(blob, sample.file, false, sample.className);
+      });
+    });
+    gallery.append(button);
+  }
+}
+
+async function loadModel(): Promise<void> {
+  const start = performance.now();
+  classifier = await loadClassifier(`${base}classifier`);
+  const loadMs = performance.now() - start;
+  state.model = { provider: classifier.provider, providerNotes: classifier.providerNotes, bytes: classifier.bytes, fetchMs: classifier.fetchMs, sessionMs: classifier.sessionMs, loadMs };
+  state.classifierReady = true;
+  const notes = classifier.providerNotes.length > 0 ? ' (WebGPU is unavailable in this browser)' : '';
+  element('model-status').title = classifier.providerNotes.join('\n');
+  element('model-status').textContent =
+    `Classifier ready: ${classifier.info.protocol} head on block ${String(classifier.info.settings.blocks)} at t=${classifier.info.timesteps.join(',')}, ` +
+    `${(classifier.bytes / 1e6).toFixed(1)} MB, loaded in ${format(loadMs)} (download ${format(classifier.fetchMs)}, session ${format(classifier.sessionMs)}) ` +
+    `on ${classifier.provider}${notes}. Click a sample or upload an image.`;
+}
+
+// ---- training in the tab ----
+
+let tabData: TabData | undefined;
+let tabFeatures: HostTensor<'float32'> | undefined;
+let tabExtraction: NonNullable<PageState['training']>['extraction'];
+const yieldToPage = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+async function train(head: TabHeadKind, epochs: number, learningRate: number): Promise<void> {
+  const status = element('train-status');
+  const curve = element('loss-curve');
+  const losses: number[] = [];
+  const training: NonNullable<PageState['training']> = { head, state: 'loading', losses };
+  state.training = training;
+  element('train-result').textContent = '';
+  curve.innerHTML = '';
+  const runner = { executionProviders: ['wasm'] as const };
+  if (!tabData || !tabFeatures) {
+    status.textContent = 'Downloading the U-Net and the images…';
+    await configureOrt();
+    const started = performance.now();
+    const [weights, flags, subset] = await Promise.all([
+      fetchBytes(`${base}unet.safetensors`),
+      fetch(`${base}unet-flags.json`).then(async (r) => (await r.json()) as GuidedDiffusionFlags),
+      fetchBytes(`${base}${SUBSET_FILE}`),
+    ]);
+    training.downloadMs = performance.now() - started;
+    const data = readTabData(subset);
+    const unet = unetFromBytes(weights, flags);
+    training.state = 'extracting';
+    const count = data.images.shape[0]!;
+    let lastYield = performance.now();
+    const extracted = await extractTabFeatures(unet, data.images, {
+      runner,
+      onProgress: async (done, total) => {
+        status.textContent = `Extracting U-Net features (block 10, t=50, WASM): ${done}/${total} images…`;
+        if (performance.now() - lastYield > 50) {
+          await yieldToPage();
+          lastYield = performance.now();
+        }
+      },
+    });
+    tabData = data;
+    tabFeatures = extracted.features;
+    tabExtraction = { images: count, ms: extracted.ms, imagesPerSecond: count / (extracted.ms / 1000), provider: extracted.provider };
+  }
+  // Features are extracted once per page; later runs train on them again.
+  const extraction = (training.extraction = tabExtraction);
+  training.state = 'training';
+  let lastDraw = 0;
+  const result = await trainTabHead(tabFeatures, tabData.labels, tabData.trainCount, {
+    head,
+    epochs,
+    batchSize: 32,
+    learningRate,
+    momentum: 0.9,
+    seed: 0,
+    runner,
+    onStep: async (step, loss, total) => {
+      losses.push(loss);
+      if (performance.now() - lastDraw > 100 || step === total) {
+        status.textContent = `Training the ${head} head on ${tabData!.trainCount} images: step ${step}/${total}, loss ${loss.toFixed(4)}`;
+        curve.innerHTML = lossCurveSvg(losses, 480, 200, total);
+        await yieldToPage();
+        lastDraw = performance.now();
+      }
+    },
+  });
+  const { losses: _losses, predictions: _predictions, weights: _weights, ...rest } = result;
+  training.result = rest;
+  training.state = 'done';
+  curve.innerHTML = lossCurveSvg(losses, 480, 200, result.steps);
+  const extractionText = extraction ? `Features of ${extraction.images} images extracted in ${format(extraction.ms)} (${extraction.imagesPerSecond.toFixed(1)} images/s on ${extraction.provider}). ` : '';
+  status.textContent = `${extractionText}Trained ${result.steps} steps (${epochs} epochs of batch 32) in ${format(result.trainMs)}: ${result.stepsPerSecond.toFixed(1)} steps/s on ${result.provider}.`;
+  element('train-result').textContent =
+    `Held-out accuracy: ${(100 * result.accuracy).toFixed(1)}% (${result.correct}/${result.heldOut} test images). ` +
+    `Loss ${result.epochLosses[0]!.toFixed(3)} in the first epoch, ${result.epochLosses.at(-1)!.toFixed(3)} in the last. ${result.parameters} trained parameters.`;
+}
+
+element<HTMLFormElement>('train-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const button = element<HTMLButtonElement>('train-button');
+  button.disabled = true;
+  const head = element<HTMLSelectElement>('head').value as TabHeadKind;
+  const epochs = Number(element<HTMLInputElement>('epochs').value);
+  const learningRate = Number(element<HTMLInputElement>('learning-rate').value);
+  run(async () => {
+    try {
+      await train(head, epochs, learningRate);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      state.training = { ...(state.training ?? { head, losses: [] }), state: 'error', error: message };
+      element('train-status').innerHTML = `<span class="error">${message}</span>`;
+      console.error(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+});
+
+element<HTMLInputElement>('upload').addEventListener('change', (event) => {
+  const file = (event.target as HTMLInputElement).files?.[0];
+  if (!file) return;
+  run(() => classifyBlob(file, file.name, element<HTMLInputElement>('invert').checked));
+});
+
+run(async () => {
+  await configureOrt();
+  await Promise.all([loadSamples(), loadModel()]);
+  element<HTMLButtonElement>('train-button').disabled = false;
+});

@@ -1,0 +1,222 @@
+// Feature extraction with the embedded Fashion-MNIST U-Net and a head trained in the tab.
+// Imports only the packages' shared API, so it runs on onnxruntime-web in the page and on
+// onnxruntime-node in the unit test.
+import {
+  BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, FormatError, Graph, HostTensor, readSafetensors, sgd, type Module, type RunnerOptions, type SymbolicTensor,
+} from '@diffssl/core';
+import { AttentionHead, LinearHead } from '@diffssl/pool';
+import { AdmUNet, createFeatureExtractor, featureKey, type GuidedDiffusionFlags } from '@diffssl/unet';
+import { argmaxRows } from './pixels.js';
+
+/** The U-Net block and timestep the tab reads (the classifier's too). */
+export const TAB_BLOCK = 10;
+export const TAB_TIMESTEP = 50;
+
+/** Heads the tab can train. */
+export type TabHeadKind = 'linear' | 'attention';
+
+/** The attention head of the tab: 49 tokens of block 10 (64 channels at 7x7), one small transformer block, mean-pooled. */
+export const TAB_ATTENTION_ARC = 'Reshape,Attention:64:4:2:1,FullyPool,Dense:64:10:identity';
+
+/** Images and labels for the tab (the first `trainCount` train, the rest held out). */
+export interface TabData {
+  /** uint8 [N, 1, 28, 28]. */
+  images: HostTensor<'uint8'>;
+  labels: number[];
+  trainCount: number;
+  testCount: number;
+}
+
+/**
+ * Reads the subset written by `scripts/prepare.ts` (`images` uint8 [N,28,28],
+ * `labels` uint8 [N], metadata `train` and `test`).
+ *
+ * @throws `FormatError` for a file without those tensors or counts
+ */
+export function readTabData(bytes: Uint8Array): TabData {
+  const { tensors, metadata } = readSafetensors(bytes);
+  const images = tensors.get('images');
+  const labels = tensors.get('labels');
+  const trainCount = Number(metadata.train);
+  const testCount = Number(metadata.test);
+  if (!images || images.dtype !== 'uint8' || images.rank !== 3 || !labels || labels.size !== images.shape[0] || !(trainCount > 0) || !(testCount > 0) || trainCount + testCount !== images.shape[0]) {
+    throw new FormatError('tab data: expected uint8 images [N, H, W], labels [N] and metadata train + test = N');
+  }
+  return { images: images.reshape([images.shape[0]!, 1, images.shape[1]!, images.shape[2]!]) as HostTensor<'uint8'>, labels: labels.toArray(), trainCount, testCount };
+}
+
+/** Builds the U-Net from safetensors weights and guided-diffusion flags. */
+export function unetFromBytes(weights: Uint8Array, flags: GuidedDiffusionFlags): AdmUNet {
+  return new AdmUNet(flags, readSafetensors(weights).tensors);
+}
+
+/**
+ * Extracts block {@link TAB_BLOCK} at t = {@link TAB_TIMESTEP} for every image
+ * (seeded noise keyed by each image's pixels).
+ *
+ * @returns features [N, 64, 7, 7] and the milliseconds it took
+ */
+export async function extractTabFeatures(
+  unet: AdmUNet,
+  images: HostTensor<'uint8'>,
+  options: { runner: RunnerOptions; onProgress?: (done: number, total: number) => void | Promise<void> },
+): Promise<{ features: HostTensor<'float32'>; ms: number; provider: string }> {
+  const start = performance.now();
+  const extractor = await createFeatureExtractor({ unet, blocks: [TAB_BLOCK], timesteps: [TAB_TIMESTEP], batchSize: 32, runner: options.runner });
+  try {
+    const count = images.shape[0]!;
+    let features: HostTensor<'float32'> | undefined;
+    for await (const batch of extractor.stream(images)) {
+      const part = batch.features.get(featureKey(TAB_TIMESTEP, TAB_BLOCK))!;
+      features ??= HostTensor.zeros('float32', [count, ...part.shape.slice(1)]);
+      features.data.set(part.data, batch.start * (part.size / part.shape[0]!));
+      await options.onProgress?.(batch.start + part.shape[0]!, count);
+    }
+    if (!features) throw new ConfigError('tab: no images to extract');
+    return { features, ms: performance.now() - start, provider: extractor.provider };
+  } finally {
+    await extractor.release();
+  }
+}
+
+/** Settings of {@link trainTabHead}. */
+export interface TabTrainingOptions {
+  head: TabHeadKind;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  momentum: number;
+  seed: number;
+  runner: RunnerOptions;
+  /** Called after every step with its loss; may await (the page redraws). */
+  onStep?: (step: number, loss: number, totalSteps: number) => void | Promise<void>;
+}
+
+/** What {@link trainTabHead} measured. */
+export interface TabTrainingResult {
+  losses: number[];
+  /** Loss of each epoch: the mean of its steps. */
+  epochLosses: number[];
+  /** Held-out accuracy in [0, 1], and the counts it is made of. */
+  accuracy: number;
+  correct: number;
+  heldOut: number;
+  steps: number;
+  /** Milliseconds spent in train steps only (session runs, feeds, results), and per second. */
+  trainMs: number;
+  stepsPerSecond: number;
+  /** Milliseconds to compile the train step and open its session. */
+  compileMs: number;
+  provider: string;
+  parameters: number;
+  /** Predicted class of each held-out image, in order. */
+  predictions: number[];
+  /** The trained head's weights (PyTorch names). */
+  weights: Map<string, HostTensor>;
+}
+
+function createHead(kind: TabHeadKind, channels: number, seed: number): Module & { forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor } {
+  return kind === 'linear' ? new LinearHead({ channels, numClasses: 10, prePoolSize: 2, seed }) : AttentionHead.fromLayerString(TAB_ATTENTION_ARC, { seed });
+}
+
+/** A seeded shuffle (mulberry32), so that a run is repeatable. */
+function shuffled(count: number, seed: number): number[] {
+  let state = seed >>> 0;
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const order = Array.from({ length: count }, (_, i) => i);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+function rows(features: HostTensor<'float32'>, indices: readonly number[]): HostTensor<'float32'> {
+  const size = features.size / features.shape[0]!;
+  const out = new Float32Array(indices.length * size);
+  indices.forEach((index, row) => out.set(features.data.subarray(index * size, (index + 1) * size), row * size));
+  return HostTensor.from('float32', [indices.length, ...features.shape.slice(1)], out);
+}
+
+/**
+ * Trains a head on the first `trainCount` feature maps with SGD and
+ * cross-entropy, then scores the held-out rest.
+ *
+ * @param features - [N, C, h, w]
+ * @param labels - N labels
+ * @param trainCount - how many of them train; the rest are held out
+ */
+export async function trainTabHead(features: HostTensor<'float32'>, labels: readonly number[], trainCount: number, options: TabTrainingOptions): Promise<TabTrainingResult> {
+  const [count, channels, height, width] = features.shape as [number, number, number, number];
+  if (labels.length !== count || trainCount <= 0 || trainCount >= count) throw new ConfigError(`tab: expected ${count} labels and 0 < trainCount < ${count}; found ${labels.length} labels and trainCount ${trainCount}`);
+  const head = createHead(options.head, channels, options.seed);
+  const graph = new Graph();
+  const context = new BuildContext(graph, head, { mode: 'train' });
+  const x = graph.input('x', 'float32', ['batch', channels, height, width]);
+  const y = graph.input('labels', 'int64', ['batch']);
+  const compileStart = performance.now();
+  const step = await compileModuleTrainStep({ context, loss: crossEntropy(head.forward(context, x), y), optimizer: sgd({ momentum: options.momentum }), runner: options.runner });
+  const compileMs = performance.now() - compileStart;
+  const losses: number[] = [];
+  const epochLosses: number[] = [];
+  const batchesPerEpoch = Math.ceil(trainCount / options.batchSize);
+  const totalSteps = batchesPerEpoch * options.epochs;
+  let trainMs = 0;
+  try {
+    for (let epoch = 0; epoch < options.epochs; epoch++) {
+      const order = shuffled(trainCount, options.seed * 1000 + epoch);
+      let sum = 0;
+      for (let b = 0; b < batchesPerEpoch; b++) {
+        const indices = order.slice(b * options.batchSize, (b + 1) * options.batchSize);
+        const batch = { x: rows(features, indices), labels: HostTensor.from('int64', [indices.length], indices.map((i) => BigInt(labels[i]!))) };
+        const started = performance.now();
+        const { losses: stepLosses } = await step.run(batch, { learningRate: options.learningRate });
+        trainMs += performance.now() - started;
+        const loss = stepLosses[0]!;
+        losses.push(loss);
+        sum += loss;
+        await options.onStep?.(losses.length, loss, totalSteps);
+      }
+      epochLosses.push(sum / batchesPerEpoch);
+    }
+    step.syncModules();
+  } finally {
+    await step.release();
+  }
+
+  // Held-out accuracy with the trained head in eval mode.
+  const evalGraph = new Graph();
+  const evalContext = new BuildContext(evalGraph, head, { mode: 'eval' });
+  const logits = head.forward(evalContext, evalGraph.input('x', 'float32', ['batch', channels, height, width]));
+  const runner = await createRunner(compileModel({ outputs: { logits }, name: 'tab_head' }), options.runner);
+  const heldOut = Array.from({ length: count - trainCount }, (_, i) => trainCount + i);
+  let predictions: number[];
+  try {
+    const output = (await runner.run({ x: rows(features, heldOut) })).logits!;
+    predictions = argmaxRows(output.toArray(), heldOut.length);
+  } finally {
+    await runner.release();
+  }
+  const correct = predictions.filter((predicted, i) => predicted === labels[heldOut[i]!]).length;
+  return {
+    losses,
+    epochLosses,
+    accuracy: correct / heldOut.length,
+    correct,
+    heldOut: heldOut.length,
+    steps: losses.length,
+    trainMs,
+    stepsPerSecond: losses.length / (trainMs / 1000),
+    compileMs,
+    provider: step.provider,
+    parameters: head.parameterCount(),
+    predictions,
+    weights: head.stateDict(),
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * The built page in headless Chromium (Debian's `chromium`, driven by
+ * playwright-core; no browser is downloaded): it classifies the shipped
+ * samples, and every prediction and probability equals what the Node pipeline
+ * (sharp decoding, the eval batch preprocessing, onnxruntime-node) computes
+ * for the same image and model; it trains a head in the tab and shows the
+ * accuracy; it saves a screenshot and prints the page's timings.
+ *
+ * Run by `pnpm test:e2e`, which builds the page first (`vite build` and the
+ * bundle check). Chromium: `CHROMIUM_PATH`, default /usr/bin/chromium.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { createRunner, HostTensor, type Runner } from '@diffssl/core';
+import { arrayDataset, decodeImage, loadBatch } from '@diffssl/eval';
+import { classifierFeeds, type ExportedClassifierInfo } from '@diffssl/eval/classifier';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { preview, type PreviewServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SampleEntry } from '../../src/assets.js';
+import type { PageState } from '../../src/main.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const dist = `${root}dist/`;
+const generated = `${dist}generated/`;
+const results = `${root}test-results/`;
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// The machine has no network: without these flags Chromium stalls on background requests.
+const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const TOLERANCE = 1e-4;
+
+let server: PreviewServer;
+let browser: Browser;
+let page: Page;
+const pageErrors: string[] = [];
+const timings: Record<string, number | string> = {};
+
+const pageState = () => page.evaluate(() => JSON.parse(JSON.stringify(window.diffsslPage)) as PageState);
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+beforeAll(async () => {
+  if (!existsSync(`${dist}index.html`) || !existsSync(`${generated}classifier.onnx`)) {
+    throw new Error(`e2e: the built page is missing under ${dist}; run 'pnpm --filter @diffssl/web-example build' (pnpm test:e2e does)`);
+  }
+  if (!existsSync(chromiumPath)) throw new Error(`e2e: no Chromium at ${chromiumPath}; install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH`);
+  server = await preview({ root, configFile: false, base: './', preview: { port: 0, host: '127.0.0.1', open: false }, logLevel: 'warn' });
+  browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
+  page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error') pageErrors.push(`console: ${message.text()}`);
+  });
+  const url = server.resolvedUrls?.local[0];
+  if (!url) throw new Error('e2e: vite preview reported no URL');
+  await page.goto(url);
+  await page.waitForFunction(() => window.diffsslPage?.classifierReady || window.diffsslPage?.error !== undefined, null, { timeout: 180_000 });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+describe('the web example in headless Chromium', () => {
+  it('loads the exported classifier on onnxruntime-web', async () => {
+    const state = await pageState();
+    expect(state.error).toBeUndefined();
+    expect(state.classifierReady).toBe(true);
+    expect(['wasm', 'webgpu']).toContain(state.model!.provider);
+    expect(await page.locator('#model-status').textContent()).toContain(`on ${state.model!.provider}`);
+    Object.assign(timings, { provider: state.model!.provider, modelBytes: state.model!.bytes, modelLoadMs: state.model!.loadMs, modelDownloadMs: state.model!.fetchMs, sessionCreateMs: state.model!.sessionMs });
+  });
+
+  it('classifies every shipped sample as the Node pipeline does (same class, probabilities within 1e-4)', async () => {
+    const info = JSON.parse(await readFile(`${generated}classifier.json`, 'utf8')) as ExportedClassifierInfo;
+    const samples = JSON.parse(await readFile(`${generated}samples.json`, 'utf8')) as SampleEntry[];
+    expect(samples.length).toBeGreaterThanOrEqual(5);
+    const runner: Runner = await createRunner(await readFile(`${generated}classifier.onnx`), { executionProviders: ['cpu'] });
+    const pageMs: number[] = [];
+    let correct = 0;
+    let worstOverall = 0;
+    try {
+      for (const [n, sample] of samples.entries()) {
+        await page.click(`#samples button[data-file="${sample.file}"]`);
+        await page.waitForFunction((count) => window.diffsslPage.classifications === count || window.diffsslPage.error !== undefined, n + 1, { timeout: 60_000 });
+        const state = await pageState();
+        expect(state.error).toBeUndefined();
+        const shown = state.last!;
+        expect(shown.source).toBe(sample.file);
+        pageMs.push(shown.ms);
+
+        // The Node pipeline: decode with sharp, preprocess with the eval batches, run on onnxruntime-node.
+        const decoded = await decodeImage(await readFile(`${generated}${sample.file}`), sample.file);
+        expect(shown.gray).toEqual(Array.from(decoded.data));
+        const dataset = arrayDataset({ images: decoded.reshape([1, ...decoded.shape]) as HostTensor<'uint8'>, labels: [sample.label], classes: info.classNames });
+        const { images } = await loadBatch(dataset, [0], { channels: info.channels as 1 | 3 });
+        const expected = (await runner.run(classifierFeeds(info, images))).probabilities!.toArray();
+        const worst = Math.max(...expected.map((p, k) => Math.abs(p - shown.probabilities[k]!)));
+        expect(worst, `${sample.file}: largest probability difference`).toBeLessThanOrEqual(TOLERANCE);
+        worstOverall = Math.max(worstOverall, worst);
+        const expectedClass = expected.indexOf(Math.max(...expected));
+        expect(shown.predicted.index).toBe(expectedClass);
+        expect(await page.locator('#prediction').textContent()).toContain(info.classNames[expectedClass]!);
+        if (expectedClass === sample.label) correct++;
+      }
+    } finally {
+      await runner.release();
+    }
+    Object.assign(timings, { classifyFirstMs: pageMs[0]!, classifyMedianMs: median(pageMs.slice(1)), samplesCorrect: `${correct}/${samples.length}`, largestProbabilityDifference: worstOverall });
+  });
+
+  it('classifies an uploaded file as the same image picked from the samples', async () => {
+    const sample = (JSON.parse(await readFile(`${generated}samples.json`, 'utf8')) as SampleEntry[])[1]!;
+    await page.click(`#samples button[data-file="${sample.file}"]`);
+    await page.waitForFunction((file) => window.diffsslPage.last?.source === file, sample.file, { timeout: 60_000 });
+    const picked = (await pageState()).last!;
+    const before = (await pageState()).classifications;
+    await page.uncheck('#invert');
+    await page.setInputFiles('#upload', `${generated}${sample.file}`);
+    await page.waitForFunction((count) => window.diffsslPage.classifications === count || window.diffsslPage.error !== undefined, before + 1, { timeout: 60_000 });
+    const uploaded = (await pageState()).last!;
+    expect(uploaded.source).toBe(sample.file.split('/').at(-1));
+    expect(uploaded.gray).toEqual(picked.gray);
+    expect(uploaded.probabilities).toEqual(picked.probabilities);
+  });
+
+  it('extracts features and trains a head in the tab: the loss falls and the held-out accuracy is shown', async () => {
+    await page.fill('#epochs', '8');
+    await page.selectOption('#head', 'linear');
+    await page.click('#train-button');
+    await page.waitForFunction(() => window.diffsslPage.training?.head === 'linear' && ['done', 'error'].includes(window.diffsslPage.training.state), null, { timeout: 240_000 });
+    const { training } = await pageState();
+    expect(training!.error).toBeUndefined();
+    const result = training!.result!;
+    expect(result.provider).toBe('wasm');
+    expect(training!.losses).toHaveLength(result.steps);
+    expect(result.epochLosses).toHaveLength(8);
+    expect(result.epochLosses.at(-1)!).toBeLessThan(0.7 * result.epochLosses[0]!);
+    // Ten classes: chance is 10%.
+    expect(result.accuracy).toBeGreaterThan(0.3);
+    expect(await page.locator('#train-result').textContent()).toContain(`Held-out accuracy: ${(100 * result.accuracy).toFixed(1)}%`);
+    expect(await page.locator('#loss-curve polyline').count()).toBe(1);
+    Object.assign(timings, {
+      tabImages: training!.extraction!.images,
+      tabDownloadMs: training!.downloadMs!,
+      extractionMs: training!.extraction!.ms,
+      extractionImagesPerSecond: training!.extraction!.imagesPerSecond,
+      linearSteps: result.steps,
+      linearStepsPerSecond: result.stepsPerSecond,
+      linearHeldOutAccuracy: result.accuracy,
+    });
+
+    await mkdir(results, { recursive: true });
+    const screenshot = `${results}web-example.png`;
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(`e2e: screenshot saved to ${screenshot}`);
+
+    // The attention head on the features already extracted (the steps/s figure of a heavier head).
+    await page.fill('#epochs', '2');
+    await page.selectOption('#head', 'attention');
+    await page.click('#train-button');
+    await page.waitForFunction(() => window.diffsslPage.training?.head === 'attention' && ['done', 'error'].includes(window.diffsslPage.training.state), null, { timeout: 240_000 });
+    const attention = (await pageState()).training!;
+    expect(attention.error).toBeUndefined();
+    Object.assign(timings, { attentionSteps: attention.result!.steps, attentionStepsPerSecond: attention.result!.stepsPerSecond, attentionHeldOutAccuracy: attention.result!.accuracy });
+  });
+
+  it('raised no page error', () => {
+    expect(pageErrors).toEqual([]);
+    const show = (value: number | string) => (typeof value !== 'number' ? value : Math.abs(value) < 0.01 && value !== 0 ? value.toExponential(2) : String(Number(value.toFixed(3))));
+    const lines = Object.entries(timings).map(([key, value]) => `  ${key}: ${show(value)}`);
+    console.log(`e2e: page timings (headless Chromium, ${String(timings.provider)}):\n${lines.join('\n')}`);
+  });
+
+  afterAll(async () => {
+    await mkdir(results, { recursive: true });
+    await writeFile(`${results}timings.json`, `${JSON.stringify(timings, null, 2)}\n`);
+  });
+});

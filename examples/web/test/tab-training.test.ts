@@ -1,0 +1,101 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { FormatError, HostTensor, writeSafetensors } from '@diffssl/core';
+import { FASHION_MNIST_CLASSES, readIdxDataset } from '@diffssl/eval';
+import { loadCheckpoint, type GuidedDiffusionFlags } from '@diffssl/unet';
+import { describe, expect, it } from 'vitest';
+import { extractTabFeatures, readTabData, trainTabHead, unetFromBytes } from '../src/tab-training.js';
+
+const assets = fileURLToPath(new URL('../../../assets/', import.meta.url));
+const cpu = { executionProviders: ['cpu'] as const, intraOpThreads: 1 };
+
+/** The first `count` images of a split as uint8 [N, 1, 28, 28] with their labels. */
+async function images(split: 'train' | 'test', start: number, count: number): Promise<{ pixels: Uint8Array; labels: number[] }> {
+  const dataset = await readIdxDataset(`${assets}data/fashion-mnist-10k`, { split, classes: FASHION_MNIST_CLASSES });
+  const pixels = new Uint8Array(count * 784);
+  const labels: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const example = await dataset.get(start + i);
+    pixels.set(example.image.contiguous().data as Uint8Array, i * 784);
+    labels.push(example.label);
+  }
+  return { pixels, labels };
+}
+
+/** PyTorch's adaptive average pooling of a 7x7 map to 2x2 (bins [0,4) and [3,7)), flattened channel-major, then W x + b. */
+function linearHeadLogits(feature: Float32Array, channels: number, weight: number[], bias: number[]): number[] {
+  const bins = [[0, 4], [3, 7]] as const;
+  const pooled: number[] = [];
+  for (let c = 0; c < channels; c++) {
+    for (const [y0, y1] of bins) {
+      for (const [x0, x1] of bins) {
+        let sum = 0;
+        for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += feature[c * 49 + y * 7 + x]!;
+        pooled.push(sum / ((y1 - y0) * (x1 - x0)));
+      }
+    }
+  }
+  return bias.map((b, k) => b + pooled.reduce((acc, v, i) => acc + v * weight[k * pooled.length + i]!, 0));
+}
+
+describe('the tab data file', () => {
+  it('reads images as [N, 1, H, W] with labels and the train/test split, and refuses other files', () => {
+    const bytes = writeSafetensors({ images: HostTensor.from('uint8', [3, 2, 2], Array.from({ length: 12 }, (_, i) => i)), labels: HostTensor.from('uint8', [3], [4, 5, 6]) }, { train: '2', test: '1' });
+    const data = readTabData(bytes);
+    expect(data.images.shape).toEqual([3, 1, 2, 2]);
+    expect(data.images.toArray()).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    expect(data.labels).toEqual([4, 5, 6]);
+    expect([data.trainCount, data.testCount]).toEqual([2, 1]);
+    expect(() => readTabData(writeSafetensors({ images: HostTensor.zeros('uint8', [3, 2, 2]) }, { train: '2', test: '1' }))).toThrow(FormatError);
+    expect(() => readTabData(writeSafetensors({ images: HostTensor.zeros('uint8', [3, 2, 2]), labels: HostTensor.zeros('uint8', [3]) }, { train: '2', test: '2' }))).toThrow(/train \+ test = N/);
+  });
+});
+
+describe('training a head on U-Net features (as in the tab, here on onnxruntime-node)', () => {
+  it('extracts block 10 at t=50, the loss falls, and the held-out predictions are those of the trained weights', async () => {
+    const flags = JSON.parse(await readFile(`${assets}models/adm-fm28/flags.json`, 'utf8')) as GuidedDiffusionFlags;
+    // The page's path: weights as safetensors bytes -> AdmUNet.
+    const unet = unetFromBytes(writeSafetensors(await loadCheckpoint(`${assets}models/adm-fm28/adm-fm28.pt`)), flags);
+    const train = await images('train', 0, 192);
+    const test = await images('test', 0, 96);
+    const all = HostTensor.from('uint8', [288, 1, 28, 28], new Uint8Array([...train.pixels, ...test.pixels]));
+    const labels = [...train.labels, ...test.labels];
+    let reported = 0;
+    const { features } = await extractTabFeatures(unet, all, { runner: cpu, onProgress: (done) => void (reported = done) });
+    expect(features.shape).toEqual([288, 64, 7, 7]);
+    expect(reported).toBe(288);
+
+    const result = await trainTabHead(features, labels, 192, { head: 'linear', epochs: 6, batchSize: 32, learningRate: 0.05, momentum: 0.9, seed: 0, runner: cpu });
+    expect(result.steps).toBe(36);
+    expect(result.losses).toHaveLength(36);
+    expect(result.epochLosses.at(-1)!).toBeLessThan(0.7 * result.epochLosses[0]!);
+    // The first epoch starts near ln(10) = 2.30 (a fresh head on 10 classes).
+    expect(result.losses[0]!).toBeGreaterThan(1.5);
+    expect(result.losses[0]!).toBeLessThan(3.5);
+
+    // Held-out predictions recomputed from the trained weights with an independent formula.
+    const weight = result.weights.get('fcs.0.weight')!.toArray();
+    const bias = result.weights.get('fcs.0.bias')!.toArray();
+    const size = 64 * 49;
+    const expected = test.labels.map((_, i) => {
+      const logits = linearHeadLogits(features.data.subarray((192 + i) * size, (193 + i) * size), 64, weight, bias);
+      return logits.indexOf(Math.max(...logits));
+    });
+    expect(result.predictions).toEqual(expected);
+    const correct = expected.filter((p, i) => p === test.labels[i]).length;
+    expect(result.correct).toBe(correct);
+    expect(result.accuracy).toBeCloseTo(correct / 96, 12);
+    // Far above chance (10%) on Fashion-MNIST with 192 training images.
+    expect(result.accuracy).toBeGreaterThan(0.4);
+  });
+
+  it('trains the attention head too', async () => {
+    const features = HostTensor.from('float32', [40, 64, 7, 7], Float32Array.from({ length: 40 * 64 * 49 }, (_, i) => Math.sin(i * 0.37) + (Math.floor(i / (64 * 49)) % 2)));
+    const labels = Array.from({ length: 40 }, (_, i) => i % 2);
+    const result = await trainTabHead(features, labels, 32, { head: 'attention', epochs: 8, batchSize: 8, learningRate: 0.05, momentum: 0.9, seed: 1, runner: cpu });
+    expect(result.steps).toBe(32);
+    // Two classes that differ by a constant offset of every value: learnable, so the loss falls.
+    expect(result.epochLosses.at(-1)!).toBeLessThan(result.epochLosses[0]!);
+    expect([...result.weights.keys()]).toContain('layers.1.attn.qkv.weight');
+  });
+});

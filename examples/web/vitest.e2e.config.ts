@@ -1,0 +1,8 @@
+import { defineConfig } from 'vitest/config';
+
+// The end-to-end test: the built page in headless Chromium (run by `pnpm test:e2e`, which builds first).
+export default defineConfig({
+  resolve: { conditions: ['@diffssl/source'] },
+  ssr: { resolve: { conditions: ['@diffssl/source'] } },
+  test: { include: ['test/e2e/*.test.ts'], testTimeout: 300_000, hookTimeout: 300_000, fileParallelism: false },
+});
