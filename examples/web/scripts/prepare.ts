@@ -22,11 +22,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostTensor, writeSafetensors } from '@diffssl/core';
-import { FASHION_MNIST_CLASSES, readIdxDataset } from '@diffssl/eval';
+import { FASHION_MNIST_CLASSES, readIdxDataset, runProtocol } from '@diffssl/eval';
 import { loadCheckpoint } from '@diffssl/unet';
 import sharp from 'sharp';
-// runProtocol is not (yet) part of @diffssl/eval's public entry; this repository-only script reads it from the source.
-import { runProtocol } from '../../../packages/eval/src/pipeline/run.js';
 import { ASSET_VERSION, CLASSIFIER_SETTINGS, SUBSET_FILE, type AssetManifest, type SampleEntry } from '../src/assets.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
