@@ -16,6 +16,7 @@ import {
   slice, softmax, transpose, type OnnxModel, type SymbolicTensor,
 } from '../src/index.js';
 import { matmulKernel } from '../src/ops/matmul.js';
+import { secondsPerRun } from '@diffssl/testing';
 
 function random(shape: number[], seed: number, scale = 1): HostTensor<'float32'> {
   let state = seed;
@@ -27,16 +28,6 @@ function random(shape: number[], seed: number, scale = 1): HostTensor<'float32'>
   return HostTensor.from('float32', shape, values);
 }
 
-async function time(run: () => Promise<unknown> | unknown, minimumSeconds: number, minimumRuns = 3): Promise<number> {
-  await run();
-  const start = performance.now();
-  let runs = 0;
-  while (runs < minimumRuns || performance.now() - start < minimumSeconds * 1000) {
-    await run();
-    runs++;
-  }
-  return (performance.now() - start) / 1000 / runs;
-}
 
 async function benchMatmul(size: number): Promise<number> {
   const graph = new Graph();
@@ -45,10 +36,10 @@ async function benchMatmul(size: number): Promise<number> {
   const runner = await createRunner(compileModel({ outputs: { c: matmul(a, b) } }), { executionProviders: ['cpu'] });
   const feeds = { a: random([size, size], 1), b: random([size, size], 2) };
   const flops = 2 * size ** 3;
-  const onnxSeconds = await time(() => runner.run(feeds), 2);
+  const onnxSeconds = await secondsPerRun(() => runner.run(feeds), 2);
   await runner.release();
   const out = new Float32Array(size * size);
-  const referenceSeconds = await time(() => matmulKernel(feeds.a.data, feeds.b.data, out, size, size, size), size >= 1024 ? 4 : 2, 1);
+  const referenceSeconds = await secondsPerRun(() => matmulKernel(feeds.a.data, feeds.b.data, out, size, size, size), size >= 1024 ? 4 : 2, 1);
   const onnx = flops / onnxSeconds / 1e9;
   const reference = flops / referenceSeconds / 1e9;
   console.log(`matmul ${size}: ONNX ${onnx.toFixed(1)} GFLOP/s, reference TS ${reference.toFixed(2)} GFLOP/s, ratio ${(onnx / reference).toFixed(1)}x`);
@@ -87,7 +78,7 @@ async function benchVitTrainStep(matmulGflops: number): Promise<void> {
   const loss = crossEntropy(logits, labels);
   const step = await compileTrainStep({ loss, parameters: [...first.weights, ...second.weights, headWeight, headBias], optimizer: sgd({ momentum: 0.9 }), runner: { executionProviders: ['cpu'] } });
   const feeds = { x: random([batch, tokens, dim], 3), labels: HostTensor.from('int64', [batch], Array.from({ length: batch }, (_, i) => BigInt(i % classes))) };
-  const seconds = await time(() => step.run(feeds, { learningRate: 0.01 }), 6);
+  const seconds = await secondsPerRun(() => step.run(feeds, { learningRate: 0.01 }), 6);
   await step.release();
   const forwardPerBlock = 2 * batch * tokens * dim * (3 * dim + dim + 2 * mlpRatio * dim) + 2 * 2 * batch * tokens * tokens * dim;
   const flopsPerStep = 3 * (2 * forwardPerBlock + 2 * batch * dim * classes);

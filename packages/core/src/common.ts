@@ -16,5 +16,5 @@ export { compileModel, validateFeeds, OnnxModel, OPSET_VERSION, type CompileOpti
 export { Runner, fromOrtTensor, toOrtTensor, type ExecutionProvider, type ModelSource, type RunnerOptions } from './runtime/runner.js';
 export { sgd, adamw, type Optimizer, type OptimizerUpdateInput, type SgdOptions, type AdamWOptions } from './train/optimizers.js';
 export { TrainStep, type TrainStateRole, type TrainStepOptions, type TrainStepResult } from './train/train-step.js';
-export { RandomGenerator } from './random/generator.js';
+export { fmix32, RandomGenerator, xoshiro128 } from './random/generator.js';
 export * from './nn/index.js';

@@ -18,35 +18,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { compileModel, createRunner, Graph, HostTensor, matmul } from '@diffssl/core';
+import { HostTensor } from '@diffssl/core';
 import { ADM_PRESETS, admConfig, AdmUNet, createFeatureExtractor, expectedWeights, readTorchCheckpoint, type GuidedDiffusionFlags } from '../src/index.js';
-import { embeddedFlags, EMBEDDED_DATA, fixturePath, statePickle, writeTorchZip, type TensorRecord } from '@diffssl/testing';
+import { embeddedFlags, EMBEDDED_DATA, fixturePath, matmulRate, secondsPerRun, statePickle, writeTorchZip, type TensorRecord } from '@diffssl/testing';
 
 const checkpoint = fixturePath('adm-fm28.pt');
 const flags = embeddedFlags() as unknown as GuidedDiffusionFlags;
 const cpu = { executionProviders: ['cpu'] as const };
 
-async function seconds(run: () => Promise<unknown>, minimum: number): Promise<number> {
-  await run();
-  const start = performance.now();
-  let runs = 0;
-  while (runs < 2 || performance.now() - start < minimum * 1000) {
-    await run();
-    runs++;
-  }
-  return (performance.now() - start) / 1000 / runs;
-}
 
-async function matmulRate(): Promise<number> {
-  const graph = new Graph();
-  const a = graph.input('a', 'float32', [512, 512]);
-  const b = graph.input('b', 'float32', [512, 512]);
-  const runner = await createRunner(compileModel({ outputs: { c: matmul(a, b) } }), cpu);
-  const feeds = { a: HostTensor.from('float32', [512, 512], new Float32Array(512 * 512).fill(0.5)), b: HostTensor.from('float32', [512, 512], new Float32Array(512 * 512).fill(0.25)) };
-  const time = await seconds(() => runner.run(feeds), 2);
-  await runner.release();
-  return (2 * 512 ** 3) / time / 1e9;
-}
 
 function syntheticImages(count: number): HostTensor<'uint8'> {
   const pixels = new Uint8Array(count * 28 * 28);
@@ -66,15 +46,15 @@ console.log(`ORT matmul 512: ${rate.toFixed(1)} GFLOP/s`);
 const unet = new AdmUNet(flags, await readTorchCheckpoint(checkpoint));
 const batch = syntheticImages(64);
 const throughputExtractor = await createFeatureExtractor({ unet, blocks: [5, 10, 14], timesteps: [150], batchSize: 64, runner: cpu });
-const throughputTime = await seconds(() => throughputExtractor.extract(batch), 8);
+const throughputTime = await secondsPerRun(() => throughputExtractor.extract(batch), 8);
 await throughputExtractor.release();
 const flops = 2 * unet.forwardMacs(14) * 64;
 console.log(`extract blocks {5,10,14} at t=150, batch 64: ${(64 / throughputTime).toFixed(1)} images/s, ${(flops / throughputTime / 1e9).toFixed(1)} GFLOP/s = ${(flops / throughputTime / 1e9 / rate).toFixed(2)} of the matmul rate`);
 
 const early = await createFeatureExtractor({ unet, blocks: [5], timesteps: [150], batchSize: 64, runner: cpu });
 const full = await createFeatureExtractor({ unet, blocks: [unet.blockCount], timesteps: [150], batchSize: 64, runner: cpu });
-const earlyTime = await seconds(() => early.extract(batch), 5);
-const fullTime = await seconds(() => full.extract(batch), 5);
+const earlyTime = await secondsPerRun(() => early.extract(batch), 5);
+const fullTime = await secondsPerRun(() => full.extract(batch), 5);
 await early.release();
 await full.release();
 console.log(`early exit: block 5 alone ${(earlyTime * 1000).toFixed(0)} ms vs full forward (block ${unet.blockCount}) ${(fullTime * 1000).toFixed(0)} ms per batch of 64 = ${((100 * earlyTime) / fullTime).toFixed(0)}%`);

@@ -1,5 +1,5 @@
 import {
-  adaptiveAvgPool2d, add, ConfigError, compileModel, gather, Graph, HostTensor, mul, NonFiniteError, reshape, ShapeError, type ModelSource, type OnnxModel, type Runner, type RunnerOptions, type SymbolicTensor,
+  adaptiveAvgPool2d, add, ConfigError, fmix32, compileModel, gather, Graph, HostTensor, mul, NonFiniteError, reshape, ShapeError, type ModelSource, type OnnxModel, type Runner, type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
 import type { DiffusionUNet } from './diffusion-unet.js';
 import { checkTimestep, noiseSchedule, seededNoise, type NoiseSchedule } from './schedule.js';
@@ -108,13 +108,7 @@ export function pixelNoiseId(pixels: Float32Array): number {
     h = (h << 13) | (h >>> 19);
     h = (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
-  h ^= words.length * 4;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h ^ (words.length * 4));
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ConfigError, HostTensor, ShapeError } from '@diffssl/core';
+import { ConfigError, fmix32, HostTensor, ShapeError, xoshiro128 } from '@diffssl/core';
 
 /**
  * guided-diffusion's beta schedule in float64: `linear` is
@@ -91,16 +91,6 @@ export function checkTimestep(schedule: { steps: number }, t: number): void {
   if (!Number.isInteger(t) || t < 0 || t >= schedule.steps) throw new ConfigError(`timestep ${t} is outside [0, ${schedule.steps})`);
 }
 
-function fmix32(value: number): number {
-  let h = value >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 /**
  * Seeded Gaussian noise for one (image, timestep) pair, independent of batch
  * size and order: a xoshiro128** generator whose four state words are
@@ -119,23 +109,10 @@ export function seededNoise(seed: number, imageId: number, timestep: number, siz
   for (const [name, value] of [['seed', seed], ['imageId', imageId], ['timestep', timestep]] as const) {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new ConfigError(`seededNoise: ${name} must be an integer in [0, 2^32); found ${value}`);
   }
-  let s0 = fmix32(seed);
-  let s1 = fmix32(imageId ^ 0x9e3779b9);
-  let s2 = fmix32(timestep ^ 0x7f4a7c15);
-  let s3 = fmix32(s0 ^ s1 ^ s2 ^ 0x2545f491);
-  if ((s0 | s1 | s2 | s3) === 0) s3 = 1;
-  const next = (): number => {
-    const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
-    const t = s1 << 9;
-    s2 ^= s0;
-    s3 ^= s1;
-    s1 ^= s2;
-    s0 ^= s3;
-    s2 ^= t;
-    s3 = rotl(s3, 11);
-    return result;
-  };
-  for (let i = 0; i < 16; i++) next();
+  const s0 = fmix32(seed);
+  const s1 = fmix32(imageId ^ 0x9e3779b9);
+  const s2 = fmix32(timestep ^ 0x7f4a7c15);
+  const next = xoshiro128([s0, s1, s2, fmix32(s0 ^ s1 ^ s2 ^ 0x2545f491)], 16);
   const uniform = () => ((next() >>> 5) * 67108864 + (next() >>> 6) + 0.5) / 9007199254740992;
   const out = new Float32Array(size);
   for (let i = 0; i < size; i += 2) {
@@ -147,6 +124,3 @@ export function seededNoise(seed: number, imageId: number, timestep: number, siz
   return out;
 }
 
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
-}

@@ -1,6 +1,13 @@
 import { ConfigError } from '../errors.js';
 
-/** MurmurHash3's 32-bit finalizer: a bijection on uint32 that mixes every bit. @internal */
+/**
+ * MurmurHash3's 32-bit finalizer: a bijection on uint32 that mixes every bit
+ * (used to turn seeds and keys into generator states).
+ *
+ * @param value - any integer (taken modulo 2^32)
+ * @returns an integer in [0, 2^32)
+ * @public
+ */
 export function fmix32(value: number): number {
   let h = value >>> 0;
   h ^= h >>> 16;
@@ -13,6 +20,35 @@ export function fmix32(value: number): number {
 
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+/**
+ * The xoshiro128** generator from four state words: a function returning the
+ * next 32 random bits as an unsigned integer, after discarding `discard`
+ * outputs. Every seeded stream of the project (initialization, data order,
+ * augmentation, diffusion noise) draws from it; they differ only in how their
+ * keys become the state.
+ *
+ * @param state - four uint32 words, not all zero (an all-zero state is replaced by [0, 0, 0, 1])
+ * @param discard - outputs to skip first (default 0)
+ * @public
+ */
+export function xoshiro128(state: readonly [number, number, number, number], discard = 0): () => number {
+  let [s0, s1, s2, s3] = state.map((word) => word >>> 0) as [number, number, number, number];
+  if ((s0 | s1 | s2 | s3) === 0) s3 = 1;
+  const next = (): number => {
+    const result = Math.imul(rotl(Math.imul(s1, 5) >>> 0, 7), 9) >>> 0;
+    const t = s1 << 9;
+    s2 = (s2 ^ s0) >>> 0;
+    s3 = (s3 ^ s1) >>> 0;
+    s1 = (s1 ^ s2) >>> 0;
+    s0 = (s0 ^ s3) >>> 0;
+    s2 = (s2 ^ t) >>> 0;
+    s3 = rotl(s3, 11);
+    return result;
+  };
+  for (let i = 0; i < discard; i++) next();
+  return next;
 }
 
 /**
@@ -30,10 +66,7 @@ function rotl(x: number, k: number): number {
  * @public
  */
 export class RandomGenerator {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  private readonly next: () => number;
   private spareNormal: number | undefined;
 
   /**
@@ -45,25 +78,15 @@ export class RandomGenerator {
     for (const [name, value] of [['seed', seed], ['stream', stream]] as const) {
       if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new ConfigError(`RandomGenerator: ${name} must be an integer in [0, 2^32); found ${value}`);
     }
-    this.s0 = fmix32(seed);
-    this.s1 = fmix32(stream ^ 0x9e3779b9);
-    this.s2 = fmix32(seed ^ 0x7f4a7c15);
-    this.s3 = fmix32(this.s0 ^ this.s1 ^ this.s2 ^ 0x2545f491);
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s3 = 1;
-    for (let i = 0; i < 16; i++) this.nextUint32();
+    const s0 = fmix32(seed);
+    const s1 = fmix32(stream ^ 0x9e3779b9);
+    const s2 = fmix32(seed ^ 0x7f4a7c15);
+    this.next = xoshiro128([s0, s1, s2, fmix32(s0 ^ s1 ^ s2 ^ 0x2545f491)], 16);
   }
 
   /** The next 32 random bits as an unsigned integer. */
   nextUint32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return result;
+    return this.next();
   }
 
   /** A uniform double in [0, 1) with 53 random bits. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { ConfigError, type HostTensor } from '@diffssl/core';
+import { ConfigError, fmix32, type HostTensor } from '@diffssl/core';
 
 /**
  * Everything that decides the values of cached features. Two extractions with
@@ -188,11 +188,5 @@ export function dataIdentity(parts: DataIdentityParts): string {
 export function drawSeed(noiseSeed: number, draw: number): number {
   if (!Number.isSafeInteger(draw) || draw < 0) throw new ConfigError(`drawSeed: draw must be a non-negative integer; found ${draw}`);
   if (draw === 0) return noiseSeed;
-  let h = (noiseSeed ^ Math.imul(draw, 0x9e3779b9)) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(noiseSeed ^ Math.imul(draw, 0x9e3779b9));
 }

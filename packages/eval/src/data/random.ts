@@ -1,14 +1,4 @@
-import { ConfigError } from '@diffssl/core';
-
-function fmix32(value: number): number {
-  let h = value >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { ConfigError, fmix32, xoshiro128 } from '@diffssl/core';
 
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
@@ -32,10 +22,7 @@ const LANE_CONSTANTS = [0x9e3779b9, 0x85ebca77, 0xc2b2ae3d, 0x27d4eb2f] as const
  * @public
  */
 export class SeededRandom {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  private readonly next: () => number;
 
   /**
    * @param keys - uint32 values that select the stream
@@ -51,25 +38,12 @@ export class SeededRandom {
       }
       return fmix32(h ^ keys.length);
     });
-    [this.s0, this.s1, this.s2, this.s3] = state as [number, number, number, number];
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s3 = 1;
-    for (let i = 0; i < 8; i++) this.nextUint32();
+    this.next = xoshiro128(state as [number, number, number, number], 8);
   }
 
   /** The next uniform integer in [0, 2^32). */
   nextUint32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    this.s0 >>>= 0;
-    this.s1 >>>= 0;
-    this.s2 >>>= 0;
-    return result;
+    return this.next();
   }
 
   /** A uniform float in [0, 1) with 53 random bits. */
