@@ -66,7 +66,9 @@ export class FeatureHeadClassifier implements ClassifierGraph {
       if (!block) throw new ConfigError(`feature head: block ${number} is outside 1..${unet.blocks.length}`);
       return block;
     };
-    const shapes = { block: blockShape };
+    // The head reads features pooled to min(resolution, prePoolSize), as they are cached; its own pooling to
+    // that size is then the identity, so it computes exactly what it would from the full maps.
+    const shapes = { block: (number: number): BlockShape => ({ channels: blockShape(number).channels, resolution: pooledSize(blockShape(number).resolution, options.prePoolSize) }) };
     this.numClasses = options.numClasses;
     this.prePoolSize = options.prePoolSize;
     if (options.kind === 'linear') {
