@@ -14,9 +14,8 @@
  *   pnpm --filter @diffssl/examples run diffeed [--full]
  */
 import { parseArgs } from 'node:util';
-import { FASHION_MNIST_CLASSES } from '@diffssl/eval';
+import { FASHION_MNIST_CLASSES, runProtocol } from '@diffssl/eval';
 import { EMBEDDED, scratchFolder, secondsSince } from './lib/common.js';
-import { runProtocol } from './lib/pipeline.js';
 
 const { values } = parseArgs({ options: { full: { type: 'boolean', default: false } } });
 const subset = values.full ? { epochs: 3 } : { trainLimit: 512, testLimit: 256, epochs: 2 };

@@ -14,9 +14,8 @@
  *   pnpm --filter @diffssl/examples run difformer [--full]
  */
 import { parseArgs } from 'node:util';
-import { FASHION_MNIST_CLASSES } from '@diffssl/eval';
+import { FASHION_MNIST_CLASSES, runProtocol } from '@diffssl/eval';
 import { EMBEDDED, scratchFolder, secondsSince } from './lib/common.js';
-import { runProtocol } from './lib/pipeline.js';
 
 const { values } = parseArgs({ options: { full: { type: 'boolean', default: false } } });
 const subset = values.full ? {} : { trainLimit: 1000, testLimit: 500, epochs: 2 };

@@ -35,9 +35,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readSafetensors, type ExecutionProvider } from '@diffssl/core';
-import { FASHION_MNIST_CLASSES } from '@diffssl/eval';
+import { FASHION_MNIST_CLASSES, runProtocol, type RunOptions } from '@diffssl/eval';
 import { ASSETS, EMBEDDED, scratchFolder, secondsSince } from './lib/common.js';
-import { runProtocol, type RunOptions } from './lib/pipeline.js';
 
 /** The paper's settings per protocol. */
 const PAPER: Record<'linear' | 'attention' | 'difformer' | 'diffeed', Pick<RunOptions, 'blocks' | 'timesteps' | 'feedbackFrom'>> = {
@@ -101,11 +100,6 @@ for (const protocol of protocols) {
     ...(data === EMBEDDED.data ? { classNames: FASHION_MNIST_CLASSES } : {}),
     ...settings,
     ...limits,
-    // Workaround, CI run only: runProtocol's attention and DifFormer heads currently refuse blocks larger than
-    // their pre-pool size (7): the feature cache holds 7x7-pooled maps but DifFormer checks for the block's full
-    // size (block 30 is 8x8 here). A pre-pool size of 8 keeps every block of the 32x32 test U-Net whole. The
-    // 256x256 model (blocks 24 and 30 are 16x16 and 32x32) needs the fix in @diffssl/eval (see docs/examples.md).
-    ...(ci && protocol !== 'linear' ? { prePoolSize: 8 } : {}),
     out: join(scratch, protocol),
     cacheDirectory: values['cache-directory'] ?? join(scratch, 'features'),
     ...(values.providers ? { runner: { executionProviders: values.providers.split(',') as ExecutionProvider[] } } : {}),
