@@ -97,7 +97,8 @@ for (const protocol of protocols) {
     checkpoint,
     config,
     data,
-    ...(data === EMBEDDED.data ? { classNames: FASHION_MNIST_CLASSES } : {}),
+    // The embedded Fashion-MNIST images are 28x28; the 37-block test U-Net takes 32x32.
+    ...(data === EMBEDDED.data ? { classNames: FASHION_MNIST_CLASSES, resize: true } : {}),
     ...settings,
     ...limits,
     out: join(scratch, protocol),

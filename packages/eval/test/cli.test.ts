@@ -147,7 +147,7 @@ describe('one clear line for bad input', () => {
     ['a truncated IDX file', train(truncated), /train-images-idx3-ubyte\.gz.*(truncated|expected|found)/],
     ['a broken PNG', [...train(folders).filter((a) => a !== 'fashion-mnist' && a !== '--class-names')], /broken\.png/],
     ['a label outside the classes', train(badLabels), /label 12.*outside|outside.*12/],
-    ['an image of the wrong size with no resize', train(sizes), /the images are 20x20 and are not resized .*the U-Net takes 28x28/],
+    ['an image of the wrong size with no resize', train(sizes), /the images are 20x20 and the U-Net takes 28x28; IDX and array data are used as they are unless you resize them/],
     ['an unknown protocol', ['train', '--protocol', 'lineal', ...EMBEDDED, '--out', join(broken, 'out')], /--protocol: expected one of pixels, random, linear, attention, difformer, diffeed; found 'lineal'/],
     ['an unknown option', ['train', '--protocol', 'linear', '--epoch', '3', ...EMBEDDED, '--out', join(broken, 'out')], /unknown option '--epoch' \(Did you mean --epochs\?\)/],
     ['an unwritable output folder', train(EMBEDDED_DATA, ['--out', join(notAFolder, 'run')]), /--out: cannot write to .*not-a-folder\/run/],

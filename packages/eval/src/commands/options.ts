@@ -50,7 +50,8 @@ export function dataOptions(command: Command, options: { required?: boolean } = 
     .option('--train-limit <N>', 'use the first N training images (file order)', positiveIntegerOption('--train-limit'))
     .option('--test-limit <N>', 'use the first N test images', positiveIntegerOption('--test-limit'))
     .option('--subset-list <file>', 'training images to use, one file name per line (semi-supervised runs)')
-    .option('--class-names <names>', "class names of IDX data: 'fashion-mnist' or names separated by commas", parseClassNames);
+    .option('--class-names <names>', "class names of IDX data: 'fashion-mnist' or names separated by commas", parseClassNames)
+    .option('--resize', "resize IDX or array images of another size than the U-Net's (BICUBIC, center crop; random crops in training)");
 }
 
 /** The options of commands that run a U-Net. */

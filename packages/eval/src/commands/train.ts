@@ -12,6 +12,7 @@ interface TrainFlags {
   testLimit?: number;
   subsetList?: string;
   classNames?: readonly string[];
+  resize?: boolean;
   blocks?: number[];
   timesteps?: number[];
   prePoolSize?: number;
@@ -81,6 +82,7 @@ export function registerTrainCommand(program: Command): void {
       testLimit: flags.testLimit,
       subsetList: flags.subsetList,
       classNames: flags.classNames,
+      resize: flags.resize,
       blocks: flags.blocks,
       timesteps: flags.timesteps,
       prePoolSize: flags.prePoolSize,

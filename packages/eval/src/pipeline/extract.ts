@@ -51,7 +51,7 @@ export async function extractFeatures(options: ExtractOptions): Promise<Record<s
   if (options.shard && options.merge) throw new ConfigError('extract: --shard writes one shard and --merge joins them; give one of them');
   const splits = await openSplits(options);
   const unet = await loadUNet({ checkpoint: options.checkpoint, config: options.config });
-  const batch = preparation(splits.train, unet.unet.info.imageSize).test;
+  const batch = preparation(splits.train, unet.unet.info.imageSize, options.resize).test;
   const chosen = options.split === 'both' || !options.split ? (['train', 'test'] as const) : [options.split];
   const written: Record<string, string> = {};
   for (const split of chosen) {

@@ -147,7 +147,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       sources = { train: pixelSource(train), test: pixelSource(test) };
     } else if (readsFrozenFeatures(protocol)) {
       const head = model as FeatureHeadClassifier;
-      const prepared = preparation(train, loaded!.unet.info.imageSize);
+      const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
       const names = [...head.features.keys()];
       if (options.cache ?? true) {
         const caches = await cachedFeatures({
@@ -173,7 +173,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     } else {
       notes.push('DifFeed cannot use the feature cache: its first pass feeds trainable feedback networks, so the U-Net runs on every step (fresh seeded noise each epoch)');
       log(notes[notes.length - 1]!);
-      const prepared = preparation(train, loaded!.unet.info.imageSize);
+      const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
       sources = { train: imageNoiseSource(train, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }), test: imageNoiseSource(test, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }) };
     }
     const defaults = PROTOCOL_DEFAULTS[protocol];
@@ -206,7 +206,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       seed,
       directory: options.out,
       resume: options.resume,
-      fingerprint: JSON.stringify({ settings, data: options.data, trainLimit: options.trainLimit ?? null, testLimit: options.testLimit ?? null, subset: options.subsetList ?? null, draws: options.draws ?? 1, checkpoint: loaded?.identity ?? null }),
+      fingerprint: JSON.stringify({ settings, data: options.data, trainLimit: options.trainLimit ?? null, testLimit: options.testLimit ?? null, subset: options.subsetList ?? null, resize: options.resize ?? false, draws: options.draws ?? 1, checkpoint: loaded?.identity ?? null }),
       runner: options.runner,
       onProgress,
     });
@@ -217,7 +217,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       model: settings,
       checkpoint: protocol === 'pixels' || protocol === 'random' ? null : options.checkpoint ?? null,
       config: protocol === 'pixels' ? null : options.config ?? null,
-      data: { data: options.data, ...(options.trainLimit ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit ? { testLimit: options.testLimit } : {}), ...(options.subsetList ? { subsetList: options.subsetList } : {}) },
+      data: { data: options.data, ...(options.trainLimit ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit ? { testLimit: options.testLimit } : {}), ...(options.subsetList ? { subsetList: options.subsetList } : {}), ...(options.resize ? { resize: true } : {}) },
       classNames: [...train.classes],
       imageShape: imageShape ? [imageShape[0], imageShape[1], imageShape[2]] : null,
       noiseSeed,

@@ -101,7 +101,7 @@ export async function evaluateSavedModel(options: EvaluateOptions): Promise<{ me
     cleanups.push(() => caches.train.close(), () => caches.test.close());
     source = cacheSource(caches.test, splits.test, [...head.features.keys()]);
   } else {
-    source = imageNoiseSource(splits.test, { timesteps: model.timesteps, noiseSeed: settings.noiseSeed, test: preparation(splits.test, unet!.unet.info.imageSize).test });
+    source = imageNoiseSource(splits.test, { timesteps: model.timesteps, noiseSeed: settings.noiseSeed, test: preparation(splits.test, unet!.unet.info.imageSize, data.resize).test });
   }
   try {
     return { metrics: await evaluateClassifier(model, source, { batchSize: options.batchSize, runner: options.runner }), saved };

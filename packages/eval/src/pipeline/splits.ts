@@ -19,6 +19,12 @@ export interface DataOptions {
   subsetList?: string;
   /** Class names of IDX data (default `0`..`9`). */
   classNames?: readonly string[];
+  /**
+   * Resize images of one fixed size (IDX, arrays) that differ from the
+   * U-Net's size, as image folders are (the reference's BICUBIC resize and
+   * crops). Default false: such images are refused.
+   */
+  resize?: boolean;
 }
 
 /** The training and test splits. @public */
@@ -43,20 +49,18 @@ export async function openSplits(options: DataOptions): Promise<Splits> {
 
 /**
  * Image preparation for a model of side `size`. Images of one fixed size
- * (IDX files, arrays) are used as they are and must have the model's size;
- * image folders get the reference's crops (random for training, center for
- * evaluation and cached features).
+ * (IDX files, arrays) are used as they are and must have the model's size
+ * unless `resize` is set; image folders (and resized data) get the reference's
+ * crops (random for training, center for evaluation and cached features).
  *
- * @throws `ShapeError` for fixed-size images of another size (nothing resizes them)
+ * @throws `ShapeError` for fixed-size images of another size without `resize`
  * @public
  */
-export function preparation(dataset: Dataset, size: number): { train: Omit<BatchOptions, 'channels' | 'epoch'>; test: Omit<BatchOptions, 'channels' | 'epoch'> } {
+export function preparation(dataset: Dataset, size: number, resize = false): { train: Omit<BatchOptions, 'channels' | 'epoch'>; test: Omit<BatchOptions, 'channels' | 'epoch'> } {
   const shape = dataset.imageShape;
-  if (shape) {
-    if (shape[1] !== size || shape[2] !== size) {
-      throw new ShapeError(`data: the images are ${shape[1]}x${shape[2]} and are not resized (IDX and array data are used as they are); the U-Net takes ${size}x${size}`);
-    }
-    return { train: {}, test: {} };
+  if (shape && shape[1] === size && shape[2] === size) return { train: {}, test: {} };
+  if (shape && !resize) {
+    throw new ShapeError(`data: the images are ${shape[1]}x${shape[2]} and the U-Net takes ${size}x${size}; IDX and array data are used as they are unless you resize them (--resize)`);
   }
   return { train: { transform: { kind: 'random-crop', size } }, test: { transform: { kind: 'center-crop', size } } };
 }
@@ -87,7 +91,7 @@ export interface CachedFeaturesOptions extends DataOptions {
  * @public
  */
 export async function cachedFeatures(options: CachedFeaturesOptions): Promise<{ train: FeatureCache; test: FeatureCache }> {
-  const batch = preparation(options.splits.train, options.unet.unet.info.imageSize).test;
+  const batch = preparation(options.splits.train, options.unet.unet.info.imageSize, options.resize).test;
   const one = async (split: 'train' | 'test', draws: number) => {
     const dataset = options.splits[split];
     const data = await datasetIdentity(dataset, options.data, { split, limit: (split === 'train' ? options.trainLimit : options.testLimit) ?? null, subset: split === 'train' ? options.subsetList ?? null : null, classes: dataset.classes });
