@@ -5,6 +5,7 @@
  * pipeline arrives with its own issue.
  *
  * @packageDocumentation
+ * @module @diffssl/eval
  */
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export * from './data/index.js';

@@ -20,7 +20,7 @@ export interface ExtractorFeatureBatch {
  * @param settings - the key's `draws` and `noiseSeed`
  * @param streamForDraw - opens the stream of one draw, given its seed
  * @returns batches for {@link writeFeatureCache}
- * @throws {@link ConfigError} for a draw count below 1
+ * @throws {@link @diffssl/core!ConfigError} for a draw count below 1
  * @example
  * ```ts
  * const batches = featureBatchesForDraws(key, async function* (draw, seed) {
