@@ -12,7 +12,7 @@ export type HeadSpec =
   | {
       /** The linear GD(L) head (the reference's `Head`). */
       kind: 'linear';
-      /** The block it reads (its feature key `t{T}/block{NN}` in the input). */
+      /** The block the features come from (recorded only: the head reads the tensor `input`). */
       block?: number;
       /** Adaptive average pooling of the feature map to this size (0: none). */
       pre_pool_size: number;
