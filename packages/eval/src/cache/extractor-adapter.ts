@@ -25,7 +25,7 @@ export interface ExtractorFeatureBatch {
  * ```ts
  * const batches = featureBatchesForDraws(key, async function* (draw, seed) {
  *   const extractor = await createFeatureExtractor({ checkpoint, config, blocks, timesteps, seed });
- *   try { yield* extractor.stream(images, ids); } finally { await extractor.release(); }
+ *   try { yield* extractor.stream(images, { ids }); } finally { await extractor.release(); }
  * });
  * await writeFeatureCache({ root, key, imageCount, batches });
  * ```
