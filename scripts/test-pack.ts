@@ -20,7 +20,9 @@
  * 6. Bundles a browser consumer of core, unet, pool and difformer with Vite
  *    and fails if any Node built-in is pulled in.
  *
- * Set DIFFSSL_KEEP_PACK_DIR=1 to keep the temporary folder.
+ * Needs the npm registry (the consumer's own dependencies: onnxruntime-node
+ * and -web, sharp, typescript, vite) and `tar`. Set DIFFSSL_KEEP_PACK_DIR=1 to
+ * keep the temporary folder.
  */
 import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
