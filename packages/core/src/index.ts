@@ -22,6 +22,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module @diffssl/core
  */
 import type { OnnxModel } from './onnx/model.js';
 import { createRunner } from './runtime/node.js';

@@ -11,6 +11,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module @diffssl/diffeed
  */
 export { DifFeed, constantTimesteps, feedbackTarget, type DifFeedOptions, type DifFeedPasses, type FeedbackUNet } from './diffeed.js';
 export { FeedbackNetwork, parseFeedbackArch, type FeedbackLayerToken } from './feedback-network.js';

@@ -17,7 +17,12 @@ export interface FusionBlockInfo {
 /** Where DifFormer reads block metadata from: any U-Net that describes its numbered blocks (`AdmUNet` does). @public */
 export interface BlockMetadataSource {
   /** The channels and resolution of block `number`. */
-  block(number: number): { readonly channels: number; readonly resolution: number };
+  block(number: number): {
+    /** Channels of the block's output. */
+    readonly channels: number;
+    /** Spatial size of the block's output (square). */
+    readonly resolution: number;
+  };
 }
 
 /** How DifFormer normalizes each block's pooled map (the reference's `norm_type`). @public */
@@ -152,7 +157,14 @@ export class DifFormer extends Module {
   }
 
   /** The timesteps, first-pass and second-pass blocks this fusion reads. */
-  get reads(): { timesteps: readonly number[]; firstPassBlocks: readonly number[]; secondPassBlocks: readonly number[] } {
+  get reads(): {
+    /** The timesteps. */
+    timesteps: readonly number[];
+    /** Blocks read from the U-Net's first (plain) pass. */
+    firstPassBlocks: readonly number[];
+    /** Blocks read from DifFeed's second (feedback) pass. */
+    secondPassBlocks: readonly number[];
+  } {
     return { timesteps: this.options.timesteps, firstPassBlocks: this.options.firstPassBlocks, secondPassBlocks: this.options.secondPassBlocks };
   }
 

@@ -11,5 +11,6 @@
  * ```
  *
  * @packageDocumentation
+ * @module @diffssl/difformer
  */
 export { DifFormer, fusionKey, type BlockMetadataSource, type DifFormerOptions, type FusionBlockInfo, type FusionNorm } from './difformer.js';

@@ -21,6 +21,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module @diffssl/eval
  */
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export { headStep, type HeadStepOptions } from './commands/head-step.js';

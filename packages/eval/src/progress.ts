@@ -6,6 +6,7 @@ import { ConfigError } from '@diffssl/core';
  * @public
  */
 export interface ProgressStream {
+  /** Writes text (no newline is added). */
   write(text: string): unknown;
   /** True for a terminal. */
   isTTY?: boolean;
@@ -200,7 +201,7 @@ export class Progress {
  *
  * @param options - label, total, unit, stream and mode
  * @returns the progress
- * @throws {@link ConfigError} for a negative or non-finite total
+ * @throws {@link @diffssl/core!ConfigError} for a negative or non-finite total
  * @example
  * ```ts
  * const progress = createProgress({ label: 'extract', total: images, unit: 'img' });

@@ -11,6 +11,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module @diffssl/pool
  */
 export { LinearHead, parseHeadArc, type LinearHeadOptions } from './linear-head.js';
 export { AttentionHead, tokensOf, type AttentionHeadOptions } from './attention-head.js';

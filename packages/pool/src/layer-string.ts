@@ -12,14 +12,56 @@ export type DenseActivation = 'relu' | 'sigmoid' | 'tanh' | 'identity';
  * @public
  */
 export type HeadLayerSpec =
-  | { readonly kind: 'pool'; readonly kernel: number; readonly stride: number }
-  | { readonly kind: 'reshape' }
-  | { readonly kind: 'insertClsToken' }
-  | { readonly kind: 'attention'; readonly dim: number; readonly heads: number; readonly mlpRatio: number; readonly blocks: number }
-  | { readonly kind: 'extractClsToken' }
-  | { readonly kind: 'fullyPool' }
-  | { readonly kind: 'flatten' }
-  | { readonly kind: 'dense'; readonly inFeatures: number; readonly outFeatures: number; readonly activation: DenseActivation };
+  | {
+      /** `Pool:k:s`: 2-D average pooling of the feature map. */
+      readonly kind: 'pool';
+      /** Kernel size k. */
+      readonly kernel: number;
+      /** Stride s. */
+      readonly stride: number;
+    }
+  | {
+      /** `Reshape`: [B, C, h, w] feature maps to [B, h*w, C] tokens. */
+      readonly kind: 'reshape';
+    }
+  | {
+      /** `Insert_CLS_Token`: prepend the learned CLS token to the tokens. */
+      readonly kind: 'insertClsToken';
+    }
+  | {
+      /** `Attention:dim:heads:mlp_ratio:blocks`: transformer blocks over the tokens. */
+      readonly kind: 'attention';
+      /** Token size. */
+      readonly dim: number;
+      /** Attention heads. */
+      readonly heads: number;
+      /** Hidden size of the MLP as a multiple of `dim`. */
+      readonly mlpRatio: number;
+      /** Number of transformer blocks. */
+      readonly blocks: number;
+    }
+  | {
+      /** `Extract_CLS_Token`: keep only the CLS token, [B, dim]. */
+      readonly kind: 'extractClsToken';
+    }
+  | {
+      /** `FullyPool`: the mean over tokens, [B, dim]. */
+      readonly kind: 'fullyPool';
+    }
+  | {
+      /** `Flatten`: everything after the batch axis into one axis. */
+      readonly kind: 'flatten';
+    }
+  | {
+      /** `Dense:in:out:act`: a linear layer and its activation. */
+      readonly kind: 'dense';
+      /** Input features. */
+      readonly inFeatures: number;
+      /** Output features. */
+      readonly outFeatures: number;
+      /** The activation after the linear layer. */
+      readonly activation: DenseActivation;
+    };
 
 /**
  * A typed attention-head configuration: an optional CLS token (a learned
@@ -29,7 +71,10 @@ export type HeadLayerSpec =
  */
 export interface AttentionHeadConfig {
   /** The CLS token's size, when the head uses one (`Use_CLS_Token:True:dim`). */
-  readonly clsToken?: { readonly dim: number };
+  readonly clsToken?: {
+    /** The token's size (its shape is [1, 1, dim]). */
+    readonly dim: number;
+  };
   /** The layers in order. */
   readonly layers: readonly HeadLayerSpec[];
 }

@@ -8,20 +8,31 @@ import { ConfigError } from '@diffssl/core';
  * @public
  */
 export interface GuidedDiffusionFlags {
+  /** Side of the square input images in pixels (64, 128, 256, 512, or any size with `channel_mult` given). */
   image_size: number;
+  /** Base channel count of the U-Net (`model_channels`). */
   num_channels: number;
+  /** Residual blocks per resolution level. */
   num_res_blocks: number;
   /** Resolutions (not downsample factors) that get attention, e.g. "32,16,8". */
   attention_resolutions: string | readonly number[];
   /** Channel multipliers per level, e.g. "1,1,2,2,4,4"; "" picks guided-diffusion's default for the image size. */
   channel_mult?: string | readonly number[];
+  /** Image channels (default 3). */
   in_channels?: number;
+  /** Attention heads when `num_head_channels` is -1 or absent (default 4). */
   num_heads?: number;
+  /** Channels per attention head; when set (not -1) it overrides `num_heads` (default -1). */
   num_head_channels?: number;
+  /** Heads of the decoder's attention; -1 or absent means `num_heads`. */
   num_heads_upsample?: number;
+  /** FiLM-style scale and shift from the timestep embedding in residual blocks (default true). */
   use_scale_shift_norm?: boolean;
+  /** Residual blocks (rather than plain convolutions) for up- and downsampling (default false). */
   resblock_updown?: boolean;
+  /** Split the fused QKV projection into q, k, v before the heads (guided-diffusion's `QKVAttention`) rather than heads first (`QKVAttentionLegacy`) (default false). */
   use_new_attention_order?: boolean;
+  /** The model also predicts the variance: 6 output channels instead of 3 (default false). */
   learn_sigma?: boolean;
   /**
    * The model is class-conditional: it has a label embedding (`label_emb`)
@@ -30,7 +41,9 @@ export interface GuidedDiffusionFlags {
    * published ImageNet models).
    */
   class_cond?: boolean;
+  /** Number of diffusion steps T of the noise schedule (default 1000). */
   diffusion_steps?: number;
+  /** The beta schedule (default `'linear'`). */
   noise_schedule?: 'linear' | 'cosine';
   /** Accepted and ignored (inference only). */
   dropout?: number;
@@ -40,20 +53,31 @@ export interface GuidedDiffusionFlags {
 
 /** A resolved ADM U-Net configuration. @public */
 export interface AdmConfig {
+  /** Side of the square input images in pixels. */
   readonly imageSize: number;
+  /** Image channels. */
   readonly inChannels: number;
+  /** Base channel count (`num_channels`). */
   readonly modelChannels: number;
+  /** Output channels: 6 with `learn_sigma`, else 3. */
   readonly outChannels: number;
+  /** Residual blocks per resolution level. */
   readonly numResBlocks: number;
   /** Downsample factors that get attention (image_size / resolution). */
   readonly attentionDownsampleFactors: readonly number[];
+  /** Channel multipliers per resolution level. */
   readonly channelMult: readonly number[];
   /** Heads of encoder and middle attention (resolved from num_head_channels per block when that is set). */
   readonly numHeads: number;
+  /** Channels per attention head, or -1 to use `numHeads`. */
   readonly numHeadChannels: number;
+  /** Heads of the decoder's attention (when `numHeadChannels` is -1). */
   readonly numHeadsUpsample: number;
+  /** Scale and shift from the timestep embedding in residual blocks. */
   readonly useScaleShiftNorm: boolean;
+  /** Residual blocks for up- and downsampling. */
   readonly resblockUpdown: boolean;
+  /** q, k, v split before the heads (`QKVAttention`) rather than heads first (`QKVAttentionLegacy`). */
   readonly useNewAttentionOrder: boolean;
   /**
    * Number of classes of a class-conditional model (`class_cond`), undefined
@@ -61,8 +85,11 @@ export interface AdmConfig {
    * NUM_CLASSES (1000); {@link AdmUNet} takes it from `label_emb.weight`.
    */
   readonly numClasses: number | undefined;
+  /** The model also predicts the variance (6 output channels). */
   readonly learnSigma: boolean;
+  /** Number of diffusion steps T. */
   readonly diffusionSteps: number;
+  /** The beta schedule. */
   readonly noiseSchedule: 'linear' | 'cosine';
 }
 
@@ -85,10 +112,15 @@ const KNOWN_FLAGS = new Set([
  * @public
  */
 export const ADM_PRESETS = {
+  /** Unconditional ImageNet 256x256 (`256x256_diffusion_uncond.pt`, about 2.2 GB): the DiffSSL paper's model. */
   '256x256_diffusion_uncond': { attention_resolutions: '32,16,8', class_cond: false, diffusion_steps: 1000, image_size: 256, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_head_channels: 64, num_res_blocks: 2, resblock_updown: true, use_fp16: true, use_scale_shift_norm: true },
+  /** Class-conditional ImageNet 256x256 (`256x256_diffusion.pt`). */
   '256x256_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, image_size: 256, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_head_channels: 64, num_res_blocks: 2, resblock_updown: true, use_fp16: true, use_scale_shift_norm: true },
+  /** Class-conditional ImageNet 128x128 (`128x128_diffusion.pt`). */
   '128x128_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, image_size: 128, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_heads: 4, num_res_blocks: 2, resblock_updown: true, use_fp16: true, use_scale_shift_norm: true },
+  /** Class-conditional ImageNet 64x64 (`64x64_diffusion.pt`). */
   '64x64_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, dropout: 0.1, image_size: 64, learn_sigma: true, noise_schedule: 'cosine', num_channels: 192, num_head_channels: 64, num_res_blocks: 3, resblock_updown: true, use_new_attention_order: true, use_fp16: true, use_scale_shift_norm: true },
+  /** Class-conditional ImageNet 512x512 (`512x512_diffusion.pt`). */
   '512x512_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, image_size: 512, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_head_channels: 64, num_res_blocks: 2, resblock_updown: true, use_fp16: false, use_scale_shift_norm: true },
 } as const satisfies Record<string, GuidedDiffusionFlags>;
 

@@ -13,7 +13,17 @@ import { weightSpecs } from './layout.js';
 import { createTemporaryDirectory, removeTemporary, trackTemporary, untrackTemporary } from './temporary-files.js';
 
 /** Where the U-Net comes from: a built U-Net (such as {@link AdmUNet}), or a checkpoint file and its guided-diffusion flags. @public */
-export type UNetSource = { unet: DiffusionUNet } | { checkpoint: string; config: GuidedDiffusionFlags | AdmPresetName };
+export type UNetSource =
+  | {
+      /** A built U-Net (its weights are already in memory). */
+      unet: DiffusionUNet;
+    }
+  | {
+      /** Path of a PyTorch (`.pt`) or safetensors checkpoint. */
+      checkpoint: string;
+      /** The checkpoint's guided-diffusion flags, or a preset name. */
+      config: GuidedDiffusionFlags | AdmPresetName;
+    };
 
 /** Options of the Node `createFeatureExtractor`. @public */
 export type FeatureExtractorOptions = UNetSource &

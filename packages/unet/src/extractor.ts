@@ -76,10 +76,15 @@ export function featureKey(timestep: number, block: number): string {
 
 /** What the extractor needs to know of the model (kept beside cached models). @public */
 export interface ExtractionModelInfo {
+  /** Side of the square input images in pixels. */
   imageSize: number;
+  /** Image channels. */
   inChannels: number;
+  /** Number of numbered blocks N (blocks run 1..N). */
   blockCount: number;
+  /** Number of diffusion steps T of the noise schedule. */
   steps: number;
+  /** The beta schedule. */
   schedule: 'linear' | 'cosine';
   /** Classes of a class-conditional model; null for an unconditional one. */
   numClasses: number | null;

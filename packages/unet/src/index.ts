@@ -6,6 +6,7 @@
  * cached, streaming feature extractor.
  *
  * @packageDocumentation
+ * @module @diffssl/unet
  */
 export * from './common.js';
 export { readTorchCheckpoint, loadCheckpoint, type CheckpointReadOptions } from './checkpoint/torch-checkpoint.js';

@@ -20,6 +20,7 @@ export type LayerSpec =
 export interface UNetBlock {
   /** 1-based block number. */
   readonly number: number;
+  /** Where the block sits: an encoder (input) block, the middle block or a decoder (output) block. */
   readonly part: 'encoder' | 'middle' | 'decoder';
   /** Channels of the block's output. */
   readonly channels: number;
@@ -39,6 +40,7 @@ export interface BlockSpec extends UNetBlock {
 
 /** The block structure of an ADM U-Net. @public */
 export interface UNetLayout {
+  /** Every numbered block in order: `blocks[i]` is block `i + 1`. */
   readonly blocks: readonly BlockSpec[];
   /** Number of encoder (input) blocks: N_in. */
   readonly encoderBlocks: number;

@@ -33,7 +33,9 @@ export function betaSchedule(schedule: 'linear' | 'cosine', steps: number): Floa
 
 /** The float64 quantities `q_sample` needs. @public */
 export interface NoiseSchedule {
+  /** Number of diffusion steps T (timesteps run 0..T-1). */
   readonly steps: number;
+  /** abar_t, the cumulative product of (1 - beta_s) for s <= t. */
   readonly alphasCumprod: Float64Array;
   /** sqrt(abar_t) */
   readonly sqrtAlphasCumprod: Float64Array;

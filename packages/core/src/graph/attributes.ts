@@ -7,13 +7,48 @@ import type { HostTensor } from '../tensor/host-tensor.js';
  * @public
  */
 export type OnnxAttribute =
-  | { type: 'int'; value: number }
-  | { type: 'ints'; value: readonly number[] }
-  | { type: 'float'; value: number }
-  | { type: 'floats'; value: readonly number[] }
-  | { type: 'string'; value: string }
-  | { type: 'tensor'; value: HostTensor }
-  | { type: 'graph'; value: unknown };
+  | {
+      /** ONNX type INT. */
+      type: 'int';
+      /** The integer. */
+      value: number;
+    }
+  | {
+      /** ONNX type INTS. */
+      type: 'ints';
+      /** The integers. */
+      value: readonly number[];
+    }
+  | {
+      /** ONNX type FLOAT. */
+      type: 'float';
+      /** The number. */
+      value: number;
+    }
+  | {
+      /** ONNX type FLOATS. */
+      type: 'floats';
+      /** The numbers. */
+      value: readonly number[];
+    }
+  | {
+      /** ONNX type STRING. */
+      type: 'string';
+      /** The string. */
+      value: string;
+    }
+  | {
+      /** ONNX type TENSOR. */
+      type: 'tensor';
+      /** The tensor, stored in the model. */
+      value: HostTensor;
+    }
+  | {
+      /** ONNX type GRAPH (a subgraph, such as a Loop body). */
+      type: 'graph';
+      /** The subgraph. */
+      value: unknown;
+    };
 
 /** Builders for tagged ONNX attributes. @public */
 export const attr = {

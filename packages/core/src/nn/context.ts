@@ -100,12 +100,22 @@ export class BuildContext {
   }
 
   /** Every module tensor the graph uses, with its graph weight. */
-  usedTensors(): { tensor: ModuleTensor; weight: SymbolicTensor }[] {
+  usedTensors(): {
+    /** The module tensor. */
+    tensor: ModuleTensor;
+    /** Its graph weight (an input or initializer of the graph). */
+    weight: SymbolicTensor;
+  }[] {
     return [...this.weights].map(([tensor, weight]) => ({ tensor, weight }));
   }
 
   /** The trainable module tensors the graph uses, with their graph weights. */
-  trainableWeights(): { tensor: ModuleTensor; weight: SymbolicTensor }[] {
+  trainableWeights(): {
+    /** The module tensor. */
+    tensor: ModuleTensor;
+    /** Its graph weight (an input or initializer of the graph). */
+    weight: SymbolicTensor;
+  }[] {
     return [...this.weights].filter(([tensor]) => tensor.role === 'parameter' && tensor.trainable).map(([tensor, weight]) => ({ tensor, weight }));
   }
 
@@ -115,7 +125,12 @@ export class BuildContext {
   }
 
   /** The buffers updated in the graph, with their graph weights. */
-  updatedBuffers(): { tensor: ModuleTensor; weight: SymbolicTensor }[] {
+  updatedBuffers(): {
+    /** The module tensor. */
+    tensor: ModuleTensor;
+    /** Its graph weight (an input or initializer of the graph). */
+    weight: SymbolicTensor;
+  }[] {
     return [...this.updates.keys()].map((tensor) => ({ tensor, weight: this.weight(tensor) }));
   }
 

@@ -126,7 +126,7 @@ export abstract class Module {
    * converted; shapes must match exactly. Nothing changes when anything does
    * not fit.
    *
-   * @throws {@link StateDictMismatchError} listing missing, unexpected and mis-shaped names
+   * @throws {@link @diffssl/core!StateDictMismatchError} listing missing, unexpected and mis-shaped names
    */
   loadStateDict(tensors: ReadonlyMap<string, HostTensor> | Readonly<Record<string, HostTensor>>, options: LoadStateDictOptions = {}): void {
     const given = tensors instanceof Map ? (tensors as ReadonlyMap<string, HostTensor>) : new Map(Object.entries(tensors));
@@ -154,7 +154,7 @@ export abstract class Module {
 /**
  * Checks that a module tensor holds floats (initializers and optimizers need them).
  *
- * @throws {@link DTypeError}
+ * @throws {@link @diffssl/core!DTypeError}
  */
 export function expectFloatTensor(where: string, tensor: HostTensor): void {
   if (!isFloatDataType(tensor.dtype)) throw new DTypeError(`${where}: expected a float tensor; found ${tensor.dtype}`);

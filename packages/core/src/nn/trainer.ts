@@ -131,7 +131,12 @@ export class ModuleTrainStep {
  * @throws `FormatError` for bytes that are not such a state
  * @public
  */
-export function readTrainingState(bytes: Uint8Array): { state: Map<string, HostTensor>; metadata: Record<string, string> } {
+export function readTrainingState(bytes: Uint8Array): {
+  /** Every tensor of the state by name: parameters, buffers, optimizer slots, step, step counters. */
+  state: Map<string, HostTensor>;
+  /** The file's metadata: format, version, optimizer, roles and the caller's keys. */
+  metadata: Record<string, string>;
+} {
   const file = readSafetensors(bytes);
   if (file.metadata.format !== STATE_FORMAT) throw new FormatError(`training state: expected a ${STATE_FORMAT} file; found format ${file.metadata.format ?? 'none'}`);
   return { state: file.tensors, metadata: file.metadata };

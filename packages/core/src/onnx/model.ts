@@ -13,8 +13,11 @@ const IR_VERSION = 8;
 
 /** Name, dtype and shape of a model input or output. @public */
 export interface ValueDescription {
+  /** The graph input's or output's name. */
   readonly name: string;
+  /** Its data type. */
   readonly dtype: DataType;
+  /** Its shape: numbers, or named symbolic dimensions such as `'batch'`. */
   readonly shape: readonly Dim[];
 }
 

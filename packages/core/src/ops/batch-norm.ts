@@ -151,7 +151,16 @@ export function batchNorm(
   parameters: { weight: SymbolicTensor; bias: SymbolicTensor; runningMean: SymbolicTensor; runningVar: SymbolicTensor },
   options?: { training?: false; momentum?: number; epsilon?: number },
 ): SymbolicTensor;
-/** @public */
+/**
+ * Batch normalization in training mode: batch statistics, returning the
+ * output and the updated running statistics.
+ *
+ * @param x - [N, C, ...]
+ * @param parameters - weight, bias, runningMean, runningVar, each [C]
+ * @param options - `training: true`, `momentum` (default 0.1), `epsilon` (default 1e-5)
+ * @returns the output and the new running mean and variance
+ * @public
+ */
 export function batchNorm(
   x: SymbolicTensor,
   parameters: { weight: SymbolicTensor; bias: SymbolicTensor; runningMean: SymbolicTensor; runningVar: SymbolicTensor },

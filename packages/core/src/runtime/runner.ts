@@ -9,7 +9,21 @@ import { HostTensor } from '../tensor/host-tensor.js';
  *
  * @public
  */
-export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu' | 'wasm' | { name: 'cuda'; deviceId?: number } | { name: 'webgpu' };
+export type ExecutionProvider =
+  | 'cuda'
+  | 'webgpu'
+  | 'cpu'
+  | 'wasm'
+  | {
+      /** The CUDA provider. */
+      name: 'cuda';
+      /** The GPU to use (default 0). */
+      deviceId?: number;
+    }
+  | {
+      /** The WebGPU provider. */
+      name: 'webgpu';
+    };
 
 /** Options of `createRunner`. @public */
 export interface RunnerOptions {

@@ -8,12 +8,19 @@ import { DTypeError } from '../errors.js';
  * @public
  */
 export interface DataTypeMap {
+  /** 32-bit floats. */
   float32: Float32Array;
+  /** 64-bit floats. */
   float64: Float64Array;
+  /** IEEE half-precision floats, stored as their 16-bit patterns. */
   float16: Uint16Array;
+  /** 32-bit signed integers. */
   int32: Int32Array;
+  /** 64-bit signed integers. */
   int64: BigInt64Array;
+  /** 8-bit unsigned integers. */
   uint8: Uint8Array;
+  /** Booleans, one byte each (0 or 1). */
   bool: Uint8Array;
 }
 

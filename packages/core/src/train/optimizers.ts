@@ -33,7 +33,12 @@ export interface Optimizer {
   /** Names of the per-parameter state tensors (each shaped like the parameter, zero-initialized). */
   readonly slots: readonly string[];
   /** Builds the updated parameter and state. */
-  update(input: OptimizerUpdateInput): { parameter: SymbolicTensor; slots: SymbolicTensor[] };
+  update(input: OptimizerUpdateInput): {
+    /** The parameter after the step. */
+    parameter: SymbolicTensor;
+    /** The state tensors after the step, in the order of {@link Optimizer.slots}. */
+    slots: SymbolicTensor[];
+  };
 }
 
 function expectNonNegative(optimizer: string, name: string, value: number, upper = Infinity): void {

@@ -20,12 +20,12 @@ export interface ExtractorFeatureBatch {
  * @param settings - the key's `draws` and `noiseSeed`
  * @param streamForDraw - opens the stream of one draw, given its seed
  * @returns batches for {@link writeFeatureCache}
- * @throws {@link ConfigError} for a draw count below 1
+ * @throws {@link @diffssl/core!ConfigError} for a draw count below 1
  * @example
  * ```ts
  * const batches = featureBatchesForDraws(key, async function* (draw, seed) {
  *   const extractor = await createFeatureExtractor({ checkpoint, config, blocks, timesteps, seed });
- *   try { yield* extractor.stream(images, ids); } finally { await extractor.release(); }
+ *   try { yield* extractor.stream(images, { ids }); } finally { await extractor.release(); }
  * });
  * await writeFeatureCache({ root, key, imageCount, batches });
  * ```

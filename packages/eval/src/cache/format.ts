@@ -34,7 +34,9 @@ export interface CacheShardEntry {
  * @public
  */
 export interface FeatureCacheIndex {
+  /** Always `'diffssl-feature-cache'`. */
   format: typeof CACHE_FORMAT;
+  /** The format version (1). */
   version: number;
   /** The canonical key the features were extracted for. */
   key: CanonicalFeatureCacheKey;
@@ -45,13 +47,21 @@ export interface FeatureCacheIndex {
   /** Image indices [start, end) this directory holds: all of them, or one shard's slice. */
   imageRange: [number, number];
   /** For a shard written by `shard k/n`: k (from 0) and n; null for a complete cache. */
-  shard: { index: number; count: number } | null;
+  shard: {
+    /** k, the shard, from 0. */
+    index: number;
+    /** n, the number of shards. */
+    count: number;
+  } | null;
   /** Noise draws per image. */
   draws: number;
+  /** The element type of every tensor file. */
   dtype: 'float32';
+  /** The byte order of every tensor file and of `labels.i32`. */
   byteOrder: 'little';
   /** Row order inside each tensor file: image-major, then draw. */
   layout: 'image,draw,element';
+  /** Every tensor, in the order timesteps then blocks. */
   tensors: CacheTensorEntry[];
   /** `labels.i32` (int32 little-endian, one per image of `imageRange`), or null. */
   labels: string | null;
@@ -66,7 +76,7 @@ const TENSOR_NAME = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
 /**
  * Checks that a tensor name is safe as a relative file path.
  *
- * @throws {@link ConfigError} for names with other characters, empty parts or `..`
+ * @throws {@link @diffssl/core!ConfigError} for names with other characters, empty parts or `..`
  */
 export function checkTensorName(name: string): void {
   if (!TENSOR_NAME.test(name)) throw new ConfigError(`feature cache: tensor name '${name}' must be parts of letters, digits, '_' or '-' separated by '/'`);
@@ -85,7 +95,7 @@ export function tensorFile(name: string): string {
  * @param count - the number of shards
  * @param imageCount - images in the data set
  * @returns [start, end)
- * @throws {@link ConfigError} when index is not in 0..count-1
+ * @throws {@link @diffssl/core!ConfigError} when index is not in 0..count-1
  * @public
  */
 export function shardRange(index: number, count: number, imageCount: number): [number, number] {
@@ -100,10 +110,15 @@ export function shardRange(index: number, count: number, imageCount: number): [n
  *
  * @param text - e.g. `2/4`
  * @returns the shard index and count
- * @throws {@link ConfigError} for anything but `k/n` with 0 <= k < n
+ * @throws {@link @diffssl/core!ConfigError} for anything but `k/n` with 0 <= k < n
  * @public
  */
-export function parseShard(text: string): { index: number; count: number } {
+export function parseShard(text: string): {
+  /** k, the shard, from 0. */
+  index: number;
+  /** n, the number of shards. */
+  count: number;
+} {
   const match = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
   if (!match) throw new ConfigError(`--shard: expected k/n with k from 0 to n-1 (e.g. 0/4); found '${text}'`);
   const index = Number(match[1]);
@@ -144,7 +159,7 @@ function isRange(value: unknown): value is [number, number] {
  * @param text - the content of `index.json`
  * @param where - the file, for messages
  * @returns the index
- * @throws {@link FormatError} for anything that does not follow FORMAT.md
+ * @throws {@link @diffssl/core!FormatError} for anything that does not follow FORMAT.md
  */
 export function parseIndex(text: string, where: string): FeatureCacheIndex {
   let raw: Partial<FeatureCacheIndex>;

@@ -30,13 +30,21 @@ export interface FeatureCacheKey {
 
 /** A key in canonical form: sorted unique blocks and timesteps, `extra` always present. @public */
 export interface CanonicalFeatureCacheKey {
+  /** Content digest of the checkpoint file (`sha256:<hex>`). */
   checkpoint: string;
+  /** The guided-diffusion flags (a JSON object) or a preset name. */
   config: unknown;
+  /** Block numbers, sorted, repeats removed. */
   blocks: number[];
+  /** Timesteps, sorted, repeats removed. */
   timesteps: number[];
+  /** The noise seed of draw 0. */
   noiseSeed: number;
+  /** Noise draws per image (at least 1). */
   draws: number;
+  /** Identity of the images, in order. */
   data: string;
+  /** Anything else that changes the features (`{}` when none was given). */
   extra: Record<string, unknown>;
 }
 
@@ -53,7 +61,7 @@ function sortedUnique(values: readonly number[], what: string, minimum: number):
  *
  * @param key - the key
  * @returns the canonical key (a new object)
- * @throws {@link ConfigError} for empty or non-integer blocks/timesteps, a bad seed or draw count, empty identities
+ * @throws {@link @diffssl/core!ConfigError} for empty or non-integer blocks/timesteps, a bad seed or draw count, empty identities
  * @public
  */
 export function canonicalKey(key: FeatureCacheKey): CanonicalFeatureCacheKey {
@@ -80,7 +88,7 @@ export function canonicalKey(key: FeatureCacheKey): CanonicalFeatureCacheKey {
  *
  * @param value - a JSON value (no functions, no cycles)
  * @returns the canonical JSON text
- * @throws {@link ConfigError} for values JSON cannot represent (undefined, functions, bigints, non-finite numbers)
+ * @throws {@link @diffssl/core!ConfigError} for values JSON cannot represent (undefined, functions, bigints, non-finite numbers)
  * @public
  */
 export function canonicalJson(value: unknown): string {
@@ -132,7 +140,12 @@ export interface DataIdentityParts {
   /** The labels, in order. */
   labels?: ArrayLike<number>;
   /** Source files (relative names and sizes), for data read from disk without hashing every byte. */
-  files?: ReadonlyArray<{ path: string; size: number }>;
+  files?: ReadonlyArray<{
+    /** The file's name, relative to the data set's folder. */
+    path: string;
+    /** Its size in bytes. */
+    size: number;
+  }>;
   /** Anything else that selects or changes the images (a limit, a subset list, a transform), as JSON. */
   selection?: unknown;
 }
@@ -145,7 +158,7 @@ export interface DataIdentityParts {
  *
  * @param parts - images, labels, files and/or a selection
  * @returns `sha256:<64 hex digits>`
- * @throws {@link ConfigError} when no part is given
+ * @throws {@link @diffssl/core!ConfigError} when no part is given
  * @example
  * ```ts
  * const data = dataIdentity({ images: trainImages, labels: trainLabels, selection: { split: 'train', limit: 10000 } });
@@ -182,7 +195,7 @@ export function dataIdentity(parts: DataIdentityParts): string {
  * @param noiseSeed - the key's noise seed, in [0, 2^32)
  * @param draw - the draw, from 0
  * @returns a seed in [0, 2^32) for the extractor
- * @throws {@link ConfigError} for a negative or non-integer draw
+ * @throws {@link @diffssl/core!ConfigError} for a negative or non-integer draw
  * @public
  */
 export function drawSeed(noiseSeed: number, draw: number): number {

@@ -49,7 +49,7 @@ async function appendFile(target: import('node:fs/promises').FileHandle, source:
  * @param shardDirectories - the shard folders, in any order
  * @param options - root, copy or link, and whether to remove the shards
  * @returns the merged cache, opened
- * @throws {@link ConfigError} for shards of different extractions, overlapping or missing images; {@link FormatError} for an incomplete shard
+ * @throws {@link @diffssl/core!ConfigError} for shards of different extractions, overlapping or missing images; {@link @diffssl/core!FormatError} for an incomplete shard
  * @example
  * ```ts
  * const cache = await mergeShards(['/scratch/features-ab12.shard-0-of-2', '/scratch/features-ab12.shard-1-of-2']);

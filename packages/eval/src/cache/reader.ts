@@ -64,7 +64,7 @@ export class FeatureCache {
   /**
    * The shape of one image's feature.
    *
-   * @throws {@link ConfigError} for an unknown name
+   * @throws {@link @diffssl/core!ConfigError} for an unknown name
    */
   tensorShape(name: string): number[] {
     const entry = this.index.tensors.find((t) => t.name === name);
@@ -102,7 +102,7 @@ export class FeatureCache {
    * @param draw - the noise draw, from 0 (default 0)
    * @param names - the tensors to read (default all)
    * @returns one float32 tensor [indices.length, ...shape] per name
-   * @throws {@link ConfigError} for an index outside the range, a bad draw or an unknown name; {@link FormatError} when a file is shorter than its index says
+   * @throws {@link @diffssl/core!ConfigError} for an index outside the range, a bad draw or an unknown name; {@link @diffssl/core!FormatError} when a file is shorter than its index says
    */
   async readBatch(indices: readonly number[], draw = 0, names: readonly string[] = this.tensorNames): Promise<Map<string, HostTensor<'float32'>>> {
     if (this.closed) throw new ConfigError('feature cache: readBatch after close');
@@ -159,7 +159,7 @@ export class FeatureCache {
  * @param directory - the cache (or shard) directory
  * @param expectedKey - when given, the cache must have been written for exactly this key
  * @returns the opened cache
- * @throws {@link FormatError} for a missing, unreadable or inconsistent cache, or a key mismatch; {@link UnsupportedError} on a big-endian machine
+ * @throws {@link @diffssl/core!FormatError} for a missing, unreadable or inconsistent cache, or a key mismatch; {@link @diffssl/core!UnsupportedError} on a big-endian machine
  * @public
  */
 export async function openFeatureCache(directory: string, expectedKey?: FeatureCacheKey): Promise<FeatureCache> {

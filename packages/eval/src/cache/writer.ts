@@ -41,7 +41,12 @@ export interface WriteFeatureCacheOptions {
   /** Class names in class-index order. */
   classNames?: readonly string[];
   /** Write only shard `index` of `count` (a contiguous slice of the images, see {@link shardRange}). */
-  shard?: { index: number; count: number };
+  shard?: {
+    /** k, the shard, from 0. */
+    index: number;
+    /** n, the number of shards. */
+    count: number;
+  };
   /** The features, in any order; every (image, draw) of the slice exactly once. */
   batches: AsyncIterable<CacheFeatureBatch> | Iterable<CacheFeatureBatch>;
   /** Reject NaN and infinite features (default true). */
@@ -110,7 +115,7 @@ interface OpenTensor extends CacheTensorEntry {
  *
  * @param options - root, key, image count, labels, shard and the batches
  * @returns the cache, opened
- * @throws {@link ConfigError} for rows outside the slice, written twice or never, or unexpected tensor names; {@link ShapeError} / {@link DTypeError} for bad tensors; {@link NonFiniteError} for NaN features
+ * @throws {@link @diffssl/core!ConfigError} for rows outside the slice, written twice or never, or unexpected tensor names; {@link @diffssl/core!ShapeError} / {@link @diffssl/core!DTypeError} for bad tensors; {@link @diffssl/core!NonFiniteError} for NaN features
  * @example
  * ```ts
  * const cache = await writeFeatureCache({ root: '.cache', key, imageCount: 10000, labels, batches: featureBatchesForDraws(key, (draw, seed) => stream(seed)) });

@@ -48,7 +48,9 @@ export interface BatchOptions {
  * @public
  */
 export interface Batch {
+  /** float32 [B,C,H,W] images in [-1, 1]. */
   images: HostTensor<'float32'>;
+  /** int64 [B] class labels. */
   labels: HostTensor<'int64'>;
   /** Dataset index of each row. */
   indices: readonly number[];
@@ -56,6 +58,7 @@ export interface Batch {
 
 /** A batch of {@link iterateBatches}, with its position. @public */
 export interface EpochBatch extends Batch {
+  /** The epoch the batch belongs to. */
   epoch: number;
   /** Index of the batch within its epoch (0-based). */
   batchIndex: number;

@@ -67,7 +67,13 @@ export class SeededRandom {
   }
 
   /** Shuffles an array in place (Fisher-Yates) and returns it. */
-  shuffle<T extends { length: number; [index: number]: unknown }>(array: T): T {
+  shuffle<
+    T extends {
+      /** Number of elements. */
+      length: number;
+      [index: number]: unknown;
+    },
+  >(array: T): T {
     for (let i = array.length - 1; i > 0; i--) {
       const j = this.nextInt(i + 1);
       const swap = array[i];

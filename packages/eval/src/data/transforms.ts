@@ -19,9 +19,28 @@ import { imagePlanes, resizeImage } from './resample.js';
  * @public
  */
 export type ImageTransform =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'center-crop'; readonly size: number }
-  | { readonly kind: 'random-crop'; readonly size: number; readonly minCropFraction?: number; readonly maxCropFraction?: number; readonly flip?: boolean };
+  | {
+      /** Use the images as they are. */
+      readonly kind: 'none';
+    }
+  | {
+      /** Evaluation: resize the smaller side to `size`, crop the center. */
+      readonly kind: 'center-crop';
+      /** Output height and width. */
+      readonly size: number;
+    }
+  | {
+      /** Training: random smaller side, random crop, random horizontal flip. */
+      readonly kind: 'random-crop';
+      /** Output height and width. */
+      readonly size: number;
+      /** Smallest crop as a fraction of the resized smaller side (default 0.8). */
+      readonly minCropFraction?: number;
+      /** Largest crop as a fraction of the resized smaller side (default 1.0). */
+      readonly maxCropFraction?: number;
+      /** Mirror with probability 0.5 (default true). */
+      readonly flip?: boolean;
+    };
 
 /**
  * Python's `round()` for the non-negative values of the resize arithmetic:
@@ -115,8 +134,9 @@ export function centerCrop(image: HostTensor<'uint8'>, size: number): HostTensor
 export interface RandomCropDraw {
   /** The drawn smaller side before cropping. */
   smallerSide: number;
-  /** Crop position in the resized image. */
+  /** Crop row in the resized image. */
   top: number;
+  /** Crop column in the resized image. */
   left: number;
   /** Whether the crop is mirrored. */
   flip: boolean;
@@ -140,7 +160,12 @@ export function randomCrop(
   size: number,
   random: SeededRandom,
   options: { minCropFraction?: number; maxCropFraction?: number; flip?: boolean } = {},
-): { image: HostTensor<'uint8'>; draw: RandomCropDraw } {
+): {
+  /** The crop, uint8 [C,size,size]. */
+  image: HostTensor<'uint8'>;
+  /** The values drawn. */
+  draw: RandomCropDraw;
+} {
   checkSize(size, 'randomCrop');
   const minFraction = options.minCropFraction ?? 0.8;
   const maxFraction = options.maxCropFraction ?? 1.0;

@@ -4,7 +4,9 @@ import { pixelNoiseId, seededNoise } from '@diffssl/unet';
 
 /** The sidecar of an exported classifier (`<model>.json` beside `<model>.onnx`). @public */
 export interface ExportedClassifierInfo {
+  /** Always `'diffssl-classifier'`. */
   format: 'diffssl-classifier';
+  /** The sidecar's format version (1). */
   version: 1;
   /** The protocol it was trained with. */
   protocol: string;
@@ -67,7 +69,14 @@ export function classifierFeeds(info: ExportedClassifierInfo, images: HostTensor
  * @param count - how many classes to return (default 3)
  * @public
  */
-export function topClasses(logits: HostTensor, row: number, names: readonly string[], count = 3): { name: string; index: number; probability: number }[] {
+export function topClasses(logits: HostTensor, row: number, names: readonly string[], count = 3): {
+  /** The class name (its index as text when `names` has none). */
+  name: string;
+  /** The class index. */
+  index: number;
+  /** Its softmax probability. */
+  probability: number;
+}[] {
   const k = logits.shape[1]!;
   const values = logits.toArray().slice(row * k, (row + 1) * k);
   const top = Math.max(...values);

@@ -60,7 +60,12 @@ export function classifierGraph(model: ProtocolModel, imageSize: number, channel
  * @throws `ConfigError` when the path does not end in `.onnx` or cannot be written
  * @public
  */
-export async function exportClassifier(options: ExportOptions): Promise<{ onnx: string; json: string }> {
+export async function exportClassifier(options: ExportOptions): Promise<{
+  /** The ONNX model's path. */
+  onnx: string;
+  /** The JSON sidecar's path (the model's, ending in `.json`). */
+  json: string;
+}> {
   if (!options.path.endsWith('.onnx')) throw new ConfigError(`export: the model path must end in .onnx; found ${options.path}`);
   const model = classifierGraph(options.model, options.imageSize, options.channels);
   const json = options.path.replace(/\.onnx$/, '.json');

@@ -9,9 +9,40 @@ import { AttentionHead, LinearHead } from '@diffssl/pool';
  * @public
  */
 export type HeadSpec =
-  | { kind: 'linear'; block?: number; pre_pool_size: number; head_arc?: string; num_classes: number }
-  | { kind: 'fusion'; fusion_arc: string; blocks: number[]; t_list: number[]; norm_type?: FusionNorm; pre_pool_size: number; num_classes: number }
-  | { kind: 'layers'; layer_string: string };
+  | {
+      /** The linear GD(L) head (the reference's `Head`). */
+      kind: 'linear';
+      /** The block the features come from (recorded only: the head reads the tensor `input`). */
+      block?: number;
+      /** Adaptive average pooling of the feature map to this size (0: none). */
+      pre_pool_size: number;
+      /** Hidden layers before the classifier (the reference's `head_arc`, default ''). */
+      head_arc?: string;
+      /** Number of classes. */
+      num_classes: number;
+    }
+  | {
+      /** An attention head over several blocks and timesteps (the reference's `AttentionFusion`, DifFormer). */
+      kind: 'fusion';
+      /** The attention head's layer string. */
+      fusion_arc: string;
+      /** The blocks it reads. */
+      blocks: number[];
+      /** The timesteps it reads. */
+      t_list: number[];
+      /** How each block's pooled map is normalized (default `'layer'`). */
+      norm_type?: FusionNorm;
+      /** Adaptive average pooling of each feature map to this size. */
+      pre_pool_size: number;
+      /** Number of classes. */
+      num_classes: number;
+    }
+  | {
+      /** An attention head from a layer string alone, on one input. */
+      kind: 'layers';
+      /** The reference's layer string. */
+      layer_string: string;
+    };
 
 function positiveIntegers(what: string, value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0 || !value.every((v) => Number.isSafeInteger(v) && v >= 0)) throw new ConfigError(`head spec: ${what} must be a non-empty list of integers; found ${JSON.stringify(value)}`);

@@ -49,7 +49,7 @@ export class MetricsAccumulator {
 
   /**
    * @param classCount - number of classes K
-   * @throws {@link ConfigError} for K < 1
+   * @throws {@link @diffssl/core!ConfigError} for K < 1
    */
   constructor(readonly classCount: number) {
     if (!Number.isSafeInteger(classCount) || classCount < 1) throw new ConfigError(`metrics: classCount must be a positive integer; found ${classCount}`);
@@ -61,7 +61,7 @@ export class MetricsAccumulator {
    *
    * @param logits - [n, K] (any float dtype)
    * @param labels - n true classes
-   * @throws {@link ShapeError} for a wrong shape; {@link ConfigError} for a label outside 0..K-1; {@link NonFiniteError} for NaN or infinite logits
+   * @throws {@link @diffssl/core!ShapeError} for a wrong shape; {@link @diffssl/core!ConfigError} for a label outside 0..K-1; {@link @diffssl/core!NonFiniteError} for NaN or infinite logits
    */
   add(logits: HostTensor, labels: ArrayLike<number>): void {
     const K = this.classCount;
@@ -100,7 +100,7 @@ export class MetricsAccumulator {
    *
    * @param predictions - n predicted classes
    * @param labels - n true classes
-   * @throws {@link ShapeError} for different lengths; {@link ConfigError} for a class outside 0..K-1
+   * @throws {@link @diffssl/core!ShapeError} for different lengths; {@link @diffssl/core!ConfigError} for a class outside 0..K-1
    */
   addPredictions(predictions: ArrayLike<number>, labels: ArrayLike<number>): void {
     if (predictions.length !== labels.length) throw new ShapeError(`metrics: expected ${labels.length} predictions (one per label); found ${predictions.length}`);
@@ -117,7 +117,7 @@ export class MetricsAccumulator {
   /**
    * The metrics of everything added.
    *
-   * @throws {@link ConfigError} when nothing was added
+   * @throws {@link @diffssl/core!ConfigError} when nothing was added
    */
   result(): ClassificationMetrics {
     if (this.count === 0) throw new ConfigError('metrics: no image was scored');

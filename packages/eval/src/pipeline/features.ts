@@ -46,6 +46,7 @@ export interface EnsureFeatureCacheOptions {
   data: string;
   /** Blocks and timesteps. */
   blocks: readonly number[];
+  /** The timesteps. */
   timesteps: readonly number[];
   /** Pool each block to at most this side (the head's `pre_pool_size`). */
   pool: number;
@@ -58,7 +59,12 @@ export interface EnsureFeatureCacheOptions {
   /** How images become model input (transform; gray to RGB). */
   batch?: Omit<BatchOptions, 'channels' | 'epoch' | 'seed'>;
   /** Write only one shard (k of n). */
-  shard?: { index: number; count: number };
+  shard?: {
+    /** k, the shard, from 0. */
+    index: number;
+    /** n, the number of shards. */
+    count: number;
+  };
   /** Images per session run. */
   batchSize?: number;
   /** Session options. */
@@ -90,7 +96,12 @@ export function featureCacheKey(options: Pick<EnsureFeatureCacheOptions, 'unet' 
  * @returns the cache (of the shard, when one is asked)
  * @public
  */
-export async function ensureFeatureCache(options: EnsureFeatureCacheOptions): Promise<{ cache: FeatureCache; extracted: boolean }> {
+export async function ensureFeatureCache(options: EnsureFeatureCacheOptions): Promise<{
+  /** The cache entry (or the shard's folder). */
+  cache: FeatureCache;
+  /** Whether the features were extracted now (false: read from the cache). */
+  extracted: boolean;
+}> {
   const key = featureCacheKey(options);
   if (!options.shard) {
     const found = await findFeatureCache(options.root, key);

@@ -32,23 +32,37 @@ export interface RunOptions extends DataOptions {
   config?: string;
   /** Blocks and timesteps read. */
   blocks?: readonly number[];
+  /** Timesteps read. */
   timesteps?: readonly number[];
   /** Head settings (the reference's defaults otherwise). */
   prePoolSize?: number;
+  /** The linear head's hidden layers (`head_arc`, default ''). */
   headArc?: string;
+  /** The attention head's layer string (default `DEFAULT_FUSION_ARC`). */
   fusionArc?: string;
+  /** DifFormer's norm (default 'layer'). */
   normType?: FusionNorm;
+  /** DifFeed: decoder blocks that feed back (default `defaultFeedbackFrom(unet)`). */
   feedbackFrom?: readonly number[];
+  /** DifFeed: feedback arch (default `DEFAULT_FEEDBACK_ARCH`). */
   feedbackArch?: string;
   /** Training (defaults: the reference's). */
   epochs?: number;
+  /** SGD learning rate (default: {@link PROTOCOL_DEFAULTS}). */
   learningRate?: number;
+  /** Training batch size (default 32). */
   batchSize?: number;
+  /** Evaluation batch size (default: `batchSize`). */
   evalBatchSize?: number;
+  /** SGD momentum (default 0). */
   momentum?: number;
+  /** SGD weight decay (default 0). */
   weightDecay?: number;
+  /** StepLR: epochs between learning-rate drops (default 7). */
   lrStep?: number;
+  /** StepLR factor (default 0.1). */
   lrGamma?: number;
+  /** Evaluate after every N epochs (default: only after the last). */
   evalEvery?: number;
   /** Seed of the head's initialization, the data order and the noise (default 0). */
   seed?: number;

@@ -5,6 +5,7 @@ import { checkpointDigest } from '../cache/key.js';
 
 /** A loaded U-Net and what identifies it in feature-cache keys. @public */
 export interface LoadedUNet {
+  /** The U-Net. */
   unet: AdmUNet;
   /** `sha256:<hex>` of the checkpoint file, or `random-init:<seed>` for a fresh U-Net. */
   identity: string;

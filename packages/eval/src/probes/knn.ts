@@ -78,7 +78,7 @@ function vote(similarity: Float32Array, offset: number, count: number, labels: I
  * @param queries - [M, D] features to classify
  * @param options - k, classes, backend
  * @returns M predicted classes
- * @throws {@link ConfigError} for k outside 1..N or a label outside the classes; {@link ShapeError} for mismatched shapes; {@link NonFiniteError} for NaN features
+ * @throws {@link @diffssl/core!ConfigError} for k outside 1..N or a label outside the classes; {@link @diffssl/core!ShapeError} for mismatched shapes; {@link @diffssl/core!NonFiniteError} for NaN features
  * @example
  * ```ts
  * const predictions = await knnClassify(trainFeatures, trainLabels, testFeatures, { k: 20, classCount: 10 });
@@ -147,9 +147,11 @@ export async function knnClassify(train: HostTensor, trainLabels: ArrayLike<numb
 export interface KnnProbeInput extends KnnOptions {
   /** [N, D] pooled training features. */
   train: HostTensor;
+  /** N training labels, one class index per row of `train`. */
   trainLabels: ArrayLike<number>;
   /** [M, D] pooled test features. */
   test: HostTensor;
+  /** M test labels, one class index per row of `test`. */
   testLabels: ArrayLike<number>;
 }
 
@@ -161,7 +163,12 @@ export interface KnnProbeInput extends KnnOptions {
  * @throws as {@link knnClassify}
  * @public
  */
-export async function knnProbe(input: KnnProbeInput): Promise<{ metrics: ClassificationMetrics; predictions: Int32Array }> {
+export async function knnProbe(input: KnnProbeInput): Promise<{
+  /** Top-1, per-class accuracy and confusion matrix on the test set. */
+  metrics: ClassificationMetrics;
+  /** The predicted class of each test row. */
+  predictions: Int32Array;
+}> {
   const predictions = await knnClassify(input.train, input.trainLabels, input.test, input);
   const metrics = new MetricsAccumulator(input.classCount);
   metrics.addPredictions(predictions, input.testLabels);

@@ -9,7 +9,7 @@ import { ShapeError, ConfigError, HostTensor } from '@diffssl/core';
  * @param features - [N, C, h, w]
  * @param size - output side s (default 1: global average)
  * @returns float32 [N, C·s·s]
- * @throws {@link ShapeError} for a tensor that is not rank 4; {@link ConfigError} for s < 1 or s > min(h, w)
+ * @throws {@link @diffssl/core!ShapeError} for a tensor that is not rank 4; {@link @diffssl/core!ConfigError} for s < 1 or s > min(h, w)
  * @public
  */
 export function poolFeatures(features: HostTensor, size = 1): HostTensor<'float32'> {

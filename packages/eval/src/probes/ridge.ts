@@ -44,7 +44,7 @@ export class RidgeModel {
    *
    * @param features - [n, D]
    * @returns float64 [n, K]
-   * @throws {@link ShapeError} for another D
+   * @throws {@link @diffssl/core!ShapeError} for another D
    */
   predict(features: HostTensor): HostTensor<'float64'> {
     const D = this.featureCount;
@@ -97,7 +97,7 @@ export class RidgeAccumulator {
   /**
    * @param featureCount - D
    * @param options - classes, λ, backend
-   * @throws {@link ConfigError} for bad counts, λ or backend
+   * @throws {@link @diffssl/core!ConfigError} for bad counts, λ or backend
    */
   constructor(
     readonly featureCount: number,
@@ -123,7 +123,7 @@ export class RidgeAccumulator {
    *
    * @param features - [n, D]
    * @param labels - n classes
-   * @throws {@link ShapeError} for a wrong shape; {@link ConfigError} for a label outside 0..K-1; {@link NonFiniteError} for NaN features
+   * @throws {@link @diffssl/core!ShapeError} for a wrong shape; {@link @diffssl/core!ConfigError} for a label outside 0..K-1; {@link @diffssl/core!NonFiniteError} for NaN features
    */
   async add(features: HostTensor, labels: ArrayLike<number>): Promise<void> {
     const D = this.featureCount;
@@ -175,7 +175,7 @@ export class RidgeAccumulator {
    * Solves for W and b and releases the session.
    *
    * @returns the model
-   * @throws {@link ConfigError} when no row was added, or when XcᵀXc + λI is not positive definite (λ = 0 with collinear features: raise λ)
+   * @throws {@link @diffssl/core!ConfigError} when no row was added, or when XcᵀXc + λI is not positive definite (λ = 0 with collinear features: raise λ)
    */
   async fit(): Promise<RidgeModel> {
     await this.release();
@@ -241,7 +241,7 @@ function accumulateGram(x: Float64Array, rows: number, D: number, gram: Float64A
 /**
  * Cholesky factorization A = L·Lᵀ in place (L in the lower triangle, row-major).
  *
- * @throws {@link ConfigError} when A is not (numerically) positive definite
+ * @throws {@link @diffssl/core!ConfigError} when A is not (numerically) positive definite
  */
 export function choleskyInPlace(a: Float64Array, n: number): void {
   // A pivot below n·ε·max|Aᵢᵢ| is rounding noise: the matrix is numerically singular.
@@ -294,9 +294,11 @@ export function choleskySolve(l: Float64Array, n: number, b: Float64Array, m: nu
 export interface RidgeProbeInput extends RidgeOptions {
   /** [N, D] pooled training features. */
   train: HostTensor;
+  /** N training labels, one class index per row of `train`. */
   trainLabels: ArrayLike<number>;
   /** [M, D] pooled test features. */
   test: HostTensor;
+  /** M test labels, one class index per row of `test`. */
   testLabels: ArrayLike<number>;
 }
 
@@ -308,7 +310,12 @@ export interface RidgeProbeInput extends RidgeOptions {
  * @throws as {@link RidgeAccumulator}
  * @public
  */
-export async function ridgeProbe(input: RidgeProbeInput): Promise<{ metrics: ClassificationMetrics; model: RidgeModel }> {
+export async function ridgeProbe(input: RidgeProbeInput): Promise<{
+  /** The metrics on the test set. */
+  metrics: ClassificationMetrics;
+  /** The fitted ridge classifier. */
+  model: RidgeModel;
+}> {
   const ridge = new RidgeAccumulator(input.train.shape[1] ?? 0, input);
   try {
     await ridge.add(input.train, input.trainLabels);

@@ -52,6 +52,7 @@ export class DifFeedModel implements ClassifierGraph {
 
   /** @throws `ConfigError` for bad blocks or arch */
   constructor(
+    /** The frozen U-Net, run twice (plain, then with feedback). */
     readonly unet: DiffusionUNet,
     options: DifFeedModelOptions,
   ) {

@@ -6,7 +6,9 @@ import type { ClassifierGraph, ClassifierInput } from '../training/classifier-gr
 
 /** Channels and size of a U-Net block's output. @public */
 export interface BlockShape {
+  /** Channels of the block's output. */
   readonly channels: number;
+  /** Spatial size of the block's output (square). */
   readonly resolution: number;
 }
 
@@ -27,8 +29,40 @@ export function pooledSize(resolution: number, prePoolSize: number): number {
 
 /** Options of {@link FeatureHeadClassifier}. @public */
 export type FeatureHeadOptions =
-  | { kind: 'linear'; block: number; timestep: number; prePoolSize: number; headArc?: string; numClasses: number; seed?: number }
-  | { kind: 'fusion'; blocks: readonly number[]; timesteps: readonly number[]; prePoolSize: number; fusionArc: string; normType?: FusionNorm; numClasses: number; seed?: number };
+  | {
+      /** The linear GD(L) head on one block at one timestep. */
+      kind: 'linear';
+      /** The block read. */
+      block: number;
+      /** The timestep read. */
+      timestep: number;
+      /** Adaptive average pooling of the feature map to this size. */
+      prePoolSize: number;
+      /** Hidden layers before the classifier (`head_arc`, default ''). */
+      headArc?: string;
+      /** Number of classes. */
+      numClasses: number;
+      /** Initialization seed (default 0). */
+      seed?: number;
+    }
+  | {
+      /** An attention head (one block and timestep) or DifFormer (several). */
+      kind: 'fusion';
+      /** The blocks read. */
+      blocks: readonly number[];
+      /** The timesteps read. */
+      timesteps: readonly number[];
+      /** Adaptive average pooling of each feature map to this size. */
+      prePoolSize: number;
+      /** The attention head's layer string. */
+      fusionArc: string;
+      /** How each block's pooled map is normalized (default `'layer'`). */
+      normType?: FusionNorm;
+      /** Number of classes. */
+      numClasses: number;
+      /** Initialization seed (default 0). */
+      seed?: number;
+    };
 
 /**
  * A head on frozen U-Net features (protocols `linear`, `random`, `attention`,

@@ -59,7 +59,10 @@ export class PixelClassifier implements ClassifierGraph {
  *
  * @public
  */
-export function pixelSource(dataset: Dataset, options: Omit<BatchOptions, 'channels' | 'epoch'> = {}): ExampleSource & { imageShape: [number, number, number] } {
+export function pixelSource(dataset: Dataset, options: Omit<BatchOptions, 'channels' | 'epoch'> = {}): ExampleSource & {
+  /** [C, H, W] of the images. */
+  imageShape: [number, number, number];
+} {
   const shape = dataset.imageShape;
   if (!shape) throw new ConfigError('pixels: the raw-pixel baseline needs images of one fixed size (IDX or array data)');
   return {

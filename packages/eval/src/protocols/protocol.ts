@@ -13,7 +13,12 @@ export type Protocol = 'linear' | 'attention' | 'difformer' | 'diffeed' | 'pixel
 export const PROTOCOLS: readonly Protocol[] = ['pixels', 'random', 'linear', 'attention', 'difformer', 'diffeed'];
 
 /** The reference's defaults of each protocol: SGD learning rate and pre-pool size. @public */
-export const PROTOCOL_DEFAULTS: Readonly<Record<Protocol, { learningRate: number; prePoolSize: number }>> = {
+export const PROTOCOL_DEFAULTS: Readonly<Record<Protocol, {
+  /** Initial SGD learning rate. */
+  learningRate: number;
+  /** `pre_pool_size`: adaptive average pooling of each feature map to this size (0 for pixels: none). */
+  prePoolSize: number;
+}>> = {
   pixels: { learningRate: 1e-2, prePoolSize: 0 },
   random: { learningRate: 1e-2, prePoolSize: 2 },
   linear: { learningRate: 1e-2, prePoolSize: 2 },
@@ -41,6 +46,7 @@ export function parseProtocol(name: string): Protocol {
 
 /** Everything that defines a protocol's model (the reference's settings). @public */
 export interface ProtocolSettings {
+  /** The protocol. */
   protocol: Protocol;
   /** Blocks read (linear/random: one; attention: one; difformer: several; diffeed: the second-pass blocks the head reads). */
   blocks: readonly number[];

@@ -10,7 +10,7 @@ import { ConfigError } from '@diffssl/core';
  *
  * @param path - the target file
  * @param data - its new content
- * @throws {@link ConfigError} naming the path when it cannot be written (unwritable or missing folder, a file in the way)
+ * @throws {@link @diffssl/core!ConfigError} naming the path when it cannot be written (unwritable or missing folder, a file in the way)
  * @public
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {

@@ -13,12 +13,17 @@ export interface ChartSeries {
 
 /** Options of {@link lineChartSvg}. @public */
 export interface LineChartOptions {
+  /** The chart's title. */
   title: string;
+  /** The x axis title. */
   xLabel: string;
+  /** The y axis title. */
   yLabel: string;
+  /** The lines to draw. */
   series: readonly ChartSeries[];
-  /** Default 640 x 360. */
+  /** Width in pixels (default 640). */
   width?: number;
+  /** Height in pixels (default 360). */
   height?: number;
   /** Fixed y range, e.g. [0, 100] for accuracies (default: the data's, padded). */
   yRange?: [number, number];
@@ -30,7 +35,7 @@ export interface LineChartOptions {
  *
  * @param options - title, axis labels and series
  * @returns the SVG text
- * @throws {@link ConfigError} when no series has a finite point
+ * @throws {@link @diffssl/core!ConfigError} when no series has a finite point
  * @example
  * ```ts
  * lineChartSvg({ title: 'Training loss', xLabel: 'epoch', yLabel: 'loss', series: [{ name: 'train', points: [[1, 2.1], [2, 1.4]] }] });
@@ -84,13 +89,15 @@ export function lineChartSvg(options: LineChartOptions): string {
 
 /** Options of {@link heatmapSvg}. @public */
 export interface HeatmapOptions {
+  /** The chart's title. */
   title: string;
   /** Labels of the rows, top to bottom. */
   rowLabels: readonly string[];
   /** Labels of the columns, left to right. */
   columnLabels: readonly string[];
-  /** Axis titles. */
+  /** The row axis title. */
   rowTitle: string;
+  /** The column axis title. */
   columnTitle: string;
   /** values[row][column]; null for a missing cell (drawn gray). */
   values: ReadonlyArray<ReadonlyArray<number | null>>;
@@ -108,8 +115,9 @@ export interface HeatmapOptions {
   caption?: string;
   /** Extra attributes per cell (e.g. `data-block`), for tools that read the SVG. */
   cellAttributes?: (row: number, column: number) => Record<string, string | number>;
-  /** Cell size in pixels (default 44 x 30). */
+  /** Cell width in pixels (default 44). */
   cellWidth?: number;
+  /** Cell height in pixels (default 30). */
   cellHeight?: number;
 }
 
@@ -119,7 +127,7 @@ export interface HeatmapOptions {
  *
  * @param options - labels, values, formatting and highlight
  * @returns the SVG text
- * @throws {@link ConfigError} when the values do not match the labels
+ * @throws {@link @diffssl/core!ConfigError} when the values do not match the labels
  * @public
  */
 export function heatmapSvg(options: HeatmapOptions): string {
@@ -196,7 +204,7 @@ export function heatmapSvg(options: HeatmapOptions): string {
  * @param classNames - names in class-index order (default: the indices)
  * @param title - default 'Confusion matrix'
  * @returns the SVG text
- * @throws {@link ConfigError} when the matrix is not square or the names do not match it
+ * @throws {@link @diffssl/core!ConfigError} when the matrix is not square or the names do not match it
  * @public
  */
 export function confusionMatrixSvg(matrix: ReadonlyArray<readonly number[]>, classNames?: readonly string[], title = 'Confusion matrix'): string {

@@ -11,7 +11,9 @@ export interface EpochRecord {
   epoch: number;
   /** Mean training loss of the epoch. */
   loss: number;
+  /** The learning rate used during the epoch. */
   learning_rate?: number;
+  /** Wall time of the epoch in seconds. */
   seconds?: number;
 }
 
@@ -21,6 +23,7 @@ export interface EvaluationRecord {
   epoch: number;
   /** Percent. */
   top1: number;
+  /** Top-5 accuracy, percent; null when only predictions (no logits) were scored. */
   top5?: number | null;
   /** Mean test cross-entropy. */
   loss?: number | null;
@@ -37,25 +40,38 @@ export interface RunReport {
   protocol: string;
   /** Top-1 accuracy, percent of all `test_images`. */
   top1: number;
+  /** Top-5 accuracy, percent; null when only predictions (no logits) were scored. */
   top5?: number | null;
   /** How many test images were scored. */
   test_images: number;
+  /** How many training images were used. */
   train_images?: number;
   /** Mean test cross-entropy. */
   test_loss?: number | null;
   /** Per-epoch training loss (and learning rate, time). */
   epochs: EpochRecord[];
+  /** The evaluations on the test set during and after training. */
   evaluations?: EvaluationRecord[];
+  /** Class names in class-index order. */
   class_names?: string[];
   /** Percent per class; null for a class without test images. */
   per_class_accuracy?: Array<number | null>;
   /** counts[true][predicted]. */
   confusion_matrix?: number[][];
+  /** Wall time of the whole run in seconds. */
   wall_seconds?: number;
   /** The options of the run (checkpoint, blocks, timesteps, seed, ...). */
   settings?: Record<string, unknown>;
   /** Other results to print beside this one (baselines, the reference's numbers). */
-  comparisons?: Array<{ name: string; top1: number | null; note?: string }>;
+  comparisons?: Array<{
+    /** What the other result is. */
+    name: string;
+    /** Its top-1 accuracy in percent, or null when unknown. */
+    top1: number | null;
+    /** A remark printed beside it. */
+    note?: string;
+  }>;
+  /** Remarks listed at the end of the report. */
   notes?: string[];
 }
 
@@ -155,7 +171,7 @@ export function runReportMarkdown(report: RunReport, charts: { loss?: string; ac
  * @param directory - the output folder (created when missing)
  * @param report - the run
  * @returns the paths written
- * @throws {@link ConfigError} for an inconsistent report or an unwritable folder
+ * @throws {@link @diffssl/core!ConfigError} for an inconsistent report or an unwritable folder
  * @example
  * ```ts
  * await writeRunReport('runs/linear', { protocol: 'linear', ...reportFieldsFromMetrics(metrics), epochs, class_names });

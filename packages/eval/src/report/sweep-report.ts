@@ -6,10 +6,13 @@ import { clock, markdownTable } from './markdown.js';
 
 /** One scored (block, timestep) cell of a sweep. @public */
 export interface SweepCell {
+  /** The U-Net block the features were read at. */
   block: number;
+  /** The diffusion timestep t. */
   timestep: number;
   /** Top-1 accuracy, percent. */
   top1: number;
+  /** Wall time of the cell in seconds. */
   seconds?: number;
 }
 
@@ -17,12 +20,15 @@ export interface SweepCell {
 export interface SweepReport {
   /** What scored each cell: `knn`, `ridge`, `linear`, ... */
   scorer: string;
+  /** The blocks swept (the heatmap's columns). */
   blocks: number[];
+  /** The timesteps swept (the heatmap's rows). */
   timesteps: number[];
   /** Scored cells (a cell not listed is drawn as missing). */
   cells: SweepCell[];
   /** The best cell (filled in by {@link writeSweepReport}). */
   best?: SweepCell;
+  /** The options of the sweep (checkpoint, seed, limits, ...). */
   settings?: Record<string, unknown>;
 }
 
@@ -31,7 +37,7 @@ export interface SweepReport {
  *
  * @param sweep - the sweep
  * @returns the best cell
- * @throws {@link ConfigError} for a sweep without cells
+ * @throws {@link @diffssl/core!ConfigError} for a sweep without cells
  * @public
  */
 export function bestSweepCell(sweep: Pick<SweepReport, 'cells'>): SweepCell {
@@ -64,7 +70,7 @@ function grid(sweep: SweepReport): Array<Array<SweepCell | undefined>> {
  *
  * @param sweep - the sweep
  * @returns the SVG text
- * @throws {@link ConfigError} for cells outside the grid, repeated or non-finite
+ * @throws {@link @diffssl/core!ConfigError} for cells outside the grid, repeated or non-finite
  * @public
  */
 export function sweepHeatmapSvg(sweep: SweepReport): string {
@@ -124,7 +130,7 @@ export function sweepMarkdown(sweep: SweepReport, chart?: string): string {
  * @param directory - the output folder (created when missing)
  * @param sweep - the sweep
  * @returns the paths written
- * @throws {@link ConfigError} for an inconsistent sweep or an unwritable folder
+ * @throws {@link @diffssl/core!ConfigError} for an inconsistent sweep or an unwritable folder
  * @public
  */
 export async function writeSweepReport(directory: string, sweep: SweepReport): Promise<string[]> {

@@ -2,7 +2,9 @@ import type { BuildContext, DataType, HostTensor, Module, SymbolicTensor } from 
 
 /** One named input of a classifier: dtype and shape without the batch axis. @public */
 export interface ClassifierInput {
+  /** The input's data type. */
   readonly dtype: DataType;
+  /** Its shape without the batch axis. */
   readonly shape: readonly number[];
 }
 

@@ -13,8 +13,30 @@ import type { ClassifierGraph, ExampleSource } from './classifier-graph.js';
 
 /** Progress of a training run, for bars and logs. @public */
 export type TrainingProgress =
-  | { phase: 'train'; epoch: number; epochs: number; batch: number; batches: number; loss: number }
-  | { phase: 'evaluate'; epoch: number; done: number; total: number };
+  | {
+      /** A training step. */
+      phase: 'train';
+      /** The epoch, from 1. */
+      epoch: number;
+      /** Epochs of the run. */
+      epochs: number;
+      /** Batches done in this epoch. */
+      batch: number;
+      /** Batches of an epoch. */
+      batches: number;
+      /** Mean training loss of the epoch so far. */
+      loss: number;
+    }
+  | {
+      /** An evaluation of the test examples. */
+      phase: 'evaluate';
+      /** The epoch after which it runs. */
+      epoch: number;
+      /** Test examples scored so far. */
+      done: number;
+      /** Test examples in all. */
+      total: number;
+    };
 
 /** Options of {@link trainClassifier} (defaults are the reference's). @public */
 export interface TrainOptions {

@@ -71,7 +71,12 @@ export class BatchNorm2d extends Layer {
    */
   constructor(
     readonly channels: number,
-    readonly options: { epsilon?: number; momentum?: number } = {},
+    readonly options: {
+      /** Added to the variance (default 1e-5). */
+      epsilon?: number;
+      /** Weight of the batch statistics in the running-statistics update (default 0.1). */
+      momentum?: number;
+    } = {},
   ) {
     super();
     positiveSize('BatchNorm2d', 'num_features', channels);
