@@ -105,6 +105,19 @@ rows.push({ name: 'attention head, 3 epochs', setting: 'as above, 3 epochs (besi
 const diffeed = await run('diffeed-3-epochs', { protocol: 'diffeed', blocks: [10], timesteps: [50], feedbackFrom: [11, 13, 15, 17], epochs: 3 });
 rows.push({ name: 'DifFeed, 3 epochs', setting: 'feedback from 11, 13, 15, 17 into 9, 7, 5, 3 (C_B_R), second pass read at block 10, t=50, lr 1e-2', ours: diffeed.top1, reference: REFERENCE.diffeed3, seconds: diffeed.wall_seconds ?? 0, images: diffeed.test_images });
 
+// Seed spread of the cells that differ most from the reference: GD(L) at block 1, t=10, seeds 0..4 (initialization, data order and noise).
+const seedRuns: { seed: number; top1: number }[] = [];
+for (const seed of [0, 1, 2, 3, 4]) {
+  const report = await run(`linear-block1-t10-seed${seed}`, { protocol: 'linear', blocks: [1], timesteps: [10], seed });
+  seedRuns.push({ seed, top1: report.top1 });
+}
+const seedMean = seedRuns.reduce((a, r) => a + r.top1, 0) / seedRuns.length;
+const seedSd = Math.sqrt(seedRuns.reduce((a, r) => a + (r.top1 - seedMean) ** 2, 0) / (seedRuns.length - 1));
+const outliers = sweep.cells
+  .map((cell) => ({ ...cell, reference: REFERENCE.sweep[cell.timestep]?.[cell.block - 1] }))
+  .filter((cell) => cell.reference !== undefined && Math.abs(cell.top1 - cell.reference) > 1);
+const outlierBlocks = [...new Set(outliers.map((cell) => cell.block))].sort((a, b) => a - b);
+
 const chartOf = async (name: string) => `![${name} training loss](${await copyChart(name, 'loss.svg')})`;
 const lossCharts = [await chartOf('attention'), await chartOf('difformer'), await chartOf('diffeed-3-epochs')];
 const confusion = `![DifFormer confusion matrix](${await copyChart('difformer', 'confusion.svg')})`;
@@ -150,6 +163,24 @@ Sweep wall time ${minutes(sweepSeconds)} of head training (feature extraction of
 | block | t=10 | t=50 | t=150 |
 | --- | --- | --- | --- |
 ${sweepRows.join('\n')}
+
+## Where we differ from the reference, and why
+
+The raw-pixel baseline, which shares the optimizer, schedule, batching and data with every head, lands on the
+reference's number (${pixels.top1.toFixed(2)} against ${REFERENCE.pixels}), and the sweep's best cell matches too
+(block ${best.block} at t=${best.timestep}: ${best.top1.toFixed(2)} against the reference's best ${referenceBest.top1}). ${outliers.length} of the
+${sweep.cells.length} sweep cells differ by more than 1 point, all at blocks ${outlierBlocks.join(', ')}, with the same sign at every
+timestep: ${outliers.map((cell) => `block ${cell.block} t=${cell.timestep} ${delta({ ours: cell.top1, reference: cell.reference! } as Row)}`).join(', ')}.
+
+These are the blocks where GD(L) converges slowest under plain SGD at lr 1e-2 (full-resolution encoder and decoder
+blocks, 20-50% accuracy). Seeds do not explain the gap: GD(L) at block 1, t=10 over seeds 0-4 (initialization, data
+order and noise all change) gives ${seedRuns.map((r) => r.top1.toFixed(2)).join(', ')} (mean ${seedMean.toFixed(2)}, standard
+deviation ${seedSd.toFixed(2)}), against the reference's ${REFERENCE.sweep[10]![0]}. Every computation we can compare is equal
+to the reference's: the U-Net's block outputs (relative error below 1e-5 at every block), pooling (PyTorch's bins),
+the heads' logits, gradients and SGD steps (below 1e-4 on the reference fixtures). What remains is what
+reference-results.md does not state about how the reference fed its cached features to GD(L) (for example whether
+its loader reshuffled them each epoch, or its random draws); in this slow-converging regime such details move the
+result by a point or two, while the well-conditioned cells (blocks 5-16) agree within a point.
 
 ## Training curves
 
