@@ -147,49 +147,9 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   const imageShape = train.imageShape;
   const model: ProtocolModel = createProtocolModel(settings, loaded?.unet, imageShape ? [imageShape[0], imageShape[1], imageShape[2]] : undefined);
   const progressMode = options.progress ?? 'auto';
-  const notes: string[] = [];
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    return await trainAndReport();
-  } finally {
-    for (const cleanup of cleanups) await cleanup();
-  }
-
-  async function trainAndReport(): Promise<RunReport> {
-    let sources: { train: ExampleSource; test: ExampleSource };
-    if (protocol === 'pixels') {
-      sources = { train: pixelSource(train), test: pixelSource(test) };
-    } else if (readsFrozenFeatures(protocol)) {
-      const head = model as FeatureHeadClassifier;
-      const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
-      const names = [...head.features.keys()];
-      if (options.cache ?? true) {
-        const caches = await cachedFeatures({
-          ...options,
-          unet: loaded!,
-          splits: { train, test },
-          blocks: head.blocks,
-          timesteps: head.timesteps,
-          pool: head.prePoolSize,
-          noiseSeed,
-          root: options.cacheDirectory ?? defaultCacheDirectory(),
-          progress: progressMode,
-          log,
-        });
-        cleanups.push(() => caches.train.close(), () => caches.test.close());
-        sources = { train: cacheSource(caches.train, train, names), test: cacheSource(caches.test, test, names) };
-      } else {
-        notes.push('features recomputed by the U-Net for every batch (no feature cache)');
-        const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner);
-        sources = recomputed;
-        cleanups.push(() => recomputed.release());
-      }
-    } else {
-      notes.push('DifFeed cannot use the feature cache: its first pass feeds trainable feedback networks, so the U-Net runs on every step (fresh seeded noise each epoch)');
-      log(notes[notes.length - 1]!);
-      const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
-      sources = { train: imageNoiseSource(train, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }), test: imageNoiseSource(test, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }) };
-    }
+    const { sources, notes } = await exampleSources({ options, model, loaded, train, test, noiseSeed, progressMode, log }, cleanups);
     const defaults = PROTOCOL_DEFAULTS[protocol];
     const epochs = options.epochs ?? 28;
     let progress: Progress | undefined;
@@ -257,7 +217,66 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       await exportClassifier({ model, path: join(options.out, 'model.onnx'), protocol, classNames: train.classes, imageSize: size, channels, noiseSeed, settings: recorded });
     }
     return report;
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
   }
+}
+
+interface SourceContext {
+  options: RunOptions;
+  model: ProtocolModel;
+  loaded: LoadedUNet | undefined;
+  train: Dataset;
+  test: Dataset;
+  noiseSeed: number;
+  progressMode: ProgressOptions['mode'];
+  log: (line: string) => void;
+}
+
+/**
+ * Where a protocol's examples come from: raw pixels, cached features (or
+ * features recomputed every batch with `cache: false`), or images with seeded
+ * noise for DifFeed. Resources to release go to `cleanups`.
+ */
+async function exampleSources(context: SourceContext, cleanups: (() => Promise<void>)[]): Promise<{ sources: { train: ExampleSource; test: ExampleSource }; notes: string[] }> {
+  const { options, model, loaded, train, test, noiseSeed, progressMode, log } = context;
+  const { protocol } = options;
+  const notes: string[] = [];
+  let sources: { train: ExampleSource; test: ExampleSource };
+  if (protocol === 'pixels') {
+    sources = { train: pixelSource(train), test: pixelSource(test) };
+  } else if (readsFrozenFeatures(protocol)) {
+    const head = model as FeatureHeadClassifier;
+    const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
+    const names = [...head.features.keys()];
+    if (options.cache ?? true) {
+      const caches = await cachedFeatures({
+        ...options,
+        unet: loaded!,
+        splits: { train, test },
+        blocks: head.blocks,
+        timesteps: head.timesteps,
+        pool: head.prePoolSize,
+        noiseSeed,
+        root: options.cacheDirectory ?? defaultCacheDirectory(),
+        progress: progressMode,
+        log,
+      });
+      cleanups.push(() => caches.train.close(), () => caches.test.close());
+      sources = { train: cacheSource(caches.train, train, names), test: cacheSource(caches.test, test, names) };
+    } else {
+      notes.push('features recomputed by the U-Net for every batch (no feature cache)');
+      const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner);
+      sources = recomputed;
+      cleanups.push(() => recomputed.release());
+    }
+  } else {
+    notes.push('DifFeed cannot use the feature cache: its first pass feeds trainable feedback networks, so the U-Net runs on every step (fresh seeded noise each epoch)');
+    log(notes[notes.length - 1]!);
+    const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
+    sources = { train: imageNoiseSource(train, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }), test: imageNoiseSource(test, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }) };
+  }
+  return { sources, notes };
 }
 
 /** Frozen-protocol sources that run the U-Net for every batch (the no-cache comparison). */
