@@ -1,7 +1,3 @@
-import { defineConfig } from 'vitest/config';
+import { packageTestConfig } from '../../vitest.base.ts';
 
-export default defineConfig({
-  resolve: { conditions: ['@diffssl/source'] },
-  ssr: { resolve: { conditions: ['@diffssl/source'] } },
-  test: { include: ['src/**/*.test.ts', 'test/**/*.test.ts'], testTimeout: 120_000 },
-});
+export default packageTestConfig;
