@@ -4,7 +4,6 @@ import {
 import { admConfig, type AdmConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 import { CheckpointMismatchError } from './checkpoint/errors.js';
 import type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './diffusion-unet.js';
-import { castToFloat16 } from './half-precision.js';
 import { groupNorm32, layerKind, type LayerBuildContext } from './layer-kinds.js';
 import { layerFacts, unetLayout, weightSpecs, type BlockSpec, type UNetLayout } from './layout.js';
 
@@ -200,7 +199,7 @@ export class AdmUNet implements DiffusionUNet {
   private weight(graph: Graph, name: string, precision: 'float32' | 'float16'): SymbolicTensor {
     return this.cachedWeight(graph, precision === 'float32' ? name : `${name}.${precision}`, () => {
       const value = this.weights.get(name)!;
-      return value.dtype === precision ? value : precision === 'float16' ? castToFloat16(value) : value.cast(precision);
+      return value.dtype === precision ? value : value.cast(precision);
     });
   }
 
@@ -209,7 +208,7 @@ export class AdmUNet implements DiffusionUNet {
     return this.cachedWeight(graph, precision === 'float32' ? `${name}.matrix` : `${name}.matrix.${precision}`, () => {
       const original = this.weights.get(name)!;
       const matrix = original.reshape([original.shape[0]!, original.shape[1]!]);
-      return matrix.dtype === precision ? matrix : precision === 'float16' ? castToFloat16(matrix) : matrix.cast(precision);
+      return matrix.dtype === precision ? matrix : matrix.cast(precision);
     });
   }
 

@@ -8,7 +8,6 @@ import { loadCheckpoint } from './checkpoint/torch-checkpoint.js';
 import { admConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 import type { DiffusionUNet } from './diffusion-unet.js';
 import { compileExtraction, EXTRACTION_GRAPH_VERSION, openFeatureExtractor, type ExtractionModelInfo, type ExtractionOptions, type FeatureExtractor } from './extractor.js';
-import { castToFloat16 } from './half-precision.js';
 import { weightSpecs } from './layout.js';
 import { createTemporaryDirectory, removeTemporary, trackTemporary, untrackTemporary } from './temporary-files.js';
 
@@ -149,7 +148,7 @@ async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPreset
   if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path));
   // Only tensors of the expected shape: a hostile file could otherwise name one huge view many times and have each cast.
   const halves = new Map(weightSpecs(config).filter((spec) => spec.precision === 'compute').map((spec) => [spec.name, spec.shape.join()]));
-  const transform = (name: string, tensor: HostTensor) => (halves.get(name) === tensor.shape.join() ? castToFloat16(tensor) : tensor);
+  const transform = (name: string, tensor: HostTensor) => (halves.get(name) === tensor.shape.join() ? tensor.cast('float16') : tensor);
   return new AdmUNet(config, await loadCheckpoint(path, { transform }));
 }
 

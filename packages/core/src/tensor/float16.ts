@@ -10,7 +10,14 @@ const intView = new Uint32Array(floatView.buffer);
  */
 export function float32ToFloat16Bits(value: number): number {
   floatView[0] = value;
-  const x = intView[0]!;
+  return halfBitsOfSingleBits(intView[0]!);
+}
+
+/**
+ * Half-precision bits of the float32 with bits `x`, rounding to nearest even
+ * (subnormals, overflow to infinity, quiet NaN).
+ */
+function halfBitsOfSingleBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exponent = (x >>> 23) & 0xff;
   let mantissa = x & 0x7fffff;
@@ -34,6 +41,22 @@ export function float32ToFloat16Bits(value: number): number {
   const remainder = mantissa & 0x1fff;
   const roundUp = remainder > 0x1000 || (remainder === 0x1000 && (half & 1) === 1);
   return sign | (half + (roundUp ? 1 : 0));
+}
+
+/**
+ * Half-precision bits of every value, read straight from the float32 bits (no
+ * number per element): what {@link float32ToFloat16Bits} gives element by
+ * element, an order of magnitude faster, for casting whole models.
+ *
+ * @param values - float32 values
+ * @returns their half-precision bits
+ * @internal
+ */
+export function float32ArrayToFloat16Bits(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < out.length; i++) out[i] = halfBitsOfSingleBits(bits[i]!);
+  return out;
 }
 
 /**

@@ -2,6 +2,7 @@ import ndarray from 'ndarray';
 import { describe, expect, it } from 'vitest';
 import { DTypeError, float16BitsToFloat32, float32ToFloat16Bits, fromNdarray, fromOrtTensor, HostTensor, ShapeError, toNdarray, toOrtTensor } from '../index.js';
 import * as ort from 'onnxruntime-node';
+import { seededRandom } from '@diffssl/testing';
 
 describe('HostTensor', () => {
   const x = HostTensor.from('float32', [2, 3], [1, 2, 3, 4, 5, 6]);
@@ -29,6 +30,45 @@ describe('HostTensor', () => {
     expect(float32ToFloat16Bits(1e6)).toBe(0x7c00);
     expect(float16BitsToFloat32(float32ToFloat16Bits(2 ** -24))).toBe(2 ** -24);
     expect(x.cast('float16').cast('float32').toArray()).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it("casts to float16 as the nearest half (ties to even) of the float32 value, checked against a search over all 65,536 halves", () => {
+    // Independent reference: every non-negative half up to infinity, decoded (in
+    // increasing order);
+    // the answer for v is the nearest by absolute distance, ties to the even
+    // bit pattern, and infinity from 65520 (the midpoint past 65504) upward.
+    const halves = Array.from({ length: 0x7c01 }, (_, bits) => ({ bits, value: float16BitsToFloat32(bits) }));
+    const nearestHalfBits = (v: number): number => {
+      if (Number.isNaN(v)) return Number.NaN;
+      const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
+      const a = Math.abs(Math.fround(v));
+      if (a >= 65520) return sign | 0x7c00;
+      let low = 0;
+      let high = halves.length - 1;
+      while (high - low > 1) {
+        const middle = (low + high) >> 1;
+        if (halves[middle]!.value <= a) low = middle;
+        else high = middle;
+      }
+      const [below, above] = [halves[low]!, halves[high]!];
+      const [dBelow, dAbove] = [a - below.value, above.value - a];
+      const pick = dBelow < dAbove ? below : dAbove < dBelow ? above : below.bits % 2 === 0 ? below : above;
+      return sign | pick.bits;
+    };
+    const random = seededRandom(5);
+    const tricky = [0, -0, 1, -1, 65504, 65519.99, 65520, 1e6, -1e6, Infinity, -Infinity, 2 ** -24, 2 ** -25, 2 ** -25 + 2 ** -40, 3 * 2 ** -25, 6.097555160522461e-5, 2 ** -14, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 1e-30, 0.1, 1 / 3];
+    const values = [...tricky, ...Array.from({ length: 20_000 }, () => (random() - 0.5) * 10 ** Math.floor(random() * 12 - 8))];
+    for (const dtype of ['float32', 'float64'] as const) {
+      const tensor = HostTensor.from(dtype, [values.length], values);
+      const half = tensor.cast('float16');
+      expect(half.dtype).toBe('float16');
+      const mismatches = values.map((v, i) => [v, half.data[i], nearestHalfBits(v)] as const).filter(([, got, want]) => got !== want);
+      expect(mismatches.slice(0, 5), dtype).toEqual([]);
+    }
+    const nan = HostTensor.from('float32', [1], [Number.NaN]).cast('float16');
+    expect(Number.isNaN(float16BitsToFloat32(nan.data[0]!))).toBe(true);
+    // A strided view is read in logical order.
+    expect(x.transpose([1, 0]).cast('float16').toArray()).toEqual([1, 4, 2, 5, 3, 6]);
   });
 
   it('converts to and from ndarray without copying', () => {

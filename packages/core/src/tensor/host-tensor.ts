@@ -1,6 +1,6 @@
 import { ShapeError, DTypeError } from '../errors.js';
 import { allocateData, assertDataType, dataTypeOfArray, isFloatDataType, type DataType, type DataTypeMap } from './dtype.js';
-import { float16BitsToFloat32, float32ToFloat16Bits } from './float16.js';
+import { float16BitsToFloat32, float32ArrayToFloat16Bits, float32ToFloat16Bits } from './float16.js';
 
 /** Row-major (C order) strides of a shape. @public */
 export function contiguousStrides(shape: readonly number[]): number[] {
@@ -279,6 +279,12 @@ export class HostTensor<D extends DataType = DataType> {
    */
   cast<T extends DataType>(dtype: T): HostTensor<T> {
     assertDataType(dtype);
+    if (dtype === 'float16' && (this.dtype === 'float32' || this.dtype === 'float64')) {
+      // Whole models are cast this way: straight from the typed array (float64 rounds to float32 first).
+      const dense = this.contiguous();
+      const singles = dense.data instanceof Float32Array ? dense.data : Float32Array.from(dense.data as Float64Array);
+      return new HostTensor(dtype, float32ArrayToFloat16Bits(singles) as DataTypeMap[T], this.shape);
+    }
     const values = this.toArray();
     if (dtype === 'int64') return HostTensor.from(dtype, this.shape, values.map((v) => BigInt(Math.trunc(v))) as unknown as ArrayLike<bigint>);
     if (!isFloatDataType(dtype) && dtype !== 'bool') return HostTensor.from(dtype, this.shape, values.map(Math.trunc));
