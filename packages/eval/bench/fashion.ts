@@ -111,8 +111,18 @@ for (const seed of [0, 1, 2, 3, 4]) {
   const report = await run(`linear-block1-t10-seed${seed}`, { protocol: 'linear', blocks: [1], timesteps: [10], seed });
   seedRuns.push({ seed, top1: report.top1 });
 }
-const seedMean = seedRuns.reduce((a, r) => a + r.top1, 0) / seedRuns.length;
-const seedSd = Math.sqrt(seedRuns.reduce((a, r) => a + (r.top1 - seedMean) ** 2, 0) / (seedRuns.length - 1));
+const meanAndSd = (values: readonly number[]) => {
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  return { mean, sd: Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1)) };
+};
+const { mean: seedMean, sd: seedSd } = meanAndSd(seedRuns.map((r) => r.top1));
+// The random U-Net's accuracy depends on its one random initialization: the same run at seeds 1..4 (seed 0 is the run above).
+const randomSeedRuns = [{ seed: 0, top1: random.top1 }];
+for (const seed of [1, 2, 3, 4]) {
+  const report = await run(`random-seed${seed}`, { protocol: 'random', blocks: [10], timesteps: [50], seed });
+  randomSeedRuns.push({ seed, top1: report.top1 });
+}
+const randomSpread = meanAndSd(randomSeedRuns.map((r) => r.top1));
 const outliers = sweep.cells
   .map((cell) => ({ ...cell, reference: REFERENCE.sweep[cell.timestep]?.[cell.block - 1] }))
   .filter((cell) => cell.reference !== undefined && Math.abs(cell.top1 - cell.reference) > 1);
@@ -181,6 +191,13 @@ the heads' logits, gradients and SGD steps (below 1e-4 on the reference fixtures
 reference-results.md does not state about how the reference fed its cached features to GD(L) (for example whether
 its loader reshuffled them each epoch, or its random draws); in this slow-converging regime such details move the
 result by a point or two, while the well-conditioned cells (blocks 5-16) agree within a point.
+
+The random U-Net baseline is one draw of a random network, and which draw matters: over seeds 0-4 (the U-Net's
+initialization, the head's, the data order and the noise) GD(L) at block 10, t=50 gives
+${randomSeedRuns.map((r) => r.top1.toFixed(2)).join(', ')} (mean ${randomSpread.mean.toFixed(2)}, standard deviation
+${randomSpread.sd.toFixed(2)}), against the reference's single draw, ${REFERENCE.random}. Our initializer draws PyTorch's
+distributions (and guided-diffusion's zero-initialized layers) from its own seeded stream, not PyTorch's, so the reference's
+network cannot be redrawn here; the comparison that holds is with the spread over draws.
 
 ## Training curves
 
