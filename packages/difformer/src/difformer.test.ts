@@ -3,7 +3,7 @@
  * `attention` and `difformer`): logits, loss, every gradient and every parameter after one SGD step.
  */
 import { BuildContext, Graph, type HostTensor } from '@diffssl/core';
-import { expectClose, loadTensorFixture, runHeadStep, type TensorFixture } from '@diffssl/testing';
+import { expectMatchesReferenceStep, loadTensorFixture, referenceStep, runHeadStep, type TensorFixture } from '@diffssl/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DifFormer, fusionKey } from './index.js';
 
@@ -13,7 +13,7 @@ beforeAll(() => {
 });
 
 function group(prefix: string): Map<string, HostTensor> {
-  return new Map([...fixture.tensors].filter(([name]) => name.startsWith(prefix)).map(([name, tensor]) => [name.slice(prefix.length), tensor]));
+  return fixture.group(prefix);
 }
 
 interface FusionCase {
@@ -26,7 +26,7 @@ interface FusionCase {
 }
 
 describe.each(['attention', 'difformer'])('DifFormer, reference case %s', (name) => {
-  it('matches logits, loss, every gradient and every parameter after one SGD step', async () => {
+  it('matches logits, loss, every gradient and every parameter update of one SGD step', async () => {
     const config = JSON.parse(fixture.metadata[name]!) as FusionCase;
     const inputs = group(`${name}/input/`);
     // Channels and sizes come from the input tensors, as a user's U-Net metadata would give them.
@@ -40,13 +40,7 @@ describe.each(['attention', 'difformer'])('DifFormer, reference case %s', (name)
       const features = new Map([...inputs].map(([key, tensor]) => [key, graph.input(key, 'float32', ['batch', ...tensor.shape.slice(1)])]));
       return { logits: fusion.forward(context, features), feeds: Object.fromEntries(inputs) };
     }, fixture.tensor('labels'), Number(fixture.metadata[`${name}/lr`]));
-    expectClose(result.logits, fixture.tensor(`${name}/logits`), 1e-4, 'logits');
-    expectClose(result.loss, fixture.tensor(`${name}/loss`), 1e-4, 'loss');
-    const grads = group(`${name}/grad/`);
-    const after = group(`${name}/after_sgd/`);
-    expect([...result.grads.keys()].sort()).toEqual([...grads.keys()].sort());
-    for (const [parameter, expected] of grads) expectClose(result.grads.get(parameter)!, expected, 1e-4, `grad ${parameter}`);
-    for (const [parameter, expected] of after) expectClose(result.after.get(parameter)!, expected, 1e-4, `after_sgd ${parameter}`);
+    expectMatchesReferenceStep(result, referenceStep(fixture, name), name);
   });
 });
 

@@ -3,7 +3,7 @@
  * logits, loss, every gradient and every parameter after one plain SGD step, under the reference's names.
  */
 import { HostTensor } from '@diffssl/core';
-import { expectClose, loadTensorFixture, runHeadStep, type TensorFixture } from '@diffssl/testing';
+import { expectMatchesReferenceStep, loadTensorFixture, referenceStep, runHeadStep, type TensorFixture } from '@diffssl/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AttentionHead, LinearHead } from './index.js';
 
@@ -14,18 +14,11 @@ beforeAll(() => {
 
 /** The fixture tensors of one case under a prefix (`linear/param/`), by name. */
 function group(prefix: string): Map<string, HostTensor> {
-  return new Map([...fixture.tensors].filter(([name]) => name.startsWith(prefix)).map(([name, tensor]) => [name.slice(prefix.length), tensor]));
+  return fixture.group(prefix);
 }
 
 function expectCase(name: string, result: Awaited<ReturnType<typeof runHeadStep>>, unused: string[] = []): void {
-  expectClose(result.logits, fixture.tensor(`${name}/logits`), 1e-4, `${name} logits`);
-  expectClose(result.loss, fixture.tensor(`${name}/loss`), 1e-4, `${name} loss`);
-  const grads = group(`${name}/grad/`);
-  const after = group(`${name}/after_sgd/`);
-  expect([...result.grads.keys()].sort()).toEqual([...grads.keys()].sort());
-  expect([...result.after.keys()].sort()).toEqual([...after.keys()].sort());
-  for (const [parameter, expected] of grads) expectClose(result.grads.get(parameter)!, expected, 1e-4, `${name} grad ${parameter}`);
-  for (const [parameter, expected] of after) expectClose(result.after.get(parameter)!, expected, 1e-4, `${name} after_sgd ${parameter}`);
+  expectMatchesReferenceStep(result, referenceStep(fixture, name), name);
   for (const parameter of unused) expect(result.grads.has(parameter)).toBe(false);
 }
 

@@ -39,6 +39,8 @@ export interface TensorFixture {
   metadata: Record<string, string>;
   /** The tensor, or an error naming the fixture and the tensor. */
   tensor(name: string): HostTensor;
+  /** The tensors under a prefix (`linear/param/`), by the rest of their names. */
+  group(prefix: string): Map<string, HostTensor>;
 }
 
 /** Reads a safetensors fixture by file name. */
@@ -50,6 +52,9 @@ export function loadTensorFixture(name: string): TensorFixture {
       const value = file.tensors.get(tensorName);
       if (!value) throw new Error(`fixture ${name} has no tensor ${tensorName}`);
       return value;
+    },
+    group(prefix) {
+      return new Map([...file.tensors].filter(([key]) => key.startsWith(prefix)).map(([key, tensor]) => [key.slice(prefix.length), tensor]));
     },
   };
 }

@@ -1,6 +1,9 @@
 import {
   BuildContext, compileModel, compileModuleTrainStep, createRunner, crossEntropy, gradients, Graph, sgd, type HostTensor, type Module, type SymbolicTensor,
 } from '@diffssl/core';
+import { expect } from 'vitest';
+import type { TensorFixture } from './assets.js';
+import { expectClose } from './tensors.js';
 
 /** What one reference-style training step of a head produced. */
 export interface HeadStepResult {
@@ -55,5 +58,87 @@ export async function runHeadStep(
     grads: new Map(trainable.map(({ weight }) => [weight.name!, values[`grad/${weight.name}`]!])),
     after,
     buffers,
+  };
+}
+
+/** One case of the reference's head fixture: what a step of the reference produced, by parameter name. */
+export interface ReferenceStep {
+  logits: HostTensor;
+  loss: HostTensor;
+  /** Parameters before the step. */
+  params: Map<string, HostTensor>;
+  grads: Map<string, HostTensor>;
+  after: Map<string, HostTensor>;
+}
+
+/** max |a - b| / max |b|: the error relative to the expected tensor's own scale, however small (NaN counts as infinite). */
+export function scaledError(actual: HostTensor, expected: HostTensor): number {
+  expect(actual.shape).toEqual(expected.shape);
+  const a = actual.toArray();
+  const b = expected.toArray();
+  let worst = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]!));
+    const difference = Math.abs(a[i]! - b[i]!);
+    if (!(difference <= worst)) worst = Number.isNaN(difference) ? Infinity : difference;
+  }
+  return scale === 0 ? (worst === 0 ? 0 : Infinity) : worst / scale;
+}
+
+/**
+ * Asserts that a head step matches a reference case, twice over:
+ * - the fixtures' criterion, max |a - b| <= 1e-4 * max(1, max |b|), for the
+ *   logits, the loss, every gradient and every parameter after the step;
+ * - and, because that criterion is absolute for small tensors (a LayerNorm
+ *   affine gradient of 1e-3 could be 10 % off), every gradient and every
+ *   parameter *update* (after - before, which for small gradients is below
+ *   1e-4 and so invisible in the parameters themselves) within
+ *   `scaledTolerance` of its own scale, with a guard that each update is large
+ *   enough to be seen at that tolerance.
+ */
+export function expectMatchesReferenceStep(actual: Pick<HeadStepResult, 'logits' | 'loss' | 'grads' | 'after'>, reference: ReferenceStep, label: string, scaledTolerance = 1e-3): void {
+  expectClose(actual.logits, reference.logits, 1e-4, `${label} logits`);
+  expectClose(actual.loss, reference.loss, 1e-4, `${label} loss`);
+  expect([...actual.grads.keys()].sort(), `${label}: gradients`).toEqual([...reference.grads.keys()].sort());
+  expect([...actual.after.keys()].sort(), `${label}: parameters after the step`).toEqual([...reference.after.keys()].sort());
+  for (const [name, expected] of reference.grads) {
+    const got = actual.grads.get(name)!;
+    expectClose(got, expected, 1e-4, `${label} grad ${name}`);
+    const error = scaledError(got, expected);
+    expect(error, `${label} grad ${name}: error ${error} of its own scale > ${scaledTolerance}`).toBeLessThanOrEqual(scaledTolerance);
+  }
+  for (const [name, expected] of reference.after) {
+    const got = actual.after.get(name)!;
+    expectClose(got, expected, 1e-4, `${label} after_sgd ${name}`);
+    const before = reference.params.get(name);
+    expect(before, `${label}: the reference's parameter ${name} before the step`).toBeDefined();
+    const [b, e, g] = [before!.toArray(), expected.toArray(), got.toArray()];
+    // Both sides' parameters are rounded to float32: allow two units in the last place of the largest parameter on top.
+    let [ulp, scale, difference] = [0, 0, 0];
+    for (let i = 0; i < b.length; i++) {
+      ulp = Math.max(ulp, Math.abs(b[i]!) * 2 ** -23);
+      scale = Math.max(scale, Math.abs(e[i]! - b[i]!));
+      const gap = Math.abs(g[i]! - b[i]! - (e[i]! - b[i]!));
+      if (!(gap <= difference)) difference = Number.isNaN(gap) ? Infinity : gap;
+    }
+    if (scale === 0) {
+      expect(difference, `${label} ${name}: the reference leaves it unchanged`).toBeLessThanOrEqual(2 * ulp);
+      continue;
+    }
+    // The update must stand well above float32 resolution, or a missing update could pass.
+    expect(scale, `${label} ${name}: update ${scale} too small to check against float32 resolution ${ulp}`).toBeGreaterThan(10 * ulp);
+    expect(difference, `${label} update of ${name}: differs by ${difference}, update scale ${scale}`).toBeLessThanOrEqual(scaledTolerance * scale + 2 * ulp);
+  }
+}
+
+/** The reference step of one case of `heads.safetensors` (`linear`, `attention`, `difformer`, `poolhead`). */
+export function referenceStep(fixture: TensorFixture, name: string): ReferenceStep {
+  return {
+    logits: fixture.tensor(`${name}/logits`),
+    loss: fixture.tensor(`${name}/loss`),
+    params: fixture.group(`${name}/param/`),
+    grads: fixture.group(`${name}/grad/`),
+    after: fixture.group(`${name}/after_sgd/`),
   };
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
-import { loadTensorFixture, relativeError, type TensorFixture } from '@diffssl/testing';
+import { expectMatchesReferenceStep, loadTensorFixture, referenceStep, relativeError, type TensorFixture } from '@diffssl/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
@@ -28,7 +28,7 @@ beforeAll(() => {
 });
 
 function group(prefix: string): Map<string, HostTensor> {
-  return new Map([...fixture.tensors].filter(([name]) => name.startsWith(prefix)).map(([name, tensor]) => [name.slice(prefix.length), tensor]));
+  return fixture.group(prefix);
 }
 
 /** The issue's head.json of each fixture case, from the fixture's metadata. */
@@ -56,11 +56,11 @@ describe('diffssl head-step', () => {
     const result = await cli(['head-step', '--head', join(directory, 'head.json'), '--params', join(directory, 'params.safetensors'), '--input', join(directory, 'input.safetensors'), '--lr', fixture.metadata[`${name}/lr`]!, '--out', out]);
     expect(result.code, result.stderr).toBe(0);
     const written = readSafetensors(readFileSync(out)).tensors;
-    const expected = new Map<string, HostTensor>([['logits', fixture.tensor(`${name}/logits`)], ['loss', fixture.tensor(`${name}/loss`)]]);
-    for (const [parameter, tensor] of group(`${name}/grad/`)) expected.set(`grad/${parameter}`, tensor);
-    for (const [parameter, tensor] of group(`${name}/after_sgd/`)) expected.set(`after_sgd/${parameter}`, tensor);
-    expect([...written.keys()].sort()).toEqual([...expected.keys()].sort());
-    for (const [key, tensor] of expected) expect(relativeError(written.get(key)!, tensor), key).toBeLessThanOrEqual(1e-4);
+    const reference = referenceStep(fixture, name);
+    const expectedKeys = ['logits', 'loss', ...[...reference.grads.keys()].map((p) => `grad/${p}`), ...[...reference.after.keys()].map((p) => `after_sgd/${p}`)];
+    expect([...written.keys()].sort()).toEqual(expectedKeys.sort());
+    const byPrefix = (prefix: string) => new Map([...written].filter(([key]) => key.startsWith(prefix)).map(([key, tensor]) => [key.slice(prefix.length), tensor]));
+    expectMatchesReferenceStep({ logits: written.get('logits')!, loss: written.get('loss')!, grads: byPrefix('grad/'), after: byPrefix('after_sgd/') }, reference, name);
   });
 
   it('writes BatchNorm buffers after the step (norm_type batch) and starts absent buffers at mean 0, var 1', async () => {
@@ -79,13 +79,15 @@ describe('diffssl head-step', () => {
     const input = fixture.tensor('attention/input/t150/block12');
     const [n, c, h, w] = input.shape as [number, number, number, number];
     const values = input.toArray();
-    const expectedMean = Array.from({ length: c }, (_, channel) => {
-      let total = 0;
-      for (let i = 0; i < n; i++) for (let k = 0; k < h * w; k++) total += values[(i * c + channel) * h * w + k]!;
-      return (0.1 * total) / (n * h * w);
-    });
-    expect(relativeError(written.get('buffer_after/pre_layer.12.1.running_mean')!, HostTensor.from('float64', [c], expectedMean))).toBeLessThan(1e-5);
-    expect(written.has('buffer_after/pre_layer.12.1.running_var')).toBe(true);
+    // The running variance is 0.9 * 1 + 0.1 * the unbiased batch variance (PyTorch's BatchNorm2d), per channel.
+    const count = n * h * w;
+    const channelValues = (channel: number) => Array.from({ length: count }, (_, j) => values[(Math.floor(j / (h * w)) * c + channel) * h * w + (j % (h * w))]!);
+    const batchMean = Array.from({ length: c }, (_, channel) => channelValues(channel).reduce((a, v) => a + v, 0) / count);
+    const batchVariance = batchMean.map((mean, channel) => channelValues(channel).reduce((a, v) => a + (v - mean) ** 2, 0) / (count - 1));
+    expect(relativeError(written.get('buffer_after/pre_layer.12.1.running_mean')!, HostTensor.from('float64', [c], batchMean.map((m) => 0.1 * m)))).toBeLessThan(1e-5);
+    expect(relativeError(written.get('buffer_after/pre_layer.12.1.running_var')!, HostTensor.from('float64', [c], batchVariance.map((v) => 0.9 + 0.1 * v)))).toBeLessThan(1e-5);
+    // A control: the batch variance is far from 1, so a buffer that started at 0 (or kept 1) would fail.
+    expect(Math.max(...batchVariance.map((v) => Math.abs(v - 1)))).toBeGreaterThan(1e-2);
   });
 
   it('answers bad input with one line: unknown kind, mis-shaped and unexpected parameters, missing tensors', async () => {
