@@ -2,12 +2,13 @@
  * Forward values of ops that the op suite (ops.test.ts) reaches only through
  * gradients or not at all, checked against values worked out by hand (in the
  * comments) or, for adaptive pooling, against PyTorch's bin rule written out
- * here as a direct window average. Every case runs both paths: the ONNX
+ * here as a direct window average, and for bilinear resize against PyTorch's
+ * upsample_bilinear2d index rule written out here. Every case runs both paths: the ONNX
  * lowering on ONNX Runtime (CPU, float32) and the reference kernel (float64).
  */
 import { describe, expect, it } from 'vitest';
 import {
-  adaptiveAvgPool2d, batchNorm, conv2dBackpropFilter, conv2dBackpropInput, crossEntropy, equal, evaluateReference, gradients, Graph, greater, HostTensor, oneHot, scatterAdd, separableMap,
+  adaptiveAvgPool2d, avgPool2d, batchNorm, conv2dBackpropFilter, conv2dBackpropInput, crossEntropy, equal, evaluateReference, gradients, Graph, greater, HostTensor, oneHot, resizeBilinear, scatterAdd, separableMap,
   type SymbolicTensor,
 } from '../index.js';
 import { expectClose, randomTensor, runOnnx } from '@diffssl/testing';
@@ -270,5 +271,145 @@ describe('adaptiveAvgPool2d with sizes that do not divide', () => {
     const feeds = { x: randomTensor(shape, 17, -2, 2) };
     const values = pytorchAdaptiveAvgPool(feeds.x, to[0]!, to[1]!);
     await expectBothPaths({ y: adaptiveAvgPool2d(x, [to[0]!, to[1]!]) }, feeds, { y: { shape: [2, 3, to[0]!, to[1]!], values } }, 2e-6);
+  });
+});
+
+
+/**
+ * PyTorch's `F.interpolate(mode='bilinear', align_corners=False)` written out
+ * as upsample_bilinear2d computes it, in float64: source coordinate
+ * (dst + 0.5) * in / out - 0.5 clamped below at 0, i0 = floor(source), the
+ * second tap i0 + 1 unless i0 is already the last index, weight source - i0.
+ * Independent of the project's kernel (which builds interpolation matrices).
+ */
+function pytorchBilinear(x: HostTensor, oh: number, ow: number): number[] {
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  const values = x.toArray();
+  const taps = (inSize: number, outSize: number, dst: number) => {
+    const source = Math.max(0, ((dst + 0.5) * inSize) / outSize - 0.5);
+    const i0 = Math.floor(source);
+    return { i0, i1: i0 + (i0 < inSize - 1 ? 1 : 0), lambda: source - i0 };
+  };
+  const out: number[] = [];
+  for (let plane = 0; plane < n * c; plane++) {
+    const at = (r: number, col: number) => values[(plane * h + r) * w + col]!;
+    for (let i = 0; i < oh; i++) {
+      const row = taps(h, oh, i);
+      for (let j = 0; j < ow; j++) {
+        const column = taps(w, ow, j);
+        const top = (1 - column.lambda) * at(row.i0, column.i0) + column.lambda * at(row.i0, column.i1);
+        const bottom = (1 - column.lambda) * at(row.i1, column.i0) + column.lambda * at(row.i1, column.i1);
+        out.push((1 - row.lambda) * top + row.lambda * bottom);
+      }
+    }
+  }
+  return out;
+}
+
+describe('resizeBilinear as F.interpolate(bilinear, align_corners=False)', () => {
+  it('2 -> 4 along the width: [a, .75a + .25b, .25a + .75b, b] (half-pixel centres, edges clamped)', async () => {
+    const graph = new Graph();
+    const x = graph.input('x', 'float32', [1, 2, 1, 2]);
+    // Sources (i + 0.5) / 2 - 0.5 = -0.25 -> 0, 0.25, 0.75, 1.25 (-> last index only).
+    // channel 0: a=1, b=5 -> [1, 2, 4, 5]; channel 1: a=-2, b=6 -> [-2, 0, 4, 6]
+    await expectBothPaths({ y: resizeBilinear(x, [1, 4]) }, { x: f32([1, 2, 1, 2], [1, 5, -2, 6]) }, {
+      y: { dtype: 'float32', shape: [1, 2, 1, 4], values: [1, 2, 4, 5, -2, 0, 4, 6] },
+    });
+  });
+
+  it('2 -> 4 along the height, the same weights down a column', async () => {
+    const graph = new Graph();
+    const x = graph.input('x', 'float32', [1, 1, 2, 1]);
+    await expectBothPaths({ y: resizeBilinear(x, [4, 1]) }, { x: f32([1, 1, 2, 1], [1, 5]) }, { y: { shape: [1, 1, 4, 1], values: [1, 2, 4, 5] } });
+  });
+
+  it('4 -> 2 along the width: [(x0 + x1) / 2, (x2 + x3) / 2] (no antialiasing)', async () => {
+    const graph = new Graph();
+    const x = graph.input('x', 'float32', [1, 1, 1, 4]);
+    // Sources (i + 0.5) * 2 - 0.5 = 0.5, 2.5
+    await expectBothPaths({ y: resizeBilinear(x, [1, 2]) }, { x: f32([1, 1, 1, 4], [0, 2, 10, 20]) }, { y: { shape: [1, 1, 1, 2], values: [1, 15] } });
+  });
+
+  it('4 -> 1 and 3 -> 1 sample the centre: source in / 2 - 0.5 (ONNX pytorch_half_pixel would take 0)', async () => {
+    const graph = new Graph();
+    const x = graph.input('x', 'float32', [1, 1, 3, 4]);
+    // Width 4 -> 1: source 0.5 * 4 - 0.5 = 1.5 -> (x1 + x2) / 2; height 3 -> 1: source 1 -> row 1.
+    // Rows [0, 2, 10, 20], [1, 3, 5, 7], [100, 100, 100, 100]: row 1 gives (3 + 5) / 2 = 4.
+    const feeds = { x: f32([1, 1, 3, 4], [0, 2, 10, 20, 1, 3, 5, 7, 100, 100, 100, 100]) };
+    await expectBothPaths({ y: resizeBilinear(x, [1, 1]), column: resizeBilinear(x, [3, 1]) }, feeds, {
+      y: { shape: [1, 1, 1, 1], values: [4] },
+      column: { shape: [1, 1, 3, 1], values: [6, 4, 100] },
+    });
+  });
+
+  it('1 -> 4 replicates the single value (along the width, and in 2-D)', async () => {
+    const graph = new Graph();
+    const row = graph.input('row', 'float32', [1, 1, 1, 1]);
+    const pixel = graph.input('pixel', 'float32', [1, 2, 1, 1]);
+    await expectBothPaths({ wide: resizeBilinear(row, [1, 4]), grid: resizeBilinear(pixel, [4, 4]) }, { row: f32([1, 1, 1, 1], [3.5]), pixel: f32([1, 2, 1, 1], [-1.25, 7]) }, {
+      wide: { shape: [1, 1, 1, 4], values: [3.5, 3.5, 3.5, 3.5] },
+      grid: { shape: [1, 2, 4, 4], values: [...new Array<number>(16).fill(-1.25), ...new Array<number>(16).fill(7)] },
+    });
+  });
+
+  it('2x2 -> 3x3 by hand: rows and columns take sources 0, 0.5, 1', async () => {
+    const graph = new Graph();
+    const x = graph.input('x', 'float32', [1, 1, 2, 2]);
+    // Sources (i + 0.5) * 2/3 - 0.5 = -1/6 -> 0, 0.5, 7/6 (-> last index only).
+    // [[1, 2], [3, 10]]: row 0 [1, 1.5, 2]; row 2 [3, 6.5, 10]; row 1 their mean [2, 4, 6] (centre (1+2+3+10)/4)
+    await expectBothPaths({ y: resizeBilinear(x, [3, 3]) }, { x: f32([1, 1, 2, 2], [1, 2, 3, 10]) }, {
+      y: { shape: [1, 1, 3, 3], values: [1, 1.5, 2, 2, 4, 6, 3, 6.5, 10] },
+    });
+  });
+
+  it('the hand-worked formula reproduces the hand cases', () => {
+    expect(pytorchBilinear(f32([1, 1, 1, 2], [1, 5]), 1, 4)).toEqual([1, 2, 4, 5]);
+    expect(pytorchBilinear(f32([1, 1, 1, 4], [0, 2, 10, 20]), 1, 2)).toEqual([1, 15]);
+    expect(pytorchBilinear(f32([1, 1, 2, 2], [1, 2, 3, 10]), 3, 3)).toEqual([1, 1.5, 2, 2, 4, 6, 3, 6.5, 10]);
+  });
+
+  it.each([
+    { from: [7, 7], to: [4, 4] },
+    { from: [3, 5], to: [8, 2] },
+    { from: [6, 4], to: [5, 9] },
+  ])('$from -> $to matches the upsample_bilinear2d rule computed pixel by pixel', async ({ from, to }) => {
+    const graph = new Graph();
+    const shape = [2, 2, from[0]!, from[1]!];
+    const x = graph.input('x', 'float32', shape);
+    const feeds = { x: randomTensor(shape, 29, -2, 2) };
+    const values = pytorchBilinear(feeds.x, to[0]!, to[1]!);
+    await expectBothPaths({ y: resizeBilinear(x, [to[0]!, to[1]!]) }, feeds, { y: { shape: [2, 2, to[0]!, to[1]!], values } }, 2e-6);
+  });
+});
+
+describe('avgPool2d with padding (count_include_pad=True, as nn.AvgPool2d by default)', () => {
+  // 3x3 kernel, stride 2, padding 1: windows centred on rows and columns 0, 2, 4 (4 is the last output for
+  // both 5 and 6 inputs in floor mode). Each window sums its in-bounds elements and divides by 9 always;
+  // count_include_pad=False would divide the corner of the 5x5 case by 4 instead (16/4 = 4, not 16/9).
+  it('5x5 input, padding reached on both sides: every window divides by 9', async () => {
+    const graph = new Graph();
+    const x = graph.input('x', 'float32', [1, 1, 5, 5]);
+    // X(r, c) = 5r + c + 1. Window rows {0,1} {1,2,3} {3,4}, the same columns:
+    // (0,0) 1+2+6+7 = 16; (0,1) 2+3+4+7+8+9 = 33; (0,2) 4+5+9+10 = 28;
+    // (1,0) 6+7+11+12+16+17 = 69; (1,1) 9 * 13 = 117; (1,2) 9+10+14+15+19+20 = 87;
+    // (2,0) 16+17+21+22 = 76; (2,1) 17+18+19+22+23+24 = 123; (2,2) 19+20+24+25 = 88
+    const feeds = { x: f32([1, 1, 5, 5], Array.from({ length: 25 }, (_, k) => k + 1)) };
+    await expectBothPaths({ y: avgPool2d(x, 3, { stride: 2, padding: 1 }) }, feeds, {
+      y: { dtype: 'float32', shape: [1, 1, 3, 3], values: [16, 33, 28, 69, 117, 87, 76, 123, 88].map((total) => total / 9) },
+    });
+  });
+
+  it('6x6 input: floor mode gives 3x3 (ceil mode would give 4x4), padding only at the top and left', async () => {
+    const graph = new Graph();
+    const x = graph.input('x', 'float32', [1, 2, 6, 6]);
+    // X(r, c) = 6r + c + 1. Window rows {0,1} {1,2,3} {3,4,5}, the same columns:
+    // (0,0) 1+2+7+8 = 18; (0,1) 2+3+4+8+9+10 = 36; (0,2) 4+5+6+10+11+12 = 48;
+    // (1,0) 7+8+13+14+19+20 = 81; full windows average to their centre X(2,2) = 15, X(2,4) = 17;
+    // (2,0) 19+20+25+26+31+32 = 153; full windows X(4,2) = 27, X(4,4) = 29. Channel 1 is channel 0 negated.
+    const ramp = Array.from({ length: 36 }, (_, k) => k + 1);
+    const channel0 = [18 / 9, 36 / 9, 48 / 9, 81 / 9, 15, 17, 153 / 9, 27, 29];
+    await expectBothPaths({ y: avgPool2d(x, [3, 3], { stride: [2, 2], padding: [1, 1] }) }, { x: f32([1, 2, 6, 6], [...ramp, ...ramp.map((v) => -v)]) }, {
+      y: { shape: [1, 2, 3, 3], values: [...channel0, ...channel0.map((v) => -v)] },
+    });
   });
 });
