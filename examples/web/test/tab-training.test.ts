@@ -2,9 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { FormatError, HostTensor, writeSafetensors } from '@diffssl/core';
 import { FASHION_MNIST_CLASSES, readIdxDataset } from '@diffssl/eval';
-import { loadCheckpoint, type GuidedDiffusionFlags } from '@diffssl/unet';
+import { createFeatureExtractor, featureKey, loadCheckpoint, pixelNoiseId, type GuidedDiffusionFlags } from '@diffssl/unet';
 import { describe, expect, it } from 'vitest';
-import { extractTabFeatures, readTabData, trainTabHead, unetFromBytes } from '../src/tab-training.js';
+import { extractTabFeatures, readTabData, TAB_BLOCK, TAB_TIMESTEP, trainTabHead, unetFromBytes } from '../src/tab-training.js';
 
 const assets = fileURLToPath(new URL('../../../assets/', import.meta.url));
 const cpu = { executionProviders: ['cpu'] as const, intraOpThreads: 1 };
@@ -38,6 +38,22 @@ function linearHeadLogits(feature: Float32Array, channels: number, weight: numbe
   return bias.map((b, k) => b + pooled.reduce((acc, v, i) => acc + v * weight[k * pooled.length + i]!, 0));
 }
 
+/** max |a - b| / max(1, max |b|), after checking that the shapes agree (an empty or short output cannot pass). */
+function relativeError(actual: HostTensor, expected: HostTensor): number {
+  expect(actual.shape).toEqual(expected.shape);
+  const a = actual.toArray();
+  const b = expected.toArray();
+  expect(a).toHaveLength(b.length);
+  let worst = 0;
+  let scale = 1;
+  for (let i = 0; i < b.length; i++) {
+    scale = Math.max(scale, Math.abs(b[i]!));
+    const difference = Math.abs(a[i]! - b[i]!);
+    if (!(difference <= worst)) worst = Number.isNaN(difference) ? Infinity : difference;
+  }
+  return worst / scale;
+}
+
 describe('the tab data file', () => {
   it('reads images as [N, 1, H, W] with labels and the train/test split, and refuses other files', () => {
     const bytes = writeSafetensors({ images: HostTensor.from('uint8', [3, 2, 2], Array.from({ length: 12 }, (_, i) => i)), labels: HostTensor.from('uint8', [3], [4, 5, 6]) }, { train: '2', test: '1' });
@@ -64,6 +80,16 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
     const { features } = await extractTabFeatures(unet, all, { runner: cpu, onProgress: (done) => void (reported = done) });
     expect(features.shape).toEqual([288, 64, 7, 7]);
     expect(reported).toBe(288);
+    // The same images through @diffssl/unet's Node extractor, from the checkpoint file: block 10 at t=50, seed 0,
+    // float32 pixels scaled and replicated here, and each image's noise keyed by its pixel hash (the tab's rule).
+    expect([TAB_BLOCK, TAB_TIMESTEP]).toEqual([10, 50]);
+    const rgb = new Float32Array(288 * 3 * 784);
+    for (let i = 0; i < 288; i++) for (let c = 0; c < 3; c++) for (let p = 0; p < 784; p++) rgb[(i * 3 + c) * 784 + p] = all.data[i * 784 + p]! / 127.5 - 1;
+    const ids = Array.from({ length: 288 }, (_, i) => pixelNoiseId(rgb.slice(i * 3 * 784, (i + 1) * 3 * 784)));
+    const reference = await createFeatureExtractor({ checkpoint: `${assets}models/adm-fm28/adm-fm28.pt`, config: flags, blocks: [10], timesteps: [50], seed: 0, batchSize: 48, runner: cpu });
+    const want = (await reference.extract(HostTensor.from('float32', [288, 3, 28, 28], rgb), { ids })).get(featureKey(50, 10))!;
+    await reference.release();
+    expect(relativeError(features, want)).toBeLessThanOrEqual(1e-5);
 
     const result = await trainTabHead(features, labels, 192, { head: 'linear', epochs: 6, batchSize: 32, learningRate: 0.05, momentum: 0.9, seed: 0, runner: cpu });
     expect(result.steps).toBe(36);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import { HostTensor } from '@diffssl/core';
-import { fixturePath, loadFeatures } from '@diffssl/testing';
+import { fixturePath, loadFeatures, relativeError } from '@diffssl/testing';
 
 vi.mock('@diffssl/core', async () => await import('../../core/src/index.browser.js'));
 
@@ -16,10 +16,15 @@ describe('@diffssl/unet in the browser (onnxruntime-web, WASM)', () => {
     const fixture = loadFeatures('adm-fm28');
     const unet = new AdmUNet(fixture.config as never, await readTorchCheckpoint(new Uint8Array(readFileSync(fixturePath('adm-fm28.pt')))));
     const warnings: string[] = [];
-    const extractor = await createFeatureExtractor({ unet, blocks: [9], timesteps: [150], runner: { onWarning: (m) => warnings.push(m) } });
+    // Two blocks at two resolutions, two timesteps, a seed other than the default, one image per run.
+    const extraction = { blocks: [5, 9], timesteps: [50, 150], seed: 3, batchSize: 1 };
+    const extractor = await createFeatureExtractor({ unet, ...extraction, runner: { onWarning: (m) => warnings.push(m) } });
     expect(extractor.provider).toBe('wasm');
-    const features = await extractor.extract(fixture.tensor('x_start'));
+    const xStart = fixture.tensor('x_start');
+    const features = await extractor.extract(xStart);
+    const withIds = await extractor.extract(xStart, { ids: [11, 12] });
     expect(features.get(featureKey(150, 9))!.shape).toEqual([2, 64, 7, 7]);
+    expect(features.get(featureKey(150, 5))!.shape).toEqual([2, 64, 14, 14]);
     expect(warnings.join()).toMatch(/'webgpu' is unavailable/);
     await extractor.release();
 
@@ -33,9 +38,30 @@ describe('@diffssl/unet in the browser (onnxruntime-web, WASM)', () => {
     const result = await runner.run({ x: fixture.tensor('t150/x_t'), t: HostTensor.from('int64', [2], [150n, 150n]) });
     await runner.release();
     for (const name of ['block09', 'out']) {
-      const expected = fixture.tensor(`t150/${name}`).toArray();
-      const scale = Math.max(1, ...expected.map(Math.abs));
-      expect(Math.max(...result[name]!.toArray().map((v, i) => Math.abs(v - expected[i]!))) / scale, name).toBeLessThanOrEqual(1e-4);
+      // relativeError checks the shapes first: a short or empty output cannot pass.
+      expect(relativeError(result[name]!, fixture.tensor(`t150/${name}`)), name).toBeLessThanOrEqual(1e-4);
     }
+
+    // The Node extractor (onnxruntime-node, the checkpoint read from its file) with the same blocks, timesteps, seed and
+    // images: the mock of @diffssl/core is lifted and the module registry reset, so it loads the Node build afresh.
+    vi.doUnmock('@diffssl/core');
+    vi.resetModules();
+    const node = await import('./index.js');
+    const nodeCore = await import('@diffssl/core');
+    // The Node build exports saveModel; the browser build, mocked in above, does not.
+    expect(typeof (nodeCore as Record<string, unknown>).saveModel).toBe('function');
+    expect('saveModel' in core).toBe(false);
+    const reference = await node.createFeatureExtractor({ checkpoint: fixturePath('adm-fm28.pt'), config: fixture.config as never, ...extraction, runner: { executionProviders: ['cpu'] } });
+    expect(reference.provider).toBe('cpu');
+    const want = await reference.extract(xStart);
+    const wantWithIds = await reference.extract(xStart, { ids: [11, 12] });
+    await reference.release();
+    for (const [got, expected, ids] of [[features, want, 'pixel-hash ids'], [withIds, wantWithIds, 'ids 11, 12']] as const) {
+      expect([...got.keys()].sort(), ids).toEqual([...expected.keys()].sort());
+      expect(got.size).toBe(4);
+      for (const [key, tensor] of expected) expect(relativeError(got.get(key)!, tensor), `${key}, ${ids}`).toBeLessThanOrEqual(1e-5);
+    }
+    // The ids key the noise: the two calls differ.
+    expect(relativeError(withIds.get(featureKey(150, 9))!, features.get(featureKey(150, 9))!)).toBeGreaterThan(1e-3);
   });
 });
