@@ -130,7 +130,9 @@ describe('DifFeed training through the frozen second pass', () => {
     const feeds = { x_start: randomTensor([2, 3, 28, 28], 3), noise: randomTensor([2, 3, 28, 28], 4), labels: HostTensor.from('int64', [2], [3n, 8n]) };
     const [autodiff] = evaluateReference([gradient!], feeds);
     const original = weight.value!;
-    const index = 5;
+    // The element with the largest gradient, so that a zero or tiny wrong gradient cannot pass.
+    const analyticValues = autodiff!.toArray();
+    const index = analyticValues.reduce((best, v, i) => (Math.abs(v) > Math.abs(analyticValues[best]!) ? i : best), 0);
     const lossWith = (delta: number) => {
       const shifted = original.cast('float64');
       shifted.data[index] = shifted.data[index]! + delta;
@@ -141,13 +143,14 @@ describe('DifFeed training through the frozen second pass', () => {
     const h = 1e-3;
     const finiteDifference = (lossWith(h) - lossWith(-h)) / (2 * h);
     weight.value = original;
-    const analytic = autodiff!.toArray()[index]!;
-    expect(Math.abs(analytic - finiteDifference)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(finiteDifference)) + 1e-7);
+    const analytic = analyticValues[index]!;
+    expect(Math.abs(finiteDifference)).toBeGreaterThan(1e-3);
+    expect(Math.abs(analytic - finiteDifference)).toBeLessThanOrEqual(1e-4 * Math.abs(finiteDifference));
     // The same gradient on ONNX Runtime in float32.
     const runner = await createRunner(compileModel({ outputs: { gradient: gradient! } }), cpu);
     const { gradient: onnx } = await runner.run(feeds);
     await runner.release();
-    expect(Math.abs(onnx!.toArray()[index]! - analytic)).toBeLessThanOrEqual(1e-3 * Math.max(1e-3, Math.abs(analytic)) + 1e-6);
+    expect(Math.abs(onnx!.toArray()[index]! - analytic)).toBeLessThanOrEqual(1e-3 * Math.abs(analytic));
     expect(constantTimesteps(graph, 50, xStart).shape).toEqual([2]);
   });
 });

@@ -4,7 +4,7 @@
  * feature cache changes nothing but speed, sharded extraction equals a single process, and
  * bad input gets one clear line.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -36,9 +36,12 @@ describe('diffssl train', () => {
     const written = report(out);
     expect(written.test_images).toBe(37);
     expect(written.epochs).toHaveLength(2);
-    expect(written.top1).toBeGreaterThanOrEqual(0);
-    expect(written.top1).toBeLessThanOrEqual(100);
+    // top-1 is a percentage of all 37 images: a whole number of correct answers.
+    const correct = (written.top1 * 37) / 100;
+    expect(Math.abs(correct - Math.round(correct))).toBeLessThan(1e-9);
     expect(written.epochs.every((epoch) => Number.isFinite(epoch.loss))).toBe(true);
+    // It learned: the mean training loss fell from the first epoch to the second.
+    expect(written.epochs[1]!.loss).toBeLessThan(written.epochs[0]!.loss);
     expect(result.stdout).toMatch(new RegExp(`${protocol}: top-1 [\\d.]+% of 37 test images`));
     for (const file of ['report.md', 'loss.svg', 'confusion.svg', 'model.safetensors', 'checkpoint.safetensors']) expect(existsSync(join(out, file)), file).toBe(true);
     if (protocol === 'diffeed') expect(written.notes?.join(' ')).toMatch(/DifFeed cannot use the feature cache/);
@@ -77,8 +80,21 @@ describe('diffssl train', () => {
 
   it('gives the same accuracy with the feature cache as recomputing the features every epoch (same seeds)', async () => {
     const args = ['train', '--protocol', 'linear', ...EMBEDDED, '--train-limit', '128', '--test-limit', '64', '--epochs', '3', '--blocks', '10', '--timesteps', '50', '--provider', 'cpu', '--quiet'];
-    const [cached, recomputed] = [temporary(), temporary()];
-    expect((await diffssl([...args, '--cache', cache, '--out', cached])).code).toBe(0);
+    const [cached, recomputed, ownCache] = [temporary(), temporary(), temporary()];
+    expect((await diffssl([...args, '--cache', ownCache, '--out', cached])).code).toBe(0);
+    // The cached run wrote its features into the cache folder (train and test entries).
+    const entries = () => readdirSync(ownCache).filter((name) => /^features-[0-9a-f]+$/.test(name)).sort();
+    const written = entries();
+    expect(written).toHaveLength(2);
+    const stamps = () => written.flatMap((entry) => readdirSync(join(ownCache, entry, 'data'), { recursive: true }).map(String).filter((name) => name.endsWith('.f32')).map((name) => `${name}@${statSync(join(ownCache, entry, 'data', name)).mtimeMs}`));
+    const before = stamps();
+    expect(before.length).toBeGreaterThan(0);
+    // A second run reads those entries: same accuracy, no new entry, no file rewritten.
+    const again = temporary();
+    expect((await diffssl([...args, '--cache', ownCache, '--out', again])).code).toBe(0);
+    expect(entries()).toEqual(written);
+    expect(stamps()).toEqual(before);
+    expect(report(again).top1).toBe(report(cached).top1);
     const uncached = await diffssl([...args, '--no-cache', '--out', recomputed]);
     expect(uncached.code, uncached.stderr).toBe(0);
     expect(report(recomputed).notes?.join(' ')).toMatch(/no feature cache/);

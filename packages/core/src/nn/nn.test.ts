@@ -152,6 +152,20 @@ describe('BuildContext and module train steps', () => {
     // BatchNorm still updates its running statistics while its affine parameters are frozen.
     expect(net.features.stateDict().get('1.running_mean')!.toArray()).not.toEqual([0, 0, 0]);
     await step.release();
+
+    // Gradients flow through a frozen part: freeze the classifier (after the features) and the
+    // features still learn, while the classifier keeps its values.
+    const other = new TinyNet(3);
+    other.classifier.freeze();
+    const [convBefore, classifierBefore] = [other.features.stateDict().get('0.weight')!.toArray(), other.classifier.stateDict().get('weight')!.toArray()];
+    const otherStep = await trainer(other);
+    await otherStep.run(batch(1), { learningRate: 0.5 });
+    otherStep.syncModules();
+    expect(Object.keys(otherStep.step.parameters()).sort()).toEqual(['features.0.weight', 'features.1.bias', 'features.1.weight']);
+    expect(other.classifier.stateDict().get('weight')!.toArray()).toEqual(classifierBefore);
+    const convAfter = other.features.stateDict().get('0.weight')!.toArray();
+    expect(Math.max(...convAfter.map((v, i) => Math.abs(v - convBefore[i]!)))).toBeGreaterThan(1e-6);
+    await otherStep.release();
   });
 
   it('resumes bit-identically from a saved training state (parameters, buffers, momentum, step, counters)', async () => {
