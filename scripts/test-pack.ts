@@ -147,6 +147,8 @@ async function main(): Promise<void> {
       const root = readJson<PackageJson>(join(ROOT, 'package.json'));
       const core = readJson<PackageJson>(join(ROOT, 'packages', 'core', 'package.json'));
       cpSync(join(ROOT, 'scripts', 'pack-consumer'), consumer, { recursive: true });
+      // The browser-types consumers of @diffssl/unet's tests: each @ts-expect-error marks a Node-only name that the packed browser .d.ts must not offer.
+      cpSync(join(ROOT, 'packages', 'unet', 'test', 'browser-types'), join(consumer, 'browser-types'), { recursive: true });
       writeFileSync(join(consumer, 'pipeline.ts'), gettingStartedPipeline());
       const dependencies: Record<string, string> = Object.fromEntries(Object.entries(packed).map(([name, tarball]) => [name, `file:${tarball}`]));
       dependencies['onnxruntime-web'] = core.peerDependencies!['onnxruntime-web']!;
@@ -162,6 +164,9 @@ async function main(): Promise<void> {
     });
     await step('type-checked the browser consumer (moduleResolution bundler, browser condition)', () => {
       run(bin('tsc'), ['-p', 'tsconfig.bundler.json'], { cwd: consumer, env });
+    });
+    await step("checked that the packed browser .d.ts files offer none of the Node-only APIs (every @ts-expect-error needed)", () => {
+      run(bin('tsc'), ['-p', 'tsconfig.browser-types.json'], { cwd: consumer, env });
     });
     await step('imported every package from Node ESM', () => {
       process.stdout.write(indent(run('node', ['build/imports.js'], { cwd: consumer, env })));
