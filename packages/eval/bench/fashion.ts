@@ -105,24 +105,36 @@ rows.push({ name: 'attention head, 3 epochs', setting: 'as above, 3 epochs (besi
 const diffeed = await run('diffeed-3-epochs', { protocol: 'diffeed', blocks: [10], timesteps: [50], feedbackFrom: [11, 13, 15, 17], epochs: 3 });
 rows.push({ name: 'DifFeed, 3 epochs', setting: 'feedback from 11, 13, 15, 17 into 9, 7, 5, 3 (C_B_R), second pass read at block 10, t=50, lr 1e-2', ours: diffeed.top1, reference: REFERENCE.diffeed3, seconds: diffeed.wall_seconds ?? 0, images: diffeed.test_images });
 
-// Seed spread of the cells that differ most from the reference: GD(L) at block 1, t=10, seeds 0..4 (initialization, data order and noise).
-const seedRuns: { seed: number; top1: number }[] = [];
-for (const seed of [0, 1, 2, 3, 4]) {
-  const report = await run(`linear-block1-t10-seed${seed}`, { protocol: 'linear', blocks: [1], timesteps: [10], seed });
-  seedRuns.push({ seed, top1: report.top1 });
+// Seed studies: every run whose reference number is a single draw and where ours lands more than a point away is
+// repeated at seeds 1..4 (initialization, data order and noise all change; seed 0 is the run above), so that the
+// reference's number can be set against our spread over seeds rather than against one draw.
+interface SeedStudy {
+  label: string;
+  reference: number;
+  runs: { seed: number; top1: number }[];
 }
 const meanAndSd = (values: readonly number[]) => {
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   return { mean, sd: Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1)) };
 };
-const { mean: seedMean, sd: seedSd } = meanAndSd(seedRuns.map((r) => r.top1));
-// The random U-Net's accuracy depends on its one random initialization: the same run at seeds 1..4 (seed 0 is the run above).
-const randomSeedRuns = [{ seed: 0, top1: random.top1 }];
-for (const seed of [1, 2, 3, 4]) {
-  const report = await run(`random-seed${seed}`, { protocol: 'random', blocks: [10], timesteps: [50], seed });
-  randomSeedRuns.push({ seed, top1: report.top1 });
+async function seedStudy(label: string, reference: number, runName: (seed: number) => string, options: Parameters<typeof run>[1]): Promise<SeedStudy> {
+  const runs: SeedStudy['runs'] = [];
+  for (const seed of [0, 1, 2, 3, 4]) runs.push({ seed, top1: (await run(runName(seed), { ...options, seed })).top1 });
+  return { label, reference, runs };
 }
-const randomSpread = meanAndSd(randomSeedRuns.map((r) => r.top1));
+const blockOneStudy = await seedStudy('GD(L), block 1 at t=10 (the sweep cell furthest from the reference)', REFERENCE.sweep[10]![0]!, (seed) => `linear-block1-t10-seed${seed}`, { protocol: 'linear', blocks: [1], timesteps: [10] });
+const studies = [blockOneStudy];
+const seedVariant = (name: string) => (seed: number) => (seed === 0 ? name : `${name}-seed${seed}`);
+if (Math.abs(random.top1 - REFERENCE.random) > 1) studies.push(await seedStudy('random U-Net, GD(L) at block 10, t=50', REFERENCE.random, seedVariant('random'), { protocol: 'random', blocks: [10], timesteps: [50] }));
+if (Math.abs(attention.top1 - REFERENCE.attention) > 1) studies.push(await seedStudy('attention head', REFERENCE.attention, seedVariant('attention'), { protocol: 'attention', blocks: [10], timesteps: [50] }));
+if (Math.abs(attention3.top1 - REFERENCE.attention3) > 1) studies.push(await seedStudy('attention head, 3 epochs', REFERENCE.attention3, seedVariant('attention-3-epochs'), { protocol: 'attention', blocks: [10], timesteps: [50], epochs: 3 }));
+if (Math.abs(diffeed.top1 - REFERENCE.diffeed3) > 1) studies.push(await seedStudy('DifFeed, 3 epochs', REFERENCE.diffeed3, seedVariant('diffeed-3-epochs'), { protocol: 'diffeed', blocks: [10], timesteps: [50], feedbackFrom: [11, 13, 15, 17], epochs: 3 }));
+if (Math.abs(difformer.top1 - REFERENCE.difformer) > 1) studies.push(await seedStudy('DifFormer', REFERENCE.difformer, seedVariant('difformer'), { protocol: 'difformer', blocks: topBlocks, timesteps: topTimesteps }));
+const studyRows = studies.map((study) => {
+  const { mean, sd } = meanAndSd(study.runs.map((r) => r.top1));
+  const within = Math.abs(study.reference - mean) <= 2 * sd ? 'yes' : 'no';
+  return `| ${study.label} | ${study.reference.toFixed(2)} | ${study.runs.map((r) => r.top1.toFixed(2)).join(', ')} | ${mean.toFixed(2)} ± ${sd.toFixed(2)} | ${within} |`;
+});
 const outliers = sweep.cells
   .map((cell) => ({ ...cell, reference: REFERENCE.sweep[cell.timestep]?.[cell.block - 1] }))
   .filter((cell) => cell.reference !== undefined && Math.abs(cell.top1 - cell.reference) > 1);
@@ -183,21 +195,22 @@ ${sweep.cells.length} sweep cells differ by more than 1 point, all at blocks ${o
 timestep: ${outliers.map((cell) => `block ${cell.block} t=${cell.timestep} ${delta({ ours: cell.top1, reference: cell.reference! } as Row)}`).join(', ')}.
 
 These are the blocks where GD(L) converges slowest under plain SGD at lr 1e-2 (full-resolution encoder and decoder
-blocks, 20-50% accuracy). Seeds do not explain the gap: GD(L) at block 1, t=10 over seeds 0-4 (initialization, data
-order and noise all change) gives ${seedRuns.map((r) => r.top1.toFixed(2)).join(', ')} (mean ${seedMean.toFixed(2)}, standard
-deviation ${seedSd.toFixed(2)}), against the reference's ${REFERENCE.sweep[10]![0]}. Every computation we can compare is equal
-to the reference's: the U-Net's block outputs (relative error below 1e-5 at every block), pooling (PyTorch's bins),
-the heads' logits, gradients and SGD steps (below 1e-4 on the reference fixtures). What remains is what
-reference-results.md does not state about how the reference fed its cached features to GD(L) (for example whether
-its loader reshuffled them each epoch, or its random draws); in this slow-converging regime such details move the
-result by a point or two, while the well-conditioned cells (blocks 5-16) agree within a point.
+blocks, 20-50% accuracy). Every computation we can compare is equal to the reference's: the U-Net's block outputs
+(relative error below 1e-5 at every block), pooling (PyTorch's bins), the heads' logits, gradients and SGD steps (below
+1e-4 on the reference fixtures). What is not the same is every random draw: our initializer draws PyTorch's
+distributions (and guided-diffusion's zero-initialized layers) from its own seeded stream, not PyTorch's, and so do the
+data order and the noise. The reference's numbers are single draws, so each run of ours that lands more than a point
+from the reference's was repeated at seeds 1-4 (initialization, data order and noise all change):
 
-The random U-Net baseline is one draw of a random network, and which draw matters: over seeds 0-4 (the U-Net's
-initialization, the head's, the data order and the noise) GD(L) at block 10, t=50 gives
-${randomSeedRuns.map((r) => r.top1.toFixed(2)).join(', ')} (mean ${randomSpread.mean.toFixed(2)}, standard deviation
-${randomSpread.sd.toFixed(2)}), against the reference's single draw, ${REFERENCE.random}. Our initializer draws PyTorch's
-distributions (and guided-diffusion's zero-initialized layers) from its own seeded stream, not PyTorch's, so the reference's
-network cannot be redrawn here; the comparison that holds is with the spread over draws.
+| run | reference | ours, seeds 0-4 | mean ± standard deviation | reference within 2 standard deviations |
+| --- | --- | --- | --- | --- |
+${studyRows.join('\n')}
+
+Where the reference lies within the spread of our seeds, the difference is the draw, not the computation. Where it does
+not, the remaining candidates are what reference-results.md does not state about the reference's runs (for example how
+its loader reshuffled cached features each epoch, or PyTorch's own random stream): in slow-converging runs (early GD(L)
+blocks, three-epoch runs, a random network) such details move the result by a point or two, while the well-conditioned
+runs (blocks 5-16, the 28-epoch heads) agree within a point.
 
 ## Training curves
 
