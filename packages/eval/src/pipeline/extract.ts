@@ -1,20 +1,24 @@
+import type { PipelineRuntimeOptions } from './runtime-options.js';
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { ConfigError, type RunnerOptions } from '@diffssl/core';
+import { ConfigError } from '@diffssl/core';
 import { mergeShards } from '../cache/merge.js';
 import type { FeatureCache } from '../cache/reader.js';
 import { featureCachePath } from '../cache/writer.js';
-import { createProgress, type ProgressOptions } from '../progress.js';
+import { createProgress } from '../progress.js';
 import { datasetIdentity, ensureFeatureCache, featureCacheKey } from './features.js';
 import { openSplits, preparation, type DataOptions } from './splits.js';
 import { loadUNet } from './unet-source.js';
 
 /** Options of {@link extractFeatures} (the `diffssl extract` command). @public */
-export interface ExtractOptions extends DataOptions {
+export interface ExtractOptions extends DataOptions, PipelineRuntimeOptions {
+  /** The U-Net's weights (a guided-diffusion `.pt` or a safetensors file). */
   checkpoint: string;
   /** guided-diffusion flags file or preset name. */
   config: string;
+  /** U-Net blocks to extract (1-based). */
   blocks: readonly number[];
+  /** Diffusion timesteps to extract. */
   timesteps: readonly number[];
   /** Pool each block to at most this side (`--pre-pool-size`; the head's). */
   pool: number;
@@ -26,15 +30,20 @@ export interface ExtractOptions extends DataOptions {
   split?: 'train' | 'test' | 'both';
   /** The cache root. */
   cacheDirectory: string;
-  /** Write only shard `index` of `count`. */
-  shard?: { index: number; count: number };
+  /** Write only shard `index` (0-based) of `count`. */
+  shard?: ShardSelection;
   /** Merge the shards written by earlier `shard` runs into the cache entry. */
   merge?: boolean;
   /** Images per session run. */
   batchSize?: number;
-  runner?: RunnerOptions;
-  progress?: ProgressOptions['mode'];
-  log?: (line: string) => void;
+}
+
+/** One shard of an extraction: shard `index` (0-based) of `count`. @public */
+export interface ShardSelection {
+  /** This shard, from 0 to `count - 1` (a Kubernetes completion index or a Slurm array task id). */
+  index: number;
+  /** How many shards the splits are cut into. */
+  count: number;
 }
 
 /**

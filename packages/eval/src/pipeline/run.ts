@@ -1,3 +1,4 @@
+import type { PipelineRuntimeOptions } from './runtime-options.js';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { access, mkdir } from 'node:fs/promises';
@@ -23,7 +24,7 @@ import type { SavedRunSettings } from './saved-model.js';
 import { loadUNet, type LoadedUNet } from './unet-source.js';
 
 /** Options of {@link runProtocol} (the `diffssl train` command). @public */
-export interface RunOptions extends DataOptions {
+export interface RunOptions extends DataOptions, PipelineRuntimeOptions {
   /** The protocol. */
   protocol: Protocol;
   /** U-Net weights (not for pixels; the random baseline uses only the flags). */
@@ -78,12 +79,6 @@ export interface RunOptions extends DataOptions {
   cache?: boolean;
   /** Also export the trained model as `out/model.onnx` (+ `model.json`). */
   exportModel?: boolean;
-  /** Session options. */
-  runner?: RunnerOptions;
-  /** Progress display mode (default `auto`). */
-  progress?: ProgressOptions['mode'];
-  /** Receives status lines. */
-  log?: (line: string) => void;
 }
 
 /** The default root of the feature cache. @public */

@@ -1,11 +1,11 @@
+import type { PipelineRuntimeOptions } from './runtime-options.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError, readSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
+import { ConfigError, readSafetensors, type HostTensor } from '@diffssl/core';
 import { createProtocolModel, readsFrozenFeatures, type ProtocolModel, type ProtocolSettings } from '../protocols/protocol.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { pixelSource } from '../protocols/pixels.js';
 import type { ClassificationMetrics } from '../metrics/classification.js';
-import type { ProgressOptions } from '../progress.js';
 import { evaluateClassifier } from '../training/trainer.js';
 import { cacheSource, imageNoiseSource } from './sources.js';
 import { cachedFeatures, openSplits, preparation, type DataOptions } from './splits.js';
@@ -15,7 +15,9 @@ import { loadUNet, type LoadedUNet } from './unet-source.js';
 export interface SavedRunSettings {
   /** The protocol's model settings. */
   model: ProtocolSettings;
+  /** The U-Net checkpoint the features came from (null for `pixels` and the freshly initialized `random`). */
   checkpoint: string | null;
+  /** The U-Net's guided-diffusion flags file or preset (null for `pixels`). */
   config: string | null;
   /** The data the model was trained on, and how it was selected. */
   data: DataOptions;
@@ -31,8 +33,11 @@ export interface SavedRunSettings {
 
 /** A trained model read back: the rebuilt model with its weights, and its settings. @public */
 export interface SavedModel {
+  /** The protocol's model with the saved weights loaded. */
   model: ProtocolModel;
+  /** The settings the run recorded (protocol, data, training, noise seed). */
   settings: SavedRunSettings;
+  /** The frozen U-Net it reads (none for `pixels`). */
   unet: LoadedUNet | undefined;
 }
 
@@ -66,16 +71,23 @@ export async function loadSavedModel(path: string): Promise<SavedModel> {
 }
 
 /** Options of {@link evaluateSavedModel}. @public */
-export interface EvaluateOptions {
+export interface EvaluateOptions extends PipelineRuntimeOptions {
   /** The run's output folder or its model.safetensors. */
   model: string;
   /** Other data to evaluate on (default: the training run's data); same classes. */
   data?: DataOptions;
+  /** The feature cache root. */
   cacheDirectory: string;
+  /** Images per evaluation batch (default 32). */
   batchSize?: number;
-  runner?: RunnerOptions;
-  progress?: ProgressOptions['mode'];
-  log?: (line: string) => void;
+}
+
+/** What {@link evaluateSavedModel} found. @public */
+export interface SavedModelEvaluation {
+  /** Top-1, top-5, per-class accuracy and the confusion matrix over every test image. */
+  metrics: ClassificationMetrics;
+  /** The model that was evaluated. */
+  saved: SavedModel;
 }
 
 /**
@@ -85,7 +97,7 @@ export interface EvaluateOptions {
  * @returns the metrics and the model's settings
  * @public
  */
-export async function evaluateSavedModel(options: EvaluateOptions): Promise<{ metrics: ClassificationMetrics; saved: SavedModel }> {
+export async function evaluateSavedModel(options: EvaluateOptions): Promise<SavedModelEvaluation> {
   const saved = await loadSavedModel(options.model);
   const { model, settings, unet } = saved;
   const data = { ...settings.data, classNames: settings.classNames, ...options.data };

@@ -1,9 +1,10 @@
-import { ConfigError, ShapeError, type RunnerOptions } from '@diffssl/core';
+import type { PipelineRuntimeOptions } from './runtime-options.js';
+import { ConfigError, ShapeError } from '@diffssl/core';
 import { openDataset } from '../data/open.js';
 import type { Dataset } from '../data/dataset.js';
 import type { BatchOptions } from '../data/batches.js';
 import type { FeatureCache } from '../cache/reader.js';
-import { createProgress, type ProgressOptions } from '../progress.js';
+import { createProgress } from '../progress.js';
 import { datasetIdentity, ensureFeatureCache } from './features.js';
 import type { LoadedUNet } from './unet-source.js';
 
@@ -29,8 +30,26 @@ export interface DataOptions {
 
 /** The training and test splits. @public */
 export interface Splits {
+  /** The training split (after `trainLimit` and the subset list). */
   train: Dataset;
+  /** The test split (after `testLimit`): every image is scored. */
   test: Dataset;
+}
+
+/** How the images of each split are prepared for the U-Net ({@link preparation}). @public */
+export interface SplitPreparation {
+  /** Training images: the reference's random resized crop and flip, or nothing when the size already fits. */
+  train: Omit<BatchOptions, 'channels' | 'epoch'>;
+  /** Test images: the reference's resize and center crop, or nothing when the size already fits. */
+  test: Omit<BatchOptions, 'channels' | 'epoch'>;
+}
+
+/** The feature caches of both splits ({@link cachedFeatures}). @public */
+export interface SplitFeatures {
+  /** Features of the training split (with its noise draws). */
+  train: FeatureCache;
+  /** Features of the test split (one draw). */
+  test: FeatureCache;
 }
 
 /**
@@ -56,7 +75,7 @@ export async function openSplits(options: DataOptions): Promise<Splits> {
  * @throws `ShapeError` for fixed-size images of another size without `resize`
  * @public
  */
-export function preparation(dataset: Dataset, size: number, resize = false): { train: Omit<BatchOptions, 'channels' | 'epoch'>; test: Omit<BatchOptions, 'channels' | 'epoch'> } {
+export function preparation(dataset: Dataset, size: number, resize = false): SplitPreparation {
   const shape = dataset.imageShape;
   if (shape && shape[1] === size && shape[2] === size) return { train: {}, test: {} };
   if (shape && !resize) {
@@ -66,21 +85,23 @@ export function preparation(dataset: Dataset, size: number, resize = false): { t
 }
 
 /** Options of {@link cachedFeatures}. @public */
-export interface CachedFeaturesOptions extends DataOptions {
+export interface CachedFeaturesOptions extends DataOptions, PipelineRuntimeOptions {
+  /** The U-Net and its identity (part of the cache key). */
   unet: LoadedUNet;
+  /** The images of both splits. */
   splits: Splits;
+  /** U-Net blocks to store (1-based). */
   blocks: readonly number[];
+  /** Diffusion timesteps to store. */
   timesteps: readonly number[];
   /** Pool each block to at most this side. */
   pool: number;
   /** Noise draws of the training features (default 1; test features always have 1). */
   draws?: number;
+  /** Seed of the `q_sample` noise (part of the cache key). */
   noiseSeed: number;
   /** The cache root. */
   root: string;
-  runner?: RunnerOptions;
-  progress?: ProgressOptions['mode'];
-  log?: (line: string) => void;
 }
 
 /**
@@ -90,7 +111,7 @@ export interface CachedFeaturesOptions extends DataOptions {
  *
  * @public
  */
-export async function cachedFeatures(options: CachedFeaturesOptions): Promise<{ train: FeatureCache; test: FeatureCache }> {
+export async function cachedFeatures(options: CachedFeaturesOptions): Promise<SplitFeatures> {
   const batch = preparation(options.splits.train, options.unet.unet.info.imageSize, options.resize).test;
   const one = async (split: 'train' | 'test', draws: number) => {
     const dataset = options.splits[split];

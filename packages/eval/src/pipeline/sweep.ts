@@ -4,21 +4,22 @@ import type { FeatureCache } from '../cache/reader.js';
 import type { ClassificationMetrics } from '../metrics/classification.js';
 import { knnProbe } from '../probes/knn.js';
 import { ridgeProbe } from '../probes/ridge.js';
-import type { ProgressOptions } from '../progress.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { PROTOCOL_DEFAULTS } from '../protocols/protocol.js';
 import { bestSweepCell, writeSweepReport, type SweepCell, type SweepReport } from '../report/sweep-report.js';
 import { trainClassifier } from '../training/trainer.js';
 import { defaultCacheDirectory } from './run.js';
 import { cacheSource } from './sources.js';
-import { cachedFeatures, openSplits, type DataOptions, type Splits } from './splits.js';
+import { cachedFeatures, openSplits, type DataOptions, type SplitFeatures, type Splits } from './splits.js';
+import type { PipelineRuntimeOptions } from './runtime-options.js';
 import { loadUNet, type LoadedUNet } from './unet-source.js';
 
 /** How a sweep or probe scores one (block, timestep) cell. @public */
 export type Scorer = 'linear' | 'ridge' | 'knn';
 
 /** Options of {@link runSweep} (the `diffssl sweep` command). @public */
-export interface SweepOptions extends DataOptions {
+export interface SweepOptions extends DataOptions, PipelineRuntimeOptions {
+  /** The U-Net's weights (a guided-diffusion `.pt` or a safetensors file). */
   checkpoint: string;
   /** guided-diffusion flags file or preset name. */
   config: string;
@@ -32,19 +33,20 @@ export interface SweepOptions extends DataOptions {
   prePoolSize?: number;
   /** GD(L) training (defaults: the reference's). */
   epochs?: number;
+  /** GD(L) learning rate (default 1e-2). */
   learningRate?: number;
+  /** GD(L) batch size (default 32). */
   batchSize?: number;
   /** kNN neighbours (default 20). */
   k?: number;
   /** Ridge penalty, relative (default the probe's). */
   lambda?: number;
+  /** Seed of the heads' initialization, the data order and the noise (default 0). */
   seed?: number;
   /** Output folder for sweep.json, sweep.md and sweep.svg. */
   out: string;
+  /** Feature cache root (default `$DIFFSSL_CACHE` or `~/.cache/diffssl/features`). */
   cacheDirectory?: string;
-  runner?: RunnerOptions;
-  progress?: ProgressOptions['mode'];
-  log?: (line: string) => void;
 }
 
 /** Reads every image of one feature, flattened to [N, D]. */
@@ -56,19 +58,33 @@ async function flatFeature(cache: FeatureCache, name: string): Promise<HostTenso
 
 /** Options of {@link scoreCell}. @public */
 export interface ScoreCellOptions {
+  /** GD(L), ridge or kNN. */
   scorer: Scorer;
+  /** The U-Net whose features the caches hold. */
   unet: LoadedUNet;
+  /** The images (for labels and class names). */
   splits: Splits;
-  caches: { train: FeatureCache; test: FeatureCache };
+  /** Cached pooled features of both splits, holding this cell. */
+  caches: SplitFeatures;
+  /** The U-Net block (1-based). */
   block: number;
+  /** The diffusion timestep. */
   timestep: number;
+  /** The pooled side the caches hold (`pre_pool_size`). */
   prePoolSize: number;
+  /** GD(L) epochs (default 28). */
   epochs?: number;
+  /** GD(L) learning rate (default 1e-2). */
   learningRate?: number;
+  /** GD(L) batch size (default 32). */
   batchSize?: number;
+  /** kNN neighbours (default 20). */
   k?: number;
+  /** Ridge penalty relative to the mean squared feature (default the probe's). */
   lambda?: number;
+  /** Seed of GD(L)'s initialization and data order (default 0). */
   seed?: number;
+  /** Where GD(L) trains (default: CUDA when present, else CPU). */
   runner?: RunnerOptions;
 }
 
