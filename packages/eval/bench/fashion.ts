@@ -51,16 +51,24 @@ interface Row {
   images: number;
 }
 const rows: Row[] = [];
+/** Wall time and number of the runs behind this page (finished earlier or now). */
+let runSeconds = 0;
+let runCount = 0;
 
 async function run(name: string, options: Omit<RunOptions, 'out' | keyof typeof data | 'checkpoint' | 'config'>): Promise<RunReport> {
   const out = join(work, name);
   const done = join(out, 'report.json');
+  let report: RunReport;
   if (existsSync(done)) {
     log(`${name}: finished earlier (${done})`);
-    return JSON.parse(await readFile(done, 'utf8')) as RunReport;
+    report = JSON.parse(await readFile(done, 'utf8')) as RunReport;
+  } else {
+    log(`${name}: running`);
+    report = await runProtocol({ ...model, ...data, ...options, out, resume: true, cacheDirectory, progress: 'lines', log });
   }
-  log(`${name}: running`);
-  return runProtocol({ ...model, ...data, ...options, out, resume: true, cacheDirectory, progress: 'lines', log });
+  runSeconds += report.wall_seconds ?? 0;
+  runCount += 1;
+  return report;
 }
 
 async function copyChart(name: string, file: string): Promise<string> {
@@ -69,7 +77,6 @@ async function copyChart(name: string, file: string): Promise<string> {
   return `fashion-mnist/${target}`;
 }
 
-const started = performance.now();
 await mkdir(charts, { recursive: true });
 
 const pixels = await run('pixels', { protocol: 'pixels' });
@@ -130,6 +137,12 @@ if (Math.abs(attention.top1 - REFERENCE.attention) > 1) studies.push(await seedS
 if (Math.abs(attention3.top1 - REFERENCE.attention3) > 1) studies.push(await seedStudy('attention head, 3 epochs', REFERENCE.attention3, seedVariant('attention-3-epochs'), { protocol: 'attention', blocks: [10], timesteps: [50], epochs: 3 }));
 if (Math.abs(diffeed.top1 - REFERENCE.diffeed3) > 1) studies.push(await seedStudy('DifFeed, 3 epochs', REFERENCE.diffeed3, seedVariant('diffeed-3-epochs'), { protocol: 'diffeed', blocks: [10], timesteps: [50], feedbackFrom: [11, 13, 15, 17], epochs: 3 }));
 if (Math.abs(difformer.top1 - REFERENCE.difformer) > 1) studies.push(await seedStudy('DifFormer', REFERENCE.difformer, seedVariant('difformer'), { protocol: 'difformer', blocks: topBlocks, timesteps: topTimesteps }));
+const studyOf = (label: string) => studies.find((study) => study.label === label);
+const [diffeedStudy, attention3Study] = [studyOf('DifFeed, 3 epochs'), studyOf('attention head, 3 epochs')];
+const diffeedVersusAttention =
+  diffeedStudy && attention3Study
+    ? `At three epochs DifFeed and the attention head are ${Math.abs(meanAndSd(diffeedStudy.runs.map((r) => r.top1)).mean - meanAndSd(attention3Study.runs.map((r) => r.top1)).mean) <= meanAndSd(attention3Study.runs.map((r) => r.top1)).sd ? 'within one standard deviation of each other' : 'apart'} over five seeds each (${meanAndSd(diffeedStudy.runs.map((r) => r.top1)).mean.toFixed(2)} against ${meanAndSd(attention3Study.runs.map((r) => r.top1)).mean.toFixed(2)}): the reference's single draws put DifFeed ${(REFERENCE.diffeed3 - REFERENCE.attention3).toFixed(2)} points above, an ordering that three epochs on this data cannot settle.`
+    : '';
 const studyRows = studies.map((study) => {
   const { mean, sd } = meanAndSd(study.runs.map((r) => r.top1));
   const within = Math.abs(study.reference - mean) <= 2 * sd ? 'yes' : 'no';
@@ -139,6 +152,16 @@ const outliers = sweep.cells
   .map((cell) => ({ ...cell, reference: REFERENCE.sweep[cell.timestep]?.[cell.block - 1] }))
   .filter((cell) => cell.reference !== undefined && Math.abs(cell.top1 - cell.reference) > 1);
 const outlierBlocks = [...new Set(outliers.map((cell) => cell.block))].sort((a, b) => a - b);
+const earlyCells = sweep.cells.filter((cell) => cell.block <= 4).map((cell) => cell.top1 - REFERENCE.sweep[cell.timestep]![cell.block - 1]!);
+const earlyGap = `blocks 1-4 sit ${Math.min(...earlyCells).toFixed(2)} to ${Math.max(...earlyCells).toFixed(2)} points from the reference across all three timesteps`;
+const wellBlocks = sweep.blocks.filter((block) => !outlierBlocks.includes(block)).join(', ');
+const longHeads = [
+  { name: 'attention head', ours: attention.top1, reference: REFERENCE.attention },
+  { name: 'DifFormer', ours: difformer.top1, reference: REFERENCE.difformer },
+];
+const longHeadsAgree = longHeads.every((head) => Math.abs(head.ours - head.reference) <= 1)
+  ? `, and so do the 28-epoch heads (${longHeads.map((head) => `${head.name} ${head.ours - head.reference >= 0 ? '+' : ''}${(head.ours - head.reference).toFixed(2)}`).join(', ')})`
+  : '';
 
 const chartOf = async (name: string) => `![${name} training loss](${await copyChart(name, 'loss.svg')})`;
 const lossCharts = [await chartOf('attention'), await chartOf('difformer'), await chartOf('diffeed-3-epochs')];
@@ -155,11 +178,15 @@ const sweepRows = sweep.blocks.map((block) => {
   return `| ${block} | ${cells.join(' | ')} |`;
 });
 const sweepDifferences = sweep.cells.map((cell) => Math.abs(cell.top1 - (REFERENCE.sweep[cell.timestep]?.[cell.block - 1] ?? cell.top1)));
-const markdown = `# Fashion-MNIST results (protocol FM-10k)
+const markdown = `---
+title: Fashion-MNIST results
+---
+
+# Fashion-MNIST results (protocol FM-10k)
 
 Generated by \`pnpm bench:fashion\` (packages/eval/bench/fashion.ts) on ${new Date().toISOString().slice(0, 10)}, on a shared 2-core CPU
-machine (ONNX Runtime CPU provider). Total wall time ${minutes((performance.now() - started) / 1000)} for the runs made in this invocation
-(finished runs are reused).
+machine (ONNX Runtime CPU provider). The ${runCount} training runs behind this page took ${(runSeconds / 3600).toFixed(1)} hours of wall time in all, plus
+${minutes(sweepSeconds)} of GD(L) training for the sweep's ${sweep.cells.length} cells (the bench reuses finished runs and resumes killed ones).
 
 Protocol FM-10k, as the reference implementation ran it: the embedded U-Net \`assets/models/adm-fm28\` (frozen, eval mode),
 the first 10,000 training and all 10,000 test images of Fashion-MNIST (\`assets/data/fashion-mnist-10k\`), gray replicated
@@ -196,7 +223,7 @@ timestep: ${outliers.map((cell) => `block ${cell.block} t=${cell.timestep} ${del
 
 These are the blocks where GD(L) converges slowest under plain SGD at lr 1e-2 (full-resolution encoder and decoder
 blocks, 20-50% accuracy). Every computation we can compare is equal to the reference's: the U-Net's block outputs
-(relative error below 1e-5 at every block), pooling (PyTorch's bins), the heads' logits, gradients and SGD steps (below
+(within 1e-4 relative at every block), pooling (PyTorch's bins), the heads' logits, gradients and SGD steps (below
 1e-4 on the reference fixtures). What is not the same is every random draw: our initializer draws PyTorch's
 distributions (and guided-diffusion's zero-initialized layers) from its own seeded stream, not PyTorch's, and so do the
 data order and the noise. The reference's numbers are single draws, so each run of ours that lands more than a point
@@ -206,11 +233,20 @@ from the reference's was repeated at seeds 1-4 (initialization, data order and n
 | --- | --- | --- | --- | --- |
 ${studyRows.join('\n')}
 
-Where the reference lies within the spread of our seeds, the difference is the draw, not the computation. Where it does
-not, the remaining candidates are what reference-results.md does not state about the reference's runs (for example how
-its loader reshuffled cached features each epoch, or PyTorch's own random stream): in slow-converging runs (early GD(L)
-blocks, three-epoch runs, a random network) such details move the result by a point or two, while the well-conditioned
-runs (blocks 5-16, the 28-epoch heads) agree within a point.
+Where the reference lies within the spread of our seeds (the random U-Net, the three-epoch runs), the difference is
+the draw, not the computation: those runs converge slowly or start from one random network, and a different draw
+moves them by one to three points. ${diffeedVersusAttention}
+
+The early GD(L) blocks are different: our five seeds agree with each other far more closely than with the reference
+(block 1 at t=10 sits ${(meanAndSd(blockOneStudy.runs.map((r) => r.top1)).mean - blockOneStudy.reference).toFixed(2)} points above it with a standard deviation of
+${meanAndSd(blockOneStudy.runs.map((r) => r.top1)).sd.toFixed(2)}), and ${earlyGap}, so the
+gap is systematic. We have not found its cause. Ruled out: the random draws (the seed study); the features (every block
+within the fixtures' 1e-4 relative tolerance of the reference's, at every timestep of the fixtures); the pooling bins; the head's logits, gradients and
+SGD step (the fixtures); the optimizer, schedule, batch count and data, which the raw-pixel baseline shares and
+reproduces to the hundredth; and scoring all 10,000 test images instead of the reference's 9,984 (at most 0.16
+points). What reference-results.md leaves unstated about the reference's GD(L) runs on cached features (for example
+the precision its cache stored, or how its loader fed the cached features) is what remains; every cell of blocks
+${wellBlocks} agrees within a point${longHeadsAgree}.
 
 ## Training curves
 
