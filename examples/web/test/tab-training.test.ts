@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { FormatError, HostTensor, writeSafetensors } from '@diffssl/core';
 import { FASHION_MNIST_CLASSES, readIdxDataset } from '@diffssl/eval';
 import { createFeatureExtractor, featureKey, loadCheckpoint, pixelNoiseId, type GuidedDiffusionFlags } from '@diffssl/unet';
+import { relativeError } from '@diffssl/testing';
 import { describe, expect, it } from 'vitest';
 import { extractTabFeatures, readTabData, TAB_BLOCK, TAB_TIMESTEP, trainTabHead, unetFromBytes } from '../src/tab-training.js';
 
@@ -36,22 +37,6 @@ function linearHeadLogits(feature: Float32Array, channels: number, weight: numbe
     }
   }
   return bias.map((b, k) => b + pooled.reduce((acc, v, i) => acc + v * weight[k * pooled.length + i]!, 0));
-}
-
-/** max |a - b| / max(1, max |b|), after checking that the shapes agree (an empty or short output cannot pass). */
-function relativeError(actual: HostTensor, expected: HostTensor): number {
-  expect(actual.shape).toEqual(expected.shape);
-  const a = actual.toArray();
-  const b = expected.toArray();
-  expect(a).toHaveLength(b.length);
-  let worst = 0;
-  let scale = 1;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]!));
-    const difference = Math.abs(a[i]! - b[i]!);
-    if (!(difference <= worst)) worst = Number.isNaN(difference) ? Infinity : difference;
-  }
-  return worst / scale;
 }
 
 describe('the tab data file', () => {

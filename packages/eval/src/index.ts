@@ -44,7 +44,7 @@ export { PixelClassifier, pixelSource, PIXELS } from './protocols/pixels.js';
 export { classifierFeeds, topClasses, type ExportedClassifierInfo } from './export/classifier-inputs.js';
 export { classifierGraph, exportClassifier, type ExportOptions } from './export/export.js';
 export { defaultCacheDirectory, parseClassNames, runProtocol, type RunOptions } from './pipeline/run.js';
-export { runSweep, scoreCell, type Scorer, type ScoreCellOptions, type SweepOptions } from './pipeline/sweep.js';
+export { runSweep, scoreCell, type Scorer, type ScoreCellOptions, type ScorerSettings, type SweepOptions } from './pipeline/sweep.js';
 export { cachedFeatures, openSplits, preparation, type CachedFeaturesOptions, type DataOptions, type SplitFeatures, type SplitPreparation, type Splits } from './pipeline/splits.js';
 export { datasetIdentity, ensureFeatureCache, featureCacheKey, type EnsureFeatureCacheOptions } from './pipeline/features.js';
 export { extractFeatures, type ExtractOptions, type ShardSelection } from './pipeline/extract.js';

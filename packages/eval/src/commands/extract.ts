@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { parseShard } from '../cache/format.js';
 import { extractFeatures } from '../pipeline/extract.js';
 import { defaultCacheDirectory } from '../pipeline/run.js';
-import { dataOptions, displayOf, integerListOption, integerOption, positiveIntegerOption, runnerOf, runtimeOptions } from './options.js';
+import { dataOptions, displayOf, integerListOption, integerOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
+import type { DataOptions } from '../pipeline/splits.js';
 
 /** `diffssl extract`: U-Net features into the feature cache, whole, one shard, or merged. */
 export function registerExtractCommand(program: Command): void {
@@ -24,9 +25,9 @@ export function registerExtractCommand(program: Command): void {
     .option('--merge', 'join the shards written by --shard runs with the same options into the cache entry')
     .option('--batch-size <N>', 'images per session run (default 32)', positiveIntegerOption('--batch-size'));
   runtimeOptions(command).action(
-    async (flags: {
-      checkpoint: string; config: string; data: string; trainLimit?: number; testLimit?: number; subsetList?: string; classNames?: readonly string[]; blocks: number[]; timesteps: number[];
-      prePoolSize: number; draws?: number; seed?: number; split: string; cache?: string; shard?: { index: number; count: number }; merge?: boolean; batchSize?: number; provider?: string; threads?: number; quiet?: boolean;
+    async (flags: DataOptions & RuntimeFlags & {
+      checkpoint: string; config: string; blocks: number[]; timesteps: number[];
+      prePoolSize: number; draws?: number; seed?: number; split: string; cache?: string; shard?: { index: number; count: number }; merge?: boolean; batchSize?: number;
     }) => {
       if (flags.split !== 'train' && flags.split !== 'test' && flags.split !== 'both') throw new ConfigError(`--split: expected train, test or both; found '${flags.split}'`);
       const written = await extractFeatures({ ...flags, split: flags.split, pool: flags.prePoolSize, cacheDirectory: flags.cache ?? defaultCacheDirectory(), runner: runnerOf(flags), ...displayOf(flags) });

@@ -3,6 +3,16 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { parseClassNames } from '../pipeline/run.js';
 import type { ProgressOptions } from '../progress.js';
 
+/** What {@link runtimeOptions} adds to a command's flags. */
+export interface RuntimeFlags {
+  /** `--provider`: execution providers, comma-separated. */
+  provider?: string;
+  /** `--threads`: threads inside one op. */
+  threads?: number;
+  /** `--quiet`: no progress bars or status lines. */
+  quiet?: boolean;
+}
+
 /** A commander parser for a finite number, with a one-line error naming the option. */
 export function numberOption(option: string): (value: string) => number {
   return (value) => {
@@ -70,11 +80,11 @@ export function runtimeOptions(command: Command): Command {
 }
 
 /** Session options from the runtime options. */
-export function runnerOf(options: { provider?: string; threads?: number }): RunnerOptions {
+export function runnerOf(options: RuntimeFlags): RunnerOptions {
   return { executionProviders: parseProviders(options.provider ?? 'cuda,cpu'), ...(options.threads ? { intraOpThreads: options.threads } : {}) };
 }
 
 /** Progress mode and status-line writer from the runtime options. */
-export function displayOf(options: { quiet?: boolean }): { progress: ProgressOptions['mode']; log: (line: string) => void } {
+export function displayOf(options: RuntimeFlags): { progress: ProgressOptions['mode']; log: (line: string) => void } {
   return options.quiet ? { progress: 'off', log: () => {} } : { progress: 'auto', log: (line) => process.stderr.write(`${line}\n`) };
 }

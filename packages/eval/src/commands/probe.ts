@@ -5,7 +5,8 @@ import { cachedFeatures, openSplits } from '../pipeline/splits.js';
 import { scoreCell, type Scorer } from '../pipeline/sweep.js';
 import { loadUNet } from '../pipeline/unet-source.js';
 import { reportFieldsFromMetrics, writeRunReport } from '../report/run-report.js';
-import { dataOptions, displayOf, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions } from './options.js';
+import { dataOptions, displayOf, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
+import type { DataOptions } from '../pipeline/splits.js';
 import { parseScorer } from './sweep.js';
 
 /** `diffssl probe`: a quick kNN or ridge probe of one block at one timestep. */
@@ -26,9 +27,9 @@ export function registerProbeCommand(program: Command): void {
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`)
     .requiredOption('--out <dir>', 'output folder for report.json and report.md');
   runtimeOptions(command).action(
-    async (flags: {
-      checkpoint: string; config: string; data: string; trainLimit?: number; testLimit?: number; subsetList?: string; classNames?: readonly string[]; block: number; timestep: number; scorer: Scorer;
-      prePoolSize?: number; k?: number; lambda?: number; seed?: number; cache?: string; out: string; provider?: string; threads?: number; quiet?: boolean;
+    async (flags: DataOptions & RuntimeFlags & {
+      checkpoint: string; config: string; block: number; timestep: number; scorer: Scorer;
+      prePoolSize?: number; k?: number; lambda?: number; seed?: number; cache?: string; out: string;
     }) => {
       const display = displayOf(flags);
       const started = performance.now();

@@ -1,7 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { defaultCacheDirectory } from '../pipeline/run.js';
 import { runSweep, type Scorer } from '../pipeline/sweep.js';
-import { dataOptions, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions } from './options.js';
+import { dataOptions, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
+import type { DataOptions } from '../pipeline/splits.js';
 
 const SCORERS: readonly Scorer[] = ['linear', 'ridge', 'knn'];
 
@@ -31,9 +32,9 @@ export function registerSweepCommand(program: Command): void {
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`)
     .requiredOption('--out <dir>', 'output folder');
   runtimeOptions(command).action(
-    async (flags: {
-      checkpoint: string; config: string; data: string; trainLimit?: number; testLimit?: number; subsetList?: string; classNames?: readonly string[]; blocks?: number[]; timesteps: number[]; scorer: Scorer;
-      prePoolSize?: number; epochs?: number; lr?: number; k?: number; lambda?: number; seed?: number; cache?: string; out: string; provider?: string; threads?: number; quiet?: boolean;
+    async (flags: DataOptions & RuntimeFlags & {
+      checkpoint: string; config: string; blocks?: number[]; timesteps: number[]; scorer: Scorer;
+      prePoolSize?: number; epochs?: number; lr?: number; k?: number; lambda?: number; seed?: number; cache?: string; out: string;
     }) => {
       const sweep = await runSweep({ ...flags, learningRate: flags.lr, cacheDirectory: flags.cache ?? defaultCacheDirectory(), runner: runnerOf(flags), ...displayOf(flags) });
       process.stdout.write(`best: block ${sweep.best!.block} at t=${sweep.best!.timestep}, ${sweep.best!.top1.toFixed(2)}%; heatmap in ${flags.out}/sweep.svg\n`);

@@ -1,18 +1,13 @@
 import type { Command } from 'commander';
 import { parseProtocol, type Protocol } from '../protocols/protocol.js';
 import { defaultCacheDirectory, runProtocol } from '../pipeline/run.js';
-import { dataOptions, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, unetOptions } from './options.js';
+import { dataOptions, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, unetOptions, type RuntimeFlags } from './options.js';
+import type { DataOptions } from '../pipeline/splits.js';
 
-interface TrainFlags {
+interface TrainFlags extends DataOptions, RuntimeFlags {
   protocol: Protocol;
   checkpoint?: string;
   config?: string;
-  data: string;
-  trainLimit?: number;
-  testLimit?: number;
-  subsetList?: string;
-  classNames?: readonly string[];
-  resize?: boolean;
   blocks?: number[];
   timesteps?: number[];
   prePoolSize?: number;
@@ -35,9 +30,6 @@ interface TrainFlags {
   resume?: boolean;
   cache?: string | false;
   export?: boolean;
-  provider?: string;
-  threads?: number;
-  quiet?: boolean;
 }
 
 /** `diffssl train`: one protocol, trained and evaluated end to end. */

@@ -24,7 +24,10 @@ import type { SavedRunSettings } from './saved-model.js';
 import { loadUNet, type LoadedUNet } from './unet-source.js';
 
 /** Options of {@link runProtocol} (the `diffssl train` command). @public */
-export interface RunOptions extends DataOptions, PipelineRuntimeOptions {
+export interface RunOptions
+  extends DataOptions,
+    PipelineRuntimeOptions,
+    Pick<ProtocolSettings, 'prePoolSize' | 'headArc' | 'fusionArc' | 'normType' | 'feedbackFrom' | 'feedbackArch'> {
   /** The protocol. */
   protocol: Protocol;
   /** U-Net weights (not for pixels; the random baseline uses only the flags). */
@@ -35,18 +38,6 @@ export interface RunOptions extends DataOptions, PipelineRuntimeOptions {
   blocks?: readonly number[];
   /** Timesteps read. */
   timesteps?: readonly number[];
-  /** Head settings (the reference's defaults otherwise). */
-  prePoolSize?: number;
-  /** The linear head's hidden layers (`head_arc`, default ''). */
-  headArc?: string;
-  /** The attention head's layer string (default `DEFAULT_FUSION_ARC`). */
-  fusionArc?: string;
-  /** DifFormer's norm (default 'layer'). */
-  normType?: FusionNorm;
-  /** DifFeed: decoder blocks that feed back (default `defaultFeedbackFrom(unet)`). */
-  feedbackFrom?: readonly number[];
-  /** DifFeed: feedback arch (default `DEFAULT_FEEDBACK_ARCH`). */
-  feedbackArch?: string;
   /** Training (defaults: the reference's). */
   epochs?: number;
   /** SGD learning rate (default: {@link PROTOCOL_DEFAULTS}). */

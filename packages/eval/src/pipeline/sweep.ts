@@ -18,7 +18,7 @@ import { loadUNet, type LoadedUNet } from './unet-source.js';
 export type Scorer = 'linear' | 'ridge' | 'knn';
 
 /** Options of {@link runSweep} (the `diffssl sweep` command). @public */
-export interface SweepOptions extends DataOptions, PipelineRuntimeOptions {
+export interface SweepOptions extends DataOptions, PipelineRuntimeOptions, ScorerSettings {
   /** The U-Net's weights (a guided-diffusion `.pt` or a safetensors file). */
   checkpoint: string;
   /** guided-diffusion flags file or preset name. */
@@ -31,7 +31,17 @@ export interface SweepOptions extends DataOptions, PipelineRuntimeOptions {
   scorer?: Scorer;
   /** Pooling of the features (`pre_pool_size`, default 2 as GD(L)). */
   prePoolSize?: number;
-  /** GD(L) training (defaults: the reference's). */
+  /** Seed of the heads' initialization, the data order and the noise (default 0). */
+  seed?: number;
+  /** Output folder for sweep.json, sweep.md and sweep.svg. */
+  out: string;
+  /** Feature cache root (default `$DIFFSSL_CACHE` or `~/.cache/diffssl/features`). */
+  cacheDirectory?: string;
+}
+
+/** How a sweep cell is scored: GD(L)'s training, kNN's neighbours, ridge's penalty. @public */
+export interface ScorerSettings {
+  /** GD(L) epochs (default 28). */
   epochs?: number;
   /** GD(L) learning rate (default 1e-2). */
   learningRate?: number;
@@ -39,14 +49,8 @@ export interface SweepOptions extends DataOptions, PipelineRuntimeOptions {
   batchSize?: number;
   /** kNN neighbours (default 20). */
   k?: number;
-  /** Ridge penalty, relative (default the probe's). */
+  /** Ridge penalty relative to the mean squared feature (default the probe's). */
   lambda?: number;
-  /** Seed of the heads' initialization, the data order and the noise (default 0). */
-  seed?: number;
-  /** Output folder for sweep.json, sweep.md and sweep.svg. */
-  out: string;
-  /** Feature cache root (default `$DIFFSSL_CACHE` or `~/.cache/diffssl/features`). */
-  cacheDirectory?: string;
 }
 
 /** Reads every image of one feature, flattened to [N, D]. */
@@ -57,7 +61,7 @@ async function flatFeature(cache: FeatureCache, name: string): Promise<HostTenso
 }
 
 /** Options of {@link scoreCell}. @public */
-export interface ScoreCellOptions {
+export interface ScoreCellOptions extends ScorerSettings {
   /** GD(L), ridge or kNN. */
   scorer: Scorer;
   /** The U-Net whose features the caches hold. */
@@ -72,16 +76,6 @@ export interface ScoreCellOptions {
   timestep: number;
   /** The pooled side the caches hold (`pre_pool_size`). */
   prePoolSize: number;
-  /** GD(L) epochs (default 28). */
-  epochs?: number;
-  /** GD(L) learning rate (default 1e-2). */
-  learningRate?: number;
-  /** GD(L) batch size (default 32). */
-  batchSize?: number;
-  /** kNN neighbours (default 20). */
-  k?: number;
-  /** Ridge penalty relative to the mean squared feature (default the probe's). */
-  lambda?: number;
   /** Seed of GD(L)'s initialization and data order (default 0). */
   seed?: number;
   /** Where GD(L) trains (default: CUDA when present, else CPU). */
