@@ -4,5 +4,5 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   resolve: { conditions: ['@diffssl/source'] },
   ssr: { resolve: { conditions: ['@diffssl/source'] } },
-  test: { include: ['test/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000 },
+  test: { include: ['test/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000, globalSetup: ['../../vitest.scratch.ts'] },
 });

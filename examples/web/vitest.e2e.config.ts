@@ -4,5 +4,5 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   resolve: { conditions: ['@diffssl/source'] },
   ssr: { resolve: { conditions: ['@diffssl/source'] } },
-  test: { include: ['test/e2e/*.test.ts'], testTimeout: 300_000, hookTimeout: 300_000, fileParallelism: false },
+  test: { include: ['test/e2e/*.test.ts'], testTimeout: 300_000, hookTimeout: 300_000, fileParallelism: false, globalSetup: ['../../vitest.scratch.ts'] },
 });
