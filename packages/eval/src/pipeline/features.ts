@@ -38,21 +38,21 @@ export async function datasetIdentity(dataset: Dataset, directory: string, selec
 
 /** Options of {@link ensureFeatureCache}. @public */
 export interface EnsureFeatureCacheOptions {
-  /** The U-Net and its identity. */
+  /** The U-Net and its identity (part of the cache key). */
   unet: LoadedUNet;
   /** The images. */
   dataset: Dataset;
   /** Its identity ({@link datasetIdentity}). */
   data: string;
-  /** Blocks and timesteps. */
+  /** U-Net blocks to store (1-based). */
   blocks: readonly number[];
-  /** The timesteps. */
+  /** Diffusion timesteps to store. */
   timesteps: readonly number[];
   /** Pool each block to at most this side (the head's `pre_pool_size`). */
   pool: number;
   /** Noise draws per image (default 1). */
   draws?: number;
-  /** Seed of draw 0. */
+  /** Seed of the `q_sample` noise of draw 0 (part of the cache key). */
   noiseSeed: number;
   /** The cache root. */
   root: string;

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { ConfigError, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
-import type { FusionNorm } from '@diffssl/difformer';
 import { createFeatureExtractor } from '@diffssl/unet';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
 import type { Dataset } from '../data/dataset.js';

@@ -5,8 +5,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { BatchOptions } from '../data/batches.js';
 import type { FeatureCache } from '../cache/reader.js';
 import { createProgress } from '../progress.js';
-import { datasetIdentity, ensureFeatureCache } from './features.js';
-import type { LoadedUNet } from './unet-source.js';
+import { datasetIdentity, ensureFeatureCache, type EnsureFeatureCacheOptions } from './features.js';
 
 /** Where the data comes from and which part of it (options shared by the commands). @public */
 export interface DataOptions {
@@ -85,23 +84,14 @@ export function preparation(dataset: Dataset, size: number, resize = false): Spl
 }
 
 /** Options of {@link cachedFeatures}. @public */
-export interface CachedFeaturesOptions extends DataOptions, PipelineRuntimeOptions {
-  /** The U-Net and its identity (part of the cache key). */
-  unet: LoadedUNet;
+export interface CachedFeaturesOptions
+  extends DataOptions,
+    PipelineRuntimeOptions,
+    Pick<EnsureFeatureCacheOptions, 'unet' | 'blocks' | 'timesteps' | 'pool' | 'noiseSeed' | 'root'> {
   /** The images of both splits. */
   splits: Splits;
-  /** U-Net blocks to store (1-based). */
-  blocks: readonly number[];
-  /** Diffusion timesteps to store. */
-  timesteps: readonly number[];
-  /** Pool each block to at most this side. */
-  pool: number;
   /** Noise draws of the training features (default 1; test features always have 1). */
   draws?: number;
-  /** Seed of the `q_sample` noise (part of the cache key). */
-  noiseSeed: number;
-  /** The cache root. */
-  root: string;
 }
 
 /**
