@@ -25,3 +25,21 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     throw new ConfigError(`cannot write ${path}: ${error.code ?? ''} ${error.message}`.replace(/\s+/g, ' ').trim(), { cause });
   }
 }
+
+/**
+ * Writes the files of a report into one folder, each atomically
+ * ({@link writeFileAtomic}), in the order given.
+ *
+ * @param directory - the folder (created when missing)
+ * @param files - file name and content pairs
+ * @returns the paths written
+ */
+export async function writeFilesAtomic(directory: string, files: Iterable<readonly [name: string, content: string]>): Promise<string[]> {
+  const written: string[] = [];
+  for (const [name, content] of files) {
+    const path = join(directory, name);
+    await writeFileAtomic(path, content);
+    written.push(path);
+  }
+  return written;
+}

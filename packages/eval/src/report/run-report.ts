@@ -1,7 +1,6 @@
-import { join } from 'node:path';
 import { ConfigError } from '@diffssl/core';
 import type { ClassificationMetrics } from '../metrics/classification.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFilesAtomic } from './atomic-file.js';
 import { confusionMatrixSvg, lineChartSvg } from './charts.js';
 import { clock, markdownTable, percent } from './markdown.js';
 
@@ -200,11 +199,5 @@ export async function writeRunReport(directory: string, report: RunReport): Prom
   }
   files.set('report.md', runReportMarkdown(report, charts));
   files.set('report.json', `${JSON.stringify(report, null, 2)}\n`);
-  const written: string[] = [];
-  for (const [name, content] of files) {
-    const path = join(directory, name);
-    await writeFileAtomic(path, content);
-    written.push(path);
-  }
-  return written;
+  return writeFilesAtomic(directory, files);
 }

@@ -1,6 +1,5 @@
-import { join } from 'node:path';
 import { ConfigError } from '@diffssl/core';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFilesAtomic } from './atomic-file.js';
 import { heatmapSvg } from './charts.js';
 import { clock, markdownTable } from './markdown.js';
 
@@ -141,11 +140,5 @@ export async function writeSweepReport(directory: string, sweep: SweepReport): P
     ['sweep.md', sweepMarkdown(sweep, 'sweep.svg')],
     ['sweep.json', `${JSON.stringify(withBest, null, 2)}\n`],
   ];
-  const written: string[] = [];
-  for (const [name, content] of files) {
-    const path = join(directory, name);
-    await writeFileAtomic(path, content);
-    written.push(path);
-  }
-  return written;
+  return writeFilesAtomic(directory, files);
 }
