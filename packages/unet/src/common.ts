@@ -5,6 +5,7 @@ export type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './d
 export { AdmUNet } from './adm-unet.js';
 export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule } from './schedule.js';
 export { CheckpointMismatchError } from './checkpoint/errors.js';
+export { PIXEL_TO_MODEL } from './pixels.js';
 export {
   featureKey, FeatureExtractor, buildExtractionModel, pixelNoiseId, qSampleGraph, type ExtractCallOptions, type ExtractionModelInfo, type ExtractionOptions, type FeatureBatch,
 } from './extractor.js';

@@ -105,9 +105,9 @@ describe('FeatureExtractor', () => {
     await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [5], timesteps: [150], pool: 0, runner: cpu })).rejects.toThrow(/pool must be a positive integer/);
   });
 
-  it('scales uint8 pixels and replicates gray to RGB', async () => {
+  it('scales uint8 pixels as guided-diffusion does (x / 127.5 - 1 in float32, step by step) and replicates gray to RGB', async () => {
     const gray = HostTensor.from('uint8', [1, 1, 28, 28], Array.from({ length: 784 }, (_, i) => (i * 7) % 256));
-    const rgb = HostTensor.from('float32', [1, 3, 28, 28], [0, 1, 2].flatMap(() => gray.toArray().map((v) => v / 127.5 - 1)));
+    const rgb = HostTensor.from('float32', [1, 3, 28, 28], [0, 1, 2].flatMap(() => gray.toArray().map((v) => Math.fround(Math.fround(v / 127.5) - 1))));
     const fromGray = (await extractor.extract(gray)).get(featureKey(0, 5))!;
     const fromFloat = (await extractor.extract(rgb)).get(featureKey(0, 5))!;
     expect(fromFloat.shape).toEqual([1, 64, 14, 14]);

@@ -3,6 +3,7 @@ import {
 } from '@diffssl/core';
 import type { DiffusionUNet } from './diffusion-unet.js';
 import { checkTimestep, noiseSchedule, seededNoise, type NoiseSchedule } from './schedule.js';
+import { PIXEL_TO_MODEL } from './pixels.js';
 
 /**
  * Version of the code that builds extraction graphs (the U-Net layers, the
@@ -150,7 +151,7 @@ export class FeatureExtractor {
    * Extracts features for a set of images, in batches, into one tensor per
    * feature allocated up front (each batch is written in place).
    *
-   * @param images - float32 [N, C, H, W] in [-1, 1], or uint8 [N, 1|C, H, W] (scaled by /127.5 - 1, gray replicated)
+   * @param images - float32 [N, C, H, W] in [-1, 1], or uint8 [N, 1|C, H, W] (scaled by {@link PIXEL_TO_MODEL}, gray replicated)
    * @param options - noise ids and class labels (see {@link ExtractCallOptions})
    * @returns one tensor [N, C, h, w] per `t{T}/block{NN}`
    * @throws `ShapeError` for a wrong image size or channel count or a wrong number of ids or labels; `NonFiniteError` for NaN pixels (when checking); `ConfigError` for bad ids, labels missing for a class-conditional model or given to an unconditional one
@@ -263,7 +264,7 @@ export class FeatureExtractor {
       for (let i = 0; i < n; i++) {
         for (let c = 0; c < inChannels; c++) {
           const source = (i * channels + (channels === 1 ? 0 : c)) * plane;
-          for (let p = 0; p < plane; p++) out[(i * inChannels + c) * plane + p] = pixels[source + p]! / 127.5 - 1;
+          for (let p = 0; p < plane; p++) out[(i * inChannels + c) * plane + p] = PIXEL_TO_MODEL[pixels[source + p]!]!;
         }
       }
       return HostTensor.from('float32', [n, inChannels, size, size], out);

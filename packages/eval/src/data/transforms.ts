@@ -183,14 +183,5 @@ export function randomCrop(
   return { image: cropImage(resized, top, left, size, flip), draw: { smallerSide, top, left, flip } };
 }
 
-/**
- * float32 value of each uint8 pixel as the model sees it: `x / 127.5 - 1`
- * evaluated in float32, as guided-diffusion does (`arr.astype(np.float32) /
- * 127.5 - 1`). torchvision's `ToTensor` + `Normalize(0.5, 0.5)` (`(x / 255 -
- * 0.5) / 0.5` in float32) gives the same 256 float32 values; a test checks it.
- */
-export const PIXEL_TO_MODEL: Float32Array = (() => {
-  const table = new Float32Array(256);
-  for (let value = 0; value < 256; value++) table[value] = Math.fround(Math.fround(value / 127.5) - 1);
-  return table;
-})();
+/** The float32 value of each uint8 pixel as the model sees it (`@diffssl/unet`'s, the one definition). */
+export { PIXEL_TO_MODEL } from '@diffssl/unet';
