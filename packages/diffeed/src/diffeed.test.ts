@@ -4,10 +4,10 @@
  * the fixture's feedback weights; then training through the frozen second pass.
  */
 import {
-  BuildContext, compileModel, compileModuleTrainStep, createRunner, crossEntropy, evaluateReference, gradients, Graph, HostTensor, readSafetensors, sgd, writeSafetensors, type SymbolicTensor,
+  BuildContext, compileModuleTrainStep, crossEntropy, evaluateReference, gradients, Graph, HostTensor, readSafetensors, sgd, writeSafetensors, type SymbolicTensor,
 } from '@diffssl/core';
 import { DifFormer } from '@diffssl/difformer';
-import { embeddedFlags, fixturePath, loadFeatures, randomTensor, relativeError } from '@diffssl/testing';
+import { embeddedFlags, fixturePath, loadFeatures, randomTensor, relativeError, runOnnx } from '@diffssl/testing';
 import { AdmUNet, readTorchCheckpoint } from '@diffssl/unet';
 import { describe, expect, it } from 'vitest';
 import { constantTimesteps, DifFeed, DifFeedClassifier, parseFeedbackArch } from './index.js';
@@ -36,9 +36,7 @@ describe.each(['adm-fm28', 'adm-37block-random'] as const)('DifFeed end to end o
     const outputs: Record<string, SymbolicTensor> = {};
     for (const [source, tensor] of passes.feedback) outputs[`feedback/${source}/output`] = tensor;
     for (const [block, tensor] of passes.second) outputs[blockName(block)] = tensor;
-    const runner = await createRunner(compileModel({ outputs }), cpu);
-    const result = await runner.run({ x: fixture.tensor(`t${t}/x_t`), t: HostTensor.from('int64', [2], [BigInt(t), BigInt(t)]) });
-    await runner.release();
+    const result = await runOnnx(outputs, { x: fixture.tensor(`t${t}/x_t`), t: HostTensor.from('int64', [2], [BigInt(t), BigInt(t)]) });
     for (const source of sources) expect(relativeError(result[`feedback/${source}/output`]!, fixture.tensor(`feedback/${source}/output`)), `feedback ${source}`).toBeLessThanOrEqual(1e-4);
     for (const block of secondBlocks) expect(relativeError(result[blockName(block)]!, fixture.tensor(`feedback/second/${blockName(block)}`)), `second pass block ${block}`).toBeLessThanOrEqual(1e-4);
   });
@@ -147,9 +145,7 @@ describe('DifFeed training through the frozen second pass', () => {
     expect(Math.abs(finiteDifference)).toBeGreaterThan(1e-3);
     expect(Math.abs(analytic - finiteDifference)).toBeLessThanOrEqual(1e-4 * Math.abs(finiteDifference));
     // The same gradient on ONNX Runtime in float32.
-    const runner = await createRunner(compileModel({ outputs: { gradient: gradient! } }), cpu);
-    const { gradient: onnx } = await runner.run(feeds);
-    await runner.release();
+    const { gradient: onnx } = await runOnnx({ gradient: gradient! }, feeds);
     expect(Math.abs(onnx!.toArray()[index]! - analytic)).toBeLessThanOrEqual(1e-3 * Math.abs(analytic));
     expect(constantTimesteps(graph, 50, xStart).shape).toEqual([2]);
   });

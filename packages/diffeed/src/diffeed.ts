@@ -1,4 +1,4 @@
-import { broadcastTo, ConfigError, HostTensor, Module, RandomGenerator, stopGradient, type BuildContext, type Graph, type SymbolicTensor } from '@diffssl/core';
+import { broadcastTo, ConfigError, HostTensor, Module, ModuleDict, RandomGenerator, stopGradient, type BuildContext, type Graph, type SymbolicTensor } from '@diffssl/core';
 import type { DiffusionUNet, UNetBlock } from '@diffssl/unet';
 import { FeedbackNetwork } from './feedback-network.js';
 
@@ -20,12 +20,6 @@ export function feedbackTarget(blocks: readonly UNetBlock[], decoderBlock: numbe
   const target = 2 * encoderBlocks + 2 - decoderBlock;
   if (blocks[target - 1]?.part !== 'encoder') throw new ConfigError(`DifFeed: decoder block ${decoderBlock} would feed block ${target}, which is not an encoder block`);
   return target;
-}
-
-function blockOf(unet: FeedbackUNet, number: number): UNetBlock {
-  const block = unet.blocks[number - 1];
-  if (!block) throw new ConfigError(`DifFeed: block ${number} is outside 1..${unet.blocks.length}`);
-  return block;
 }
 
 /** Options of {@link DifFeed}. @public */
@@ -80,13 +74,17 @@ export class DifFeed extends Module {
     this.unet = unet;
     if (feedbackFrom.length === 0) throw new ConfigError('DifFeed: expected at least one decoder block in feedbackFrom; found none');
     if (new Set(feedbackFrom).size !== feedbackFrom.length) throw new ConfigError(`DifFeed: feedbackFrom must be distinct; found [${feedbackFrom.join(', ')}]`);
-    const generator = options.seed instanceof RandomGenerator ? options.seed : new RandomGenerator(options.seed ?? 0);
+    const generator = RandomGenerator.from(options.seed);
     const targets = new Map<number, number>();
-    const list = this.registerModule('feedback_layers', new NetworkList());
+    const list = this.registerModule('feedback_layers', new ModuleDict<FeedbackNetwork>());
+    const blocks = unet.blocks;
     for (const source of feedbackFrom) {
-      const target = feedbackTarget(unet.blocks, source);
+      // feedbackTarget checked that both blocks exist.
+      const target = feedbackTarget(blocks, source);
       targets.set(source, target);
-      this.networks.push(list.add(new FeedbackNetwork(arch, blockOf(unet, source).channels, blockOf(unet, target).channels, generator)));
+      const network = new FeedbackNetwork(arch, blocks[source - 1]!.channels, blocks[target - 1]!.channels, generator);
+      list.set(String(this.networks.length), network);
+      this.networks.push(network);
     }
     this.targets = targets;
   }
@@ -123,14 +121,6 @@ export class DifFeed extends Module {
     });
     const second = inputs.secondPassBlocks.length > 0 ? this.unet.build(graph, { ...common, taps: inputs.secondPassBlocks, feedback: injected }).blocks : new Map<number, SymbolicTensor>();
     return { first: new Map(inputs.firstPassBlocks.map((block) => [block, first.get(block)!])), feedback, second };
-  }
-}
-
-/** `nn.ModuleList` of feedback networks (names `0`, `1`, ...). */
-class NetworkList extends Module {
-  private count = 0;
-  add(network: FeedbackNetwork): FeedbackNetwork {
-    return this.registerModule(String(this.count++), network);
   }
 }
 

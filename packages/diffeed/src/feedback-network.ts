@@ -62,17 +62,15 @@ export class FeedbackNetwork extends Sequential {
       let layer: Layer;
       switch (token) {
         case 'C':
-          layer = first
+        case 'C2': {
+          // C maps to the target channels in first position, C2 in last; elsewhere both are depthwise 3x3.
+          const toTarget = token === 'C' ? first : last;
+          layer = toTarget
             ? new Conv2d(channels, targetChannels, generator, { kernelSize: 1, bias: false })
             : new Conv2d(channels, channels, generator, { kernelSize: 3, padding: 1, groups: channels, bias: false });
-          if (first) channels = targetChannels;
+          if (toTarget) channels = targetChannels;
           break;
-        case 'C2':
-          layer = last
-            ? new Conv2d(channels, targetChannels, generator, { kernelSize: 1, bias: false })
-            : new Conv2d(channels, channels, generator, { kernelSize: 3, padding: 1, groups: channels, bias: false });
-          if (last) channels = targetChannels;
-          break;
+        }
         case 'B':
           layer = new BatchNorm2d(channels);
           break;

@@ -2,7 +2,7 @@
  * DifFormer against the reference AttentionFusion (assets/fixtures/heads.safetensors, cases
  * `attention` and `difformer`): logits, loss, every gradient and every parameter after one SGD step.
  */
-import { BuildContext, Graph, type HostTensor } from '@diffssl/core';
+import { BuildContext, Graph } from '@diffssl/core';
 import { expectMatchesReferenceStep, loadTensorFixture, referenceStep, runHeadStep, type TensorFixture } from '@diffssl/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DifFormer, fusionKey } from './index.js';
@@ -11,10 +11,6 @@ let fixture: TensorFixture;
 beforeAll(() => {
   fixture = loadTensorFixture('heads.safetensors');
 });
-
-function group(prefix: string): Map<string, HostTensor> {
-  return fixture.group(prefix);
-}
 
 interface FusionCase {
   fusion_arc: string;
@@ -28,14 +24,14 @@ interface FusionCase {
 describe.each(['attention', 'difformer'])('DifFormer, reference case %s', (name) => {
   it('matches logits, loss, every gradient and every parameter update of one SGD step', async () => {
     const config = JSON.parse(fixture.metadata[name]!) as FusionCase;
-    const inputs = group(`${name}/input/`);
+    const inputs = fixture.group(`${name}/input/`);
     // Channels and sizes come from the input tensors, as a user's U-Net metadata would give them.
     const blocks = config.blocks.map((block) => {
       const tensor = inputs.get(fusionKey(config.t_list[0]!, block))!;
       return { block, channels: tensor.shape[1]!, resolution: tensor.shape[2]! };
     });
     const fusion = new DifFormer({ blocks, firstPassBlocks: config.blocks, timesteps: config.t_list, fusion: config.fusion_arc, normType: config.norm_type, prePoolSize: config.pre_pool_size, numClasses: config.num_classes });
-    fusion.loadStateDict(group(`${name}/param/`));
+    fusion.loadStateDict(fixture.group(`${name}/param/`));
     const result = await runHeadStep(fusion, (context, graph) => {
       const features = new Map([...inputs].map(([key, tensor]) => [key, graph.input(key, 'float32', ['batch', ...tensor.shape.slice(1)])]));
       return { logits: fusion.forward(context, features), feeds: Object.fromEntries(inputs) };

@@ -1,5 +1,5 @@
 import {
-  adaptiveAvgPool2d, BatchNorm2d, concat, ConfigError, Conv2d, Lambda, LayerNorm, Linear, Module, ModuleDict, Sequential, ShapeError,
+  adaptiveAvgPool2d, BatchNorm2d, concat, ConfigError, Conv2d, Lambda, LayerNorm, Linear, Module, ModuleDict, positiveSize, Sequential, ShapeError,
   RandomGenerator, type BuildContext, type Layer, type SymbolicTensor,
 } from '@diffssl/core';
 import { AttentionHead, checkChain, parseLayerString, tokensOf, type AttentionHeadConfig } from '@diffssl/pool';
@@ -61,10 +61,6 @@ export function fusionKey(timestep: number, block: number, pass: 'first' | 'seco
   return `t${timestep}/${pass === 'second' ? 'second/' : ''}block${String(block).padStart(2, '0')}`;
 }
 
-function positiveInteger(name: string, value: number): void {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`DifFormer: ${name} must be a positive integer; found ${value}`);
-}
-
 /**
  * DifFormer (the reference's `AttentionFusion`): for each block, adaptive
  * average pooling to min(size, `prePoolSize`), LayerNorm over [C, s, s] (or
@@ -103,8 +99,8 @@ export class DifFormer extends Module {
     const secondPassBlocks = options.secondPassBlocks ?? [];
     this.options = { ...options, secondPassBlocks, normType: options.normType ?? 'layer' };
     const { blocks, firstPassBlocks, timesteps, prePoolSize, numClasses, normType } = this.options;
-    positiveInteger('prePoolSize', prePoolSize);
-    positiveInteger('numClasses', numClasses);
+    positiveSize('DifFormer', 'prePoolSize', prePoolSize);
+    positiveSize('DifFormer', 'numClasses', numClasses);
     if (firstPassBlocks.length + secondPassBlocks.length === 0) throw new ConfigError('DifFormer: expected at least one block to read (firstPassBlocks or secondPassBlocks); found none');
     if (timesteps.length === 0) throw new ConfigError('DifFormer: expected at least one timestep; found none');
     if (new Set(timesteps).size !== timesteps.length) throw new ConfigError(`DifFormer: timesteps must be distinct; found [${timesteps.join(', ')}]`);
@@ -118,15 +114,15 @@ export class DifFormer extends Module {
     this.tokenWidth = tokenWidth;
     const outputWidth = checkChain(config, tokenWidth, 'tokens');
     if (outputWidth === undefined) throw new ConfigError('DifFormer: the fusion head must end in vectors of a known width (for example with Extract_CLS_Token or FullyPool)');
-    const generator = options.seed instanceof RandomGenerator ? options.seed : new RandomGenerator(options.seed ?? 0);
+    const generator = RandomGenerator.from(options.seed);
     const info = new Map(blocks.map((block) => [block.block, block]));
     const used = [...new Set([...firstPassBlocks, ...secondPassBlocks])].sort((a, b) => a - b);
     this.preLayers = this.registerModule('pre_layer', new ModuleDict<Sequential>());
     for (const block of used) {
       const meta = info.get(block);
       if (!meta) throw new ConfigError(`DifFormer: no metadata for block ${block}; blocks given: ${[...info.keys()].join(', ') || 'none'}`);
-      positiveInteger(`channels of block ${block}`, meta.channels);
-      positiveInteger(`resolution of block ${block}`, meta.resolution);
+      positiveSize('DifFormer', `channels of block ${block}`, meta.channels);
+      positiveSize('DifFormer', `resolution of block ${block}`, meta.resolution);
       const size = Math.min(meta.resolution, prePoolSize);
       const norm: Layer = normType === 'batch' ? new BatchNorm2d(meta.channels) : new LayerNorm([meta.channels, size, size]);
       this.preLayers.set(
@@ -194,9 +190,9 @@ export class DifFormer extends Module {
         return this.preLayers.get(String(block)).forward(context, x);
       };
       const tokens = [...firstPassBlocks.map((b) => read(b, 'first')), ...secondPassBlocks.map((b) => read(b, 'second'))];
-      return this.attention.forward(context, tokens.length === 1 ? tokens[0]! : concat(tokens, 1));
+      return this.attention.forward(context, concat(tokens, 1));
     });
-    return this.classifier.forward(context, outputs.length === 1 ? outputs[0]! : concat(outputs, 1));
+    return this.classifier.forward(context, concat(outputs, 1));
   }
 }
 

@@ -1,8 +1,7 @@
 import {
-  avgPool2d, broadcastTo, concat, ConfigError, init, Lambda, Layer, Linear, mean, reshape, ReLU, Sequential, ShapeError, Sigmoid, slice, Tanh, transpose,
-  type BuildContext, type LoadStateDictOptions, type ModuleTensor, type RandomGenerator, type SymbolicTensor,
+  avgPool2d, broadcastTo, concat, ConfigError, init, Lambda, Layer, Linear, mean, RandomGenerator, reshape, ReLU, Sequential, ShapeError, Sigmoid, slice, Tanh, transpose,
+  type BuildContext, type LoadStateDictOptions, type ModuleTensor, type SymbolicTensor,
 } from '@diffssl/core';
-import { generatorFrom } from './seed.js';
 import { checkChain, inputKindOf, parseLayerString, type AttentionHeadConfig, type HeadLayerSpec } from './layer-string.js';
 import { TransformerBlock } from './transformer-block.js';
 
@@ -43,7 +42,7 @@ export class AttentionHead extends Layer {
     super();
     checkChain(config, undefined);
     this.config = config;
-    const generator = generatorFrom(options.seed);
+    const generator = RandomGenerator.from(options.seed);
     this.clsToken = config.clsToken ? this.registerParameter('cls_token', init.zeros([1, 1, config.clsToken.dim])) : undefined;
     this.layers = this.registerModule('layers', new Sequential());
     for (const layer of config.layers) for (const built of this.buildLayer(layer, generator)) this.layers.append(built);
@@ -96,7 +95,7 @@ export class AttentionHead extends Layer {
   forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor {
     const first = this.config.layers[0]!;
     const takesTokens = inputKindOf(this.config) === 'tokens';
-    if (takesTokens ? x.rank !== 3 : first.kind !== 'flatten' && first.kind !== 'dense' && x.rank !== 4) {
+    if (takesTokens ? x.rank !== 3 : first.kind !== 'flatten' && x.rank !== 4) {
       throw new ShapeError(`AttentionHead: the first layer (${first.kind}) expects ${takesTokens ? 'tokens [B, N, D]' : 'a feature map [B, C, H, W]'}; found [${x.shape.join(', ')}]`);
     }
     const width = x.shape[takesTokens ? 2 : 1];

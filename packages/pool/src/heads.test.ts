@@ -12,11 +12,6 @@ beforeAll(() => {
   fixture = loadTensorFixture('heads.safetensors');
 });
 
-/** The fixture tensors of one case under a prefix (`linear/param/`), by name. */
-function group(prefix: string): Map<string, HostTensor> {
-  return fixture.group(prefix);
-}
-
 function expectCase(name: string, result: Awaited<ReturnType<typeof runHeadStep>>, unused: string[] = []): void {
   expectMatchesReferenceStep(result, referenceStep(fixture, name), name);
   for (const parameter of unused) expect(result.grads.has(parameter)).toBe(false);
@@ -27,7 +22,7 @@ describe('LinearHead (GD(L)) against the reference Head', () => {
     const config = JSON.parse(fixture.metadata.linear!) as { pre_pool_size: number };
     const input = fixture.tensor('linear/input');
     const head = new LinearHead({ channels: input.shape[1]!, numClasses: 10, prePoolSize: config.pre_pool_size });
-    head.loadStateDict(group('linear/param/'));
+    head.loadStateDict(fixture.group('linear/param/'));
     const result = await runHeadStep(head, (context, graph) => ({ logits: head.forward(context, graph.input('x', 'float32', ['batch', ...input.shape.slice(1)])), feeds: { x: input } }), fixture.tensor('labels'), Number(fixture.metadata['linear/lr']));
     expectCase('linear', result);
   });
@@ -45,7 +40,7 @@ describe('AttentionHead (layer string) against the reference AttentionHead', () 
     const unused = JSON.parse(fixture.metadata['poolhead/unused_params']!) as string[];
     expect(unused).toEqual(['cls_token']);
     const head = AttentionHead.fromLayerString(layerString);
-    head.loadStateDict(group('poolhead/param/'));
+    head.loadStateDict(fixture.group('poolhead/param/'));
     const input = fixture.tensor('poolhead/input');
     const result = await runHeadStep(head, (context, graph) => ({ logits: head.forward(context, graph.input('x', 'float32', ['batch', ...input.shape.slice(1)])), feeds: { x: input } }), fixture.tensor('labels'), Number(fixture.metadata['poolhead/lr']));
     expectCase('poolhead', result, unused);

@@ -1,5 +1,4 @@
-import { adaptiveAvgPool2d, ConfigError, Layer, Linear, Module, relu, reshape, ShapeError, type BuildContext, type RandomGenerator, type SymbolicTensor } from '@diffssl/core';
-import { generatorFrom } from './seed.js';
+import { adaptiveAvgPool2d, ConfigError, Layer, Linear, ModuleDict, positiveSize, RandomGenerator, relu, reshape, ShapeError, type BuildContext, type SymbolicTensor } from '@diffssl/core';
 
 /** Options of {@link LinearHead} (the reference's argument names in camelCase). @public */
 export interface LinearHeadOptions {
@@ -50,14 +49,16 @@ export class LinearHead extends Layer {
   constructor(options: LinearHeadOptions) {
     super();
     const { channels, numClasses, prePoolSize } = options;
-    for (const [name, value] of [['channels', channels], ['numClasses', numClasses], ['prePoolSize', prePoolSize]] as const) {
-      if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`LinearHead: ${name} must be a positive integer; found ${value}`);
-    }
+    for (const [name, value] of [['channels', channels], ['numClasses', numClasses], ['prePoolSize', prePoolSize]] as const) positiveSize('LinearHead', name, value);
     this.prePoolSize = prePoolSize;
-    const generator = generatorFrom(options.seed);
+    const generator = RandomGenerator.from(options.seed);
     const widths = [channels * prePoolSize * prePoolSize, ...parseHeadArc(options.headArc ?? ''), numClasses];
-    const list = this.registerModule('fcs', new LinearList());
-    for (let i = 0; i + 1 < widths.length; i++) this.fcs.push(list.add(new Linear(widths[i]!, widths[i + 1]!, generator)));
+    const list = this.registerModule('fcs', new ModuleDict<Linear>());
+    for (let i = 0; i + 1 < widths.length; i++) {
+      const fc = new Linear(widths[i]!, widths[i + 1]!, generator);
+      list.set(String(i), fc);
+      this.fcs.push(fc);
+    }
   }
 
   /** Logits [B, numClasses] of a feature map [B, C, H, W]. */
@@ -70,13 +71,5 @@ export class LinearHead extends Layer {
       if (i < this.fcs.length - 1) h = relu(h);
     });
     return h;
-  }
-}
-
-/** `nn.ModuleList` of Linear layers (names `0`, `1`, ...). */
-class LinearList extends Module {
-  private count = 0;
-  add(linear: Linear): Linear {
-    return this.registerModule(String(this.count++), linear);
   }
 }

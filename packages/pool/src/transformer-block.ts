@@ -1,4 +1,4 @@
-import { add, ConfigError, GELU, Layer, LayerNorm, Linear, matmul, mul, reshape, Sequential, ShapeError, slice, softmax, transpose, type BuildContext, type RandomGenerator, type SymbolicTensor } from '@diffssl/core';
+import { add, ConfigError, gelu, Layer, LayerNorm, Linear, matmul, mul, reshape, ShapeError, slice, softmax, transpose, type BuildContext, type RandomGenerator, type SymbolicTensor } from '@diffssl/core';
 
 /**
  * timm's multi-head self-attention as the reference uses it: one `qkv`
@@ -92,7 +92,6 @@ export class Mlp extends Layer {
   readonly fc1: Linear;
   /** [dim, hidden] */
   readonly fc2: Linear;
-  private readonly layers: Sequential;
 
   /**
    * @param dim - input and output width
@@ -103,11 +102,10 @@ export class Mlp extends Layer {
     super();
     this.fc1 = this.registerModule('fc1', new Linear(dim, hidden, generator));
     this.fc2 = this.registerModule('fc2', new Linear(hidden, dim, generator));
-    this.layers = new Sequential([this.fc1, GELU(), this.fc2]);
   }
 
   /** The MLP over the last axis. */
   forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor {
-    return this.layers.forward(context, x);
+    return this.fc2.forward(context, gelu(this.fc1.forward(context, x)));
   }
 }

@@ -4,7 +4,7 @@ export { BuildContext, type BuildContextOptions, type BuildMode } from './contex
 export { init } from './init.js';
 export { checkStateDict } from './state-dict.js';
 export { Layer, Lambda } from './layers/layer.js';
-export { Linear } from './layers/linear.js';
+export { Linear, positiveSize } from './layers/linear.js';
 export { Conv2d, type Conv2dLayerOptions } from './layers/conv2d.js';
 export { BatchNorm2d, GroupNorm, LayerNorm } from './layers/normalization.js';
 export { GELU, Identity, ReLU, Sigmoid, SiLU, Tanh } from './layers/activation.js';

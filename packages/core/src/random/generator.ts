@@ -84,6 +84,18 @@ export class RandomGenerator {
     this.next = xoshiro128([s0, s1, s2, fmix32(s0 ^ s1 ^ s2 ^ 0x2545f491)], 16);
   }
 
+  /**
+   * A generator from a seed, or the given generator itself (so callers that
+   * accept either share one stream).
+   *
+   * @param seed - a seed in [0, 2^32) (default 0), or a generator to use as is
+   * @returns `seed` when it is a generator; otherwise `new RandomGenerator(seed ?? 0)`
+   * @throws {@link ConfigError} for a seed that is not an integer in [0, 2^32)
+   */
+  static from(seed?: number | RandomGenerator): RandomGenerator {
+    return seed instanceof RandomGenerator ? seed : new RandomGenerator(seed ?? 0);
+  }
+
   /** The next 32 random bits as an unsigned integer. */
   nextUint32(): number {
     return this.next();

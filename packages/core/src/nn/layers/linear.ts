@@ -7,7 +7,16 @@ import { init } from '../init.js';
 import type { ModuleTensor } from '../module.js';
 import { Layer } from './layer.js';
 
-/** Checks a layer size. @internal */
+/**
+ * Checks a size (channels, features, kernel size...) of a layer or model.
+ *
+ * @param layer - who checks, for the message (`'Linear'`)
+ * @param name - the size's name, for the message (`'in_features'`)
+ * @param value - the size
+ * @returns `value`
+ * @throws {@link ConfigError} `<layer>: <name> must be a positive integer; found <value>` unless `value` is a positive safe integer
+ * @public
+ */
 export function positiveSize(layer: string, name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`${layer}: ${name} must be a positive integer; found ${value}`);
   return value;
