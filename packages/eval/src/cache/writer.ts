@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, DTypeError, NonFiniteError, ShapeError, shapeSize, type HostTensor } from '@diffssl/core';
+import { featureKey } from '@diffssl/unet';
 import {
   CACHE_FORMAT, CACHE_VERSION, checkTensorName, INDEX_FILE, LABELS_FILE, serializeIndex, shardRange, tensorFile, type CacheTensorEntry, type FeatureCacheIndex,
 } from './format.js';
@@ -65,7 +66,7 @@ export interface WriteFeatureCacheOptions {
  */
 export function featureNames(key: FeatureCacheKey): string[] {
   const canonical = canonicalKey(key);
-  return canonical.timesteps.flatMap((t) => canonical.blocks.map((b) => `t${t}/block${String(b).padStart(2, '0')}`));
+  return canonical.timesteps.flatMap((t) => canonical.blocks.map((b) => featureKey(t, b)));
 }
 
 /**
@@ -132,6 +133,7 @@ export async function writeFeatureCache(options: WriteFeatureCacheOptions): Prom
   const labels = options.labels ? checkLabels(options.labels, imageCount, options.classNames) : undefined;
   const names = featureNames(key);
   for (const name of names) checkTensorName(name);
+  const expectedNames = [...names].sort().join(',');
   const draws = key.draws;
   const rows = (end - start) * draws;
   const written = new Uint8Array(rows);
@@ -148,7 +150,7 @@ export async function writeFeatureCache(options: WriteFeatureCacheOptions): Prom
       if (!Number.isSafeInteger(draw) || draw < 0 || draw >= draws) throw new ConfigError(`writeFeatureCache: draw ${draw} is outside 0..${draws - 1}`);
       const count = batch.imageIds.length;
       const featureNamesFound = [...batch.features.keys()].sort();
-      if (featureNamesFound.join(',') !== [...names].sort().join(',')) {
+      if (featureNamesFound.join(',') !== expectedNames) {
         throw new ConfigError(`writeFeatureCache: expected features ${names.join(', ')}; found ${featureNamesFound.join(', ') || 'none'}`);
       }
       for (const id of batch.imageIds) {

@@ -21,7 +21,7 @@ export function registerExtractCommand(program: Command): void {
     .option('--seed <N>', 'noise seed (default 0)', integerOption('--seed'))
     .option('--split <train|test|both>', 'which splits (default both)', 'both')
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`)
-    .option('--shard <k/n>', 'write only shard k of n (k from 0), e.g. $JOB_COMPLETION_INDEX/8 or $SLURM_ARRAY_TASK_ID/8', parseShardOption)
+    .option('--shard <k/n>', 'write only shard k of n (k from 0), e.g. $JOB_COMPLETION_INDEX/8 or $SLURM_ARRAY_TASK_ID/8', parseShard)
     .option('--merge', 'join the shards written by --shard runs with the same options into the cache entry')
     .option('--batch-size <N>', 'images per session run (default 32)', positiveIntegerOption('--batch-size'));
   runtimeOptions(command).action(
@@ -34,8 +34,4 @@ export function registerExtractCommand(program: Command): void {
       for (const [split, directory] of Object.entries(written)) process.stdout.write(`${split}: ${directory}\n`);
     },
   );
-}
-
-function parseShardOption(value: string): { index: number; count: number } {
-  return parseShard(value);
 }

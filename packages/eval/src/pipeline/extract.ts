@@ -1,13 +1,14 @@
 import type { PipelineRuntimeOptions } from './runtime-options.js';
 import { readdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { ConfigError } from '@diffssl/core';
+import type { FeatureCacheKey } from '../cache/key.js';
 import { mergeShards } from '../cache/merge.js';
 import type { FeatureCache } from '../cache/reader.js';
 import { featureCachePath } from '../cache/writer.js';
 import { createProgress } from '../progress.js';
-import { datasetIdentity, ensureFeatureCache, featureCacheKey } from './features.js';
-import { openSplits, preparation, type DataOptions } from './splits.js';
+import { ensureFeatureCache, featureCacheKey } from './features.js';
+import { cachedPreparation, openSplits, splitIdentity, type DataOptions } from './splits.js';
 import { loadUNet } from './unet-source.js';
 
 /** Options of {@link extractFeatures} (the `diffssl extract` command). @public */
@@ -60,17 +61,17 @@ export async function extractFeatures(options: ExtractOptions): Promise<Record<s
   if (options.shard && options.merge) throw new ConfigError('extract: --shard writes one shard and --merge joins them; give one of them');
   const splits = await openSplits(options);
   const unet = await loadUNet({ checkpoint: options.checkpoint, config: options.config });
-  const batch = preparation(splits.train, unet.unet.info.imageSize, options.resize).test;
+  const batch = cachedPreparation(splits, unet, options.resize);
   const chosen = options.split === 'both' || !options.split ? (['train', 'test'] as const) : [options.split];
   const written: Record<string, string> = {};
   for (const split of chosen) {
     const dataset = splits[split];
     const draws = split === 'train' ? options.draws ?? 1 : 1;
-    const data = await datasetIdentity(dataset, options.data, { split, limit: (split === 'train' ? options.trainLimit : options.testLimit) ?? null, subset: split === 'train' ? options.subsetList ?? null : null, classes: dataset.classes });
+    const data = await splitIdentity(dataset, options, split);
     const common = { unet, data, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.seed ?? 0, batch };
     let cache: FeatureCache;
     if (options.merge) {
-      cache = await mergeShards(await shardFolders(options.cacheDirectory, featureCachePath(options.cacheDirectory, featureCacheKey(common))), { root: options.cacheDirectory });
+      cache = await mergeShards(await shardFolders(options.cacheDirectory, featureCacheKey(common)), { root: options.cacheDirectory });
       options.log?.(`extract (${split}): merged the shards into ${cache.directory}`);
     } else {
       const total = options.shard ? Math.ceil((dataset.length * draws) / options.shard.count) : dataset.length * draws;
@@ -86,8 +87,8 @@ export async function extractFeatures(options: ExtractOptions): Promise<Record<s
 }
 
 /** The shard folders of a cache entry, checked complete (0..n-1 of one n). */
-async function shardFolders(root: string, entry: string): Promise<string[]> {
-  const prefix = `${basename(entry)}.shard-`;
+async function shardFolders(root: string, key: FeatureCacheKey): Promise<string[]> {
+  const prefix = `${basename(featureCachePath(root, key))}.shard-`;
   let names: string[];
   try {
     names = (await readdir(root)).filter((name) => name.startsWith(prefix));
@@ -100,5 +101,5 @@ async function shardFolders(root: string, entry: string): Promise<string[]> {
   const found = new Set(shards.filter((shard) => shard.count === count).map((shard) => shard.index));
   const missing = Array.from({ length: count }, (_, i) => i).filter((index) => !found.has(index));
   if (missing.length > 0 || shards.some((shard) => shard.count !== count)) throw new ConfigError(`extract --merge: shards ${missing.join(', ') || '(of another count)'} of ${count} are missing or mixed in ${root}`);
-  return Array.from({ length: count }, (_, index) => join(root, `${prefix}${index}-of-${count}`));
+  return Array.from({ length: count }, (_, index) => featureCachePath(root, key, { index, count }));
 }

@@ -149,18 +149,19 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
         progress = undefined;
       }
     };
+    const training = { epochs, learningRate: options.learningRate ?? defaults.learningRate, batchSize: options.batchSize ?? 32, momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0, lrStep: options.lrStep ?? 7, lrGamma: options.lrGamma ?? 0.1, seed, draws: options.draws ?? 1 };
     const result = await trainClassifier({
       model,
       train: sources.train,
       test: sources.test,
       epochs,
-      batchSize: options.batchSize ?? 32,
+      batchSize: training.batchSize,
       evalBatchSize: options.evalBatchSize,
-      learningRate: options.learningRate ?? defaults.learningRate,
-      momentum: options.momentum,
-      weightDecay: options.weightDecay,
-      lrStep: options.lrStep,
-      lrGamma: options.lrGamma,
+      learningRate: training.learningRate,
+      momentum: training.momentum,
+      weightDecay: training.weightDecay,
+      lrStep: training.lrStep,
+      lrGamma: training.lrGamma,
       evalEvery: options.evalEvery,
       seed,
       directory: options.out,
@@ -171,7 +172,6 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     });
     if (result.resumedFromEpoch !== undefined) log(`resumed from the checkpoint after epoch ${result.resumedFromEpoch}`);
     const weights = new Map<string, HostTensor>(model.modules().flatMap((module) => [...module.stateDict()]));
-    const training = { epochs, learningRate: options.learningRate ?? defaults.learningRate, batchSize: options.batchSize ?? 32, momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0, lrStep: options.lrStep ?? 7, lrGamma: options.lrGamma ?? 0.1, seed, draws: options.draws ?? 1 };
     const saved: SavedRunSettings = {
       model: settings,
       checkpoint: protocol === 'pixels' || protocol === 'random' ? null : options.checkpoint ?? null,
@@ -232,7 +232,6 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
     sources = { train: pixelSource(train), test: pixelSource(test) };
   } else if (readsFrozenFeatures(protocol)) {
     const head = model as FeatureHeadClassifier;
-    const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
     const names = [...head.features.keys()];
     if (options.cache ?? true) {
       const caches = await cachedFeatures({
@@ -251,6 +250,7 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
       sources = { train: cacheSource(caches.train, train, names), test: cacheSource(caches.test, test, names) };
     } else {
       notes.push('features recomputed by the U-Net for every batch (no feature cache)');
+      const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
       const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner);
       sources = recomputed;
       cleanups.push(() => recomputed.release());

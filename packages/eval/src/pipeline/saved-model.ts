@@ -8,7 +8,7 @@ import { pixelSource } from '../protocols/pixels.js';
 import type { ClassificationMetrics } from '../metrics/classification.js';
 import { evaluateClassifier } from '../training/trainer.js';
 import { cacheSource, imageNoiseSource } from './sources.js';
-import { cachedFeatures, openSplits, preparation, type DataOptions } from './splits.js';
+import { openSplits, preparation, splitFeatures, type DataOptions } from './splits.js';
 import { loadUNet, type LoadedUNet } from './unet-source.js';
 
 /** What `model.safetensors` records about the run that trained it. @public */
@@ -109,9 +109,9 @@ export async function evaluateSavedModel(options: EvaluateOptions): Promise<Save
     source = pixelSource(splits.test);
   } else if (readsFrozenFeatures(settings.model.protocol)) {
     const head = model as FeatureHeadClassifier;
-    const caches = await cachedFeatures({ ...data, unet: unet!, splits, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, noiseSeed: settings.noiseSeed, root: options.cacheDirectory, progress: options.progress, log: options.log });
-    cleanups.push(() => caches.train.close(), () => caches.test.close());
-    source = cacheSource(caches.test, splits.test, [...head.features.keys()]);
+    const cache = await splitFeatures({ ...data, unet: unet!, splits, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, noiseSeed: settings.noiseSeed, root: options.cacheDirectory, progress: options.progress, log: options.log }, 'test', 1);
+    cleanups.push(() => cache.close());
+    source = cacheSource(cache, splits.test, [...head.features.keys()]);
   } else {
     source = imageNoiseSource(splits.test, { timesteps: model.timesteps, noiseSeed: settings.noiseSeed, test: preparation(splits.test, unet!.unet.info.imageSize, data.resize).test });
   }

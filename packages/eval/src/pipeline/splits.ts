@@ -6,6 +6,7 @@ import type { BatchOptions } from '../data/batches.js';
 import type { FeatureCache } from '../cache/reader.js';
 import { createProgress } from '../progress.js';
 import { datasetIdentity, ensureFeatureCache, type EnsureFeatureCacheOptions } from './features.js';
+import type { LoadedUNet } from './unet-source.js';
 
 /** Where the data comes from and which part of it (options shared by the commands). @public */
 export interface DataOptions {
@@ -95,6 +96,58 @@ export interface CachedFeaturesOptions
 }
 
 /**
+ * The identity of one split for feature-cache keys ({@link datasetIdentity}
+ * with the split's selection: limit, subset list and classes). `diffssl
+ * extract` and the commands that read the cache both key by it, so their keys
+ * agree.
+ *
+ * @param dataset - the split's images
+ * @param options - the data options the split was opened with
+ * @param split - which split
+ * @returns the identity
+ * @internal
+ */
+export function splitIdentity(dataset: Dataset, options: DataOptions, split: 'train' | 'test'): Promise<string> {
+  return datasetIdentity(dataset, options.data, { split, limit: (split === 'train' ? options.trainLimit : options.testLimit) ?? null, subset: split === 'train' ? options.subsetList ?? null : null, classes: dataset.classes });
+}
+
+/**
+ * How cached features' images are prepared (part of the cache key): the
+ * evaluation preprocessing of the training split's {@link preparation}, for
+ * both splits.
+ *
+ * @param splits - the splits
+ * @param unet - the U-Net (its image size)
+ * @param resize - resize fixed-size images of another size
+ * @returns the batch options
+ * @throws as {@link preparation}
+ * @internal
+ */
+export function cachedPreparation(splits: Splits, unet: LoadedUNet, resize?: boolean): SplitPreparation['test'] {
+  return preparation(splits.train, unet.unet.info.imageSize, resize).test;
+}
+
+/**
+ * The U-Net features of one split from the feature cache, extracted there
+ * first when absent (evaluation preprocessing, no augmentation).
+ *
+ * @param options - the splits, U-Net, features and cache root
+ * @param split - which split
+ * @param draws - noise draws per image
+ * @returns the cache, opened
+ * @internal
+ */
+export async function splitFeatures(options: CachedFeaturesOptions, split: 'train' | 'test', draws: number): Promise<FeatureCache> {
+  const batch = cachedPreparation(options.splits, options.unet, options.resize);
+  const dataset = options.splits[split];
+  const data = await splitIdentity(dataset, options, split);
+  const progress = createProgress({ label: `extract ${split}`, total: dataset.length * draws, unit: 'img', mode: options.progress ?? 'auto' });
+  const { cache, extracted } = await ensureFeatureCache({ unet: options.unet, dataset, data, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.noiseSeed, root: options.root, batch, progress, runner: options.runner });
+  options.log?.(`features (${split}): ${extracted ? 'extracted to' : 'read from'} the feature cache ${cache.directory}`);
+  return cache;
+}
+
+/**
  * The U-Net features of both splits from the feature cache, extracted there
  * first when absent. Both splits use evaluation preprocessing (no
  * augmentation), as the reference's cached features do.
@@ -102,14 +155,5 @@ export interface CachedFeaturesOptions
  * @public
  */
 export async function cachedFeatures(options: CachedFeaturesOptions): Promise<SplitFeatures> {
-  const batch = preparation(options.splits.train, options.unet.unet.info.imageSize, options.resize).test;
-  const one = async (split: 'train' | 'test', draws: number) => {
-    const dataset = options.splits[split];
-    const data = await datasetIdentity(dataset, options.data, { split, limit: (split === 'train' ? options.trainLimit : options.testLimit) ?? null, subset: split === 'train' ? options.subsetList ?? null : null, classes: dataset.classes });
-    const progress = createProgress({ label: `extract ${split}`, total: dataset.length * draws, unit: 'img', mode: options.progress ?? 'auto' });
-    const { cache, extracted } = await ensureFeatureCache({ unet: options.unet, dataset, data, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.noiseSeed, root: options.root, batch, progress, runner: options.runner });
-    options.log?.(`features (${split}): ${extracted ? 'extracted to' : 'read from'} the feature cache ${cache.directory}`);
-    return cache;
-  };
-  return { train: await one('train', options.draws ?? 1), test: await one('test', 1) };
+  return { train: await splitFeatures(options, 'train', options.draws ?? 1), test: await splitFeatures(options, 'test', 1) };
 }

@@ -1,5 +1,5 @@
 import { ConfigError, HostTensor, NonFiniteError, ShapeError } from '@diffssl/core';
-import { MetricsAccumulator, type ClassificationMetrics } from '../metrics/classification.js';
+import { predictionMetrics, type ClassificationMetrics } from '../metrics/classification.js';
 import { similarityModel, type ProbeComputeOptions } from './backend.js';
 
 /** Options of the k-nearest-neighbour probe. @public */
@@ -170,7 +170,5 @@ export async function knnProbe(input: KnnProbeInput): Promise<{
   predictions: Int32Array;
 }> {
   const predictions = await knnClassify(input.train, input.trainLabels, input.test, input);
-  const metrics = new MetricsAccumulator(input.classCount);
-  metrics.addPredictions(predictions, input.testLabels);
-  return { metrics: metrics.result(), predictions };
+  return { metrics: predictionMetrics(predictions, input.testLabels, input.classCount), predictions };
 }

@@ -1,5 +1,5 @@
 import { ConfigError, HostTensor, NonFiniteError, ShapeError } from '@diffssl/core';
-import { MetricsAccumulator, type ClassificationMetrics } from '../metrics/classification.js';
+import { classificationMetrics, type ClassificationMetrics } from '../metrics/classification.js';
 import { gramModel, type LazyModel, type ProbeComputeOptions } from './backend.js';
 
 /** Options of the ridge probe. @public */
@@ -320,9 +320,7 @@ export async function ridgeProbe(input: RidgeProbeInput): Promise<{
   try {
     await ridge.add(input.train, input.trainLabels);
     const model = await ridge.fit();
-    const metrics = new MetricsAccumulator(input.classCount);
-    metrics.add(model.predict(input.test), input.testLabels);
-    return { metrics: metrics.result(), model };
+    return { metrics: classificationMetrics(model.predict(input.test), input.testLabels), model };
   } finally {
     await ridge.release();
   }

@@ -135,9 +135,8 @@ export function createProtocolModel(settings: ProtocolSettings, unet: DiffusionU
       single('GD(L)');
       return new FeatureHeadClassifier(unet, { kind: 'linear', block: blocks[0]!, timestep: timesteps[0]!, prePoolSize, headArc: settings.headArc ?? '', numClasses, seed });
     case 'attention':
-      single('the attention head');
-      return new FeatureHeadClassifier(unet, { kind: 'fusion', blocks, timesteps, prePoolSize, fusionArc: settings.fusionArc ?? DEFAULT_FUSION_ARC, normType: settings.normType ?? 'layer', numClasses, seed });
     case 'difformer':
+      if (protocol === 'attention') single('the attention head');
       return new FeatureHeadClassifier(unet, { kind: 'fusion', blocks, timesteps, prePoolSize, fusionArc: settings.fusionArc ?? DEFAULT_FUSION_ARC, normType: settings.normType ?? 'layer', numClasses, seed });
     case 'diffeed':
       return new DifFeedModel(unet, {

@@ -1,3 +1,5 @@
+import { formatDuration } from '../progress.js';
+
 /** Escapes a table cell: pipes and line breaks. */
 function cell(value: string): string {
   return value.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
@@ -25,10 +27,5 @@ export function percent(value: number | null | undefined): string {
 
 /** Seconds as `h:mm:ss` or `m:ss`. */
 export function clock(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return '–';
-  const total = Math.round(seconds);
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = total % 60;
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')}` : `${m}:${String(s).padStart(2, '0')}`;
+  return Number.isFinite(seconds) && seconds >= 0 ? formatDuration(seconds) : '–';
 }

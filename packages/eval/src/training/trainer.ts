@@ -136,9 +136,10 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
     const checkpointPath = options.directory ? join(options.directory, CHECKPOINT) : undefined;
     if (options.directory) await mkdir(options.directory, { recursive: true });
     if (options.resume && checkpointPath && existsSync(checkpointPath)) {
-      const { metadata } = readTrainingState(await readFile(checkpointPath));
+      const bytes = await readFile(checkpointPath);
+      const { metadata } = readTrainingState(bytes);
       if (metadata.run !== fingerprint) throw new ConfigError(`train: the checkpoint ${checkpointPath} belongs to a run with other settings; use another --out or drop --resume`);
-      step.loadState(await readFile(checkpointPath));
+      step.loadState(bytes);
       firstEpoch = Number(metadata.epochs_done);
       Object.assign(history, JSON.parse(metadata.history ?? '{"epochs":[],"evaluations":[]}') as typeof history);
       resumedFromEpoch = firstEpoch;
