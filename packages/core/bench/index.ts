@@ -16,7 +16,7 @@ import {
   slice, softmax, transpose, type OnnxModel, type SymbolicTensor,
 } from '../src/index.js';
 import { matmulKernel } from '../src/ops/matmul.js';
-import { secondsPerRun } from '@diffssl/testing';
+import { secondsPerRun, vitForwardFlops } from '@diffssl/testing';
 
 function random(shape: number[], seed: number, scale = 1): HostTensor<'float32'> {
   let state = seed;
@@ -80,8 +80,7 @@ async function benchVitTrainStep(matmulGflops: number): Promise<void> {
   const feeds = { x: random([batch, tokens, dim], 3), labels: HostTensor.from('int64', [batch], Array.from({ length: batch }, (_, i) => BigInt(i % classes))) };
   const seconds = await secondsPerRun(() => step.run(feeds, { learningRate: 0.01 }), 6);
   await step.release();
-  const forwardPerBlock = 2 * batch * tokens * dim * (3 * dim + dim + 2 * mlpRatio * dim) + 2 * 2 * batch * tokens * tokens * dim;
-  const flopsPerStep = 3 * (2 * forwardPerBlock + 2 * batch * dim * classes);
+  const flopsPerStep = 3 * (vitForwardFlops(batch, tokens, dim, mlpRatio, 2) + 2 * batch * dim * classes);
   const achieved = flopsPerStep / seconds / 1e9;
   console.log(
     `ViT head train step (2 blocks, dim ${dim}, ${heads} heads, MLP x${mlpRatio}, ${tokens} tokens, batch ${batch}, SGD): ${(1 / seconds).toFixed(2)} steps/s, ` +

@@ -3,7 +3,7 @@ import {
 } from '@diffssl/core';
 import { expect } from 'vitest';
 import type { TensorFixture } from './assets.js';
-import { expectClose } from './tensors.js';
+import { expectClose, relativeError } from './tensors.js';
 
 /** What one reference-style training step of a head produced. */
 export interface HeadStepResult {
@@ -71,21 +71,6 @@ export interface ReferenceStep {
   after: Map<string, HostTensor>;
 }
 
-/** max |a - b| / max |b|: the error relative to the expected tensor's own scale, however small (NaN counts as infinite). */
-export function scaledError(actual: HostTensor, expected: HostTensor): number {
-  expect(actual.shape).toEqual(expected.shape);
-  const a = actual.toArray();
-  const b = expected.toArray();
-  let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]!));
-    const difference = Math.abs(a[i]! - b[i]!);
-    if (!(difference <= worst)) worst = Number.isNaN(difference) ? Infinity : difference;
-  }
-  return scale === 0 ? (worst === 0 ? 0 : Infinity) : worst / scale;
-}
-
 /**
  * Asserts that a head step matches a reference case, twice over:
  * - the fixtures' criterion, max |a - b| <= 1e-4 * max(1, max |b|), for the
@@ -105,7 +90,7 @@ export function expectMatchesReferenceStep(actual: Pick<HeadStepResult, 'logits'
   for (const [name, expected] of reference.grads) {
     const got = actual.grads.get(name)!;
     expectClose(got, expected, 1e-4, `${label} grad ${name}`);
-    const error = scaledError(got, expected);
+    const error = relativeError(got, expected, 0);
     expect(error, `${label} grad ${name}: error ${error} of its own scale > ${scaledTolerance}`).toBeLessThanOrEqual(scaledTolerance);
   }
   for (const [name, expected] of reference.after) {

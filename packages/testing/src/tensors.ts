@@ -20,19 +20,24 @@ export function randomTensor(shape: readonly number[], seed: number, low = -1, h
   return HostTensor.from('float32', shape, Array.from({ length: size }, () => low + (high - low) * random()));
 }
 
-/** max |a - b| / max(1, max |b|): the fixtures' tolerance measure. NaN anywhere counts as infinitely far. */
-export function relativeError(actual: HostTensor, expected: HostTensor): number {
+/**
+ * max |a - b| / max(minimumScale, max |b|): with the default 1, the fixtures'
+ * tolerance measure; with 0, the error relative to the expected tensor's own
+ * scale, however small (a zero scale gives 0 for equal tensors, else Infinity).
+ * NaN anywhere counts as infinitely far.
+ */
+export function relativeError(actual: HostTensor, expected: HostTensor, minimumScale = 1): number {
   expect(actual.shape).toEqual(expected.shape);
   const a = actual.toArray();
   const b = expected.toArray();
   let worst = 0;
-  let scale = 1;
+  let scale = minimumScale;
   for (let i = 0; i < b.length; i++) {
     scale = Math.max(scale, Math.abs(b[i]!));
     const difference = Math.abs(a[i]! - b[i]!);
     if (!(difference <= worst)) worst = Number.isNaN(difference) ? Infinity : difference;
   }
-  return worst / scale;
+  return scale === 0 ? (worst === 0 ? 0 : Infinity) : worst / scale;
 }
 
 /** Asserts agreement within `tolerance` relative to max(1, max |expected|). */

@@ -63,9 +63,10 @@ type Init = WeightSpec['init'];
 export const fanIn = (inputs: number): Init => ({ kind: 'fanIn', fanIn: inputs });
 const ZEROS: Init = { kind: 'zeros' };
 const compute = (name: string, shape: readonly number[], init: Init): WeightSpec => ({ name, shape, precision: 'compute', init });
-const float32 = (name: string, shape: readonly number[], init: Init): WeightSpec => ({ name, shape, precision: 'float32', init });
-/** A GroupNorm's weight (ones) and bias (zeros). */
-const groupNormWeights = (prefix: string, channels: number): WeightSpec[] => [float32(`${prefix}.weight`, [channels], { kind: 'ones' }), float32(`${prefix}.bias`, [channels], ZEROS)];
+/** A weight guided-diffusion keeps in float32 (normalization, embeddings, the `out` head). @internal */
+export const float32 = (name: string, shape: readonly number[], init: Init): WeightSpec => ({ name, shape, precision: 'float32', init });
+/** A GroupNorm's weight (ones) and bias (zeros), both float32. @internal */
+export const groupNormWeights = (prefix: string, channels: number): WeightSpec[] => [float32(`${prefix}.weight`, [channels], { kind: 'ones' }), float32(`${prefix}.bias`, [channels], ZEROS)];
 
 /**
  * guided-diffusion's GroupNorm32: statistics in float32 over 32 groups, the

@@ -1,6 +1,6 @@
 import type { AdmConfig } from './config.js';
 import { init, RandomGenerator, type HostTensor } from '@diffssl/core';
-import { fanIn, layerKind, type LayerFacts, type WeightSpec } from './layer-kinds.js';
+import { fanIn, float32, groupNormWeights, layerKind, type LayerFacts, type WeightSpec } from './layer-kinds.js';
 
 /**
  * One layer inside a U-Net block, as guided-diffusion builds it;
@@ -146,19 +146,20 @@ export function weightSpecs(config: AdmConfig): WeightSpec[] {
   const facts = layerFacts(config);
   const mc = config.modelChannels;
   const embed = facts.embedChannels;
-  const specs: WeightSpec[] = [];
-  const float32 = (name: string, shape: number[], init: WeightSpec['init']) => specs.push({ name, shape, precision: 'float32', init });
-  float32('time_embed.0.weight', [embed, mc], fanIn(mc));
-  float32('time_embed.0.bias', [embed], fanIn(mc));
-  float32('time_embed.2.weight', [embed, embed], fanIn(embed));
-  float32('time_embed.2.bias', [embed], fanIn(embed));
-  if (config.numClasses !== undefined) float32('label_emb.weight', [config.numClasses, embed], { kind: 'normal' });
+  const specs: WeightSpec[] = [
+    float32('time_embed.0.weight', [embed, mc], fanIn(mc)),
+    float32('time_embed.0.bias', [embed], fanIn(mc)),
+    float32('time_embed.2.weight', [embed, embed], fanIn(embed)),
+    float32('time_embed.2.bias', [embed], fanIn(embed)),
+  ];
+  if (config.numClasses !== undefined) specs.push(float32('label_emb.weight', [config.numClasses, embed], { kind: 'normal' }));
   for (const block of layout.blocks) for (const layer of block.layers) specs.push(...layerKind(layer).weights(layer, facts));
-  float32('out.0.weight', [layout.finalChannels], { kind: 'ones' });
-  float32('out.0.bias', [layout.finalChannels], { kind: 'zeros' });
-  // guided-diffusion wraps the output conv in zero_module.
-  float32('out.2.weight', [config.outChannels, layout.inputChannels, 3, 3], { kind: 'zeros' });
-  float32('out.2.bias', [config.outChannels], { kind: 'zeros' });
+  specs.push(
+    ...groupNormWeights('out.0', layout.finalChannels),
+    // guided-diffusion wraps the output conv in zero_module.
+    float32('out.2.weight', [config.outChannels, layout.inputChannels, 3, 3], { kind: 'zeros' }),
+    float32('out.2.bias', [config.outChannels], { kind: 'zeros' }),
+  );
   return specs;
 }
 

@@ -1,4 +1,4 @@
-import { ConfigError, DTypeError } from '../errors.js';
+import { ConfigError } from '../errors.js';
 import { isFloatDataType } from '../tensor/dtype.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 import { checkStateDict } from './state-dict.js';
@@ -149,13 +149,4 @@ export abstract class Module {
     for (const [, tensor] of this.namedParameters()) tensor.trainable = false;
     return this;
   }
-}
-
-/**
- * Checks that a module tensor holds floats (initializers and optimizers need them).
- *
- * @throws {@link @diffssl/core!DTypeError}
- */
-export function expectFloatTensor(where: string, tensor: HostTensor): void {
-  if (!isFloatDataType(tensor.dtype)) throw new DTypeError(`${where}: expected a float tensor; found ${tensor.dtype}`);
 }

@@ -287,8 +287,7 @@ export class TrainStep {
    * @throws {@link StateDictMismatchError} listing missing, unexpected and mis-shaped names (the state is left unchanged)
    */
   loadState(state: ReadonlyMap<string, HostTensor>): void {
-    const expected = new Map(this.spec.state.map((entry) => [entry.input, this.values.get(entry.input)!]));
-    checkStateDict('TrainStep.loadState', expected, state);
+    checkStateDict('TrainStep.loadState', this.state(), state);
     for (const [name, value] of state) this.values.set(name, value.contiguous());
   }
 
