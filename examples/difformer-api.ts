@@ -24,10 +24,10 @@ import {
   BuildContext, compileModel, compileModuleTrainStep, createRunner, crossEntropy, Graph, HostTensor, sgd, type Module, type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
 import { DifFormer, fusionKey } from '@diffssl/difformer';
-import { FASHION_MNIST_CLASSES, loadBatch, MetricsAccumulator, epochOrder, openDataset, type Dataset } from '@diffssl/eval';
+import { epochBatches, FASHION_MNIST_CLASSES, loadBatch, MetricsAccumulator, openDataset, readFlags, type Dataset } from '@diffssl/eval';
 import { LinearHead } from '@diffssl/pool';
 import { AdmUNet, createFeatureExtractor, readTorchCheckpoint } from '@diffssl/unet';
-import { EMBEDDED, embeddedFlags, secondsSince } from './lib/common.js';
+import { EMBEDDED, secondsSince } from './lib/common.js';
 
 const TRAIN_IMAGES = 1000;
 const TEST_IMAGES = 500;
@@ -43,7 +43,7 @@ const started = performance.now();
 console.log(`lower-level API, CI-sized: ${TRAIN_IMAGES} training and ${TEST_IMAGES} test images, ${EPOCHS} epochs per head`);
 
 // 1. The U-Net and the data.
-const unet = new AdmUNet(embeddedFlags(), await readTorchCheckpoint(EMBEDDED.checkpoint));
+const unet = new AdmUNet(await readFlags(EMBEDDED.config), await readTorchCheckpoint(EMBEDDED.checkpoint));
 const train = await openDataset(EMBEDDED.data, { split: 'train', limit: TRAIN_IMAGES, classes: FASHION_MNIST_CLASSES });
 const test = await openDataset(EMBEDDED.data, { split: 'test', limit: TEST_IMAGES, classes: FASHION_MNIST_CLASSES });
 /** All images of a dataset as float32 [N, 3, 28, 28] in [-1, 1] (gray replicated), with their labels. */
@@ -96,12 +96,10 @@ async function trainAndScore(head: Head): Promise<number> {
   // Plain SGD as the reference's FM-10k protocol (no momentum, no weight decay).
   const step = await compileModuleTrainStep({ context, loss: crossEntropy(logits, labels), optimizer: sgd(), runner });
   for (let epoch = 1; epoch <= EPOCHS; epoch++) {
-    // A seeded shuffle per epoch; the last partial batch is dropped, as the reference's loader does.
-    const order = Array.from(epochOrder(TRAIN_IMAGES, { shuffle: true, seed: 0, epoch }));
     let total = 0;
     let steps = 0;
-    for (let start = 0; start + BATCH <= order.length; start += BATCH) {
-      const batch = order.slice(start, start + BATCH);
+    // A seeded shuffle per epoch; the last partial batch is dropped, as the reference's loader does.
+    for (const batch of epochBatches(TRAIN_IMAGES, { batchSize: BATCH, shuffle: true, dropLast: true, seed: 0 }, epoch)) {
       const feeds: Record<string, HostTensor> = Object.fromEntries(head.inputs.map((key) => [key, rows(trainFeatures.get(key)!, batch)]));
       feeds.labels = HostTensor.from('int64', [batch.length], batch.map((i) => BigInt(trainData.labels[i]!)));
       const { losses } = await step.run(feeds, { learningRate: head.learningRate });
@@ -116,8 +114,7 @@ async function trainAndScore(head: Head): Promise<number> {
   const evaluation = build(head, 'eval');
   const scorer = await createRunner(compileModel({ outputs: { logits: evaluation.logits } }), runner);
   const metrics = new MetricsAccumulator(FASHION_MNIST_CLASSES.length);
-  for (let start = 0; start < TEST_IMAGES; start += 250) {
-    const batch = Array.from({ length: Math.min(250, TEST_IMAGES - start) }, (_, i) => start + i);
+  for (const batch of epochBatches(TEST_IMAGES, { batchSize: 250 }, 0)) {
     const feeds = Object.fromEntries(head.inputs.map((key) => [key, rows(testFeatures.get(key)!, batch)]));
     const { logits } = await scorer.run(feeds);
     metrics.add(logits!, batch.map((i) => testData.labels[i]!));

@@ -63,11 +63,11 @@
  *   onnxruntime-node's CUDA provider (install with ONNXRUNTIME_NODE_INSTALL=cuda12).
  * - Class-conditional checkpoints (`256x256_diffusion`) also need `--class-label`.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { writeSafetensors, type ExecutionProvider, type HostTensor } from '@diffssl/core';
-import { loadBatch, openDataset, type ImageTransform } from '@diffssl/eval';
-import { ADM_PRESETS, admConfig, createFeatureExtractor, unetLayout, type AdmPresetName, type GuidedDiffusionFlags } from '@diffssl/unet';
+import { loadBatch, openDataset, readFlags, type ImageTransform } from '@diffssl/eval';
+import { ADM_PRESETS, admConfig, createFeatureExtractor, unetLayout } from '@diffssl/unet';
 import { EMBEDDED, secondsSince } from './lib/common.js';
 
 const { values } = parseArgs({
@@ -103,18 +103,12 @@ function integers(text: string, option: string): number[] {
   return list;
 }
 
-/** A preset name, or the flags of a JSON file. */
-function readConfig(config: string): GuidedDiffusionFlags | AdmPresetName {
-  if (config in ADM_PRESETS) return config as AdmPresetName;
-  return JSON.parse(readFileSync(config, 'utf8')) as GuidedDiffusionFlags;
-}
-
 if (!existsSync(values.checkpoint)) {
   fail(`--checkpoint: ${values.checkpoint} does not exist${values.config in ADM_PRESETS ? ` (download ${values.config}.pt from https://github.com/openai/guided-diffusion; this script fetches nothing)` : ''}`);
 }
 if (values.dtype !== 'float32' && values.dtype !== 'float16') fail(`--dtype: expected float32 or float16; found '${values.dtype}'`);
 if (values.split !== 'train' && values.split !== 'test') fail(`--split: expected train or test; found '${values.split}'`);
-const config = readConfig(values.config);
+const config = await readFlags(values.config);
 const { imageSize } = admConfig(config);
 // The U-Net's numbered blocks (encoder, middle, decoder) with their output shapes, from the flags alone.
 const layout = unetLayout(admConfig(config));

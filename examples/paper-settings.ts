@@ -30,13 +30,13 @@
  * the settings build and train, not what they reach), 64 training and 32 test
  * images of the embedded Fashion-MNIST, 1 epoch.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readSafetensors, type ExecutionProvider } from '@diffssl/core';
+import type { ExecutionProvider } from '@diffssl/core';
 import { FASHION_MNIST_CLASSES, runProtocol, type RunOptions } from '@diffssl/eval';
-import { ASSETS, EMBEDDED, scratchFolder, secondsSince } from './lib/common.js';
+import { ASSETS, EMBEDDED, scratchFolder, secondsSince, writeFixture37BlockFlags } from './lib/common.js';
 
 /** The paper's settings per protocol. */
 const PAPER: Record<'linear' | 'attention' | 'difformer' | 'diffeed', Pick<RunOptions, 'blocks' | 'timesteps' | 'feedbackFrom'>> = {
@@ -66,11 +66,10 @@ const ci = !values.checkpoint;
 let config = values.config;
 if (ci) {
   // The 37-block test U-Net's flags live in its fixture's metadata.
-  const fixture = readSafetensors(readFileSync(join(ASSETS, 'fixtures/adm-37block-random.features.safetensors')));
   const folder = mkdtempSync(join(tmpdir(), 'diffssl-flags-'));
   config = join(folder, 'flags.json');
-  writeFileSync(config, fixture.metadata.config ?? '{}');
   process.on('exit', () => rmSync(folder, { recursive: true, force: true }));
+  writeFixture37BlockFlags(config);
 }
 if (!config) throw new Error('--config: give the preset (256x256_diffusion_uncond) or a flags file of the checkpoint');
 const checkpoint = values.checkpoint ?? join(ASSETS, 'fixtures/adm-37block-random.pt');

@@ -2,11 +2,11 @@
  * What the example scripts share: the embedded Fashion-MNIST default (model,
  * flags, data), a scratch folder per run, and small printing helpers.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { GuidedDiffusionFlags } from '@diffssl/unet';
+import { readSafetensors } from '@diffssl/core';
 
 /** The repository's `assets/` folder. */
 export const ASSETS = fileURLToPath(new URL('../../assets/', import.meta.url));
@@ -18,9 +18,16 @@ export const EMBEDDED = {
   data: join(ASSETS, 'data/fashion-mnist-10k'),
 } as const;
 
-/** The embedded model's guided-diffusion flags. */
-export function embeddedFlags(): GuidedDiffusionFlags {
-  return JSON.parse(readFileSync(EMBEDDED.config, 'utf8')) as GuidedDiffusionFlags;
+/**
+ * Writes the guided-diffusion flags of the fixtures' 37-block test U-Net
+ * (`fixtures/adm-37block-random.pt`), kept in the metadata of its features
+ * fixture, to a JSON file: the `--config` of that checkpoint.
+ *
+ * @param path - the flags file to write
+ */
+export function writeFixture37BlockFlags(path: string): void {
+  const fixture = readSafetensors(readFileSync(join(ASSETS, 'fixtures/adm-37block-random.features.safetensors')));
+  writeFileSync(path, fixture.metadata.config ?? '{}');
 }
 
 /**

@@ -5,7 +5,7 @@
  * The notebooks run with their folder as working directory (Jupyter starts
  * kernels there), so paths are relative to `examples/notebooks/`.
  */
-import { deflateSync } from 'node:zlib';
+import { crc32, deflateSync } from 'node:zlib';
 import { resolve } from 'node:path';
 import { HostTensor } from '@diffssl/core';
 
@@ -15,22 +15,6 @@ export const EMBEDDED = {
   config: resolve('../../assets/models/adm-fm28/flags.json'),
   data: resolve('../../assets/data/fashion-mnist-10k'),
 };
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const byte of bytes) c = CRC_TABLE[(c ^ byte) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);
@@ -61,13 +45,7 @@ export function encodePng(width: number, height: number, channels: 1 | 3, pixels
   view.setUint32(4, height);
   header.set([8, channels === 1 ? 0 : 2, 0, 0, 0], 8);
   const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))];
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat(parts));
 }
 
 /**

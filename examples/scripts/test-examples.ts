@@ -16,12 +16,11 @@
  * stay without outputs.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readSafetensors } from '@diffssl/core';
-import { ASSETS } from '../lib/common.js';
+import { ASSETS, writeFixture37BlockFlags } from '../lib/common.js';
 import { EXAMPLES, installKernel, NOTEBOOKS, unbuiltPackages } from './kernel.js';
 
 const { values, positionals } = parseArgs({ args: process.argv.slice(2).filter((arg) => arg !== '--'), options: { 'scripts-only': { type: 'boolean', default: false }, 'notebooks-only': { type: 'boolean', default: false } }, allowPositionals: true });
@@ -54,9 +53,8 @@ function run(name: string, command: string, args: readonly string[], options: { 
 if (!values['notebooks-only']) {
   // "Any guided-diffusion checkpoint": the 37-block test U-Net of the fixtures (the 256x256 ImageNet model's
   // block layout and numbering at 32x32, random weights), at the paper's DifFormer blocks and timesteps.
-  const fixture = readSafetensors(readFileSync(join(ASSETS, 'fixtures/adm-37block-random.features.safetensors')));
   const flags37 = join(scratch, 'adm-37block-random.flags.json');
-  writeFileSync(flags37, fixture.metadata.config ?? '{}');
+  writeFixture37BlockFlags(flags37);
   const scripts: [string, string[]][] = [
     ['linear', ['linear.ts']],
     ['attention', ['attention.ts']],

@@ -28,7 +28,14 @@ export interface Classification {
   ms: number;
 }
 
-async function fetchOk(url: string): Promise<Response> {
+/**
+ * Fetches a URL and checks the response's status.
+ *
+ * @param url - what to fetch
+ * @returns the response, its status in the 200 range
+ * @throws `FormatError` naming the URL for any other status
+ */
+export async function fetchOk(url: string): Promise<Response> {
   const response = await fetch(url);
   if (!response.ok) throw new FormatError(`fetch ${url}: expected 200; found ${response.status} ${response.statusText}`);
   return response;

@@ -2,7 +2,7 @@
 import type { GuidedDiffusionFlags } from '@diffssl/unet';
 import { GENERATED, SUBSET_FILE, type SampleEntry } from './assets.js';
 import { lossCurveSvg } from './chart.js';
-import { classify, loadClassifier, type Classification, type LoadedClassifier } from './classifier.js';
+import { classify, fetchOk, loadClassifier, type Classification, type LoadedClassifier } from './classifier.js';
 import { configureOrt } from './ort-setup.js';
 import { centerSquare, grayFromRgba } from './pixels.js';
 import { extractTabFeatures, readTabData, trainTabHead, unetFromBytes, type TabData, type TabHeadKind, type TabTrainingResult } from './tab-training.js';
@@ -41,12 +41,6 @@ const format = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${
 
 let classifier: LoadedClassifier | undefined;
 let busy = Promise.resolve();
-
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`fetch ${url}: ${response.status} ${response.statusText}`);
-  return new Uint8Array(await response.arrayBuffer());
-}
 
 /** Decodes an image, center-crops it square and draws it at size x size, returning its gray levels. */
 async function grayOf(blob: Blob, size: number, invert: boolean): Promise<Uint8Array> {
@@ -107,7 +101,7 @@ function run(task: () => Promise<void>): void {
 }
 
 async function loadSamples(): Promise<void> {
-  const samples = (await (await fetch(`${base}samples.json`)).json()) as SampleEntry[];
+  const samples = (await (await fetchOk(`${base}samples.json`)).json()) as SampleEntry[];
   const gallery = element('samples');
   for (const sample of samples) {
     const button = document.createElement('button');
@@ -118,7 +112,7 @@ async function loadSamples(): Promise<void> {
     button.addEventListener('click', () => {
       for (const other of gallery.querySelectorAll('button')) other.setAttribute('aria-pressed', String(other === button));
       run(async () => {
-        const blob = await (await fetch(`${base}${sample.file}`)).blob();
+        const blob = await (await fetchOk(`${base}${sample.file}`)).blob();
         await classifyBlob(blob, sample.file, false, sample.className);
       });
     });
@@ -161,9 +155,9 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
     await configureOrt();
     const started = performance.now();
     const [weights, flags, subset] = await Promise.all([
-      fetchBytes(`${base}unet.safetensors`),
-      fetch(`${base}unet-flags.json`).then(async (r) => (await r.json()) as GuidedDiffusionFlags),
-      fetchBytes(`${base}${SUBSET_FILE}`),
+      fetchOk(`${base}unet.safetensors`).then(async (r) => new Uint8Array(await r.arrayBuffer())),
+      fetchOk(`${base}unet-flags.json`).then(async (r) => (await r.json()) as GuidedDiffusionFlags),
+      fetchOk(`${base}${SUBSET_FILE}`).then(async (r) => new Uint8Array(await r.arrayBuffer())),
     ]);
     training.downloadMs = performance.now() - started;
     const data = readTabData(subset);

@@ -1,5 +1,6 @@
 // Pixel conversions of the page (pure functions, tested in Node).
 import { HostTensor, ShapeError } from '@diffssl/core';
+import { PIXEL_TO_MODEL } from '@diffssl/unet';
 
 /**
  * Gray levels of RGBA pixels with Pillow's `convert('L')` (ITU-R 601-2 luma
@@ -20,14 +21,10 @@ export function grayFromRgba(rgba: ArrayLike<number>): Uint8Array {
   return out;
 }
 
-/** The model value of a byte, as the eval pipeline computes it: float32(float32(v / 127.5) - 1). */
-export function pixelToModel(value: number): number {
-  return Math.fround(Math.fround(value / 127.5) - 1);
-}
-
 /**
  * Model images from gray images: each replicated to `channels` planes and
- * scaled to [-1, 1] (what the eval pipeline feeds a U-Net for gray data).
+ * scaled to [-1, 1] by `@diffssl/unet`'s `PIXEL_TO_MODEL` (what the eval
+ * pipeline feeds a U-Net for gray data).
  *
  * @param images - gray images of `size` x `size` bytes each
  * @param size - side of the square images
@@ -42,7 +39,7 @@ export function modelImages(images: readonly Uint8Array[], size: number, channel
     if (image.length !== plane) throw new ShapeError(`modelImages: expected ${size}x${size} = ${plane} gray pixels for image ${i}; found ${image.length}`);
     for (let c = 0; c < channels; c++) {
       const base = (i * channels + c) * plane;
-      for (let p = 0; p < plane; p++) out[base + p] = pixelToModel(image[p]!);
+      for (let p = 0; p < plane; p++) out[base + p] = PIXEL_TO_MODEL[image[p]!]!;
     }
   });
   return HostTensor.from('float32', [images.length, channels, size, size], out);
