@@ -10,7 +10,7 @@
  * - quick probes (kNN, ridge), block x timestep sweeps ({@link runSweep});
  * - metrics, JSON and Markdown reports with SVG charts;
  * - standalone ONNX export ({@link exportClassifier});
- * - the reference-check commands ({@link unetRun}, {@link headStep}).
+ * - the reference-check commands ({@link unetRun}, {@link headStep}, {@link finetuneStep}).
  *
  * @example
  * ```ts
@@ -25,6 +25,7 @@
  */
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export { headStep, type HeadStepOptions } from './commands/head-step.js';
+export { finetuneStep, unetModule, UNET_PREFIX, type FinetuneStepOptions } from './commands/finetune-step.js';
 export { buildHead, parseHeadSpec, type BuiltHead, type HeadSpec } from './heads/head-spec.js';
 export * from './data/index.js';
 export * from './cache/index.js';

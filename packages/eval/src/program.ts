@@ -5,6 +5,7 @@ import { registerDemoCommand } from './commands/demo.js';
 import { registerEvalCommand } from './commands/evaluate.js';
 import { registerExportCommand } from './commands/export.js';
 import { registerExtractCommand } from './commands/extract.js';
+import { finetuneStep } from './commands/finetune-step.js';
 import { headStep } from './commands/head-step.js';
 import { numberOption, parseProviders } from './commands/options.js';
 import { registerProbeCommand } from './commands/probe.js';
@@ -57,6 +58,21 @@ export function buildProgram(): Command {
     .option('--provider <list>', 'execution providers in order, comma-separated', 'cpu')
     .action(async (options: { head: string; params: string; input: string; lr: number; out: string; provider: string }) => {
       const names = await headStep({ ...options, providers: parseProviders(options.provider) });
+      process.stderr.write(`wrote ${names.length} tensors to ${options.out}\n`);
+    });
+  program
+    .command('finetune-step')
+    .description('one fine-tuning step (the U-Net in training mode and a head, one plain SGD optimizer), to compare with a reference implementation')
+    .requiredOption('--checkpoint <file>', 'U-Net weights: .pt/.pth (torch zip) or .safetensors')
+    .requiredOption('--config <flags.json|preset>', 'guided-diffusion flags as a JSON file, or a preset name')
+    .requiredOption('--head <head.json>', 'the head, as head-step reads it; linear with "block" and "t_list", or fusion')
+    .requiredOption('--params <params.safetensors>', 'the head\'s parameters under the reference\'s names')
+    .requiredOption('--input <input.safetensors>', 'x_start (float32 [B,3,H,W]), noise/t{T} for each timestep, labels (int64 [B])')
+    .requiredOption('--lr <number>', 'learning rate of the SGD step', numberOption('--lr'))
+    .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name> (U-Net parameters as unet.<name>)')
+    .option('--provider <list>', 'execution providers in order, comma-separated', 'cpu')
+    .action(async (options: { checkpoint: string; config: string; head: string; params: string; input: string; lr: number; out: string; provider: string }) => {
+      const names = await finetuneStep({ ...options, providers: parseProviders(options.provider) });
       process.stderr.write(`wrote ${names.length} tensors to ${options.out}\n`);
     });
   return program;

@@ -6,6 +6,7 @@ import { CheckpointMismatchError } from './checkpoint/errors.js';
 import type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './diffusion-unet.js';
 import { groupNorm32, layerKind, type LayerBuildContext } from './layer-kinds.js';
 import { layerFacts, unetLayout, weightSpecs, type BlockSpec, type UNetLayout } from './layout.js';
+import { UNetWeights } from './unet-weights.js';
 
 /** max_period of guided-diffusion's timestep embedding. */
 const MAX_PERIOD = 10000;
@@ -117,9 +118,22 @@ export class AdmUNet implements DiffusionUNet {
       }
     }
     const last = options.output ? n : Math.max(...taps);
-    const weight = (name: string, precision: 'float32' | 'float16') => this.weight(graph, name, precision);
+    const { trainable } = options;
+    if (trainable) {
+      if (dtype !== 'float32') throw new ConfigError(`U-Net: a fine-tuned (trainable) U-Net builds in float32; found dtype ${dtype}`);
+      if (trainable.context.graph !== graph) throw new ConfigError('U-Net: the trainable weights\' context builds another graph');
+      if (trainable.context.training && (this.config.dropout ?? 0) > 0) {
+        throw new ConfigError(`U-Net: this model has dropout ${this.config.dropout}; fine-tuning with dropout is not supported (no dropout op): set dropout to 0 in the flags`);
+      }
+    }
+    const weight = (name: string, precision: 'float32' | 'float16') => (trainable ? trainable.context.weight(trainable.weights.tensor(name)) : this.weight(graph, name, precision));
+    const matrix = (name: string, precision: 'float32' | 'float16') => {
+      if (!trainable) return this.matrixWeight(graph, name, precision);
+      const [outputs, inputs] = this.weights.get(name)!.shape as [number, number];
+      return reshape(weight(name, 'float32'), [outputs, inputs]);
+    };
 
-    let emb = this.timeEmbedding(graph, timesteps);
+    let emb = this.timeEmbedding(graph, timesteps, weight);
     if (classLabels) emb = add(emb, gather(weight('label_emb.weight', 'float32'), classLabels, 0));
     const context: LayerBuildContext = {
       graph,
@@ -127,7 +141,7 @@ export class AdmUNet implements DiffusionUNet {
       dtype,
       embActivated: silu(emb),
       weight,
-      matrix: (name, precision) => this.matrixWeight(graph, name, precision),
+      matrix,
     };
 
     const blocks = new Map<number, SymbolicTensor>();
@@ -171,9 +185,18 @@ export class AdmUNet implements DiffusionUNet {
     return this.weights;
   }
 
-  /** The configuration, then each weight's name, dtype, shape and bytes. */
+  /**
+   * The weights as a trainable module in float32 (a fresh copy each call),
+   * for {@link UNetBuildOptions.trainable}.
+   */
+  trainableWeights(): UNetWeights {
+    return new UNetWeights(this.weights);
+  }
+
+  /** The configuration (without dropout, which inference ignores), then each weight's name, dtype, shape and bytes. */
   *identity(): Iterable<string | Uint8Array> {
-    yield JSON.stringify(this.config);
+    const { dropout: _dropout, ...config } = this.config;
+    yield JSON.stringify(config);
     for (const [name, tensor] of this.weights) {
       const dense = tensor.contiguous();
       yield `${name}:${dense.dtype}:${dense.shape.join(',')};`;
@@ -224,7 +247,7 @@ export class AdmUNet implements DiffusionUNet {
   }
 
   /** Sinusoidal embedding (cos half, then sin half) and the time MLP, in float32 as the reference. */
-  private timeEmbedding(graph: Graph, timesteps: SymbolicTensor): SymbolicTensor {
+  private timeEmbedding(graph: Graph, timesteps: SymbolicTensor, weight: (name: string, precision: 'float32') => SymbolicTensor): SymbolicTensor {
     const dim = this.config.modelChannels;
     const half = Math.floor(dim / 2);
     // torch: exp(-log(max_period) * arange(half, float32) / half), each step rounded to float32.
@@ -232,7 +255,7 @@ export class AdmUNet implements DiffusionUNet {
     const args = mul(reshape(cast(timesteps, 'float32'), [timesteps.shape[0]!, 1]), graph.constant(HostTensor.from('float32', [1, half], freqs)));
     let embedding = concat([cos(args), sin(args)], 1);
     if (dim % 2 === 1) embedding = concat([embedding, mul(slice(embedding, [0], [1], [1]), 0)], 1);
-    const w = (name: string) => this.weight(graph, name, 'float32');
+    const w = (name: string) => weight(name, 'float32');
     return linear(silu(linear(embedding, w('time_embed.0.weight'), w('time_embed.0.bias'))), w('time_embed.2.weight'), w('time_embed.2.bias'));
   }
 }

@@ -45,7 +45,7 @@ export interface GuidedDiffusionFlags {
   diffusion_steps?: number;
   /** The beta schedule (default `'linear'`). */
   noise_schedule?: 'linear' | 'cosine';
-  /** Accepted and ignored (inference only). */
+  /** Dropout rate of the residual blocks: inactive at inference; fine-tuning refuses a rate above 0 (the graph layer has no dropout). */
   dropout?: number;
   /** Accepted; precision is a runtime choice here (`dtype` of the extractor). */
   use_fp16?: boolean;
@@ -91,6 +91,8 @@ export interface AdmConfig {
   readonly diffusionSteps: number;
   /** The beta schedule. */
   readonly noiseSchedule: 'linear' | 'cosine';
+  /** The residual blocks' dropout rate when above 0 (absent for 0): active only in training mode. */
+  readonly dropout?: number;
 }
 
 const DEFAULT_CHANNEL_MULT: Record<number, number[]> = {
@@ -181,6 +183,8 @@ export function admConfig(flags: GuidedDiffusionFlags | AdmPresetName): AdmConfi
   const schedule = resolved.noise_schedule ?? 'linear';
   if (schedule !== 'linear' && schedule !== 'cosine') throw new ConfigError(`U-Net flags: noise_schedule must be 'linear' or 'cosine'; found ${JSON.stringify(schedule)}`);
   const modelChannels = positiveInteger('num_channels', resolved.num_channels);
+  const dropout = resolved.dropout ?? 0;
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw new ConfigError(`U-Net flags: dropout must be a number in [0, 1); found ${JSON.stringify(resolved.dropout)}`);
   if (imageSize % 2 ** (channelMult.length - 1) !== 0) {
     throw new ConfigError(`U-Net flags: image_size ${imageSize} is not divisible by 2^${channelMult.length - 1} (${channelMult.length} levels of channel_mult)`);
   }
@@ -202,6 +206,7 @@ export function admConfig(flags: GuidedDiffusionFlags | AdmPresetName): AdmConfi
     learnSigma: booleanFlag('learn_sigma', resolved.learn_sigma, false),
     diffusionSteps: positiveInteger('diffusion_steps', resolved.diffusion_steps ?? 1000),
     noiseSchedule: schedule,
+    ...(dropout > 0 ? { dropout } : {}),
   };
 }
 

@@ -1,5 +1,6 @@
-import type { Graph, SymbolicTensor } from '@diffssl/core';
+import type { BuildContext, Graph, SymbolicTensor } from '@diffssl/core';
 import type { UNetBlock } from './layout.js';
+import type { UNetWeights } from './unet-weights.js';
 
 /** Options of {@link DiffusionUNet.build}. @public */
 export interface UNetBuildOptions {
@@ -21,6 +22,13 @@ export interface UNetBuildOptions {
   feedback?: ReadonlyMap<number, SymbolicTensor>;
   /** Compute precision of the blocks (normalization statistics, embeddings and the output head stay float32). */
   dtype?: 'float32' | 'float16';
+  /**
+   * Fine-tuning: read every weight through `context` from `weights` (made by
+   * {@link DiffusionUNet.trainableWeights}, and one of the context's modules),
+   * so that a training step updates them. Builds in float32 only; in `'train'`
+   * mode a U-Net with dropout above 0 is refused.
+   */
+  trainable?: { context: BuildContext; weights: UNetWeights };
 }
 
 /** What {@link DiffusionUNet.build} returns. @public */
@@ -68,4 +76,10 @@ export interface DiffusionUNet {
    * into cache keys: two models with the same chunks build the same graph.
    */
   identity(): Iterable<string | Uint8Array>;
+  /**
+   * The weights as a trainable module in float32, for
+   * {@link UNetBuildOptions.trainable} (fine-tuning). A U-Net without it
+   * cannot be fine-tuned.
+   */
+  trainableWeights?(): UNetWeights;
 }

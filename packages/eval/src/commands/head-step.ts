@@ -22,7 +22,8 @@ export interface HeadStepOptions {
   providers?: readonly ExecutionProvider[];
 }
 
-async function readJson(path: string, what: string): Promise<unknown> {
+/** Reads a JSON file with a message naming the option. */
+export async function readJson(path: string, what: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -47,7 +48,8 @@ export async function readTensorFile(path: string, what: string): Promise<Map<st
   return readSafetensors(bytes).tensors;
 }
 
-const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_var|num_batches_tracked)$/.test(name);
+/** Whether a name is a BatchNorm buffer (which a parameters file may leave out). */
+export const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_var|num_batches_tracked)$/.test(name);
 
 /**
  * One training step of a head, exactly as the reference fixtures were made:

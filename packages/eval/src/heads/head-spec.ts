@@ -12,8 +12,10 @@ export type HeadSpec =
   | {
       /** The linear GD(L) head (the reference's `Head`). */
       kind: 'linear';
-      /** The block the features come from (recorded only: the head reads the tensor `input`). */
+      /** The block the features come from (recorded only by `head-step`, which reads the tensor `input`; the block `finetune-step` taps). */
       block?: number;
+      /** The timestep of the features (one; `finetune-step` reads it, `head-step` ignores it). */
+      t_list?: number[];
       /** Adaptive average pooling of the feature map to this size (0: none). */
       pre_pool_size: number;
       /** Hidden layers before the classifier (the reference's `head_arc`, default ''). */
@@ -64,7 +66,7 @@ export function parseHeadSpec(value: unknown): HeadSpec {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`head spec: expected a JSON object with "kind"; found ${JSON.stringify(value)}`);
   const spec = value as Record<string, unknown>;
   const known: Record<string, string[]> = {
-    linear: ['kind', 'block', 'pre_pool_size', 'head_arc', 'num_classes'],
+    linear: ['kind', 'block', 't_list', 'pre_pool_size', 'head_arc', 'num_classes'],
     fusion: ['kind', 'fusion_arc', 'blocks', 't_list', 'norm_type', 'pre_pool_size', 'num_classes', 'dims', 'sizes'],
     layers: ['kind', 'layer_string'],
   };
@@ -75,7 +77,14 @@ export function parseHeadSpec(value: unknown): HeadSpec {
   switch (spec.kind) {
     case 'linear':
       if (spec.head_arc !== undefined && typeof spec.head_arc !== 'string') throw new ConfigError(`head spec: head_arc must be a string such as "" or "2048_1024"; found ${JSON.stringify(spec.head_arc)}`);
-      return { kind: 'linear', pre_pool_size: positiveInteger('pre_pool_size', spec.pre_pool_size), head_arc: (spec.head_arc as string | undefined) ?? '', num_classes: positiveInteger('num_classes', spec.num_classes), ...(spec.block !== undefined ? { block: positiveInteger('block', spec.block) } : {}) };
+      return {
+        kind: 'linear',
+        pre_pool_size: positiveInteger('pre_pool_size', spec.pre_pool_size),
+        head_arc: (spec.head_arc as string | undefined) ?? '',
+        num_classes: positiveInteger('num_classes', spec.num_classes),
+        ...(spec.block !== undefined ? { block: positiveInteger('block', spec.block) } : {}),
+        ...(spec.t_list !== undefined ? { t_list: positiveIntegers('t_list', spec.t_list) } : {}),
+      };
     case 'fusion':
       if (typeof spec.fusion_arc !== 'string') throw new ConfigError(`head spec: fusion_arc must be a layer string; found ${JSON.stringify(spec.fusion_arc)}`);
       if (spec.norm_type !== undefined && spec.norm_type !== 'layer' && spec.norm_type !== 'batch') throw new ConfigError(`head spec: norm_type must be "layer" or "batch"; found ${JSON.stringify(spec.norm_type)}`);

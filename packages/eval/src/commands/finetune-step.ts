@@ -1,0 +1,149 @@
+import {
+  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, ModuleDict, mul, ShapeError, sub, writeSafetensors, type ExecutionProvider, type HostTensor,
+  type SymbolicTensor,
+} from '@diffssl/core';
+import { constantTimesteps } from '@diffssl/diffeed';
+import { fusionKey } from '@diffssl/difformer';
+import { noiseSchedule, qSampleGraph, type DiffusionUNet, type UNetWeights } from '@diffssl/unet';
+import { buildHead, parseHeadSpec, type BuiltHead, type HeadSpec } from '../heads/head-spec.js';
+import { loadUNet } from '../pipeline/unet-source.js';
+import { noiseInput, X_START } from '../protocols/diffeed-model.js';
+import { writeFileAtomic } from '../report/atomic-file.js';
+import { isBatchNormBuffer, readJson, readTensorFile } from './head-step.js';
+
+/** Options of {@link finetuneStep} (the `diffssl finetune-step` command). @public */
+export interface FinetuneStepOptions {
+  /** U-Net weights: `.pt`/`.pth` (torch zip) or `.safetensors`. */
+  checkpoint: string;
+  /** guided-diffusion flags (a JSON file) or a preset name. */
+  config: string;
+  /** JSON file with the head spec, as `head-step` reads it; `linear` also needs `block` and `t_list` (one timestep). */
+  head: string;
+  /** safetensors with the head's parameters under the reference's names. */
+  params: string;
+  /** safetensors with `x_start` [B,3,H,W], `noise/t{T}` for each timestep and `labels` (int64 [B]). */
+  input: string;
+  /** Learning rate of the plain SGD step. */
+  lr: number;
+  /** Where to write the result. */
+  out: string;
+  /** Execution providers in order (default cpu). */
+  providers?: readonly ExecutionProvider[];
+}
+
+/** The prefix of the U-Net's parameters in a fine-tuned model's state (the reference's `unet.` attribute). @public */
+export const UNET_PREFIX = 'unet';
+
+/**
+ * The U-Net's weights as a module named `unet`, so that the fine-tuned
+ * model's state names its parameters `unet.<state_dict name>`, as the
+ * reference's model does.
+ *
+ * @public
+ */
+export function unetModule(weights: UNetWeights): ModuleDict<UNetWeights> {
+  return new ModuleDict([[UNET_PREFIX, weights]]);
+}
+
+/** The blocks and timesteps a head spec reads from the U-Net. */
+function headReads(spec: HeadSpec): { blocks: number[]; timesteps: number[] } {
+  if (spec.kind === 'fusion') return { blocks: spec.blocks, timesteps: spec.t_list };
+  if (spec.kind === 'layers') throw new ConfigError('finetune-step: --head kind "layers" names no block to read; use "linear" (with block and t_list) or "fusion"');
+  if (spec.block === undefined || spec.t_list === undefined) throw new ConfigError(`finetune-step: a linear head needs "block" and "t_list" in --head; found block ${JSON.stringify(spec.block)}, t_list ${JSON.stringify(spec.t_list)}`);
+  if (spec.t_list.length !== 1) throw new ConfigError(`finetune-step: a linear head reads one timestep; found t_list [${spec.t_list.join(', ')}]`);
+  return { blocks: [spec.block], timesteps: spec.t_list };
+}
+
+/**
+ * Builds the logits of a head on a trainable U-Net: `q_sample` of `x_start`
+ * with each timestep's noise, the U-Net (weights read through the context)
+ * up to the deepest block read, and the head on the full feature maps.
+ */
+function buildFinetuneLogits(
+  context: BuildContext,
+  unet: DiffusionUNet,
+  weights: UNetWeights,
+  head: BuiltHead,
+  spec: HeadSpec,
+  inputs: { xStart: SymbolicTensor; noise: ReadonlyMap<number, SymbolicTensor> },
+): SymbolicTensor {
+  const { blocks, timesteps } = headReads(spec);
+  const schedule = noiseSchedule(unet.info.noiseSchedule, unet.info.diffusionSteps);
+  const features = new Map<string, SymbolicTensor>();
+  for (const t of timesteps) {
+    const steps = constantTimesteps(context.graph, t, inputs.xStart);
+    const xt = qSampleGraph(schedule, inputs.xStart, inputs.noise.get(t)!, steps);
+    const outputs = unet.build(context.graph, { x: xt, timesteps: steps, taps: blocks, trainable: { context, weights } });
+    for (const [block, tensor] of outputs.blocks) features.set(spec.kind === 'linear' ? 'input' : fusionKey(t, block), tensor);
+  }
+  return head.forward(context, features);
+}
+
+/**
+ * One fine-tuning step, as the reference's `--mode finetune` takes it: the
+ * U-Net (training mode) and the head in one plain SGD optimizer, fresh
+ * `q_sample` of `x_start` with the given noise at each timestep, mean
+ * cross-entropy on `labels`. Writes `logits`, `loss` [1], and
+ * `grad/<name>` and `after_sgd/<name>` for every parameter that gets a
+ * gradient: the head's under the reference's names, the U-Net's as
+ * `unet.<state_dict name>` (those on the path to the deepest block read;
+ * later blocks and `out.*` are frozen).
+ *
+ * @returns the names written
+ * @throws `ConfigError` for a bad head spec, missing inputs, a learning rate that is not finite, or a U-Net that cannot fine-tune (dropout, no trainable weights); `CheckpointMismatchError` and `StateDictMismatchError` for weights that do not fit
+ * @public
+ */
+export async function finetuneStep(options: FinetuneStepOptions): Promise<string[]> {
+  if (!Number.isFinite(options.lr)) throw new ConfigError(`--lr: expected a finite number; found ${options.lr}`);
+  const spec = parseHeadSpec(await readJson(options.head, '--head'));
+  const { blocks, timesteps } = headReads(spec);
+  const { unet } = await loadUNet({ checkpoint: options.checkpoint, config: options.config });
+  const input = await readTensorFile(options.input, '--input');
+  const labels = input.get('labels');
+  if (!labels) throw new ConfigError(`--input: expected a tensor 'labels' (int64 [B]) in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);
+  if (labels.dtype !== 'int64' || labels.rank !== 1) throw new DTypeError(`--input: labels must be int64 [B]; found ${labels.dtype}[${labels.shape.join(', ')}]`);
+  const batch = labels.shape[0]!;
+  const { imageSize, inChannels } = unet.info;
+  const imageShape = [batch, inChannels, imageSize, imageSize];
+  const feeds: Record<string, HostTensor> = { labels };
+  for (const name of [X_START, ...timesteps.map(noiseInput)]) {
+    const tensor = input.get(name);
+    if (!tensor) throw new ConfigError(`--input: expected a tensor '${name}' in ${options.input}; found ${[...input.keys()].join(', ')}`);
+    if (tensor.dtype !== 'float32') throw new DTypeError(`--input: ${name} must be float32; found ${tensor.dtype}`);
+    if (tensor.shape.join() !== imageShape.join()) throw new ShapeError(`--input: ${name} must be [${imageShape.join(', ')}] (labels has ${batch} images; the U-Net takes ${inChannels}x${imageSize}x${imageSize}); found [${tensor.shape.join(', ')}]`);
+    feeds[name] = tensor;
+  }
+  // The head is sized from the blocks' shapes, as it would be from the features.
+  const shapes = new Map<string, { shape: number[] }>();
+  for (const t of timesteps) {
+    for (const block of blocks) {
+      const spec_ = unet.blocks[block - 1];
+      if (!spec_) throw new ConfigError(`finetune-step: block ${block} is outside 1..${unet.blocks.length}`);
+      shapes.set(spec.kind === 'linear' ? 'input' : fusionKey(t, block), { shape: [batch, spec_.channels, spec_.resolution, spec_.resolution] });
+    }
+  }
+  const head = buildHead(spec, shapes);
+  head.module.loadStateDict(await readTensorFile(options.params, '--params'), { allowMissing: isBatchNormBuffer });
+  const weights = unet.trainableWeights();
+  const graph = new Graph();
+  const context = new BuildContext(graph, [unetModule(weights), head.module], { mode: 'train' });
+  const image = (name: string) => graph.input(name, 'float32', ['batch', inChannels, imageSize, imageSize]);
+  const logits = buildFinetuneLogits(context, unet, weights, head, spec, { xStart: image(X_START), noise: new Map(timesteps.map((t) => [t, image(noiseInput(t))])) });
+  const loss = crossEntropy(logits, graph.input('labels', 'int64', ['batch']));
+  const trainable = context.trainableWeights();
+  const grads = gradients(loss, trainable.map(({ weight }) => weight));
+  const outputs: Record<string, SymbolicTensor> = { logits, loss };
+  trainable.forEach(({ weight }, i) => {
+    outputs[`grad/${weight.name}`] = grads[i]!;
+    outputs[`after_sgd/${weight.name}`] = sub(weight, mul(grads[i]!, options.lr));
+  });
+  const runner = await createRunner(compileModel({ outputs }), { executionProviders: options.providers ?? ['cpu'] });
+  try {
+    const result = await runner.run(feeds);
+    const written = new Map(Object.keys(outputs).map((name) => [name, name === 'loss' ? result[name]!.reshape([1]) : result[name]!]));
+    await writeFileAtomic(options.out, writeSafetensors(written));
+    return [...written.keys()];
+  } finally {
+    await runner.release();
+  }
+}
