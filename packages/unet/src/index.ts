@@ -10,6 +10,7 @@
  */
 export * from './common.js';
 export { readTorchCheckpoint, loadCheckpoint, type CheckpointReadOptions } from './checkpoint/torch-checkpoint.js';
+export { torchCheckpointBytes, writeTorchCheckpoint } from './checkpoint/torch-checkpoint-writer.js';
 export { restrictedUnpickle, type PickleValue } from './checkpoint/unpickler.js';
 export { UnsafePickleError } from './checkpoint/errors.js';
 export { createFeatureExtractor, type FeatureExtractorOptions, type UNetSource } from './extractor.node.js';
