@@ -40,7 +40,7 @@ function sampleTensors(): Map<string, HostTensor> {
     ['steps', HostTensor.from('int64', [], [123456789012n])],
     ['ints', HostTensor.from('int32', [2, 2], [1, -2, 2 ** 31 - 1, -(2 ** 31)])],
     ['bytes', HostTensor.from('uint8', [4], [0, 1, 128, 255])],
-    ['mask', HostTensor.from('bool', [3], [true, false, true])],
+    ['mask', HostTensor.from('bool', [3], [1, 0, 1])],
     ['transposed', transposedSource.transpose([1, 0])],
     ['big.weight', randomTensor([300, 400], 3)],
   ]);
