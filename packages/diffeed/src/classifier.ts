@@ -1,6 +1,6 @@
 import { ConfigError, type BuildContext, type HostTensor, type LoadStateDictOptions, type Module, type SymbolicTensor } from '@diffssl/core';
 import { fusionKey, type DifFormer } from '@diffssl/difformer';
-import { noiseSchedule, qSampleGraph, type NoiseSchedule } from '@diffssl/unet';
+import { noiseSchedule, qSampleGraph, type NoiseSchedule, type UNetWeights } from '@diffssl/unet';
 import { constantTimesteps, type DifFeed } from './diffeed.js';
 
 /** Inputs of {@link DifFeedClassifier.forward}. @public */
@@ -15,6 +15,8 @@ export interface DifFeedClassifierInputs {
   classLabels?: SymbolicTensor;
   /** Compute precision of the U-Net passes (default float32). */
   dtype?: 'float32' | 'float16';
+  /** Fine-tuning: the U-Net's weights, read through the context (one of its modules), so that they train too. */
+  unetWeights?: UNetWeights;
 }
 
 /**
@@ -66,6 +68,7 @@ export class DifFeedClassifier {
         firstPassBlocks,
         secondPassBlocks,
         dtype: inputs.dtype,
+        unetWeights: inputs.unetWeights,
       });
       for (const [block, tensor] of passes.first) features.set(fusionKey(t, block), tensor);
       for (const [block, tensor] of passes.second) features.set(fusionKey(t, block, 'second'), tensor);

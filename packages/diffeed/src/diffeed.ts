@@ -1,5 +1,5 @@
 import { broadcastTo, ConfigError, HostTensor, Module, ModuleDict, RandomGenerator, stopGradient, type BuildContext, type Graph, type SymbolicTensor } from '@diffssl/core';
-import type { DiffusionUNet, UNetBlock } from '@diffssl/unet';
+import type { DiffusionUNet, UNetBlock, UNetWeights } from '@diffssl/unet';
 import { FeedbackNetwork } from './feedback-network.js';
 
 /** The U-Net DifFeed runs twice: any diffusion U-Net (it builds with feedback inputs and describes its numbered blocks). @public */
@@ -98,16 +98,16 @@ export class DifFeed extends Module {
    * Builds the two passes on already-noised images.
    *
    * @param context - the build context (train mode trains BatchNorm in the feedback networks)
-   * @param inputs - `xt` [B, C, H, W] noised images, `timesteps` int64 [B], `classLabels` for class-conditional U-Nets, the blocks to read from each pass, and the U-Net's compute `dtype`
+   * @param inputs - `xt` [B, C, H, W] noised images, `timesteps` int64 [B], `classLabels` for class-conditional U-Nets, the blocks to read from each pass, the U-Net's compute `dtype`, and, to fine-tune the U-Net, its `unetWeights` (one of the context's modules; both passes read them, the first without gradient)
    * @throws `ConfigError` for blocks outside the U-Net
    */
   buildPasses(
     context: BuildContext,
-    inputs: { xt: SymbolicTensor; timesteps: SymbolicTensor; classLabels?: SymbolicTensor; firstPassBlocks: readonly number[]; secondPassBlocks: readonly number[]; dtype?: 'float32' | 'float16' },
+    inputs: { xt: SymbolicTensor; timesteps: SymbolicTensor; classLabels?: SymbolicTensor; firstPassBlocks: readonly number[]; secondPassBlocks: readonly number[]; dtype?: 'float32' | 'float16'; unetWeights?: UNetWeights },
   ): DifFeedPasses {
     const { graph } = context;
     const sources = this.sources;
-    const common = { x: inputs.xt, timesteps: inputs.timesteps, classLabels: inputs.classLabels, dtype: inputs.dtype };
+    const common = { x: inputs.xt, timesteps: inputs.timesteps, classLabels: inputs.classLabels, dtype: inputs.dtype, ...(inputs.unetWeights ? { trainable: { context, weights: inputs.unetWeights } } : {}) };
     const firstTaps = [...new Set([...sources, ...inputs.firstPassBlocks])];
     const firstPass = this.unet.build(graph, { ...common, taps: firstTaps });
     const first = new Map([...firstPass.blocks].map(([block, tensor]) => [block, stopGradient(tensor)]));

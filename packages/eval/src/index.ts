@@ -25,7 +25,8 @@
  */
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export { headStep, type HeadStepOptions } from './commands/head-step.js';
-export { finetuneStep, unetModule, UNET_PREFIX, type FinetuneStepOptions } from './commands/finetune-step.js';
+export { finetuneStep, type FinetuneStepOptions } from './commands/finetune-step.js';
+export { FineTunedHeadClassifier, FINETUNE_LEARNING_RATE, trainableUNetWeights, unetModule, UNET_PREFIX } from './protocols/finetune.js';
 export { buildHead, parseHeadSpec, type BuiltHead, type HeadSpec } from './heads/head-spec.js';
 export * from './data/index.js';
 export * from './cache/index.js';

@@ -18,7 +18,8 @@ import { DifFormer, fusionKey } from '@diffssl/difformer';
 import { AdmUNet, loadCheckpoint, noiseSchedule, qSampleGraph, type GuidedDiffusionFlags } from '@diffssl/unet';
 import { fixturePath, loadFeatures, loadTensorFixture, type TensorFixture } from '@diffssl/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { finetuneStep, unetModule } from './finetune-step.js';
+import { unetModule } from '../protocols/finetune.js';
+import { finetuneStep } from './finetune-step.js';
 
 const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
 const run = promisify(execFile);

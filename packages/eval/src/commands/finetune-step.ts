@@ -1,5 +1,5 @@
 import {
-  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, ModuleDict, mul, ShapeError, sub, writeSafetensors, type ExecutionProvider, type HostTensor,
+  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, mul, ShapeError, sub, writeSafetensors, type ExecutionProvider, type HostTensor,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { constantTimesteps } from '@diffssl/diffeed';
@@ -7,6 +7,7 @@ import { fusionKey } from '@diffssl/difformer';
 import { noiseSchedule, qSampleGraph, type DiffusionUNet, type UNetWeights } from '@diffssl/unet';
 import { buildHead, parseHeadSpec, type BuiltHead, type HeadSpec } from '../heads/head-spec.js';
 import { loadUNet } from '../pipeline/unet-source.js';
+import { unetModule } from '../protocols/finetune.js';
 import { noiseInput, X_START } from '../protocols/diffeed-model.js';
 import { writeFileAtomic } from '../report/atomic-file.js';
 import { isBatchNormBuffer, readJson, readTensorFile } from './head-step.js';
@@ -29,20 +30,6 @@ export interface FinetuneStepOptions {
   out: string;
   /** Execution providers in order (default cpu). */
   providers?: readonly ExecutionProvider[];
-}
-
-/** The prefix of the U-Net's parameters in a fine-tuned model's state (the reference's `unet.` attribute). @public */
-export const UNET_PREFIX = 'unet';
-
-/**
- * The U-Net's weights as a module named `unet`, so that the fine-tuned
- * model's state names its parameters `unet.<state_dict name>`, as the
- * reference's model does.
- *
- * @public
- */
-export function unetModule(weights: UNetWeights): ModuleDict<UNetWeights> {
-  return new ModuleDict([[UNET_PREFIX, weights]]);
 }
 
 /** The blocks and timesteps a head spec reads from the U-Net. */

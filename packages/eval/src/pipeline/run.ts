@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { ConfigError, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
-import { createFeatureExtractor } from '@diffssl/unet';
+import { createFeatureExtractor, writeTorchCheckpoint, type UNetWeights } from '@diffssl/unet';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadBatch, type BatchOptions } from '../data/batches.js';
@@ -13,6 +13,8 @@ import { createProgress, type Progress, type ProgressOptions } from '../progress
 import { createProtocolModel, PROTOCOL_DEFAULTS, readsFrozenFeatures, type Protocol, type ProtocolModel, type ProtocolSettings } from '../protocols/protocol.js';
 import { pixelSource } from '../protocols/pixels.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
+import { DifFeedModel } from '../protocols/diffeed-model.js';
+import { FINETUNE_LEARNING_RATE, FineTunedHeadClassifier, UNET_PREFIX } from '../protocols/finetune.js';
 import { writeFileAtomic } from '../report/atomic-file.js';
 import { reportFieldsFromMetrics, writeRunReport, type RunReport } from '../report/run-report.js';
 import type { ExampleSource } from '../training/classifier-graph.js';
@@ -69,6 +71,25 @@ export interface RunOptions
   cache?: boolean;
   /** Also export the trained model as `out/model.onnx` (+ `model.json`). */
   exportModel?: boolean;
+  /**
+   * Backbone mode `finetune` (default false: `freeze`): the U-Net's weights
+   * train with the head in one SGD optimizer (learning rate 1e-3 unless
+   * given), on fresh seeded noise every step, without the feature cache.
+   * The run also writes the fine-tuned U-Net as `unet.safetensors` and
+   * `unet.pt` (PyTorch `state_dict` names). linear, attention, difformer
+   * and diffeed only.
+   */
+  finetune?: boolean;
+}
+
+/** The file names of a fine-tuned U-Net in a run's output folder. @public */
+export const FINETUNED_UNET_FILES = { safetensors: 'unet.safetensors', torch: 'unet.pt' } as const;
+
+/** The U-Net weights a model fine-tunes, if it does. */
+function finetunedWeights(model: ProtocolModel): UNetWeights | undefined {
+  if (model instanceof FineTunedHeadClassifier) return model.weights;
+  if (model instanceof DifFeedModel) return model.unetWeights;
+  return undefined;
 }
 
 /** The default root of the feature cache. @public */
@@ -99,6 +120,7 @@ function settingsOf(options: RunOptions, numClasses: number): ProtocolSettings {
     feedbackFrom: options.feedbackFrom,
     feedbackArch: options.feedbackArch,
     seed: options.seed ?? 0,
+    ...(options.finetune ? { finetune: true } : {}),
   };
 }
 
@@ -116,8 +138,9 @@ function settingsOf(options: RunOptions, numClasses: number): ProtocolSettings {
 export async function runProtocol(options: RunOptions): Promise<RunReport> {
   const started = performance.now();
   const log = options.log ?? (() => {});
-  await checkWritable(options.out);
   const { protocol } = options;
+  if (options.finetune && (protocol === 'pixels' || protocol === 'random')) throw new ConfigError(`--finetune: ${protocol} has no U-Net to fine-tune; fine-tuning works with linear, attention, difformer and diffeed`);
+  await checkWritable(options.out);
   const seed = options.seed ?? 0;
   const noiseSeed = seed;
   const { train, test } = await openSplits(options);
@@ -127,7 +150,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   if (protocol !== 'pixels') {
     if (!options.config) throw new ConfigError(`--config: ${protocol} needs the U-Net's guided-diffusion flags (a JSON file or a preset name)`);
     loaded = await loadUNet({ config: options.config, ...(protocol === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }) });
-    log(`U-Net: ${loaded.unet.blocks.length} blocks${protocol === 'random' ? ', freshly initialized (random baseline)' : ''}`);
+    log(`U-Net: ${loaded.unet.blocks.length} blocks${protocol === 'random' ? ', freshly initialized (random baseline)' : options.finetune ? ', fine-tuned with the head' : ''}`);
   }
   const imageShape = train.imageShape;
   const model: ProtocolModel = createProtocolModel(settings, loaded?.unet, imageShape ? [imageShape[0], imageShape[1], imageShape[2]] : undefined);
@@ -149,7 +172,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
         progress = undefined;
       }
     };
-    const training = { epochs, learningRate: options.learningRate ?? defaults.learningRate, batchSize: options.batchSize ?? 32, momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0, lrStep: options.lrStep ?? 7, lrGamma: options.lrGamma ?? 0.1, seed, draws: options.draws ?? 1 };
+    const training = { epochs, learningRate: options.learningRate ?? (options.finetune ? FINETUNE_LEARNING_RATE : defaults.learningRate), batchSize: options.batchSize ?? 32, momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0, lrStep: options.lrStep ?? 7, lrGamma: options.lrGamma ?? 0.1, seed, draws: options.draws ?? 1 };
     const result = await trainClassifier({
       model,
       train: sources.train,
@@ -171,7 +194,14 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       onProgress,
     });
     if (result.resumedFromEpoch !== undefined) log(`resumed from the checkpoint after epoch ${result.resumedFromEpoch}`);
-    const weights = new Map<string, HostTensor>(model.modules().flatMap((module) => [...module.stateDict()]));
+    const unetWeights = finetunedWeights(model);
+    // A fine-tuned U-Net is saved on its own (unet.safetensors, unet.pt); model.safetensors holds the rest.
+    const weights = new Map<string, HostTensor>(model.modules().flatMap((module) => [...module.stateDict()]).filter(([name]) => !(unetWeights && name.startsWith(`${UNET_PREFIX}.`))));
+    if (unetWeights) {
+      const state = unetWeights.stateDict();
+      await writeFileAtomic(join(options.out, FINETUNED_UNET_FILES.safetensors), writeSafetensors(state, { format: 'pt' }));
+      await writeTorchCheckpoint(join(options.out, FINETUNED_UNET_FILES.torch), state);
+    }
     const saved: SavedRunSettings = {
       model: settings,
       checkpoint: protocol === 'pixels' || protocol === 'random' ? null : options.checkpoint ?? null,
@@ -230,7 +260,7 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
   let sources: { train: ExampleSource; test: ExampleSource };
   if (protocol === 'pixels') {
     sources = { train: pixelSource(train), test: pixelSource(test) };
-  } else if (readsFrozenFeatures(protocol)) {
+  } else if (readsFrozenFeatures(protocol, options.finetune)) {
     const head = model as FeatureHeadClassifier;
     const names = [...head.features.keys()];
     if (options.cache ?? true) {
@@ -256,7 +286,11 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
       cleanups.push(() => recomputed.release());
     }
   } else {
-    notes.push('DifFeed cannot use the feature cache: its first pass feeds trainable feedback networks, so the U-Net runs on every step (fresh seeded noise each epoch)');
+    notes.push(
+      options.finetune
+        ? 'fine-tuning: the U-Net trains with the head, so features cannot be cached; the U-Net runs on every step (fresh seeded noise each epoch, evaluation on the fixed test noise)'
+        : 'DifFeed cannot use the feature cache: its first pass feeds trainable feedback networks, so the U-Net runs on every step (fresh seeded noise each epoch)',
+    );
     log(notes[notes.length - 1]!);
     const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
     sources = { train: imageNoiseSource(train, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }), test: imageNoiseSource(test, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }) };

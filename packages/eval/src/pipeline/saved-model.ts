@@ -1,6 +1,6 @@
 import type { PipelineRuntimeOptions } from './runtime-options.js';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ConfigError, readSafetensors, type HostTensor } from '@diffssl/core';
 import { createProtocolModel, readsFrozenFeatures, type ProtocolModel, type ProtocolSettings } from '../protocols/protocol.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
@@ -10,6 +10,7 @@ import { evaluateClassifier } from '../training/trainer.js';
 import { cacheSource, imageNoiseSource } from './sources.js';
 import { openSplits, preparation, splitFeatures, type DataOptions } from './splits.js';
 import { loadUNet, type LoadedUNet } from './unet-source.js';
+import { UNET_PREFIX } from '../protocols/finetune.js';
 
 /** What `model.safetensors` records about the run that trained it. @public */
 export interface SavedRunSettings {
@@ -37,13 +38,14 @@ export interface SavedModel {
   model: ProtocolModel;
   /** The settings the run recorded (protocol, data, training, noise seed). */
   settings: SavedRunSettings;
-  /** The frozen U-Net it reads (none for `pixels`). */
+  /** The U-Net it reads (none for `pixels`): the fine-tuned one (`unet.safetensors` beside the model) for a fine-tuned run. */
   unet: LoadedUNet | undefined;
 }
 
 /**
  * Reads a model a run saved (`<dir>/model.safetensors`: weights under the
- * reference's names, run settings in the metadata) and rebuilds it.
+ * reference's names, run settings in the metadata) and rebuilds it; a
+ * fine-tuned run's U-Net is read from `unet.safetensors` beside it.
  *
  * @param path - the run's output folder, or the model.safetensors file
  * @throws `ConfigError` for a file without run settings; `StateDictMismatchError` when the weights do not fit
@@ -60,12 +62,16 @@ export async function loadSavedModel(path: string): Promise<SavedModel> {
   const { tensors, metadata } = readSafetensors(bytes);
   if (!metadata.run) throw new ConfigError(`--model: ${file} holds no run settings (it was not written by diffssl train)`);
   const settings = JSON.parse(metadata.run) as SavedRunSettings;
-  const unet = settings.model.protocol === 'pixels' ? undefined : await loadUNet({ config: settings.config!, ...(settings.model.protocol === 'random' ? { randomInit: { seed: settings.model.seed ?? 0 } } : { checkpoint: settings.checkpoint! }) });
+  const finetune = settings.model.finetune ?? false;
+  const checkpoint = finetune ? join(dirname(file), 'unet.safetensors') : settings.checkpoint!;
+  const unet = settings.model.protocol === 'pixels' ? undefined : await loadUNet({ config: settings.config!, ...(settings.model.protocol === 'random' ? { randomInit: { seed: settings.model.seed ?? 0 } } : { checkpoint }) });
   const model = createProtocolModel(settings.model, unet?.unet, settings.imageShape ?? undefined);
   const weights = new Map<string, HostTensor>(tensors);
+  // The fine-tuned U-Net's weights (unet.*) come with the U-Net itself.
+  const fromUNet = (name: string) => finetune && name.startsWith(`${UNET_PREFIX}.`);
   for (const module of model.modules()) {
     const own = new Set(module.stateDict().keys());
-    module.loadStateDict(new Map([...weights].filter(([name]) => own.has(name))));
+    module.loadStateDict(new Map([...weights].filter(([name]) => own.has(name))), { allowMissing: fromUNet });
   }
   return { model, settings, unet };
 }
@@ -107,7 +113,7 @@ export async function evaluateSavedModel(options: EvaluateOptions): Promise<Save
   const cleanups: (() => Promise<void>)[] = [];
   if (settings.model.protocol === 'pixels') {
     source = pixelSource(splits.test);
-  } else if (readsFrozenFeatures(settings.model.protocol)) {
+  } else if (readsFrozenFeatures(settings.model.protocol, settings.model.finetune)) {
     const head = model as FeatureHeadClassifier;
     const cache = await splitFeatures({ ...data, unet: unet!, splits, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, noiseSeed: settings.noiseSeed, root: options.cacheDirectory, progress: options.progress, log: options.log }, 'test', 1);
     cleanups.push(() => cache.close());

@@ -1,7 +1,8 @@
 import { ConfigError, type BuildContext, type Module, type SymbolicTensor } from '@diffssl/core';
 import { DifFeed, DifFeedClassifier } from '@diffssl/diffeed';
 import { DifFormer, type FusionNorm } from '@diffssl/difformer';
-import type { DiffusionUNet } from '@diffssl/unet';
+import type { DiffusionUNet, UNetWeights } from '@diffssl/unet';
+import { trainableUNetWeights, unetModule } from './finetune.js';
 import type { ClassifierGraph, ClassifierInput } from '../training/classifier-graph.js';
 import type { ImageInputs } from './feature-head.js';
 
@@ -32,6 +33,8 @@ export interface DifFeedModelOptions {
   numClasses: number;
   /** Initialization seed. */
   seed?: number;
+  /** Fine-tune the U-Net with the feedback networks and the head (default false: frozen). */
+  finetune?: boolean;
 }
 
 /**
@@ -49,6 +52,9 @@ export class DifFeedModel implements ClassifierGraph {
   readonly numClasses: number;
   /** Timesteps read. */
   readonly timesteps: readonly number[];
+  /** The U-Net's weights when it is fine-tuned. */
+  readonly unetWeights: UNetWeights | undefined;
+  private readonly backbone: Module | undefined;
 
   /** @throws `ConfigError` for bad blocks or arch */
   constructor(
@@ -73,11 +79,13 @@ export class DifFeedModel implements ClassifierGraph {
       seed: seed + 1,
     });
     this.classifier = new DifFeedClassifier(difFeed, head);
+    this.unetWeights = options.finetune ? trainableUNetWeights(unet) : undefined;
+    this.backbone = this.unetWeights ? unetModule(this.unetWeights) : undefined;
   }
 
-  /** The feedback networks and the head. */
+  /** The feedback networks and the head (and, fine-tuning, the U-Net's weights first, as `unet.*`). */
   modules(): Module[] {
-    return this.classifier.modules();
+    return [...(this.backbone ? [this.backbone] : []), ...this.classifier.modules()];
   }
 
   /** `x_start` [C, H, W] and `noise/t{T}` per timestep. */
@@ -89,11 +97,11 @@ export class DifFeedModel implements ClassifierGraph {
 
   /** Logits of the two-pass model. */
   forward(context: BuildContext, inputs: ReadonlyMap<string, SymbolicTensor>): SymbolicTensor {
-    return this.classifier.forward(context, { xStart: inputs.get(X_START)!, noise: new Map(this.timesteps.map((t) => [t, inputs.get(noiseInput(t))!])) });
+    return this.classifier.forward(context, { xStart: inputs.get(X_START)!, noise: new Map(this.timesteps.map((t) => [t, inputs.get(noiseInput(t))!])), unetWeights: this.unetWeights });
   }
 
   /** Logits from images (the whole model, for export). */
   forwardImages(context: BuildContext, inputs: ImageInputs): SymbolicTensor {
-    return this.classifier.forward(context, { xStart: inputs.images, noise: inputs.noise, timesteps: inputs.timesteps });
+    return this.classifier.forward(context, { xStart: inputs.images, noise: inputs.noise, timesteps: inputs.timesteps, unetWeights: this.unetWeights });
   }
 }

@@ -1,5 +1,5 @@
 import { adaptiveAvgPool2d, ConfigError, type BuildContext, type Module, type SymbolicTensor } from '@diffssl/core';
-import { noiseSchedule, qSampleGraph, type DiffusionUNet } from '@diffssl/unet';
+import { noiseSchedule, qSampleGraph, type DiffusionUNet, type UNetWeights } from '@diffssl/unet';
 import { DifFormer, fusionKey, type FusionNorm } from '@diffssl/difformer';
 import { LinearHead } from '@diffssl/pool';
 import type { ClassifierGraph, ClassifierInput } from '../training/classifier-graph.js';
@@ -155,15 +155,17 @@ export class FeatureHeadClassifier implements ClassifierGraph {
    * Logits from images: `q_sample` at each timestep, the frozen U-Net up to
    * the deepest block read, the same pooling as the cached features, and the
    * head (the whole model, for export).
+   *
+   * @param weights - fine-tuning: the U-Net's weights, read through the context (one of its modules)
    */
-  forwardImages(context: BuildContext, inputs: ImageInputs): SymbolicTensor {
+  forwardImages(context: BuildContext, inputs: ImageInputs, weights?: UNetWeights): SymbolicTensor {
     const { noiseSchedule: schedule, diffusionSteps } = this.unet.info;
     const table = noiseSchedule(schedule, diffusionSteps);
     const features = new Map<string, SymbolicTensor>();
     for (const t of this.timesteps) {
       const timesteps = inputs.timesteps.get(t)!;
       const xt = qSampleGraph(table, inputs.images, inputs.noise.get(t)!, timesteps);
-      const { blocks } = this.unet.build(context.graph, { x: xt, timesteps, taps: this.blocks });
+      const { blocks } = this.unet.build(context.graph, { x: xt, timesteps, taps: this.blocks, ...(weights ? { trainable: { context, weights } } : {}) });
       for (const [block, tensor] of blocks) {
         const [, side] = this.features.get(fusionKey(t, block))!;
         features.set(fusionKey(t, block), side! < (tensor.shape[2] as number) ? adaptiveAvgPool2d(tensor, side!) : tensor);

@@ -4,6 +4,7 @@ import type { DiffusionUNet } from '@diffssl/unet';
 import type { ClassifierGraph } from '../training/classifier-graph.js';
 import { DifFeedModel } from './diffeed-model.js';
 import { FeatureHeadClassifier, type ImageInputs } from './feature-head.js';
+import { FineTunedHeadClassifier } from './finetune.js';
 import { PixelClassifier } from './pixels.js';
 
 /** The evaluation protocols. @public */
@@ -68,6 +69,12 @@ export interface ProtocolSettings {
   feedbackArch?: string;
   /** Initialization seed of the head (default 0). */
   seed?: number;
+  /**
+   * Backbone mode `finetune` (default false: `freeze`): the U-Net's weights
+   * train with the head (linear, attention, difformer, diffeed), one SGD
+   * optimizer; the model reads images and noise, never cached features.
+   */
+  finetune?: boolean;
 }
 
 /**
@@ -93,9 +100,15 @@ export interface ProtocolModel extends ClassifierGraph {
   readonly timesteps: readonly number[];
 }
 
-/** Whether a protocol trains on frozen (cacheable) features. @public */
-export function readsFrozenFeatures(protocol: Protocol): boolean {
-  return protocol === 'linear' || protocol === 'random' || protocol === 'attention' || protocol === 'difformer';
+/**
+ * Whether a protocol trains on frozen (cacheable) features: `linear`,
+ * `random`, `attention` and `difformer`, unless the U-Net is fine-tuned.
+ *
+ * @param finetune - the backbone mode is `finetune` (default false)
+ * @public
+ */
+export function readsFrozenFeatures(protocol: Protocol, finetune = false): boolean {
+  return !finetune && (protocol === 'linear' || protocol === 'random' || protocol === 'attention' || protocol === 'difformer');
 }
 
 /**
@@ -111,6 +124,7 @@ export function createProtocolModel(settings: ProtocolSettings, unet: DiffusionU
   const { protocol, blocks, timesteps, numClasses } = settings;
   const prePoolSize = settings.prePoolSize ?? PROTOCOL_DEFAULTS[protocol].prePoolSize;
   const seed = settings.seed ?? 0;
+  if (settings.finetune && (protocol === 'pixels' || protocol === 'random')) throw new ConfigError(`--finetune: ${protocol} has no U-Net to fine-tune; fine-tuning works with linear, attention, difformer and diffeed`);
   if (protocol === 'pixels') {
     if (!imageShape) throw new ConfigError('pixels: the raw-pixel baseline needs the image shape');
     const model = new PixelClassifier(imageShape, numClasses, seed);
@@ -129,15 +143,16 @@ export function createProtocolModel(settings: ProtocolSettings, unet: DiffusionU
   const single = (what: string) => {
     if (blocks.length !== 1 || timesteps.length !== 1) throw new ConfigError(`${protocol}: ${what} reads one block at one timestep; found blocks [${blocks.join(', ')}] and timesteps [${timesteps.join(', ')}] (use difformer to fuse several)`);
   };
+  const finetuned = (head: FeatureHeadClassifier): ProtocolModel => (settings.finetune ? new FineTunedHeadClassifier(head) : head);
   switch (protocol) {
     case 'linear':
     case 'random':
       single('GD(L)');
-      return new FeatureHeadClassifier(unet, { kind: 'linear', block: blocks[0]!, timestep: timesteps[0]!, prePoolSize, headArc: settings.headArc ?? '', numClasses, seed });
+      return finetuned(new FeatureHeadClassifier(unet, { kind: 'linear', block: blocks[0]!, timestep: timesteps[0]!, prePoolSize, headArc: settings.headArc ?? '', numClasses, seed }));
     case 'attention':
     case 'difformer':
       if (protocol === 'attention') single('the attention head');
-      return new FeatureHeadClassifier(unet, { kind: 'fusion', blocks, timesteps, prePoolSize, fusionArc: settings.fusionArc ?? DEFAULT_FUSION_ARC, normType: settings.normType ?? 'layer', numClasses, seed });
+      return finetuned(new FeatureHeadClassifier(unet, { kind: 'fusion', blocks, timesteps, prePoolSize, fusionArc: settings.fusionArc ?? DEFAULT_FUSION_ARC, normType: settings.normType ?? 'layer', numClasses, seed }));
     case 'diffeed':
       return new DifFeedModel(unet, {
         feedbackFrom: settings.feedbackFrom ?? defaultFeedbackFrom(unet),
@@ -149,6 +164,7 @@ export function createProtocolModel(settings: ProtocolSettings, unet: DiffusionU
         prePoolSize,
         numClasses,
         seed,
+        finetune: settings.finetune ?? false,
       });
   }
 }
