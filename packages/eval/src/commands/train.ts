@@ -30,6 +30,7 @@ interface TrainFlags extends DataOptions, RuntimeFlags {
   resume?: boolean;
   cache?: string | false;
   export?: boolean;
+  finetune?: boolean;
 }
 
 /** `diffssl train`: one protocol, trained and evaluated end to end. */
@@ -49,7 +50,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--feedback-from <list>', 'diffeed: decoder blocks that feed back (default: every other decoder block)', integerListOption('--feedback-from'))
     .option('--feedback-arch <arch>', 'diffeed: feedback network arch (default C_B_R)')
     .option('--epochs <N>', 'epochs (default 28)', positiveIntegerOption('--epochs'))
-    .option('--lr <X>', 'initial learning rate (default 1e-2 for linear, random, pixels and diffeed; 5e-2 for attention and difformer)', numberOption('--lr'))
+    .option('--lr <X>', 'initial learning rate (default 1e-2 for linear, random, pixels and diffeed; 5e-2 for attention and difformer; 1e-3 with --finetune)', numberOption('--lr'))
     .option('--batch-size <N>', 'batch size (default 32)', positiveIntegerOption('--batch-size'))
     .option('--eval-every <N>', 'evaluate every N epochs (default: after the last)', positiveIntegerOption('--eval-every'))
     .option('--momentum <X>', 'SGD momentum (default 0)', numberOption('--momentum'))
@@ -62,7 +63,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--resume', 'continue a killed run from the checkpoint in --out')
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`)
     .option('--no-cache', 'recompute the U-Net features every epoch instead of caching them (frozen protocols)')
-    .option('--export', 'also export the trained model as --out/model.onnx with model.json');
+    .option('--export', 'also export the trained model as --out/model.onnx with model.json')
+    .option('--finetune', 'backbone mode finetune (linear, attention, difformer, diffeed): the U-Net trains with the head, no feature cache; writes --out/unet.safetensors and unet.pt');
   runtimeOptions(command).action(async (flags: TrainFlags) => {
     const display = displayOf(flags);
     const report = await runProtocol({
@@ -98,6 +100,7 @@ export function registerTrainCommand(program: Command): void {
       cache: flags.cache !== false,
       ...(typeof flags.cache === 'string' ? { cacheDirectory: flags.cache } : {}),
       exportModel: flags.export,
+      finetune: flags.finetune,
       runner: runnerOf(flags),
       ...display,
     });
