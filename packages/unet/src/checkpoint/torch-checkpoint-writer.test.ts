@@ -89,27 +89,32 @@ describe('torch checkpoint writer', () => {
     expect(() => torchCheckpointBytes(sampleTensors(), '../x')).toThrow(/archive name must be letters, digits/);
   });
 
-  const torch = spawnSync('python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-  if (!torch) console.log('torch checkpoint writer: skipped the torch.load test (python3 cannot import torch; apt-get install python3-torch to run it)');
-  it.skipIf(!torch)('is read by torch.load(weights_only=True) into the same tensors', () => {
+  // The first Python that imports torch: the one on PATH, or Debian's (python3-torch) when PATH has another.
+  const python = ['python3', '/usr/bin/python3'].find((candidate) => spawnSync(candidate, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+  if (!python) console.log('torch checkpoint writer: skipped the torch.load test (no python3 imports torch; apt-get install python3-torch to run it)');
+  it.skipIf(!python)('is read by torch.load(weights_only=True) into the same tensors: every dtype, and the embedded U-Net as writeTorchCheckpoint writes it', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'diffssl-torch-load-'));
-    const path = join(directory, 'sample.pt');
-    const tensors = sampleTensors();
-    writeFileSync(path, torchCheckpointBytes(tensors, 'sample'));
     const script = [
       'import hashlib, json, sys, torch',
       'state = torch.load(sys.argv[1], weights_only=True)',
       'print(type(state).__name__)',
-      'print(json.dumps({k: [str(v.dtype), list(v.shape), hashlib.sha256(v.contiguous().view(torch.uint8).numpy().tobytes() if v.dim() else v.reshape(1).view(torch.uint8).numpy().tobytes()).hexdigest()] for k, v in state.items()}))',
+      'print(json.dumps({k: [str(v.dtype), list(v.shape), hashlib.sha256(v.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()] for k, v in state.items()}))',
     ].join('\n');
-    const [kind, json] = execFileSync('python3', ['-c', script, path], { encoding: 'utf8' }).trim().split('\n');
-    expect(kind).toBe('OrderedDict');
-    const read = JSON.parse(json!) as Record<string, [string, number[], string]>;
     const torchDtypes: Record<string, string> = { float32: 'torch.float32', float16: 'torch.float16', float64: 'torch.float64', int64: 'torch.int64', int32: 'torch.int32', uint8: 'torch.uint8', bool: 'torch.bool' };
-    expect(Object.keys(read)).toEqual([...tensors.keys()]);
-    for (const [name, tensor] of tensors) {
-      expect(read[name], name).toEqual([torchDtypes[tensor.dtype], [...tensor.shape], createHash('sha256').update(bytesOf(tensor)).digest('hex')]);
-    }
-    expect(readFileSync(path).subarray(0, 2).toString()).toBe('PK');
+    const expectTorchReads = (path: string, tensors: ReadonlyMap<string, HostTensor>) => {
+      const [kind, json] = execFileSync(python!, ['-c', script, path], { encoding: 'utf8', maxBuffer: 64 << 20 }).trim().split('\n');
+      expect(kind).toBe('OrderedDict');
+      const read = JSON.parse(json!) as Record<string, [string, number[], string]>;
+      expect(Object.keys(read)).toEqual([...tensors.keys()]);
+      for (const [name, tensor] of tensors) expect(read[name], name).toEqual([torchDtypes[tensor.dtype], [...tensor.shape], createHash('sha256').update(bytesOf(tensor)).digest('hex')]);
+    };
+    const sample = join(directory, 'sample.pt');
+    writeFileSync(sample, torchCheckpointBytes(sampleTensors(), 'sample'));
+    expectTorchReads(sample, sampleTensors());
+    const weights = await loadCheckpoint(fixturePath('adm-fm28.pt'));
+    const unet = join(directory, 'unet.pt');
+    await writeTorchCheckpoint(unet, weights);
+    expectTorchReads(unet, weights);
+    expect(readFileSync(unet).subarray(0, 2).toString()).toBe('PK');
   });
 });
