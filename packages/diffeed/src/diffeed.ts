@@ -48,9 +48,10 @@ export interface DifFeedPasses {
  * DifFeed's feedback: small networks (`feedback_layers.<i>.<j>`) map the
  * first pass's decoder block b onto encoder block 2*N_in + 2 - b; a second
  * pass adds each output, bilinearly resized, right after its target block.
- * The U-Net stays frozen; gradients flow through its second pass to the
- * feedback networks, while the first pass stays out of the backward pass (as
- * the reference's `torch.no_grad()`).
+ * The U-Net stays frozen (unless `buildPasses` gets `unetWeights`, to
+ * fine-tune it through the second pass); gradients flow through its second
+ * pass to the feedback networks, while the first pass stays out of the
+ * backward pass (as the reference's `torch.no_grad()`).
  *
  * @example
  * ```ts
