@@ -120,6 +120,26 @@ describe('finetune-step: the reference case (adm-fm28, GD(L) on block 8 at t=50)
   });
 });
 
+describe('finetune-step: a float16 checkpoint', () => {
+  it('fine-tunes in float32: the same step as the float32 weights rounded to half precision', async () => {
+    const files = setup();
+    const weights = await loadCheckpoint(fixturePath('adm-fm28.pt'));
+    const half = join(files.out, '..', 'half.safetensors');
+    writeFileSync(half, writeSafetensors(new Map([...weights].map(([name, tensor]) => [name, tensor.cast('float16')]))));
+    const rounded = join(files.out, '..', 'rounded.safetensors');
+    writeFileSync(rounded, writeSafetensors(new Map([...weights].map(([name, tensor]) => [name, tensor.cast('float16').cast('float32')]))));
+    const [fromHalf, fromRounded] = [join(files.out, '..', 'from-half.safetensors'), join(files.out, '..', 'from-rounded.safetensors')];
+    await finetuneStep({ ...files, checkpoint: half, out: fromHalf, lr: 1e-3 });
+    await finetuneStep({ ...files, checkpoint: rounded, out: fromRounded, lr: 1e-3 });
+    const [a, b] = [readSafetensors(readFileSync(fromHalf)).tensors, readSafetensors(readFileSync(fromRounded)).tensors];
+    expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+    expect(a.get('after_sgd/unet.input_blocks.0.0.weight')!.dtype).toBe('float32');
+    for (const [name, tensor] of b) expect(Array.from(a.get(name)!.toArray()), name).toEqual(Array.from(tensor.toArray()));
+    // And near the float32 checkpoint's step (half-precision weights move the loss a little).
+    expect(Math.abs(a.get('loss')!.get(0) - fixture.tensor('loss').get(0))).toBeLessThan(1e-2);
+  });
+});
+
 describe('finetune-step: another layout (37 blocks) and a fusion head over two blocks and two timesteps', () => {
   const blocks = [2, 4];
   const timesteps = [90, 300];
