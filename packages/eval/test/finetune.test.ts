@@ -9,9 +9,11 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readSafetensors, readTrainingState, type HostTensor } from '@diffssl/core';
-import { EMBEDDED_MODEL } from '@diffssl/testing';
-import { loadCheckpoint } from '@diffssl/unet';
+import { broadcastTo, BuildContext, createRunner, Graph, readSafetensors, readTrainingState, reshape, type HostTensor, type SymbolicTensor } from '@diffssl/core';
+import { EMBEDDED_MODEL, embeddedFlags, randomTensor, relativeError, runOnnx } from '@diffssl/testing';
+import { AdmUNet, loadCheckpoint, type GuidedDiffusionFlags } from '@diffssl/unet';
+import { classifierFeeds, type ExportedClassifierInfo } from '../src/export/classifier-inputs.js';
+import { createProtocolModel, type ProtocolModel } from '../src/protocols/protocol.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { diffssl, EMBEDDED, startDiffssl } from './cli-helpers.js';
 
@@ -23,6 +25,21 @@ const bytes = (tensor: HostTensor) => {
 };
 /** Bit-identical float32 values. */
 const same = (a: HostTensor, b: HostTensor) => a.shape.join() === b.shape.join() && bytes(a).equals(bytes(b));
+
+/** A model's logits from the exported classifier's inputs (`images`, `noise` [B, T, C, H, W], `timesteps` [T]), built as the export does. */
+function classifierGraphOutput(model: ProtocolModel): SymbolicTensor {
+  const graph = new Graph();
+  const context = new BuildContext(graph, model.modules(), { mode: 'eval' });
+  const images = graph.input('images', 'float32', [3, 3, 28, 28]);
+  const noise = graph.input('noise', 'float32', [3, 1, 3, 28, 28]);
+  const timesteps = graph.input('timesteps', 'int64', [1]);
+  const [t] = model.timesteps;
+  return model.forwardImages(context, {
+    images,
+    noise: new Map([[t!, reshape(noise, [3, 3, 28, 28])]]),
+    timesteps: new Map([[t!, broadcastTo(timesteps, [3])]]),
+  });
+}
 
 describe('diffssl train --finetune', () => {
   const cache = temporary();
@@ -78,6 +95,28 @@ describe('diffssl train --finetune', () => {
     const evaluated = await diffssl(['eval', '--model', out, '--cache', cache, '--provider', 'cpu', '--quiet']);
     expect(evaluated.code, evaluated.stderr).toBe(0);
     expect(report(join(out, 'eval')).top1).toBe(report(out).top1);
+  }, 300_000);
+
+  it('exports the fine-tuned model: the same logits as the frozen linear protocol on unet.safetensors with the saved head', async () => {
+    const onnx = join(temporary(), 'model.onnx');
+    const exported = await diffssl(['export', '--model', out, '--out', onnx]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const info = JSON.parse(readFileSync(onnx.replace(/\.onnx$/, '.json'), 'utf8')) as ExportedClassifierInfo;
+    const images = randomTensor([3, 3, 28, 28], 11);
+    const feeds = classifierFeeds(info, images);
+    const runner = await createRunner(onnx, { executionProviders: ['cpu'] });
+    const { logits } = await runner.run(feeds);
+    await runner.release();
+    // The same model assembled independently: the frozen protocol on the fine-tuned checkpoint, with the saved head.
+    const unet = new AdmUNet(embeddedFlags() as unknown as GuidedDiffusionFlags, await loadCheckpoint(join(out, 'unet.safetensors')));
+    const frozen = createProtocolModel({ protocol: 'linear', blocks: [6], timesteps: [50], numClasses: 10 }, unet);
+    frozen.modules()[0]!.loadStateDict(readSafetensors(readFileSync(join(out, 'model.safetensors'))).tensors);
+    const expected = await runOnnx({ logits: classifierGraphOutput(frozen) }, feeds);
+    expect(relativeError(logits!, expected.logits!)).toBeLessThan(1e-5);
+    // A control: the head on the original U-Net gives other logits.
+    const original = createProtocolModel({ protocol: 'linear', blocks: [6], timesteps: [50], numClasses: 10 }, new AdmUNet(embeddedFlags() as unknown as GuidedDiffusionFlags, await loadCheckpoint(EMBEDDED_MODEL.checkpoint)));
+    original.modules()[0]!.loadStateDict(readSafetensors(readFileSync(join(out, 'model.safetensors'))).tensors);
+    expect(relativeError(logits!, (await runOnnx({ logits: classifierGraphOutput(original) }, feeds)).logits!)).toBeGreaterThan(1e-4);
   }, 300_000);
 
   it('resumes a run killed after an epoch to bit-identical U-Net and head weights', async () => {
