@@ -37,8 +37,11 @@ describe('the head registry', () => {
     const inputs = new Map([...model.inputs()].map(([name, input]) => [name, graph.input(name, input.dtype, [5, ...input.shape])]));
     expect(model.forward(context, inputs).shape).toEqual([5, 7]);
     expect(model.timesteps).toEqual(timesteps);
-    // The learning-rate and pooling defaults are the reference's.
-    expect(support.learningRate).toBe({ pixels: 1e-2, random: 1e-2, linear: 1e-2, attention: 5e-2, difformer: 5e-2, diffeed: 1e-2 }[protocol]);
+  });
+
+  it("keeps the reference's learning rates and pre-pool sizes", () => {
+    const defaults = Object.fromEntries(PROTOCOLS.map((name) => [name, [protocolKind(name).protocol.learningRate, protocolKind(name).protocol.prePoolSize]]));
+    expect(defaults).toEqual({ pixels: [1e-2, 0], random: [1e-2, 2], linear: [1e-2, 2], attention: [5e-2, 7], difformer: [5e-2, 7], diffeed: [1e-2, 7] });
   });
 
   it('refuses a protocol reading one block given several, and a protocol without blocks', () => {
