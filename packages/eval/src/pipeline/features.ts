@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunnerOptions } from '@diffssl/core';
-import { createFeatureExtractor } from '@diffssl/unet';
+import { createFeatureExtractor, type NoiseSplit } from '@diffssl/unet';
 import { featureBatchesForDraws } from '../cache/extractor-adapter.js';
 import { shardRange } from '../cache/format.js';
 import { dataIdentity, type FeatureCacheKey } from '../cache/key.js';
@@ -44,6 +44,8 @@ export interface EnsureFeatureCacheOptions {
   dataset: Dataset;
   /** Its identity ({@link datasetIdentity}). */
   data: string;
+  /** Which split the images are: each split draws its own noise stream (part of the cache key). */
+  split: NoiseSplit;
   /** U-Net blocks to store (1-based). */
   blocks: readonly number[];
   /** Diffusion timesteps to store. */
@@ -74,13 +76,14 @@ export interface EnsureFeatureCacheOptions {
 }
 
 /** The feature-cache key of an extraction. @public */
-export function featureCacheKey(options: Pick<EnsureFeatureCacheOptions, 'unet' | 'data' | 'blocks' | 'timesteps' | 'pool' | 'draws' | 'noiseSeed' | 'batch'>): FeatureCacheKey {
+export function featureCacheKey(options: Pick<EnsureFeatureCacheOptions, 'unet' | 'data' | 'split' | 'blocks' | 'timesteps' | 'pool' | 'draws' | 'noiseSeed' | 'batch'>): FeatureCacheKey {
   return {
     checkpoint: options.unet.identity,
     config: options.unet.config,
     blocks: options.blocks,
     timesteps: options.timesteps,
     noiseSeed: options.noiseSeed,
+    noiseSplit: options.split,
     draws: options.draws ?? 1,
     data: options.data,
     extra: { pool: options.pool, dtype: 'float32', transform: options.batch?.transform ?? { kind: 'none' } },
@@ -90,8 +93,9 @@ export function featureCacheKey(options: Pick<EnsureFeatureCacheOptions, 'unet' 
 /**
  * The U-Net features of a dataset, from the feature cache, extracted and
  * written there first when absent (or when only `shard` is asked, that shard).
- * The noise of image i is `seededNoise(drawSeed(noiseSeed, draw), i, t)`, so it
- * depends neither on batching nor on sharding.
+ * The noise of image i is `seededNoise(drawSeed(noiseSeed, draw), i, t, size, split)`,
+ * so it depends neither on batching nor on sharding, and image i of the
+ * training split and image i of the test split get independent noise.
  *
  * @returns the cache (of the shard, when one is asked)
  * @public
@@ -124,7 +128,7 @@ export async function ensureFeatureCache(options: EnsureFeatureCacheOptions): Pr
         for (let chunk = start; chunk < end; chunk += EXTRACTION_CHUNK) {
           const indices = Array.from({ length: Math.min(EXTRACTION_CHUNK, end - chunk) }, (_, i) => chunk + i);
           const { images } = await loadBatch(dataset, indices, { ...options.batch, channels: 3 });
-          yield* extractor.stream(images, { ids: indices });
+          yield* extractor.stream(images, { ids: indices, split: options.split });
         }
       } finally {
         await extractor.release();
