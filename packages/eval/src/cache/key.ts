@@ -149,12 +149,14 @@ export interface DataIdentityParts {
   images?: HostTensor;
   /** The labels, in order. */
   labels?: ArrayLike<number>;
-  /** Source files (relative names and sizes), for data read from disk without hashing every byte. */
+  /** Source files (relative names, sizes and modification times), for data read from disk without hashing every byte. */
   files?: ReadonlyArray<{
     /** The file's name, relative to the data set's folder. */
     path: string;
     /** Its size in bytes. */
     size: number;
+    /** Its modification time (milliseconds since the epoch), when known. */
+    modified?: number;
   }>;
   /** Anything else that selects or changes the images (a limit, a subset list, a transform), as JSON. */
   selection?: unknown;
@@ -163,8 +165,9 @@ export interface DataIdentityParts {
 /**
  * The identity of a data set for the cache key: SHA-256 over the given parts.
  * With `images`, the exact bytes count; with only `files`, the sorted list of
- * names and sizes does (cheap for large folders, and blind to an edit that
- * keeps a file's size).
+ * names, sizes and modification times does: cheap for large folders (what
+ * make and rsync compare), and blind only to an edit that keeps both a file's
+ * size and its modification time.
  *
  * @param parts - images, labels, files and/or a selection
  * @returns `sha256:<64 hex digits>`
@@ -190,7 +193,7 @@ export function dataIdentity(parts: DataIdentityParts): string {
     hash.update(new Uint8Array(labels.buffer));
   }
   if (parts.files) {
-    const lines = parts.files.map((file) => `${file.path}\t${file.size}`).sort();
+    const lines = parts.files.map((file) => `${file.path}\t${file.size}${file.modified === undefined ? '' : `\t${file.modified}`}`).sort();
     hash.update(`files:${lines.length};${lines.join('\n')};`);
   }
   if (parts.selection !== undefined) hash.update(`selection:${canonicalJson(parts.selection)};`);

@@ -1,17 +1,20 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostTensor, RandomGenerator } from '@diffssl/core';
 import { EMBEDDED_MODEL } from '@diffssl/testing';
 import { createFeatureExtractor, featureKey, seededNoise } from '@diffssl/unet';
-import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { drawSeed } from '../cache/key.js';
 import { arrayDataset } from '../data/array-dataset.js';
 import { loadBatch } from '../data/batches.js';
 import { randomCrop } from '../data/transforms.js';
 import { noiseInput, X_START } from '../protocols/diffeed-model.js';
-import { ensureFeatureCache, featureCacheKey } from './features.js';
+import { extractFeatures } from './extract.js';
+import { datasetIdentity, ensureFeatureCache, featureCacheKey } from './features.js';
 import { imageNoiseSource } from './sources.js';
+import { openSplits, splitIdentity } from './splits.js';
 import { loadUNet, type LoadedUNet } from './unet-source.js';
 
 const cpu = { executionProviders: ['cpu'] as const, intraOpThreads: 1 };
@@ -116,5 +119,89 @@ describe('DifFeed augmentation', () => {
     // Evaluation reads take the center crop whatever the seed: the test split draws nothing but its noise.
     const evaluation = async (seed: number) => (await source(seed).read(indices, { epoch: 0, training: false }))[X_START]!.toArray();
     expect(await evaluation(2)).toEqual(await evaluation(1));
+  });
+});
+
+describe('the identity of an image folder', () => {
+  let root: string;
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'diffssl-identity-'));
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  async function png(value: number): Promise<Buffer> {
+    return sharp(Buffer.alloc(28 * 28, value), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+  }
+
+  async function folder(): Promise<string> {
+    const data = mkdtempSync(join(root, 'data-'));
+    for (const [path, value] of [['train/a/1.png', 10], ['train/b/2.png', 20], ['val/a/3.png', 30], ['val/b/sub/4.png', 40]] as const) {
+      mkdirSync(join(data, path, '..'), { recursive: true });
+      writeFileSync(join(data, path), await png(value));
+    }
+    return data;
+  }
+
+  async function identity(data: string): Promise<string> {
+    const { test } = await openSplits({ data });
+    return splitIdentity(test, { data }, 'test');
+  }
+
+  it('changes when a validation image is edited (same size), renamed, added or removed, at any depth', async () => {
+    const data = await folder();
+    const before = await identity(data);
+    expect(await identity(data)).toBe(before);
+    // Edited: other bytes of the same length, written a second later.
+    const edited = join(data, 'val/b/sub/4.png');
+    const replacement = await png(41);
+    const original = await png(40);
+    expect(replacement.length).toBe(original.length);
+    writeFileSync(edited, replacement);
+    const later = new Date(Date.now() + 1000);
+    utimesSync(edited, later, later);
+    const afterEdit = await identity(data);
+    expect(afterEdit).not.toBe(before);
+    // Renamed (same bytes, same time).
+    renameSync(join(data, 'val/a/3.png'), join(data, 'val/a/3b.png'));
+    const afterRename = await identity(data);
+    expect(new Set([before, afterEdit, afterRename]).size).toBe(3);
+    // Added, then removed again.
+    writeFileSync(join(data, 'val/a/5.png'), await png(50));
+    const afterAdd = await identity(data);
+    rmSync(join(data, 'val/a/5.png'));
+    const afterRemove = await identity(data);
+    expect(new Set([before, afterEdit, afterRename, afterAdd]).size).toBe(4);
+    expect(afterRemove).toBe(afterRename);
+    // A file that is not an image (read by nobody) counts too, below the top level.
+    writeFileSync(join(data, 'val/b/sub/notes.txt'), 'x');
+    expect(await identity(data)).not.toBe(afterRemove);
+  });
+
+  it('covers every file: datasetIdentity of the training split sees an edit in a nested class folder', async () => {
+    const data = await folder();
+    const { train } = await openSplits({ data });
+    const before = await datasetIdentity(train, data, { split: 'train' });
+    const file = join(data, 'train/b/2.png');
+    writeFileSync(file, await png(21));
+    const later = new Date(Date.now() + 2000);
+    utimesSync(file, later, later);
+    expect(await datasetIdentity(train, data, { split: 'train' })).not.toBe(before);
+  });
+
+  it('diffssl extract: extracting again after editing one validation image extracts anew, into another entry', async () => {
+    const data = await folder();
+    const cacheDirectory = temporaryDirectory();
+    const lines: string[] = [];
+    const options = { data, checkpoint: EMBEDDED_MODEL.checkpoint, config: EMBEDDED_MODEL.flagsFile, blocks: [10], timesteps: [50], pool: 2, split: 'test' as const, cacheDirectory, runner: cpu, progress: 'off' as const, log: (line: string) => lines.push(line) };
+    const first = await extractFeatures(options);
+    expect(await extractFeatures(options)).toEqual(first);
+    expect(lines.map((line) => line.split(' ')[2])).toEqual(['wrote', 'found']);
+    const edited = join(data, 'val/a/3.png');
+    writeFileSync(edited, await png(31));
+    const later = new Date(Date.now() + 3000);
+    utimesSync(edited, later, later);
+    const second = await extractFeatures(options);
+    expect(lines.at(-1)!.split(' ')[2]).toBe('wrote');
+    expect(second.test).not.toBe(first.test);
   });
 });
