@@ -82,7 +82,7 @@ async function listFiles(root: string): Promise<string[]> {
 /** `stat` calls {@link folderFiles} keeps in flight. */
 const STAT_CONCURRENCY = 256;
 
-/** One file below a folder ({@link folderFiles}). @public */
+/** One file below a folder ({@link folderFiles}). @internal */
 export interface FolderFile {
   /** Its path relative to the folder, `/`-separated. */
   path: string;
