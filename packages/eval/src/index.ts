@@ -48,5 +48,5 @@ export { datasetIdentity, ensureFeatureCache, featureCacheKey, type EnsureFeatur
 export { extractFeatures, type ExtractOptions, type ShardSelection } from './pipeline/extract.js';
 export { evaluateSavedModel, loadSavedModel, type EvaluateOptions, type SavedModel, type SavedModelEvaluation, type SavedRunSettings } from './pipeline/saved-model.js';
 export type { PipelineRuntimeOptions } from './pipeline/runtime-options.js';
-export { cacheSource, imageNoiseSource } from './pipeline/sources.js';
+export { cacheSource, imageNoiseSource, type ImageNoiseSourceOptions } from './pipeline/sources.js';
 export { loadUNet, readFlags, type LoadedUNet } from './pipeline/unet-source.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { ConfigError, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
-import { createFeatureExtractor } from '@diffssl/unet';
+import { createFeatureExtractor, type NoiseSplit } from '@diffssl/unet';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadBatch, type BatchOptions } from '../data/batches.js';
@@ -275,7 +275,8 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
     notes.push(`${options.protocol} cannot use the feature cache: it runs the U-Net itself on every step (fresh seeded noise each epoch)`);
     log(notes[notes.length - 1]!);
     const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
-    sources = { train: imageNoiseSource(train, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }), test: imageNoiseSource(test, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }) };
+    const common = { timesteps: model.timesteps, noiseSeed, seed: options.seed ?? 0, train: prepared.train, test: prepared.test };
+    sources = { train: imageNoiseSource(train, { ...common, split: 'train' }), test: imageNoiseSource(test, { ...common, split: 'test' }) };
   }
   return { sources, notes };
 }
@@ -283,15 +284,15 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
 /** Frozen-protocol sources that run the U-Net for every batch (the no-cache comparison). */
 async function recomputedSources(loaded: LoadedUNet, head: FeatureHeadClassifier, train: Dataset, test: Dataset, batch: Omit<BatchOptions, 'channels' | 'epoch'>, noiseSeed: number, runner?: RunnerOptions) {
   const extractor = await createFeatureExtractor({ unet: loaded.unet, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, seed: noiseSeed, batchSize: 64, runner });
-  const source = (dataset: Dataset): ExampleSource => ({
+  const source = (dataset: Dataset, split: NoiseSplit): ExampleSource => ({
     length: dataset.length,
     label: (index) => dataset.label(index),
     async read(indices) {
       const { images } = await loadBatch(dataset, indices, { ...batch, channels: 3 });
-      return Object.fromEntries(await extractor.extract(images, { ids: indices }));
+      return Object.fromEntries(await extractor.extract(images, { ids: indices, split }));
     },
   });
-  return { train: source(train), test: source(test), release: () => extractor.release() };
+  return { train: source(train, 'train'), test: source(test, 'test'), release: () => extractor.release() };
 }
 
 /** The class names of a `--class-names` option: `fashion-mnist` or comma-separated names. @public */

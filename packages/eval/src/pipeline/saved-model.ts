@@ -116,7 +116,7 @@ export async function evaluateSavedModel(options: EvaluateOptions): Promise<Save
     cleanups.push(() => cache.close());
     source = cacheSource(cache, splits.test, [...head.features.keys()]);
   } else {
-    source = imageNoiseSource(splits.test, { timesteps: model.timesteps, noiseSeed: settings.noiseSeed, test: preparation(splits.test, unet!.unet.info.imageSize, data.resize).test });
+    source = imageNoiseSource(splits.test, { split: 'test', timesteps: model.timesteps, noiseSeed: settings.noiseSeed, seed: settings.model.seed ?? 0, test: preparation(splits.test, unet!.unet.info.imageSize, data.resize).test });
   }
   try {
     return { metrics: await evaluateClassifier(model, source, { batchSize: options.batchSize, runner: options.runner }), saved };
