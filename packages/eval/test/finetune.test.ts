@@ -43,12 +43,14 @@ function classifierGraphOutput(model: ProtocolModel): SymbolicTensor {
 
 describe('diffssl train --finetune', () => {
   const cache = temporary();
-  const args = ['train', '--protocol', 'linear', '--finetune', ...EMBEDDED, '--train-limit', '64', '--test-limit', '20', '--epochs', '3', '--batch-size', '16', '--blocks', '6', '--timesteps', '50', '--cache', cache, '--provider', 'cpu', '--quiet'];
+  const args = ['train', '--protocol', 'linear', '--finetune', ...EMBEDDED, '--train-limit', '64', '--test-limit', '20', '--epochs', '3', '--batch-size', '16', '--blocks', '6', '--timesteps', '50', '--provider', 'cpu', '--quiet'];
+  // The default cache root of these runs: fine-tuning must leave it empty.
+  const env = { DIFFSSL_CACHE: cache };
   const out = temporary();
   let original: Map<string, HostTensor>;
   beforeAll(async () => {
     original = await loadCheckpoint(EMBEDDED_MODEL.checkpoint);
-    const result = await diffssl([...args, '--out', out]);
+    const result = await diffssl([...args, '--out', out], env);
     expect(result.code, result.stderr).toBe(0);
   }, 600_000);
 
@@ -131,7 +133,7 @@ describe('diffssl train --finetune', () => {
     const done = readTrainingState(readFileSync(checkpoint)).metadata.epochs_done;
     expect(['1', '2']).toContain(done);
     expect(existsSync(join(killed, 'unet.safetensors'))).toBe(false);
-    const resumed = await diffssl([...args, '--out', killed, '--resume'].filter((a) => a !== '--quiet'));
+    const resumed = await diffssl([...args, '--out', killed, '--resume'].filter((a) => a !== '--quiet'), env);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toMatch(new RegExp(`resumed from the checkpoint after epoch ${done}`));
     for (const file of ['unet.safetensors', 'model.safetensors']) {
@@ -143,11 +145,19 @@ describe('diffssl train --finetune', () => {
     expect(report(killed).epochs.map((e) => e.loss)).toEqual(report(out).epochs.map((e) => e.loss));
   }, 600_000);
 
-  it('refuses --finetune for pixels and random with one line', async () => {
-    for (const protocol of ['pixels', 'random']) {
-      const result = await diffssl(['train', '--protocol', protocol, '--finetune', ...EMBEDDED, '--blocks', '5', '--timesteps', '50', '--out', temporary(), '--provider', 'cpu', '--quiet']);
+  it('refuses --finetune for pixels and random, and the feature cache flags with it, with one line', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--protocol', 'pixels'], /--finetune does not apply to protocol pixels; it applies to linear, attention, difformer, diffeed/],
+      [['--protocol', 'random', '--blocks', '5', '--timesteps', '50'], /--finetune does not apply to protocol random/],
+      [['--protocol', 'linear', '--blocks', '5', '--timesteps', '50', '--draws', '2'], /--draws does not apply with --finetune/],
+      [['--protocol', 'linear', '--blocks', '5', '--timesteps', '50', '--no-cache'], /--cache\/--no-cache does not apply with --finetune/],
+    ];
+    for (const [extra, pattern] of cases) {
+      const protocol = extra[1]!;
+      const unet = protocol === 'pixels' ? EMBEDDED.slice(4) : protocol === 'random' ? ['--config', EMBEDDED_MODEL.flagsFile, ...EMBEDDED.slice(4)] : EMBEDDED;
+      const result = await diffssl(['train', ...extra, '--finetune', ...unet, '--out', temporary(), '--provider', 'cpu', '--quiet']);
       expect(result.code).not.toBe(0);
-      expect(result.stderr).toMatch(new RegExp(`--finetune: ${protocol} has no U-Net to fine-tune`));
+      expect(result.stderr).toMatch(pattern);
       expect(result.stderr.trim().split('\n')).toHaveLength(1);
     }
   });
@@ -160,7 +170,7 @@ describe('diffssl train --finetune', () => {
   ];
   it.each(heads)('fine-tunes the U-Net under %s, only on the path to the deepest block read', async (protocol, extra, trained) => {
     const own = temporary();
-    const result = await diffssl(['train', '--protocol', protocol, '--finetune', ...EMBEDDED, '--train-limit', '32', '--test-limit', '8', '--epochs', '2', '--batch-size', '16', ...extra, '--cache', cache, '--provider', 'cpu', '--quiet', '--out', own]);
+    const result = await diffssl(['train', '--protocol', protocol, '--finetune', ...EMBEDDED, '--train-limit', '32', '--test-limit', '8', '--epochs', '2', '--batch-size', '16', ...extra, '--provider', 'cpu', '--quiet', '--out', own], env);
     expect(result.code, result.stderr).toBe(0);
     expect(report(own).epochs.every((epoch) => Number.isFinite(epoch.loss) && epoch.learning_rate === 1e-3)).toBe(true);
     const tuned = await loadCheckpoint(join(own, 'unet.pt'));

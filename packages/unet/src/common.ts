@@ -4,7 +4,7 @@ export { unetLayout, expectedWeights, initialAdmWeights, type BlockSpec, type UN
 export type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './diffusion-unet.js';
 export { AdmUNet } from './adm-unet.js';
 export { UNetWeights } from './unet-weights.js';
-export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule } from './schedule.js';
+export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule, type NoiseSplit } from './schedule.js';
 export { CheckpointMismatchError } from './checkpoint/errors.js';
 export { PIXEL_TO_MODEL } from './pixels.js';
 export {

@@ -170,7 +170,7 @@ describe('exportClassifier', () => {
       const size = 3 * 28 * 28;
       const difFeedFeeds: Record<string, HostTensor> = { [X_START]: images };
       for (const t of model.timesteps) {
-        difFeedFeeds[noiseInput(t)] = HostTensor.from('float32', images.shape, ids.flatMap((id) => [...seededNoise(saved.noiseSeed, id, t, size)]));
+        difFeedFeeds[noiseInput(t)] = HostTensor.from('float32', images.shape, ids.flatMap((id) => [...seededNoise(saved.noiseSeed, id, t, size, 'test')]));
       }
       want = await headLogits(model as DifFeedModel, difFeedFeeds);
     }

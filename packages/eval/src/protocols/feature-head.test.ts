@@ -3,13 +3,14 @@ import { embeddedFlags, fixturePath, randomTensor, relativeError } from '@diffss
 import { DifFormer } from '@diffssl/difformer';
 import { AdmUNet, readTorchCheckpoint } from '@diffssl/unet';
 import { describe, expect, it } from 'vitest';
-import { FeatureHeadClassifier } from './feature-head.js';
+import { createProtocolModel } from '../heads/registry.js';
+import type { FeatureHeadClassifier } from './feature-head.js';
 
 describe('FeatureHeadClassifier', () => {
   it('reads blocks larger than the pre-pool size as cached (pooled) features, and gives the logits the head gives the full maps', async () => {
     const unet = new AdmUNet(embeddedFlags() as never, await readTorchCheckpoint(fixturePath('adm-fm28.pt')));
     // Block 13 is 64 x 14 x 14; the cache holds it pooled to 7 x 7.
-    const model = new FeatureHeadClassifier(unet, { kind: 'fusion', blocks: [10, 13], timesteps: [50], prePoolSize: 7, fusionArc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token', numClasses: 10, seed: 1 });
+    const model = createProtocolModel({ protocol: 'difformer', blocks: [10, 13], timesteps: [50], prePoolSize: 7, fusionArc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token', numClasses: 10, seed: 1 }, unet) as FeatureHeadClassifier;
     expect(model.features.get('t50/block13')).toEqual([64, 7, 7]);
     expect(model.head.stateDict().get('pre_layer.13.1.weight')!.shape).toEqual([64, 7, 7]);
     const full = { b10: randomTensor([3, 64, 7, 7], 1), b13: randomTensor([3, 64, 14, 14], 2) };

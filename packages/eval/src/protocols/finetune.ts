@@ -5,6 +5,17 @@ import type { ClassifierInput } from '../training/classifier-graph.js';
 import { noiseInput, X_START } from './diffeed-model.js';
 import type { FeatureHeadClassifier, ImageInputs } from './feature-head.js';
 
+/** A model that may fine-tune its U-Net: the weights it trains, or undefined when its U-Net is frozen. @public */
+export interface FineTunable {
+  /** The U-Net's weights being trained (one of the model's modules, as `unet.*`). */
+  readonly unetWeights: UNetWeights | undefined;
+}
+
+/** The U-Net weights a model fine-tunes, if it does. @public */
+export function finetunedWeights(model: object): UNetWeights | undefined {
+  return (model as Partial<FineTunable>).unetWeights;
+}
+
 /** The name of the U-Net's weights in a fine-tuned model's state (`unet.<state_dict name>`, as the reference's model holds it). @public */
 export const UNET_PREFIX = 'unet';
 
@@ -50,9 +61,9 @@ export function imageInputs(unet: DiffusionUNet, timesteps: readonly number[]): 
  *
  * @public
  */
-export class FineTunedHeadClassifier {
+export class FineTunedHeadClassifier implements FineTunable {
   /** The U-Net's weights being trained. */
-  readonly weights: UNetWeights;
+  readonly unetWeights: UNetWeights;
   private readonly backbone: Module;
 
   /**
@@ -60,8 +71,8 @@ export class FineTunedHeadClassifier {
    * @throws `ConfigError` for a U-Net that cannot be fine-tuned
    */
   constructor(readonly head: FeatureHeadClassifier) {
-    this.weights = trainableUNetWeights(head.unet);
-    this.backbone = unetModule(this.weights);
+    this.unetWeights = trainableUNetWeights(head.unet);
+    this.backbone = unetModule(this.unetWeights);
   }
 
   /** Number of classes. */
@@ -93,6 +104,6 @@ export class FineTunedHeadClassifier {
 
   /** Logits from images, noise and timesteps (the whole model, for export). */
   forwardImages(context: BuildContext, inputs: ImageInputs): SymbolicTensor {
-    return this.head.forwardImages(context, inputs, this.weights);
+    return this.head.forwardImages(context, inputs, this.unetWeights);
   }
 }
