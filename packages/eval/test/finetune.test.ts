@@ -9,7 +9,17 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { broadcastTo, BuildContext, createRunner, Graph, readSafetensors, readTrainingState, reshape, type HostTensor, type SymbolicTensor } from '@diffssl/core';
+import {
+  broadcastTo,
+  BuildContext,
+  createRunner,
+  Graph,
+  readSafetensors,
+  readTrainingState,
+  reshape,
+  type HostTensor,
+  type SymbolicTensor,
+} from '@diffssl/core';
 import { EMBEDDED_MODEL, embeddedFlags, randomTensor, relativeError, runOnnx } from '@diffssl/testing';
 import { AdmUNet, loadCheckpoint, type GuidedDiffusionFlags } from '@diffssl/unet';
 import { classifierFeeds, type ExportedClassifierInfo } from '../src/export/classifier-inputs.js';
@@ -18,7 +28,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { diffssl, EMBEDDED, startDiffssl } from './cli-helpers.js';
 
 const temporary = () => mkdtempSync(join(tmpdir(), 'diffssl-finetune-'));
-const report = (directory: string) => JSON.parse(readFileSync(join(directory, 'report.json'), 'utf8')) as { top1: number; epochs: { loss: number; learning_rate: number }[]; notes?: string[] };
+const report = (directory: string) =>
+  JSON.parse(readFileSync(join(directory, 'report.json'), 'utf8')) as { top1: number; epochs: { loss: number; learning_rate: number }[]; notes?: string[] };
 const bytes = (tensor: HostTensor) => {
   const values = Float32Array.from(tensor.toArray() as ArrayLike<number>);
   return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
@@ -43,7 +54,28 @@ function classifierGraphOutput(model: ProtocolModel): SymbolicTensor {
 
 describe('diffssl train --finetune', () => {
   const cache = temporary();
-  const args = ['train', '--protocol', 'linear', '--finetune', ...EMBEDDED, '--train-limit', '64', '--test-limit', '20', '--epochs', '3', '--batch-size', '16', '--blocks', '6', '--timesteps', '50', '--provider', 'cpu', '--quiet'];
+  const args = [
+    'train',
+    '--protocol',
+    'linear',
+    '--finetune',
+    ...EMBEDDED,
+    '--train-limit',
+    '64',
+    '--test-limit',
+    '20',
+    '--epochs',
+    '3',
+    '--batch-size',
+    '16',
+    '--blocks',
+    '6',
+    '--timesteps',
+    '50',
+    '--provider',
+    'cpu',
+    '--quiet',
+  ];
   // The default cache root of these runs: fine-tuning must leave it empty.
   const env = { DIFFSSL_CACHE: cache };
   const out = temporary();
@@ -68,7 +100,9 @@ describe('diffssl train --finetune', () => {
     expect(changed.length).toBeGreaterThan(0);
     expect(changed.filter((name) => !trained(name))).toEqual([]);
     // Every trained convolution weight moved (biases cancelled by a scale-shift GroupNorm may not).
-    expect([...original.keys()].filter((name) => trained(name) && /(in_layers\.2|out_layers\.3|input_blocks\.0\.0)\.weight$/.test(name) && !changed.includes(name))).toEqual([]);
+    expect(
+      [...original.keys()].filter((name) => trained(name) && /(in_layers\.2|out_layers\.3|input_blocks\.0\.0)\.weight$/.test(name) && !changed.includes(name)),
+    ).toEqual([]);
     // model.safetensors holds the head alone.
     expect([...readSafetensors(readFileSync(join(out, 'model.safetensors'))).tensors.keys()].sort()).toEqual(['fcs.0.bias', 'fcs.0.weight']);
   });
@@ -83,11 +117,39 @@ describe('diffssl train --finetune', () => {
     const features: Buffer[][] = [];
     for (const file of ['unet.pt', 'unet.safetensors']) {
       const own = temporary();
-      const extract = await diffssl(['extract', '--checkpoint', join(out, file), '--config', EMBEDDED_MODEL.flagsFile, ...EMBEDDED.slice(4), '--test-limit', '8', '--train-limit', '8', '--split', 'test', '--blocks', '6', '--timesteps', '50', '--cache', own, '--provider', 'cpu', '--quiet']);
+      const extract = await diffssl([
+        'extract',
+        '--checkpoint',
+        join(out, file),
+        '--config',
+        EMBEDDED_MODEL.flagsFile,
+        ...EMBEDDED.slice(4),
+        '--test-limit',
+        '8',
+        '--train-limit',
+        '8',
+        '--split',
+        'test',
+        '--blocks',
+        '6',
+        '--timesteps',
+        '50',
+        '--cache',
+        own,
+        '--provider',
+        'cpu',
+        '--quiet',
+      ]);
       expect(extract.code, extract.stderr).toBe(0);
       const [entry] = readdirSync(own).filter((name) => name.startsWith('features-'));
       const data = join(own, entry!, 'data');
-      features.push(readdirSync(data, { recursive: true }).map(String).filter((name) => name.endsWith('.f32')).sort().map((name) => readFileSync(join(data, name))));
+      features.push(
+        readdirSync(data, { recursive: true })
+          .map(String)
+          .filter((name) => name.endsWith('.f32'))
+          .sort()
+          .map((name) => readFileSync(join(data, name))),
+      );
     }
     expect(features[0]!.length).toBeGreaterThan(0);
     expect(features[0]!.map((bytes, i) => bytes.equals(features[1]![i]!))).toEqual(features[0]!.map(() => true));
@@ -116,7 +178,10 @@ describe('diffssl train --finetune', () => {
     const expected = await runOnnx({ logits: classifierGraphOutput(frozen) }, feeds);
     expect(relativeError(logits!, expected.logits!)).toBeLessThan(1e-5);
     // A control: the head on the original U-Net gives other logits.
-    const original = createProtocolModel({ protocol: 'linear', blocks: [6], timesteps: [50], numClasses: 10 }, new AdmUNet(embeddedFlags() as unknown as GuidedDiffusionFlags, await loadCheckpoint(EMBEDDED_MODEL.checkpoint)));
+    const original = createProtocolModel(
+      { protocol: 'linear', blocks: [6], timesteps: [50], numClasses: 10 },
+      new AdmUNet(embeddedFlags() as unknown as GuidedDiffusionFlags, await loadCheckpoint(EMBEDDED_MODEL.checkpoint)),
+    );
     original.modules()[0]!.loadStateDict(readSafetensors(readFileSync(join(out, 'model.safetensors'))).tensors);
     expect(relativeError(logits!, (await runOnnx({ logits: classifierGraphOutput(original) }, feeds)).logits!)).toBeGreaterThan(1e-4);
   }, 300_000);
@@ -127,13 +192,17 @@ describe('diffssl train --finetune', () => {
     const checkpoint = join(killed, 'checkpoint.safetensors');
     const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     // Kill as soon as the checkpoint after epoch 1 is there (written atomically, so it is whole).
-    for (let i = 0; i < 30000 && !(existsSync(checkpoint) && readTrainingState(readFileSync(checkpoint)).metadata.epochs_done === '1'); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 30000 && !(existsSync(checkpoint) && readTrainingState(readFileSync(checkpoint)).metadata.epochs_done === '1'); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     child.kill('SIGKILL');
     expect((await exit).signal).toBe('SIGKILL');
     const done = readTrainingState(readFileSync(checkpoint)).metadata.epochs_done;
     expect(['1', '2']).toContain(done);
     expect(existsSync(join(killed, 'unet.safetensors'))).toBe(false);
-    const resumed = await diffssl([...args, '--out', killed, '--resume'].filter((a) => a !== '--quiet'), env);
+    const resumed = await diffssl(
+      [...args, '--out', killed, '--resume'].filter((a) => a !== '--quiet'),
+      env,
+    );
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toMatch(new RegExp(`resumed from the checkpoint after epoch ${done}`));
     for (const file of ['unet.safetensors', 'model.safetensors']) {
@@ -168,15 +237,42 @@ describe('diffssl train --finetune', () => {
     // DifFeed: the second pass reads block 10 (the middle block); the first pass (to block 17) gives no gradient.
     ['diffeed', ['--blocks', '10', '--timesteps', '50', '--feedback-from', '14,17'], /^(time_embed\.|input_blocks\.|middle_block\.)/],
   ];
-  it.each(heads)('fine-tunes the U-Net under %s, only on the path to the deepest block read', async (protocol, extra, trained) => {
-    const own = temporary();
-    const result = await diffssl(['train', '--protocol', protocol, '--finetune', ...EMBEDDED, '--train-limit', '32', '--test-limit', '8', '--epochs', '2', '--batch-size', '16', ...extra, '--provider', 'cpu', '--quiet', '--out', own], env);
-    expect(result.code, result.stderr).toBe(0);
-    expect(report(own).epochs.every((epoch) => Number.isFinite(epoch.loss) && epoch.learning_rate === 1e-3)).toBe(true);
-    const tuned = await loadCheckpoint(join(own, 'unet.pt'));
-    const changed = [...original.keys()].filter((name) => !same(tuned.get(name)!, original.get(name)!));
-    expect(changed.filter((name) => /^input_blocks\.0\.0\./.test(name))).toHaveLength(2);
-    expect(changed.filter((name) => !trained.test(name))).toEqual([]);
-    expect(readdirSync(cache)).toEqual([]);
-  }, 300_000);
+  it.each(heads)(
+    'fine-tunes the U-Net under %s, only on the path to the deepest block read',
+    async (protocol, extra, trained) => {
+      const own = temporary();
+      const result = await diffssl(
+        [
+          'train',
+          '--protocol',
+          protocol,
+          '--finetune',
+          ...EMBEDDED,
+          '--train-limit',
+          '32',
+          '--test-limit',
+          '8',
+          '--epochs',
+          '2',
+          '--batch-size',
+          '16',
+          ...extra,
+          '--provider',
+          'cpu',
+          '--quiet',
+          '--out',
+          own,
+        ],
+        env,
+      );
+      expect(result.code, result.stderr).toBe(0);
+      expect(report(own).epochs.every((epoch) => Number.isFinite(epoch.loss) && epoch.learning_rate === 1e-3)).toBe(true);
+      const tuned = await loadCheckpoint(join(own, 'unet.pt'));
+      const changed = [...original.keys()].filter((name) => !same(tuned.get(name)!, original.get(name)!));
+      expect(changed.filter((name) => /^input_blocks\.0\.0\./.test(name))).toHaveLength(2);
+      expect(changed.filter((name) => !trained.test(name))).toEqual([]);
+      expect(readdirSync(cache)).toEqual([]);
+    },
+    300_000,
+  );
 });

@@ -33,12 +33,24 @@ describe('UNetWeights', () => {
     const x = randomTensor([2, 3, 28, 28], 5);
     const t = HostTensor.from('int64', [2], [50n, 300n]);
     const frozen = new Graph();
-    const frozenBlocks = unet.build(frozen, { x: frozen.input('x', 'float32', [2, 3, 28, 28]), timesteps: frozen.input('t', 'int64', [2]), taps: [6, 12] }).blocks;
+    const frozenBlocks = unet.build(frozen, {
+      x: frozen.input('x', 'float32', [2, 3, 28, 28]),
+      timesteps: frozen.input('t', 'int64', [2]),
+      taps: [6, 12],
+    }).blocks;
     const graph = new Graph();
     const trainable = unet.trainableWeights();
     const context = new BuildContext(graph, trainable, { mode: 'train' });
-    const blocks = unet.build(graph, { x: graph.input('x', 'float32', [2, 3, 28, 28]), timesteps: graph.input('t', 'int64', [2]), taps: [6, 12], trainable: { context, weights: trainable } }).blocks;
-    const [a, b] = await Promise.all([runOnnx({ b6: frozenBlocks.get(6)!, b12: frozenBlocks.get(12)! }, { x, t }), runOnnx({ b6: blocks.get(6)!, b12: blocks.get(12)! }, { x, t })]);
+    const blocks = unet.build(graph, {
+      x: graph.input('x', 'float32', [2, 3, 28, 28]),
+      timesteps: graph.input('t', 'int64', [2]),
+      taps: [6, 12],
+      trainable: { context, weights: trainable },
+    }).blocks;
+    const [a, b] = await Promise.all([
+      runOnnx({ b6: frozenBlocks.get(6)!, b12: frozenBlocks.get(12)! }, { x, t }),
+      runOnnx({ b6: blocks.get(6)!, b12: blocks.get(12)! }, { x, t }),
+    ]);
     expect(relativeError(b.b6!, a.b6!)).toBeLessThan(1e-6);
     expect(relativeError(b.b12!, a.b12!)).toBeLessThan(1e-6);
     // Only the weights on the path to block 12 are used: none of blocks 13 and later (output_blocks.2-8), none of out.*.
@@ -54,14 +66,20 @@ describe('UNetWeights', () => {
     const unet = new AdmUNet(flags, weights);
     const trainable = unet.trainableWeights();
     const context = new BuildContext(graph, trainable, { mode: 'train' });
-    expect(() => unet.build(graph, { x, timesteps, taps: [3], dtype: 'float16', trainable: { context, weights: trainable } })).toThrow(/builds in float32; found dtype float16/);
+    expect(() => unet.build(graph, { x, timesteps, taps: [3], dtype: 'float16', trainable: { context, weights: trainable } })).toThrow(
+      /builds in float32; found dtype float16/,
+    );
     const withDropout = new AdmUNet({ ...flags, dropout: 0.1 }, weights);
     const own = withDropout.trainableWeights();
     const train = new BuildContext(graph, own, { mode: 'train' });
     expect(() => withDropout.build(graph, { x, timesteps, taps: [3], trainable: { context: train, weights: own } })).toThrow(ConfigError);
-    expect(() => withDropout.build(graph, { x, timesteps, taps: [3], trainable: { context: train, weights: own } })).toThrow(/dropout 0.1; fine-tuning with dropout is not supported/);
+    expect(() => withDropout.build(graph, { x, timesteps, taps: [3], trainable: { context: train, weights: own } })).toThrow(
+      /dropout 0.1; fine-tuning with dropout is not supported/,
+    );
     // Evaluation has no dropout: the same model builds in eval mode.
     const evaluation = new BuildContext(graph, own, { mode: 'eval' });
-    expect(withDropout.build(graph, { x, timesteps, taps: [3], trainable: { context: evaluation, weights: own } }).blocks.get(3)!.shape).toEqual([1, 32, 28, 28]);
+    expect(withDropout.build(graph, { x, timesteps, taps: [3], trainable: { context: evaluation, weights: own } }).blocks.get(3)!.shape).toEqual([
+      1, 32, 28, 28,
+    ]);
   });
 });

@@ -42,7 +42,8 @@ export class UNetWeights extends WeightLevel {
   constructor(weights: ReadonlyMap<string, HostTensor>) {
     super();
     for (const [name, tensor] of weights) {
-      if (tensor.dtype !== 'float32' && tensor.dtype !== 'float16' && tensor.dtype !== 'float64') throw new ConfigError(`UNetWeights: ${name} must be a float tensor; found ${tensor.dtype}`);
+      if (tensor.dtype !== 'float32' && tensor.dtype !== 'float16' && tensor.dtype !== 'float64')
+        throw new ConfigError(`UNetWeights: ${name} must be a float tensor; found ${tensor.dtype}`);
       const value = tensor.dtype === 'float32' ? tensor.contiguous() : tensor.cast('float32');
       this.byName.set(name, this.add(name.split('.'), value));
     }

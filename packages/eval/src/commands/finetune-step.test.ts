@@ -100,7 +100,10 @@ describe('finetune-step: the reference case (adm-fm28, GD(L) on block 8 at t=50)
 
   it('diffssl finetune-step writes the same, and answers bad input with one line', async () => {
     const files = setup();
-    const argv = (extra: Record<string, string> = {}) => ['finetune-step', ...Object.entries({ ...Object.fromEntries(Object.entries(files).map(([k, v]) => [`--${k}`, v])), '--lr': fixture.metadata.lr!, ...extra }).flat()];
+    const argv = (extra: Record<string, string> = {}) => [
+      'finetune-step',
+      ...Object.entries({ ...Object.fromEntries(Object.entries(files).map(([k, v]) => [`--${k}`, v])), '--lr': fixture.metadata.lr!, ...extra }).flat(),
+    ];
     const result = await cli(argv());
     expect(result.code, result.stderr).toBe(0);
     await expectMatchesFixture(readSafetensors(readFileSync(files.out)).tensors);
@@ -177,7 +180,9 @@ describe('finetune-step: another layout (37 blocks) and a fusion head over two b
     const unetGrads = [...written.keys()].filter((key) => key.startsWith('grad/unet.')).map((key) => key.slice('grad/unet.'.length));
     const expected = [...weights.keys()].filter((name) => /^(time_embed\.|input_blocks\.[0-3]\.)/.test(name));
     expect(unetGrads.sort()).toEqual(expected.sort());
-    expect([...written.keys()].filter((key) => key.startsWith('grad/') && !key.startsWith('grad/unet.')).sort()).toEqual([...head.stateDict().keys()].map((name) => `grad/${name}`).sort());
+    expect([...written.keys()].filter((key) => key.startsWith('grad/') && !key.startsWith('grad/unet.')).sort()).toEqual(
+      [...head.stateDict().keys()].map((name) => `grad/${name}`).sort(),
+    );
 
     // The loss as a float64 function of the U-Net's weights.
     const graph = new Graph();
@@ -189,11 +194,17 @@ describe('finetune-step: another layout (37 blocks) and a fusion head over two b
     for (const t of timesteps) {
       const steps = constantTimesteps(graph, t, xStart);
       const xt = qSampleGraph(schedule, xStart, graph.input(`noise/t${t}`, 'float32', [2, 3, 32, 32]), steps);
-      for (const [block, tensor] of unet.build(graph, { x: xt, timesteps: steps, taps: blocks, trainable: { context, weights: trainable } }).blocks) inputs.set(fusionKey(t, block), tensor);
+      for (const [block, tensor] of unet.build(graph, { x: xt, timesteps: steps, taps: blocks, trainable: { context, weights: trainable } }).blocks)
+        inputs.set(fusionKey(t, block), tensor);
     }
     const loss = crossEntropy(head.forward(context, inputs), graph.input('labels', 'int64', [2]));
     const byName = new Map(context.trainableWeights().map(({ weight }) => [weight.name!, weight]));
-    for (const name of ['unet.input_blocks.0.0.weight', 'unet.time_embed.0.weight', 'unet.input_blocks.1.0.emb_layers.1.weight', 'unet.input_blocks.3.0.out_layers.3.weight']) {
+    for (const name of [
+      'unet.input_blocks.0.0.weight',
+      'unet.time_embed.0.weight',
+      'unet.input_blocks.1.0.emb_layers.1.weight',
+      'unet.input_blocks.3.0.out_layers.3.weight',
+    ]) {
       const weight = byName.get(name)!;
       const gradient = written.get(`grad/${name}`)!.toArray();
       const scale = gradient.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
@@ -210,12 +221,16 @@ describe('finetune-step: another layout (37 blocks) and a fusion head over two b
       const finiteDifference = (lossWith(h) - lossWith(-h)) / (2 * h);
       weight.value = original;
       expect(scale, name).toBeGreaterThan(1e-6);
-      expect(Math.abs(gradient[index]! - finiteDifference), `${name}[${index}]: autodiff ${gradient[index]}, finite differences ${finiteDifference}`).toBeLessThanOrEqual(2e-3 * Math.abs(finiteDifference) + 1e-7);
+      expect(
+        Math.abs(gradient[index]! - finiteDifference),
+        `${name}[${index}]: autodiff ${gradient[index]}, finite differences ${finiteDifference}`,
+      ).toBeLessThanOrEqual(2e-3 * Math.abs(finiteDifference) + 1e-7);
     }
     // The update is the gradient times the learning rate.
     const before = weights.get('input_blocks.0.0.weight')!.toArray();
     const after = written.get('after_sgd/unet.input_blocks.0.0.weight')!.toArray();
     const gradient = written.get('grad/unet.input_blocks.0.0.weight')!.toArray();
-    for (let i = 0; i < before.length; i += 97) expect(Math.abs(after[i]! - (before[i]! - 1e-3 * gradient[i]!))).toBeLessThanOrEqual(Math.abs(before[i]!) * 2 ** -22 + 1e-12);
+    for (let i = 0; i < before.length; i += 97)
+      expect(Math.abs(after[i]! - (before[i]! - 1e-3 * gradient[i]!))).toBeLessThanOrEqual(Math.abs(before[i]!) * 2 ** -22 + 1e-12);
   }, 300_000);
 });

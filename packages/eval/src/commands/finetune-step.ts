@@ -1,5 +1,18 @@
 import {
-  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, mul, ShapeError, sub, writeSafetensors, type ExecutionProvider, type HostTensor,
+  BuildContext,
+  compileModel,
+  ConfigError,
+  createRunner,
+  crossEntropy,
+  DTypeError,
+  gradients,
+  Graph,
+  mul,
+  ShapeError,
+  sub,
+  writeSafetensors,
+  type ExecutionProvider,
+  type HostTensor,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { constantTimesteps } from '@diffssl/diffeed';
@@ -35,8 +48,12 @@ export interface FinetuneStepOptions {
 /** The blocks and timesteps a head spec reads from the U-Net. */
 function headReads(spec: HeadSpec): { blocks: number[]; timesteps: number[] } {
   if (spec.kind === 'fusion') return { blocks: spec.blocks, timesteps: spec.t_list };
-  if (spec.kind === 'layers') throw new ConfigError('finetune-step: --head kind "layers" names no block to read; use "linear" (with block and t_list) or "fusion"');
-  if (spec.block === undefined || spec.t_list === undefined) throw new ConfigError(`finetune-step: a linear head needs "block" and "t_list" in --head; found block ${JSON.stringify(spec.block)}, t_list ${JSON.stringify(spec.t_list)}`);
+  if (spec.kind === 'layers')
+    throw new ConfigError('finetune-step: --head kind "layers" names no block to read; use "linear" (with block and t_list) or "fusion"');
+  if (spec.block === undefined || spec.t_list === undefined)
+    throw new ConfigError(
+      `finetune-step: a linear head needs "block" and "t_list" in --head; found block ${JSON.stringify(spec.block)}, t_list ${JSON.stringify(spec.t_list)}`,
+    );
   if (spec.t_list.length !== 1) throw new ConfigError(`finetune-step: a linear head reads one timestep; found t_list [${spec.t_list.join(', ')}]`);
   return { blocks: [spec.block], timesteps: spec.t_list };
 }
@@ -88,7 +105,8 @@ export async function finetuneStep(options: FinetuneStepOptions): Promise<string
   const input = await readTensorFile(options.input, '--input');
   const labels = input.get('labels');
   if (!labels) throw new ConfigError(`--input: expected a tensor 'labels' (int64 [B]) in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);
-  if (labels.dtype !== 'int64' || labels.rank !== 1) throw new DTypeError(`--input: labels must be int64 [B]; found ${labels.dtype}[${labels.shape.join(', ')}]`);
+  if (labels.dtype !== 'int64' || labels.rank !== 1)
+    throw new DTypeError(`--input: labels must be int64 [B]; found ${labels.dtype}[${labels.shape.join(', ')}]`);
   const batch = labels.shape[0]!;
   const { imageSize, inChannels } = unet.info;
   const imageShape = [batch, inChannels, imageSize, imageSize];
@@ -97,7 +115,10 @@ export async function finetuneStep(options: FinetuneStepOptions): Promise<string
     const tensor = input.get(name);
     if (!tensor) throw new ConfigError(`--input: expected a tensor '${name}' in ${options.input}; found ${[...input.keys()].join(', ')}`);
     if (tensor.dtype !== 'float32') throw new DTypeError(`--input: ${name} must be float32; found ${tensor.dtype}`);
-    if (tensor.shape.join() !== imageShape.join()) throw new ShapeError(`--input: ${name} must be [${imageShape.join(', ')}] (labels has ${batch} images; the U-Net takes ${inChannels}x${imageSize}x${imageSize}); found [${tensor.shape.join(', ')}]`);
+    if (tensor.shape.join() !== imageShape.join())
+      throw new ShapeError(
+        `--input: ${name} must be [${imageShape.join(', ')}] (labels has ${batch} images; the U-Net takes ${inChannels}x${imageSize}x${imageSize}); found [${tensor.shape.join(', ')}]`,
+      );
     feeds[name] = tensor;
   }
   // The head is sized from the blocks' shapes, as it would be from the features.
@@ -115,10 +136,16 @@ export async function finetuneStep(options: FinetuneStepOptions): Promise<string
   const graph = new Graph();
   const context = new BuildContext(graph, [unetModule(weights), head.module], { mode: 'train' });
   const image = (name: string) => graph.input(name, 'float32', ['batch', inChannels, imageSize, imageSize]);
-  const logits = buildFinetuneLogits(context, unet, weights, head, spec, { xStart: image(X_START), noise: new Map(timesteps.map((t) => [t, image(noiseInput(t))])) });
+  const logits = buildFinetuneLogits(context, unet, weights, head, spec, {
+    xStart: image(X_START),
+    noise: new Map(timesteps.map((t) => [t, image(noiseInput(t))])),
+  });
   const loss = crossEntropy(logits, graph.input('labels', 'int64', ['batch']));
   const trainable = context.trainableWeights();
-  const grads = gradients(loss, trainable.map(({ weight }) => weight));
+  const grads = gradients(
+    loss,
+    trainable.map(({ weight }) => weight),
+  );
   const outputs: Record<string, SymbolicTensor> = { logits, loss };
   trainable.forEach(({ weight }, i) => {
     outputs[`grad/${weight.name}`] = grads[i]!;

@@ -74,7 +74,12 @@ describe('torch checkpoint writer', () => {
 
   it('lays the records out as torch.save: data.pkl first, 64-byte aligned data, byteorder and version', () => {
     const records = localRecords(torchCheckpointBytes(sampleTensors(), 'unet'));
-    expect(records.map((record) => record.name)).toEqual(['unet/data.pkl', 'unet/byteorder', ...[...Array(9).keys()].map((i) => `unet/data/${i}`), 'unet/version']);
+    expect(records.map((record) => record.name)).toEqual([
+      'unet/data.pkl',
+      'unet/byteorder',
+      ...[...Array(9).keys()].map((i) => `unet/data/${i}`),
+      'unet/version',
+    ]);
     for (const record of records) expect(record.dataStart % 64, record.name).toBe(0);
   });
 
@@ -92,29 +97,43 @@ describe('torch checkpoint writer', () => {
   // The first Python that imports torch: the one on PATH, or Debian's (python3-torch) when PATH has another.
   const python = ['python3', '/usr/bin/python3'].find((candidate) => spawnSync(candidate, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
   if (!python) console.log('torch checkpoint writer: skipped the torch.load test (no python3 imports torch; apt-get install python3-torch to run it)');
-  it.skipIf(!python)('is read by torch.load(weights_only=True) into the same tensors: every dtype, and the embedded U-Net as writeTorchCheckpoint writes it', async () => {
-    const directory = mkdtempSync(join(tmpdir(), 'diffssl-torch-load-'));
-    const script = [
-      'import hashlib, json, sys, torch',
-      'state = torch.load(sys.argv[1], weights_only=True)',
-      'print(type(state).__name__)',
-      'print(json.dumps({k: [str(v.dtype), list(v.shape), hashlib.sha256(v.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()] for k, v in state.items()}))',
-    ].join('\n');
-    const torchDtypes: Record<string, string> = { float32: 'torch.float32', float16: 'torch.float16', float64: 'torch.float64', int64: 'torch.int64', int32: 'torch.int32', uint8: 'torch.uint8', bool: 'torch.bool' };
-    const expectTorchReads = (path: string, tensors: ReadonlyMap<string, HostTensor>) => {
-      const [kind, json] = execFileSync(python!, ['-c', script, path], { encoding: 'utf8', maxBuffer: 64 << 20 }).trim().split('\n');
-      expect(kind).toBe('OrderedDict');
-      const read = JSON.parse(json!) as Record<string, [string, number[], string]>;
-      expect(Object.keys(read)).toEqual([...tensors.keys()]);
-      for (const [name, tensor] of tensors) expect(read[name], name).toEqual([torchDtypes[tensor.dtype], [...tensor.shape], createHash('sha256').update(bytesOf(tensor)).digest('hex')]);
-    };
-    const sample = join(directory, 'sample.pt');
-    writeFileSync(sample, torchCheckpointBytes(sampleTensors(), 'sample'));
-    expectTorchReads(sample, sampleTensors());
-    const weights = await loadCheckpoint(fixturePath('adm-fm28.pt'));
-    const unet = join(directory, 'unet.pt');
-    await writeTorchCheckpoint(unet, weights);
-    expectTorchReads(unet, weights);
-    expect(readFileSync(unet).subarray(0, 2).toString()).toBe('PK');
-  });
+  it.skipIf(!python)(
+    'is read by torch.load(weights_only=True) into the same tensors: every dtype, and the embedded U-Net as writeTorchCheckpoint writes it',
+    async () => {
+      const directory = mkdtempSync(join(tmpdir(), 'diffssl-torch-load-'));
+      const script = [
+        'import hashlib, json, sys, torch',
+        'state = torch.load(sys.argv[1], weights_only=True)',
+        'print(type(state).__name__)',
+        'print(json.dumps({k: [str(v.dtype), list(v.shape), hashlib.sha256(v.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()] for k, v in state.items()}))',
+      ].join('\n');
+      const torchDtypes: Record<string, string> = {
+        float32: 'torch.float32',
+        float16: 'torch.float16',
+        float64: 'torch.float64',
+        int64: 'torch.int64',
+        int32: 'torch.int32',
+        uint8: 'torch.uint8',
+        bool: 'torch.bool',
+      };
+      const expectTorchReads = (path: string, tensors: ReadonlyMap<string, HostTensor>) => {
+        const [kind, json] = execFileSync(python!, ['-c', script, path], { encoding: 'utf8', maxBuffer: 64 << 20 })
+          .trim()
+          .split('\n');
+        expect(kind).toBe('OrderedDict');
+        const read = JSON.parse(json!) as Record<string, [string, number[], string]>;
+        expect(Object.keys(read)).toEqual([...tensors.keys()]);
+        for (const [name, tensor] of tensors)
+          expect(read[name], name).toEqual([torchDtypes[tensor.dtype], [...tensor.shape], createHash('sha256').update(bytesOf(tensor)).digest('hex')]);
+      };
+      const sample = join(directory, 'sample.pt');
+      writeFileSync(sample, torchCheckpointBytes(sampleTensors(), 'sample'));
+      expectTorchReads(sample, sampleTensors());
+      const weights = await loadCheckpoint(fixturePath('adm-fm28.pt'));
+      const unet = join(directory, 'unet.pt');
+      await writeTorchCheckpoint(unet, weights);
+      expectTorchReads(unet, weights);
+      expect(readFileSync(unet).subarray(0, 2).toString()).toBe('PK');
+    },
+  );
 });

@@ -58,10 +58,18 @@ interface StoredTensor {
 function storedTensors(tensors: ReadonlyMap<string, HostTensor>): StoredTensor[] {
   return [...tensors].map(([name, tensor]) => {
     const storageType = STORAGE_TYPES[tensor.dtype];
-    if (!storageType) throw new UnsupportedError(`torch checkpoint: ${name} has dtype ${tensor.dtype}, which has no torch storage here (${Object.keys(STORAGE_TYPES).join(', ')})`);
+    if (!storageType)
+      throw new UnsupportedError(
+        `torch checkpoint: ${name} has dtype ${tensor.dtype}, which has no torch storage here (${Object.keys(STORAGE_TYPES).join(', ')})`,
+      );
     const dense = tensor.contiguous();
     const width = dense.data.BYTES_PER_ELEMENT;
-    return { name, storageType, shape: dense.shape, bytes: new Uint8Array(dense.data.buffer, dense.data.byteOffset + dense.offset * width, dense.size * width) };
+    return {
+      name,
+      storageType,
+      shape: dense.shape,
+      bytes: new Uint8Array(dense.data.buffer, dense.data.byteOffset + dense.offset * width, dense.size * width),
+    };
   });
 }
 
@@ -71,8 +79,21 @@ function statePickle(tensors: readonly StoredTensor[]): Uint8Array {
   tensors.forEach((tensor, index) => {
     const strides = tensor.shape.map((_, axis) => tensor.shape.slice(axis + 1).reduce((a, b) => a * b, 1));
     const numel = tensor.shape.reduce((a, b) => a * b, 1);
-    const persistentId = pickle.tuple([pickle.unicode('storage'), pickle.global('torch', tensor.storageType), pickle.unicode(String(index)), pickle.unicode('cpu'), pickle.int(numel)]);
-    const args = pickle.tuple([[...persistentId, 0x51], pickle.int(0), pickle.tuple(tensor.shape.map(pickle.int)), pickle.tuple(strides.map(pickle.int)), [0x89], pickle.orderedDict()]);
+    const persistentId = pickle.tuple([
+      pickle.unicode('storage'),
+      pickle.global('torch', tensor.storageType),
+      pickle.unicode(String(index)),
+      pickle.unicode('cpu'),
+      pickle.int(numel),
+    ]);
+    const args = pickle.tuple([
+      [...persistentId, 0x51],
+      pickle.int(0),
+      pickle.tuple(tensor.shape.map(pickle.int)),
+      pickle.tuple(strides.map(pickle.int)),
+      [0x89],
+      pickle.orderedDict(),
+    ]);
     body.push(...pickle.unicode(tensor.name), ...pickle.global('torch._utils', '_rebuild_tensor_v2'), ...args, 0x52);
   });
   body.push(0x75, 0x2e);
@@ -116,7 +137,10 @@ function* zipChunks(records: readonly (readonly [string, Uint8Array])[]): Genera
     offset += 30 + nameBytes.length + extra.length + data.length;
   }
   const centralSize = central.reduce((total, chunk) => total + chunk.length, 0);
-  if (offset + centralSize > ZIP32_LIMIT || records.length > 0xffff) throw new UnsupportedError(`torch checkpoint: ${offset} bytes in ${records.length} records need zip64, which this writer does not write; save as .safetensors`);
+  if (offset + centralSize > ZIP32_LIMIT || records.length > 0xffff)
+    throw new UnsupportedError(
+      `torch checkpoint: ${offset} bytes in ${records.length} records need zip64, which this writer does not write; save as .safetensors`,
+    );
   yield* central;
   const end = new DataView(new ArrayBuffer(22));
   end.setUint32(0, 0x06054b50, true);
@@ -131,7 +155,8 @@ function checkpointRecords(tensors: ReadonlyMap<string, HostTensor>, archive: st
   if (!/^[A-Za-z0-9_.-]+$/.test(archive)) throw new ConfigError(`torch checkpoint: archive name must be letters, digits, '_', '.' and '-'; found '${archive}'`);
   const stored = storedTensors(tensors);
   const total = stored.reduce((sum, tensor) => sum + tensor.bytes.length, 0);
-  if (total > ZIP32_LIMIT) throw new UnsupportedError(`torch checkpoint: ${total} bytes of tensors need zip64, which this writer does not write; save as .safetensors`);
+  if (total > ZIP32_LIMIT)
+    throw new UnsupportedError(`torch checkpoint: ${total} bytes of tensors need zip64, which this writer does not write; save as .safetensors`);
   return [
     [`${archive}/data.pkl`, statePickle(stored)],
     [`${archive}/byteorder`, encoder.encode('little')],
