@@ -5,9 +5,8 @@ import { cachedFeatures, openSplits } from '../pipeline/splits.js';
 import { scoreCell, type Scorer } from '../pipeline/sweep.js';
 import { loadUNet } from '../pipeline/unet-source.js';
 import { reportFieldsFromMetrics, writeRunReport } from '../report/run-report.js';
-import { dataOptions, displayOf, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
+import { dataOptions, parseScorer, displayOf, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
 import type { DataOptions } from '../pipeline/splits.js';
-import { parseScorer } from './sweep.js';
 
 /** `diffssl probe`: a quick kNN or ridge probe of one block at one timestep. */
 export function registerProbeCommand(program: Command): void {

@@ -3,7 +3,7 @@ import { DifFeed } from '@diffssl/diffeed';
 import { AdmUNet, loadCheckpoint } from '@diffssl/unet';
 import { readFlags } from '../pipeline/unet-source.js';
 import { writeFileAtomic } from '../report/atomic-file.js';
-import { readTensorFile } from './head-step.js';
+import { readTensorFile } from './options.js';
 
 /** Options of {@link unetRun} (the `diffssl unet-run` command). @public */
 export interface UNetRunOptions {
