@@ -68,9 +68,10 @@ import { parseArgs } from 'node:util';
 import { writeSafetensors, type ExecutionProvider, type HostTensor } from '@diffssl/core';
 import { loadBatch, openDataset, readFlags, type ImageTransform } from '@diffssl/eval';
 import { ADM_PRESETS, admConfig, createFeatureExtractor, unetLayout } from '@diffssl/unet';
-import { EMBEDDED, secondsSince } from './lib/common.js';
+import { EMBEDDED, scriptArguments, secondsSince } from './lib/common.js';
 
 const { values } = parseArgs({
+  args: scriptArguments(),
   options: {
     checkpoint: { type: 'string', default: EMBEDDED.checkpoint },
     config: { type: 'string', default: EMBEDDED.config },
