@@ -16,7 +16,7 @@ import { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { writeFileAtomic } from '../report/atomic-file.js';
 import { reportFieldsFromMetrics, writeRunReport, type RunReport } from '../report/run-report.js';
 import type { ExampleSource } from '../training/classifier-graph.js';
-import { trainClassifier, type TrainingProgress } from '../training/trainer.js';
+import { resumeCheckpoint, trainClassifier, type TrainingProgress } from '../training/trainer.js';
 import { cacheSource, imageNoiseSource } from './sources.js';
 import { cachedFeatures, openSplits, preparation, type DataOptions } from './splits.js';
 import type { SavedRunSettings } from './saved-model.js';
@@ -61,7 +61,7 @@ export interface RunOptions
   draws?: number;
   /** Output folder: report, checkpoint, weights. */
   out: string;
-  /** Continue a killed run from its checkpoint in `out`. */
+  /** Continue a killed run from its checkpoint in `out`; a `ConfigError` when there is none. */
   resume?: boolean;
   /** Feature cache root (default `$DIFFSSL_CACHE` or `~/.cache/diffssl/features`). */
   cacheDirectory?: string;
@@ -117,6 +117,8 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   const started = performance.now();
   const log = options.log ?? (() => {});
   await checkWritable(options.out);
+  // Before the data and the U-Net are read: --resume with nothing to resume fails at once.
+  if (options.resume) resumeCheckpoint(options.out);
   const { protocol } = options;
   const seed = options.seed ?? 0;
   const noiseSeed = seed;
