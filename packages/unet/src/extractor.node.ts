@@ -1,15 +1,15 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { createRunner, saveModel, type HostTensor, type OnnxModel } from '@diffssl/core';
+import { createRunner, publishAtomically, saveModel, temporarySibling, type HostTensor, type OnnxModel } from '@diffssl/core';
 import { AdmUNet } from './adm-unet.js';
 import { loadCheckpoint } from './checkpoint/torch-checkpoint.js';
 import { admConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 import type { DiffusionUNet } from './diffusion-unet.js';
 import { compileExtraction, EXTRACTION_GRAPH_VERSION, openFeatureExtractor, type ExtractionModelInfo, type ExtractionOptions, type FeatureExtractor } from './extractor.js';
 import { weightSpecs } from './layout.js';
-import { createTemporaryDirectory, removeTemporary, trackTemporary, untrackTemporary } from './temporary-files.js';
+import { createTemporaryDirectory, removeTemporary, trackTemporary } from './temporary-files.js';
 
 /** Where the U-Net comes from: a built U-Net (such as {@link AdmUNet}), or a checkpoint file and its guided-diffusion flags. @public */
 export type UNetSource =
@@ -102,37 +102,20 @@ async function readCacheEntry(entry: string): Promise<ExtractionModelInfo | unde
 }
 
 /**
- * Writes a cache entry: into a private temporary folder, then renamed into
- * place. When another process published the same entry first, its entry is
- * kept and ours dropped; a broken entry is moved aside and replaced.
+ * Writes a cache entry: into a private temporary folder, then published with
+ * core's `publishAtomically`. When another process published a complete entry
+ * first, its entry is kept and ours dropped; a broken entry is moved aside and
+ * replaced. The temporary folder is removed at exit if the process dies first.
  */
 async function writeCacheEntry(entry: string, key: CacheKey, model: OnnxModel, info: ExtractionModelInfo): Promise<void> {
-  const temporary = `${entry}.tmp-${process.pid}-${randomUUID()}`;
+  const temporary = temporarySibling(entry);
   trackTemporary(temporary);
   try {
     await mkdir(temporary, { recursive: true });
     await saveModel(model, join(temporary, 'model.onnx'));
     await writeFile(join(temporary, 'key.json'), JSON.stringify(key));
     await writeFile(join(temporary, 'info.json'), JSON.stringify(info));
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await rename(temporary, entry);
-        untrackTemporary(temporary);
-        return;
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EPERM' && code !== 'EACCES') throw error;
-        if (await readCacheEntry(entry)) return; // another process won the race with a complete entry
-        if (attempt >= 3) throw error;
-        const stale = `${entry}.stale-${process.pid}-${randomUUID()}`;
-        try {
-          await rename(entry, stale);
-        } catch {
-          // Someone else moved or replaced it: try again.
-        }
-        await removeTemporary(stale);
-      }
-    }
+    await publishAtomically(temporary, entry, { isComplete: async (path) => (await readCacheEntry(path)) !== undefined });
   } finally {
     await removeTemporary(temporary);
   }

@@ -1,9 +1,8 @@
 import {
-  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, mul, ShapeError, sub, writeSafetensors, type ExecutionProvider, type HostTensor,
-  type SymbolicTensor,
+  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, mul, ShapeError, sub, writeFileAtomic, writeSafetensors, type ExecutionProvider,
+  type HostTensor, type SymbolicTensor,
 } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
-import { writeFileAtomic } from '../report/atomic-file.js';
 import { readJsonFile, readTensorFile } from './options.js';
 
 /** Options of {@link headStep} (the `diffssl head-step` command). @public */

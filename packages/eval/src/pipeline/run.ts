@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { ConfigError, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
+import { ConfigError, writeFileAtomic, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
 import { createFeatureExtractor } from '@diffssl/unet';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
 import type { Dataset } from '../data/dataset.js';
@@ -13,7 +13,6 @@ import { createProgress, type Progress, type ProgressOptions } from '../progress
 import { createProtocolModel, PROTOCOL_DEFAULTS, readsFrozenFeatures, type Protocol, type ProtocolModel, type ProtocolSettings } from '../protocols/protocol.js';
 import { pixelSource } from '../protocols/pixels.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
-import { writeFileAtomic } from '../report/atomic-file.js';
 import { reportFieldsFromMetrics, writeRunReport, type RunReport } from '../report/run-report.js';
 import type { ExampleSource } from '../training/classifier-graph.js';
 import { resumeCheckpoint, trainClassifier, type TrainingProgress } from '../training/trainer.js';

@@ -2,12 +2,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, Graph, HostTensor, readTrainingState, sgd, type ModuleTrainStep,
-  type Runner, type RunnerOptions, type SymbolicTensor,
+  BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, Graph, HostTensor, readTrainingState, sgd, writeFileAtomic,
+  type ModuleTrainStep, type Runner, type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
 import { epochBatches } from '../data/batches.js';
 import { MetricsAccumulator, type ClassificationMetrics } from '../metrics/classification.js';
-import { writeFileAtomic } from '../report/atomic-file.js';
 import type { EpochRecord, EvaluationRecord } from '../report/run-report.js';
 import type { ClassifierGraph, ExampleSource } from './classifier-graph.js';
 
