@@ -24,6 +24,23 @@ export type UNetSource =
       config: GuidedDiffusionFlags | AdmPresetName;
     };
 
+/**
+ * A step of {@link createFeatureExtractor}'s setup, for a progress display:
+ * each step is announced as it starts (`read` also as it goes on). At
+ * 256x256 reading, hashing, building and compiling each take seconds to tens
+ * of seconds; a cached model skips reading and building.
+ *
+ * @public
+ */
+export type ExtractorSetupProgress =
+  | { /** Hashing an in-memory U-Net's weights for the cache key. */ stage: 'hash' }
+  | { /** Reading the checkpoint. */ stage: 'read'; bytesRead: number; totalBytes: number }
+  | { /** Building the ONNX graph from the weights. */ stage: 'build' }
+  | { /** Writing the compiled model to `path` (the cache entry, or a temporary file for a large model). */ stage: 'save'; path: string }
+  | { /** Reusing the compiled model cached at `path` (no reading or building). */ stage: 'cached'; path: string }
+  | { /** ONNX Runtime loads and optimizes the model (the session). */ stage: 'session' }
+  | { /** The extractor is ready, `seconds` after the setup began. */ stage: 'ready'; seconds: number; fromCache: boolean };
+
 /** Options of the Node `createFeatureExtractor`. @public */
 export type FeatureExtractorOptions = UNetSource &
   ExtractionOptions & {
@@ -36,6 +53,8 @@ export type FeatureExtractorOptions = UNetSource &
      * memory. Default 1.5e9 (protobuf cannot hold 2 GB).
      */
     externalDataThreshold?: number;
+    /** Receives each setup step (reading, hashing, building, compiling, cache reuse); nothing is printed by default. */
+    onProgress?: (progress: ExtractorSetupProgress) => void;
   };
 
 /** Version of the cache entry layout (info.json + model.onnx[.data]). */
@@ -126,13 +145,15 @@ async function writeCacheEntry(entry: string, key: CacheKey, model: OnnxModel, i
  * will run in half precision are cast as each tensor is read, so the float32
  * copy of the model is never held whole.
  */
-async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPresetName, dtype: 'float32' | 'float16'): Promise<AdmUNet> {
+async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPresetName, dtype: 'float32' | 'float16', onProgress?: (progress: ExtractorSetupProgress) => void): Promise<AdmUNet> {
   const config = admConfig(flags);
-  if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path));
+  const progress = onProgress ? (bytesRead: number, totalBytes: number) => onProgress({ stage: 'read', bytesRead, totalBytes }) : undefined;
+  onProgress?.({ stage: 'read', bytesRead: 0, totalBytes: 0 });
+  if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path, { onProgress: progress }));
   // Only tensors of the expected shape: a hostile file could otherwise name one huge view many times and have each cast.
   const halves = new Map(weightSpecs(config).filter((spec) => spec.precision === 'compute').map((spec) => [spec.name, spec.shape.join()]));
   const transform = (name: string, tensor: HostTensor) => (halves.get(name) === tensor.shape.join() ? tensor.cast('float16') : tensor);
-  return new AdmUNet(config, await loadCheckpoint(path, { transform }));
+  return new AdmUNet(config, await loadCheckpoint(path, { transform, onProgress: progress }));
 }
 
 /**
@@ -149,14 +170,18 @@ export async function buildModelSource(
   dtype: 'float32' | 'float16',
   cache: { entry: string; key: CacheKey } | undefined,
 ): Promise<{ source: Uint8Array | string; info: ExtractionModelInfo; cleanup?: () => Promise<void> }> {
-  const unet = 'unet' in options ? options.unet : await loadAdmUNet(options.checkpoint, options.config, dtype);
+  const onProgress = options.onProgress;
+  const unet = 'unet' in options ? options.unet : await loadAdmUNet(options.checkpoint, options.config, dtype, onProgress);
+  onProgress?.({ stage: 'build' });
   const { info, model } = compileExtraction(unet, options);
   if (cache) {
+    onProgress?.({ stage: 'save', path: cache.entry });
     await writeCacheEntry(cache.entry, cache.key, model, info);
     return { source: join(cache.entry, 'model.onnx'), info };
   }
   if (model.initializerBytes > (options.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD)) {
     const directory = await createTemporaryDirectory('diffssl-unet-');
+    onProgress?.({ stage: 'save', path: join(directory, 'model.onnx') });
     try {
       await saveModel(model, join(directory, 'model.onnx'), { externalDataThreshold: 1024 });
     } catch (error) {
@@ -178,7 +203,8 @@ export async function buildModelSource(
  * temporary folder and renamed into place, so a crash never leaves a
  * half-written entry and processes building the same entry at once all
  * succeed. Large models without a cache go to a temporary folder that
- * `release()` (or the end of the process) removes.
+ * `release()` (or the end of the process) removes. `onProgress` reports each
+ * setup step (nothing is printed by default).
  *
  * @example
  * ```ts
@@ -191,15 +217,27 @@ export async function buildModelSource(
  * @public
  */
 export async function createFeatureExtractor(options: FeatureExtractorOptions): Promise<FeatureExtractor> {
+  const started = performance.now();
+  const { onProgress } = options;
   const dtype = options.dtype ?? 'float32';
+  const open = async (source: Uint8Array | string, info: ExtractionModelInfo, fromCache: boolean, cleanup?: () => Promise<void>) => {
+    onProgress?.({ stage: 'session' });
+    const extractor = await openFeatureExtractor(createRunner, source, info, options, fromCache, cleanup);
+    onProgress?.({ stage: 'ready', seconds: (performance.now() - started) / 1000, fromCache });
+    return extractor;
+  };
   let cache: { entry: string; key: CacheKey } | undefined;
   if (options.cacheDirectory) {
     await mkdir(options.cacheDirectory, { recursive: true });
+    if ('unet' in options) onProgress?.({ stage: 'hash' });
     const { key, name } = await cacheKey(options, dtype);
     cache = { entry: join(options.cacheDirectory, name), key };
     const cached = await readCacheEntry(cache.entry);
-    if (cached) return openFeatureExtractor(createRunner, join(cache.entry, 'model.onnx'), cached, options, true);
+    if (cached) {
+      onProgress?.({ stage: 'cached', path: cache.entry });
+      return open(join(cache.entry, 'model.onnx'), cached, true);
+    }
   }
   const { source, info, cleanup } = await buildModelSource(options, dtype, cache);
-  return openFeatureExtractor(createRunner, source, info, options, false, cleanup);
+  return open(source, info, false, cleanup);
 }
