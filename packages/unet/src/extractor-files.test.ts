@@ -90,7 +90,7 @@ describe('compiled-model cache', () => {
   it('reports each setup step: read, build, save, session and ready; then the cached model reused', async () => {
     const cacheDirectory = mkdtempSync(join(tmpdir(), 'diffssl-cache-'));
     const events: ExtractorSetupProgress[] = [];
-    const options = { checkpoint: EMBEDDED_MODEL.checkpoint, config: flags, blocks: [4], timesteps: [50], runner: cpu, cacheDirectory, onProgress: (event: ExtractorSetupProgress) => events.push(event) };
+    const options = { checkpoint: EMBEDDED_MODEL.checkpoint, config: flags, blocks: [4], timesteps: [50], runner: cpu, cacheDirectory, onSetup: (event: ExtractorSetupProgress) => events.push(event) };
     const built = await createFeatureExtractor(options);
     await built.release();
     const stages = events.map((event) => event.stage);
@@ -117,7 +117,7 @@ describe('compiled-model cache', () => {
 
     // An in-memory U-Net is hashed for its key instead of read.
     events.length = 0;
-    const fromMemory = await createFeatureExtractor({ unet, blocks: [4], timesteps: [50], runner: cpu, cacheDirectory, onProgress: (event) => events.push(event) });
+    const fromMemory = await createFeatureExtractor({ unet, blocks: [4], timesteps: [50], runner: cpu, cacheDirectory, onSetup: (event) => events.push(event) });
     await fromMemory.release();
     expect(events.map((event) => event.stage)).toEqual(['hash', 'build', 'save', 'session', 'ready']);
   });

@@ -25,7 +25,7 @@ export type UNetSource =
     };
 
 /**
- * A step of {@link createFeatureExtractor}'s setup, for a progress display:
+ * A step of {@link createFeatureExtractor}'s setup (its `onSetup`), for a progress display:
  * each step is announced as it starts (`read` also as it goes on). At
  * 256x256 reading, hashing, building and compiling each take seconds to tens
  * of seconds; a cached model skips reading and building.
@@ -53,8 +53,8 @@ export type FeatureExtractorOptions = UNetSource &
      * memory. Default 1.5e9 (protobuf cannot hold 2 GB).
      */
     externalDataThreshold?: number;
-    /** Receives each setup step (reading, hashing, building, compiling, cache reuse); nothing is printed by default. */
-    onProgress?: (progress: ExtractorSetupProgress) => void;
+    /** Receives each setup step (reading, hashing, building, compiling, cache reuse); nothing is printed by default. (`onProgress` reports the extraction itself.) */
+    onSetup?: (progress: ExtractorSetupProgress) => void;
   };
 
 /** Version of the cache entry layout (info.json + model.onnx[.data]). */
@@ -170,7 +170,7 @@ export async function buildModelSource(
   dtype: 'float32' | 'float16',
   cache: { entry: string; key: CacheKey } | undefined,
 ): Promise<{ source: Uint8Array | string; info: ExtractionModelInfo; cleanup?: () => Promise<void> }> {
-  const onProgress = options.onProgress;
+  const onProgress = options.onSetup;
   const unet = 'unet' in options ? options.unet : await loadAdmUNet(options.checkpoint, options.config, dtype, onProgress);
   onProgress?.({ stage: 'build' });
   const { info, model } = compileExtraction(unet, options);
@@ -203,7 +203,7 @@ export async function buildModelSource(
  * temporary folder and renamed into place, so a crash never leaves a
  * half-written entry and processes building the same entry at once all
  * succeed. Large models without a cache go to a temporary folder that
- * `release()` (or the end of the process) removes. `onProgress` reports each
+ * `release()` (or the end of the process) removes. `onSetup` reports each
  * setup step (nothing is printed by default).
  *
  * @example
@@ -218,7 +218,7 @@ export async function buildModelSource(
  */
 export async function createFeatureExtractor(options: FeatureExtractorOptions): Promise<FeatureExtractor> {
   const started = performance.now();
-  const { onProgress } = options;
+  const onProgress = options.onSetup;
   const dtype = options.dtype ?? 'float32';
   const open = async (source: Uint8Array | string, info: ExtractionModelInfo, fromCache: boolean, cleanup?: () => Promise<void>) => {
     onProgress?.({ stage: 'session' });

@@ -19,7 +19,7 @@ import { resumeCheckpoint, trainClassifier, type TrainingProgress } from '../tra
 import { cacheSource, imageNoiseSource } from './sources.js';
 import { cachedFeatures, openSplits, preparation, type DataOptions } from './splits.js';
 import type { SavedRunSettings } from './saved-model.js';
-import { loadUNet, type LoadedUNet } from './unet-source.js';
+import { loadUNet, unetLoadDisplay, unetSetupLog, type LoadedUNet } from './unet-source.js';
 
 /** Options of {@link runProtocol} (the `diffssl train` command). @public */
 export interface RunOptions
@@ -127,7 +127,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   let loaded: LoadedUNet | undefined;
   if (protocol !== 'pixels') {
     if (!options.config) throw new ConfigError(`--config: ${protocol} needs the U-Net's guided-diffusion flags (a JSON file or a preset name)`);
-    loaded = await loadUNet({ config: options.config, ...(protocol === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }) });
+    loaded = await loadUNet({ config: options.config, ...(protocol === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }), onProgress: unetLoadDisplay(options.progress ?? 'auto') });
     log(`U-Net: ${loaded.unet.blocks.length} blocks${protocol === 'random' ? ', freshly initialized (random baseline)' : ''}`);
   }
   const imageShape = train.imageShape;
@@ -252,7 +252,7 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
     } else {
       notes.push('features recomputed by the U-Net for every batch (no feature cache)');
       const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
-      const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner);
+      const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner, log);
       sources = recomputed;
       cleanups.push(() => recomputed.release());
     }
@@ -266,8 +266,8 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
 }
 
 /** Frozen-protocol sources that run the U-Net for every batch (the no-cache comparison). */
-async function recomputedSources(loaded: LoadedUNet, head: FeatureHeadClassifier, train: Dataset, test: Dataset, batch: Omit<BatchOptions, 'channels' | 'epoch'>, noiseSeed: number, runner?: RunnerOptions) {
-  const extractor = await createFeatureExtractor({ unet: loaded.unet, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, seed: noiseSeed, batchSize: 64, runner });
+async function recomputedSources(loaded: LoadedUNet, head: FeatureHeadClassifier, train: Dataset, test: Dataset, batch: Omit<BatchOptions, 'channels' | 'epoch'>, noiseSeed: number, runner?: RunnerOptions, log?: (line: string) => void) {
+  const extractor = await createFeatureExtractor({ unet: loaded.unet, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, seed: noiseSeed, batchSize: 64, runner, onSetup: unetSetupLog(log) });
   const source = (dataset: Dataset): ExampleSource => ({
     length: dataset.length,
     label: (index) => dataset.label(index),
