@@ -33,13 +33,46 @@ export type UNetSource =
  * @public
  */
 export type ExtractorSetupProgress =
-  | { /** Hashing an in-memory U-Net's weights for the cache key. */ stage: 'hash' }
-  | { /** Reading the checkpoint. */ stage: 'read'; bytesRead: number; totalBytes: number }
-  | { /** Building the ONNX graph from the weights. */ stage: 'build' }
-  | { /** Writing the compiled model to `path` (the cache entry, or a temporary file for a large model). */ stage: 'save'; path: string }
-  | { /** Reusing the compiled model cached at `path` (no reading or building). */ stage: 'cached'; path: string }
-  | { /** ONNX Runtime loads and optimizes the model (the session). */ stage: 'session' }
-  | { /** The extractor is ready, `seconds` after the setup began. */ stage: 'ready'; seconds: number; fromCache: boolean };
+  | {
+      /** Hashing an in-memory U-Net's weights for the cache key. */
+      stage: 'hash';
+    }
+  | {
+      /** Reading the checkpoint. */
+      stage: 'read';
+      /** Bytes of weights read so far. */
+      bytesRead: number;
+      /** Bytes of weights in all (0 before the file's directory is read). */
+      totalBytes: number;
+    }
+  | {
+      /** Building the ONNX graph from the weights. */
+      stage: 'build';
+    }
+  | {
+      /** Writing the compiled model. */
+      stage: 'save';
+      /** Where: the cache entry, or a temporary file for a large model. */
+      path: string;
+    }
+  | {
+      /** Reusing a cached compiled model (no reading or building). */
+      stage: 'cached';
+      /** The cache entry. */
+      path: string;
+    }
+  | {
+      /** ONNX Runtime loads and optimizes the model (the session). */
+      stage: 'session';
+    }
+  | {
+      /** The extractor is ready. */
+      stage: 'ready';
+      /** Seconds since the setup began. */
+      seconds: number;
+      /** Whether the compiled model came from the cache. */
+      fromCache: boolean;
+    };
 
 /** Options of the Node `createFeatureExtractor`. @public */
 export type FeatureExtractorOptions = UNetSource &

@@ -56,7 +56,10 @@ export interface LoadUNetOptions {
   /** The flags file or preset name. */
   config: string;
   /** Build a freshly initialized U-Net with this seed instead (the `random` baseline). */
-  randomInit?: { seed: number };
+  randomInit?: {
+    /** Seed of the initialization. */
+    seed: number;
+  };
   /** Receives the progress of reading and hashing the checkpoint; nothing is printed by default. */
   onProgress?: (progress: UNetLoadProgress) => void;
 }
