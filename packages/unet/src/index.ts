@@ -12,4 +12,4 @@ export * from './common.js';
 export { readTorchCheckpoint, loadCheckpoint, type CheckpointReadOptions } from './checkpoint/torch-checkpoint.js';
 export { restrictedUnpickle, type PickleValue } from './checkpoint/unpickler.js';
 export { UnsafePickleError } from './checkpoint/errors.js';
-export { createFeatureExtractor, type FeatureExtractorOptions, type UNetSource } from './extractor.node.js';
+export { createFeatureExtractor, type ExtractorSetupProgress, type FeatureExtractorOptions, type UNetSource } from './extractor.node.js';
