@@ -15,9 +15,9 @@
  */
 import { parseArgs } from 'node:util';
 import { FASHION_MNIST_CLASSES, runProtocol } from '@diffssl/eval';
-import { EMBEDDED, scratchFolder, secondsSince } from './lib/common.js';
+import { EMBEDDED, scratchFolder, scriptArguments, secondsSince } from './lib/common.js';
 
-const { values } = parseArgs({ options: { full: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ args: scriptArguments(), options: { full: { type: 'boolean', default: false } } });
 const subset = values.full ? { epochs: 3 } : { trainLimit: 512, testLimit: 256, epochs: 2 };
 const scratch = scratchFolder('diffeed');
 const started = performance.now();

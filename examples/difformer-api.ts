@@ -20,6 +20,7 @@
  *
  *   pnpm --filter @diffssl/examples run difformer-api
  */
+import { parseArgs } from 'node:util';
 import {
   BuildContext, compileModel, compileModuleTrainStep, createRunner, crossEntropy, Graph, HostTensor, sgd, type Module, type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
@@ -27,7 +28,10 @@ import { DifFormer, fusionKey } from '@diffssl/difformer';
 import { epochBatches, FASHION_MNIST_CLASSES, loadBatch, MetricsAccumulator, openDataset, readFlags, type Dataset } from '@diffssl/eval';
 import { LinearHead } from '@diffssl/pool';
 import { AdmUNet, createFeatureExtractor, readTorchCheckpoint } from '@diffssl/unet';
-import { EMBEDDED, secondsSince } from './lib/common.js';
+import { EMBEDDED, scriptArguments, secondsSince } from './lib/common.js';
+
+// No options; a stray one is refused (and the `--` of `pnpm run difformer-api --` is accepted).
+parseArgs({ args: scriptArguments(), options: {} });
 
 const TRAIN_IMAGES = 1000;
 const TEST_IMAGES = 500;

@@ -15,9 +15,9 @@
  */
 import { parseArgs } from 'node:util';
 import { FASHION_MNIST_CLASSES, runProtocol } from '@diffssl/eval';
-import { EMBEDDED, scratchFolder, secondsSince } from './lib/common.js';
+import { EMBEDDED, scratchFolder, scriptArguments, secondsSince } from './lib/common.js';
 
-const { values } = parseArgs({ options: { full: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ args: scriptArguments(), options: { full: { type: 'boolean', default: false } } });
 const subset = values.full ? {} : { trainLimit: 1000, testLimit: 500, epochs: 2 };
 const scratch = scratchFolder('difformer');
 const started = performance.now();

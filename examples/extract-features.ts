@@ -68,9 +68,10 @@ import { parseArgs } from 'node:util';
 import { writeSafetensors, type ExecutionProvider, type HostTensor } from '@diffssl/core';
 import { loadBatch, openDataset, readFlags, type ImageTransform } from '@diffssl/eval';
 import { ADM_PRESETS, admConfig, createFeatureExtractor, unetLayout } from '@diffssl/unet';
-import { EMBEDDED, secondsSince } from './lib/common.js';
+import { EMBEDDED, scriptArguments, secondsSince } from './lib/common.js';
 
 const { values } = parseArgs({
+  args: scriptArguments(),
   options: {
     checkpoint: { type: 'string', default: EMBEDDED.checkpoint },
     config: { type: 'string', default: EMBEDDED.config },
@@ -139,6 +140,14 @@ const extractor = await createFeatureExtractor({
   ...(values['class-label'] ? { classLabel: Number(values['class-label']) } : {}),
   ...(values['cache-directory'] ? { cacheDirectory: values['cache-directory'] } : {}),
   runner: { executionProviders: values.providers.split(',') as ExecutionProvider[] },
+  // The slow steps at 256x256 (reading, building, compiling: tens of seconds each), as they start.
+  onSetup: (event) => {
+    if (event.stage === 'read') {
+      if (event.totalBytes > 0 && event.bytesRead === event.totalBytes) console.log(`  read ${(event.totalBytes / 1e6).toFixed(0)} MB of weights (${secondsSince(started)} s)`);
+    } else if (event.stage !== 'ready') {
+      console.log(`  ${event.stage}${'path' in event ? ` ${event.path}` : ''} (${secondsSince(started)} s)`);
+    }
+  },
 });
 console.log(`model ready in ${secondsSince(started)} s on ${extractor.provider}${extractor.fromCache ? ' (compiled model from the cache directory)' : ''}`);
 const extractStarted = performance.now();

@@ -36,7 +36,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ExecutionProvider } from '@diffssl/core';
 import { FASHION_MNIST_CLASSES, runProtocol, type RunOptions } from '@diffssl/eval';
-import { ASSETS, EMBEDDED, scratchFolder, secondsSince, writeFixture37BlockFlags } from './lib/common.js';
+import { ASSETS, EMBEDDED, scratchFolder, scriptArguments, secondsSince, writeFixture37BlockFlags } from './lib/common.js';
 
 /** The paper's settings per protocol. */
 const PAPER: Record<'linear' | 'attention' | 'difformer' | 'diffeed', Pick<RunOptions, 'blocks' | 'timesteps' | 'feedbackFrom'>> = {
@@ -47,7 +47,7 @@ const PAPER: Record<'linear' | 'attention' | 'difformer' | 'diffeed', Pick<RunOp
 };
 
 const { values } = parseArgs({
-  args: process.argv.slice(2).filter((arg) => arg !== '--'),
+  args: scriptArguments(),
   options: {
     checkpoint: { type: 'string' },
     config: { type: 'string' },

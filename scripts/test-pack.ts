@@ -16,12 +16,19 @@
  * 4. Runs the getting-started guide's pipeline from the installed packages:
  *    a tiny random ADM U-Net, feature extraction, a linear head trained a few
  *    SGD steps, classification.
+ * 4b. The same as a CommonJS consumer, in a folder whose package.json is what
+ *    `npm init -y` writes (`"type": "commonjs"`): `require()`s every package
+ *    and entry point and runs a graph on both runner threads, the extractor
+ *    with its compiled-model cache, a head and DifFeed's targets
+ *    (`commonjs/requires.cjs`); type-checks the guide's pipeline against the
+ *    `.d.cts` declarations and runs it compiled, and as written with
+ *    `npx tsx pipeline.ts`.
  * 5. Runs the installed `diffssl` command.
  * 6. Bundles a browser consumer of core, unet, pool and difformer with Vite
  *    and fails if any Node built-in is pulled in.
  *
  * Needs the npm registry (the consumer's own dependencies: onnxruntime-node
- * and -web, sharp, typescript, vite) and `tar`. Set DIFFSSL_KEEP_PACK_DIR=1 to
+ * and -web, sharp, typescript, tsx, vite) and `tar`. Set DIFFSSL_KEEP_PACK_DIR=1 to
  * keep the temporary folder.
  */
 import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
@@ -97,7 +104,7 @@ export function checkTarball(tarball: string, name: string): number {
   for (const file of files) {
     for (const { pattern, what } of FORBIDDEN) if (pattern.test(file)) problems.push(`${file} (${what})`);
   }
-  for (const required of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts']) {
+  for (const required of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/index.cjs', 'dist/index.d.cts']) {
     if (!files.includes(required)) problems.push(`${required} is missing`);
   }
   const manifest = JSON.parse(execFileSync('tar', ['-xzOf', tarball, 'package/package.json'], { encoding: 'utf8' })) as PackageJson;
@@ -139,7 +146,7 @@ async function main(): Promise<void> {
       const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
       for (const tarball of Object.values(packed)) {
         run(bin('publint'), ['run', tarball, '--strict'], { cwd: ROOT });
-        run(bin('attw'), [tarball, '--profile', 'esm-only', '--no-emoji', '--no-color'], { cwd: ROOT });
+        run(bin('attw'), [tarball, '--profile', 'node16', '--no-emoji', '--no-color'], { cwd: ROOT });
       }
     });
 
@@ -150,9 +157,10 @@ async function main(): Promise<void> {
       // The browser-types consumers of @diffssl/unet's tests: each @ts-expect-error marks a Node-only name that the packed browser .d.ts must not offer.
       cpSync(join(ROOT, 'packages', 'unet', 'test', 'browser-types'), join(consumer, 'browser-types'), { recursive: true });
       writeFileSync(join(consumer, 'pipeline.ts'), gettingStartedPipeline());
+      writeFileSync(join(consumer, 'commonjs', 'pipeline.ts'), gettingStartedPipeline());
       const dependencies: Record<string, string> = Object.fromEntries(Object.entries(packed).map(([name, tarball]) => [name, `file:${tarball}`]));
       dependencies['onnxruntime-web'] = core.peerDependencies!['onnxruntime-web']!;
-      const devDependencies = { typescript: root.devDependencies!.typescript!, '@types/node': root.devDependencies!['@types/node']!, vite: VITE_VERSION };
+      const devDependencies = { typescript: root.devDependencies!.typescript!, '@types/node': root.devDependencies!['@types/node']!, tsx: root.devDependencies!.tsx!, vite: VITE_VERSION };
       writeFileSync(join(consumer, 'package.json'), `${JSON.stringify({ name: 'diffssl-pack-consumer', private: true, type: 'module', dependencies, devDependencies }, null, 2)}\n`);
       run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: consumer, env: consumerEnvironment() });
     });
@@ -173,6 +181,21 @@ async function main(): Promise<void> {
     });
     await step("ran the getting-started pipeline (extract features, train a linear head, classify)", () => {
       const output = run('node', ['build/pipeline.js'], { cwd: consumer, env });
+      process.stdout.write(indent(output));
+      checkPipelineOutput(output);
+    });
+    const commonjs = join(consumer, 'commonjs');
+    await step('required every package and entry point from CommonJS (an npm init -y project) and ran each', () => {
+      process.stdout.write(indent(run('node', ['requires.cjs'], { cwd: commonjs, env })));
+    });
+    await step('type-checked the getting-started pipeline as CommonJS (the .d.cts declarations) and ran it compiled', () => {
+      run(bin('tsc'), ['-p', 'tsconfig.json'], { cwd: commonjs, env });
+      const compiled = readFileSync(join(commonjs, 'build', 'pipeline.js'), 'utf8');
+      if (!compiled.includes('require("@diffssl/core")')) throw new Error('commonjs/build/pipeline.js: expected tsc to emit require("@diffssl/core") in the CommonJS project');
+      checkPipelineOutput(run('node', ['build/pipeline.js'], { cwd: commonjs, env }));
+    });
+    await step('ran the getting-started pipeline as written in the CommonJS project (npx tsx pipeline.ts)', () => {
+      const output = run('npx', ['tsx', 'pipeline.ts'], { cwd: commonjs, env });
       process.stdout.write(indent(output));
       checkPipelineOutput(output);
     });

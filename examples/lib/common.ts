@@ -47,6 +47,19 @@ export function scratchFolder(name: string): string {
   return folder;
 }
 
+/**
+ * The script's command-line arguments without the `--` that
+ * `pnpm --filter @diffssl/examples run <name> -- --flag` passes through (pnpm
+ * forwards it; `parseArgs` would take every argument after it as a positional
+ * and refuse them).
+ *
+ * @param argv - the arguments (default: this process's, after the script path)
+ * @returns the arguments for `parseArgs`
+ */
+export function scriptArguments(argv: readonly string[] = process.argv.slice(2)): string[] {
+  return argv[0] === '--' ? argv.slice(1) : [...argv];
+}
+
 /** Seconds since `start` (a `performance.now()` reading), one decimal. */
 export function secondsSince(start: number): string {
   return ((performance.now() - start) / 1000).toFixed(1);

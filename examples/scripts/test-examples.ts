@@ -1,5 +1,7 @@
 /**
- * `pnpm test:examples`: runs every example script and executes every notebook
+ * `pnpm test:examples`: runs every example script with the command line that
+ * docs/examples.md documents (`pnpm --filter @diffssl/examples run <name> --
+ * <options>`), executes every notebook
  * headlessly (`jupyter nbconvert --to notebook --execute`), and fails on any
  * error: a script's non-zero exit, a notebook cell's error (tslab reports type
  * errors as errors too).
@@ -49,27 +51,30 @@ function run(name: string, command: string, args: readonly string[], options: { 
   return ok;
 }
 
-// The example scripts, run as the package's scripts run them (TypeScript sources through tsx).
+// The example scripts, run with the command lines docs/examples.md documents: `pnpm --filter @diffssl/examples
+// run <name> -- <options>` from the repository root (pnpm passes the `--` through; every script accepts it).
 if (!values['notebooks-only']) {
   // "Any guided-diffusion checkpoint": the 37-block test U-Net of the fixtures (the 256x256 ImageNet model's
   // block layout and numbering at 32x32, random weights), at the paper's DifFormer blocks and timesteps.
   const flags37 = join(scratch, 'adm-37block-random.flags.json');
   writeFixture37BlockFlags(flags37);
-  const scripts: [string, string[]][] = [
-    ['linear', ['linear.ts']],
-    ['attention', ['attention.ts']],
-    ['difformer', ['difformer.ts']],
-    ['difformer-api', ['difformer-api.ts']],
-    ['diffeed', ['diffeed.ts']],
-    ['extract-features', ['extract-features.ts']],
-    ['paper-settings (37-block U-Net)', ['paper-settings.ts']],
+  const scripts: [label: string, script: string, options: string[]][] = [
+    ['linear', 'linear', []],
+    ['attention', 'attention', []],
+    ['difformer', 'difformer', []],
+    ['difformer-api', 'difformer-api', []],
+    ['diffeed', 'diffeed', []],
+    ['extract-features', 'extract-features', []],
+    ['paper-settings (37-block U-Net)', 'paper-settings', []],
     [
       'extract-features (37-block U-Net, --paper, float16, cache directory)',
-      ['extract-features.ts', '--checkpoint', join(ASSETS, 'fixtures/adm-37block-random.pt'), '--config', flags37, '--paper', '--limit', '16', '--dtype', 'float16', '--cache-directory', join(scratch, 'models'), '--out', join(scratch, 'features.safetensors')],
+      'extract-features',
+      ['--checkpoint', join(ASSETS, 'fixtures/adm-37block-random.pt'), '--config', flags37, '--paper', '--limit', '16', '--dtype', 'float16', '--cache-directory', join(scratch, 'models'), '--out', join(scratch, 'features.safetensors')],
     ],
   ];
-  for (const [name, args] of scripts) {
-    if (selected(name)) run(name, process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', ...args], { cwd: EXAMPLES, timeoutSeconds: 600 });
+  for (const [label, script, options] of scripts) {
+    const command = ['--filter', '@diffssl/examples', 'run', script, ...(options.length > 0 ? ['--', ...options] : [])];
+    if (selected(label)) run(label, 'pnpm', command, { cwd: join(EXAMPLES, '..'), timeoutSeconds: 600 });
   }
 }
 

@@ -5,7 +5,7 @@ import { lossCurveSvg } from './chart.js';
 import { classify, fetchOk, loadClassifier, type Classification, type LoadedClassifier } from './classifier.js';
 import { configureOrt } from './ort-setup.js';
 import { centerSquare, grayFromRgba } from './pixels.js';
-import { extractTabFeatures, readTabData, trainTabHead, unetFromBytes, type TabData, type TabHeadKind, type TabTrainingResult } from './tab-training.js';
+import { extractTabFeatures, readTabData, TAB_TRAINING, tabTrainingSettingsText, trainTabHead, unetFromBytes, type TabData, type TabHeadKind, type TabTrainingResult } from './tab-training.js';
 import type { HostTensor } from '@diffssl/core';
 
 /** What the page did, for people reading the console and for the end-to-end test. */
@@ -187,9 +187,9 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
   const result = await trainTabHead(tabFeatures, tabData.labels, tabData.trainCount, {
     head,
     epochs,
-    batchSize: 32,
+    batchSize: TAB_TRAINING.batchSize,
     learningRate,
-    momentum: 0.9,
+    momentum: TAB_TRAINING.momentum,
     seed: 0,
     runner,
     onStep: async (step, loss, total) => {
@@ -207,11 +207,13 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
   training.state = 'done';
   curve.innerHTML = lossCurveSvg(losses, 480, 200, result.steps);
   const extractionText = extraction ? `Features of ${extraction.images} images extracted in ${format(extraction.ms)} (${extraction.imagesPerSecond.toFixed(1)} images/s on ${extraction.provider}). ` : '';
-  status.textContent = `${extractionText}Trained ${result.steps} steps (${epochs} epochs of batch 32) in ${format(result.trainMs)}: ${result.stepsPerSecond.toFixed(1)} steps/s on ${result.provider}.`;
+  status.textContent = `${extractionText}Trained ${result.steps} steps (${epochs} epochs of batch ${TAB_TRAINING.batchSize}) in ${format(result.trainMs)}: ${result.stepsPerSecond.toFixed(1)} steps/s on ${result.provider}.`;
   element('train-result').textContent =
     `Held-out accuracy: ${(100 * result.accuracy).toFixed(1)}% (${result.correct}/${result.heldOut} test images). ` +
     `Loss ${result.epochLosses[0]!.toFixed(3)} in the first epoch, ${result.epochLosses.at(-1)!.toFixed(3)} in the last. ${result.parameters} trained parameters.`;
 }
+
+element('train-settings').textContent = tabTrainingSettingsText();
 
 element<HTMLFormElement>('train-form').addEventListener('submit', (event) => {
   event.preventDefault();

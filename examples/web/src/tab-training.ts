@@ -86,6 +86,24 @@ export async function extractTabFeatures(
   }
 }
 
+/**
+ * The tab's own training settings, which differ on purpose from the
+ * protocols' trainer (`diffssl train`, `runProtocol`: SGD momentum 0, the last
+ * partial batch dropped, StepLR x0.1 every 7 epochs): a few hundred images
+ * trained for seconds in a browser need momentum and every image of each
+ * epoch. {@link tabTrainingSettingsText} states them on the page.
+ */
+export const TAB_TRAINING = { batchSize: 32, momentum: 0.9, keepsPartialBatch: true, stepLR: false } as const;
+
+/** The note under the tab's form: its training settings, labelled as its own and set against the protocols'. */
+export function tabTrainingSettingsText(): string {
+  return (
+    `This tab's own training settings: SGD with momentum ${TAB_TRAINING.momentum}, batches of ${TAB_TRAINING.batchSize} ` +
+    `with the last partial batch kept, and a constant learning rate (no StepLR). They are not the protocols' settings ` +
+    '(diffssl train and runProtocol: momentum 0, the last partial batch dropped, the learning rate x0.1 every 7 epochs).'
+  );
+}
+
 /** Settings of {@link trainTabHead}. */
 export interface TabTrainingOptions {
   head: TabHeadKind;

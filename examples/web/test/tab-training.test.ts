@@ -5,7 +5,7 @@ import { FASHION_MNIST_CLASSES, readIdxDataset } from '@diffssl/eval';
 import { createFeatureExtractor, featureKey, loadCheckpoint, pixelNoiseId, type GuidedDiffusionFlags } from '@diffssl/unet';
 import { relativeError } from '@diffssl/testing';
 import { describe, expect, it } from 'vitest';
-import { extractTabFeatures, readTabData, TAB_BLOCK, TAB_TIMESTEP, trainTabHead, unetFromBytes } from '../src/tab-training.js';
+import { extractTabFeatures, readTabData, TAB_BLOCK, TAB_TIMESTEP, TAB_TRAINING, tabTrainingSettingsText, trainTabHead, unetFromBytes } from '../src/tab-training.js';
 
 const assets = fileURLToPath(new URL('../../../assets/', import.meta.url));
 const cpu = { executionProviders: ['cpu'] as const, intraOpThreads: 1 };
@@ -49,6 +49,24 @@ describe('the tab data file', () => {
     expect([data.trainCount, data.testCount]).toEqual([2, 1]);
     expect(() => readTabData(writeSafetensors({ images: HostTensor.zeros('uint8', [3, 2, 2]) }, { train: '2', test: '1' }))).toThrow(FormatError);
     expect(() => readTabData(writeSafetensors({ images: HostTensor.zeros('uint8', [3, 2, 2]), labels: HostTensor.zeros('uint8', [3]) }, { train: '2', test: '2' }))).toThrow(/train \+ test = N/);
+  });
+});
+
+describe("the tab's own training settings", () => {
+  it('are stated on the page as its own, against the protocols\' settings', () => {
+    expect(TAB_TRAINING).toEqual({ batchSize: 32, momentum: 0.9, keepsPartialBatch: true, stepLR: false });
+    const text = tabTrainingSettingsText();
+    expect(text).toMatch(/^This tab's own training settings: SGD with momentum 0\.9, batches of 32 with the last partial batch kept, and a constant learning rate \(no StepLR\)\./);
+    expect(text).toContain('momentum 0, the last partial batch dropped, the learning rate x0.1 every 7 epochs');
+  });
+
+  it('are what trainTabHead does: the last partial batch is kept', async () => {
+    // 7 training examples in batches of 4: 2 steps per epoch (4 + 3), none dropped.
+    const features = HostTensor.from('float32', [9, 2, 2, 2], Array.from({ length: 72 }, (_, i) => Math.sin(i)));
+    const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+    const result = await trainTabHead(features, labels, 7, { head: 'linear', epochs: 3, batchSize: 4, learningRate: 0.05, momentum: TAB_TRAINING.momentum, seed: 0, runner: cpu });
+    expect(result.steps).toBe(6);
+    expect(result.heldOut).toBe(2);
   });
 });
 

@@ -33,6 +33,7 @@ import { compileModuleTrainStepWith, type ModuleTrainStep, type ModuleTrainStepO
 export * from './common.js';
 export { createRunner, saveModel, DEFAULT_NODE_PROVIDERS } from './runtime/node.js';
 export { readSafetensorsFile, type ReadSafetensorsFileOptions } from './io/safetensors-file.js';
+export { publishAtomically, temporarySibling, writeFileAtomic, type PublishOptions, type PublishOutcome } from './io/atomic-publish.js';
 
 /**
  * Compiles forward, loss, backward and optimizer update into one ONNX model

@@ -1,26 +1,9 @@
 import { broadcastTo, ConfigError, HostTensor, Module, ModuleDict, RandomGenerator, stopGradient, type BuildContext, type Graph, type SymbolicTensor } from '@diffssl/core';
-import type { DiffusionUNet, UNetBlock, UNetWeights } from '@diffssl/unet';
+import { feedbackTarget, type DiffusionUNet, type UNetWeights } from '@diffssl/unet';
 import { FeedbackNetwork } from './feedback-network.js';
 
 /** The U-Net DifFeed runs twice: any diffusion U-Net (it builds with feedback inputs and describes its numbered blocks). @public */
 export type FeedbackUNet = DiffusionUNet;
-
-/**
- * The encoder block that decoder block `b` feeds back into: 2*N_in + 2 - b,
- * N_in the number of encoder blocks (38 - b for the 37-block layout, 20 - b
- * for the 19-block one).
- *
- * @throws `ConfigError` when `b` is not a decoder block, or its target is not an encoder block
- * @public
- */
-export function feedbackTarget(blocks: readonly UNetBlock[], decoderBlock: number): number {
-  const encoderBlocks = blocks.filter((block) => block.part === 'encoder').length;
-  const spec = blocks[decoderBlock - 1];
-  if (!spec || spec.part !== 'decoder') throw new ConfigError(`DifFeed: block ${decoderBlock} is not a decoder block (${encoderBlocks + 2}..${blocks.length})`);
-  const target = 2 * encoderBlocks + 2 - decoderBlock;
-  if (blocks[target - 1]?.part !== 'encoder') throw new ConfigError(`DifFeed: decoder block ${decoderBlock} would feed block ${target}, which is not an encoder block`);
-  return target;
-}
 
 /** Options of {@link DifFeed}. @public */
 export interface DifFeedOptions {

@@ -13,6 +13,6 @@
  * @packageDocumentation
  * @module @diffssl/diffeed
  */
-export { DifFeed, constantTimesteps, feedbackTarget, type DifFeedOptions, type DifFeedPasses, type FeedbackUNet } from './diffeed.js';
+export { DifFeed, constantTimesteps, type DifFeedOptions, type DifFeedPasses, type FeedbackUNet } from './diffeed.js';
 export { FeedbackNetwork, parseFeedbackArch, type FeedbackLayerToken } from './feedback-network.js';
 export { DifFeedClassifier, type DifFeedClassifierInputs } from './classifier.js';

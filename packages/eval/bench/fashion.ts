@@ -69,7 +69,8 @@ async function run(name: string, options: Omit<RunOptions, 'out' | keyof typeof 
     report = JSON.parse(await readFile(done, 'utf8')) as RunReport;
   } else {
     log(`${name}: running`);
-    report = await runProtocol({ ...model, ...data, ...options, out, resume: true, cacheDirectory, progress: 'lines', log });
+    // A killed run resumes from its checkpoint; a run never started begins (resume refuses a folder with no checkpoint).
+    report = await runProtocol({ ...model, ...data, ...options, out, resume: existsSync(join(out, 'checkpoint.safetensors')), cacheDirectory, progress: 'lines', log });
   }
   runSeconds += report.wall_seconds ?? 0;
   runCount += 1;

@@ -51,4 +51,4 @@ export { extractFeatures, type ExtractOptions, type ShardSelection } from './pip
 export { evaluateSavedModel, loadSavedModel, type EvaluateOptions, type SavedModel, type SavedModelEvaluation, type SavedRunSettings } from './pipeline/saved-model.js';
 export type { PipelineRuntimeOptions } from './pipeline/runtime-options.js';
 export { cacheSource, imageNoiseSource, type ImageNoiseSourceOptions } from './pipeline/sources.js';
-export { loadUNet, readFlags, type LoadedUNet } from './pipeline/unet-source.js';
+export { loadUNet, readFlags, type LoadedUNet, type LoadUNetOptions, type UNetLoadProgress } from './pipeline/unet-source.js';

@@ -1,4 +1,8 @@
-/** The `diffssl` command line: its commands and the error policy (one line, no stack trace). */
+/**
+ * The `diffssl` command line: its commands and the error policy (one line, no
+ * stack trace; with `--debug` or `DIFFSSL_DEBUG=1`, the line and then the full
+ * stack, causes included).
+ */
 import { DiffSSLError } from '@diffssl/core';
 import { Command, CommanderError } from 'commander';
 import { registerDemoCommand } from './commands/demo.js';
@@ -18,6 +22,7 @@ export function buildProgram(): Command {
   const program = new Command('diffssl').description('DiffSSL: diffusion U-Net features, heads, DifFormer and DifFeed on ONNX Runtime').exitOverride().showHelpAfterError(false);
   // Commander's errors on one line (an unknown option and its suggestion together); subcommands inherit this.
   program.configureOutput({ writeErr: (text) => process.stderr.write(text), outputError: (text, write) => write(`${text.trimEnd().replace(/\s*\n\s*/g, ' ')}\n`) });
+  program.option('--debug', 'on an error, print its full stack (to report a bug); also DIFFSSL_DEBUG=1');
   registerTrainCommand(program);
   registerEvalCommand(program);
   registerExtractCommand(program);
@@ -78,7 +83,37 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Runs the CLI; returns the exit code. Errors are one line, never a stack trace. */
+/** Whether `DIFFSSL_DEBUG` asks for stacks (`1`, `true` or `yes`). */
+function debugFromEnvironment(): boolean {
+  return /^(1|true|yes)$/i.test(process.env.DIFFSSL_DEBUG ?? '');
+}
+
+/**
+ * What the CLI prints for an error: one line, `diffssl: <message> [<code>]`;
+ * with `debug`, then the error's stack and the stack of each `cause`.
+ *
+ * @param error - what was thrown
+ * @param debug - print the stacks too
+ * @returns the text, ending with a newline
+ */
+export function formatError(error: unknown, debug: boolean): string {
+  const message = error instanceof DiffSSLError ? `${error.message} [${error.code}]` : error instanceof Error ? error.message : String(error);
+  let text = `diffssl: ${message.split('\n')[0]}\n`;
+  if (!debug) return text;
+  const seen = new Set<unknown>();
+  for (let current: unknown = error, depth = 0; current !== undefined && !seen.has(current); current = (current as { cause?: unknown }).cause, depth++) {
+    seen.add(current);
+    const stack = current instanceof Error ? (current.stack ?? `${current.name}: ${current.message}`) : String(current);
+    text += `${depth === 0 ? '' : 'caused by: '}${stack}\n`;
+    if (!(current instanceof Error)) break;
+  }
+  return text;
+}
+
+/**
+ * Runs the CLI; returns the exit code. Errors are one line, never a stack
+ * trace, unless `--debug` is given or `DIFFSSL_DEBUG=1` is set.
+ */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
@@ -86,9 +121,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    const message = error instanceof DiffSSLError ? `${error.message} [${error.code}]` : error instanceof Error ? error.message : String(error);
-    process.stderr.write(`diffssl: ${message.split('\n')[0]}\n`);
+    const debug = debugFromEnvironment() || program.opts<{ debug?: boolean }>().debug === true;
+    process.stderr.write(formatError(error, debug));
     return 1;
   }
 }
-

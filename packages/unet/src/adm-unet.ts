@@ -5,7 +5,7 @@ import { admConfig, type AdmConfig, type AdmPresetName, type GuidedDiffusionFlag
 import { CheckpointMismatchError } from './checkpoint/errors.js';
 import type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './diffusion-unet.js';
 import { groupNorm32, layerKind, type LayerBuildContext } from './layer-kinds.js';
-import { layerFacts, unetLayout, weightSpecs, type BlockSpec, type UNetLayout } from './layout.js';
+import { feedbackTarget, layerFacts, unetLayout, weightSpecs, type BlockSpec, type UNetLayout } from './layout.js';
 import { UNetWeights } from './unet-weights.js';
 
 /** max_period of guided-diffusion's timestep embedding. */
@@ -204,11 +204,14 @@ export class AdmUNet implements DiffusionUNet {
     }
   }
 
-  /** The block whose output feeds back from decoder block `b`: 2*N_in + 2 - b. */
+  /**
+   * The block whose output feeds back from decoder block `b`: 2*N_in + 2 - b
+   * ({@link feedbackTarget} over this U-Net's blocks).
+   *
+   * @throws `ConfigError` when `b` is not a decoder block, or its target is not an encoder block
+   */
   feedbackTarget(decoderBlock: number): number {
-    const spec = this.layout.blocks[decoderBlock - 1];
-    if (!spec || spec.part !== 'decoder') throw new ConfigError(`U-Net: block ${decoderBlock} is not a decoder block (${this.layout.encoderBlocks + 2}..${this.blockCount})`);
-    return 2 * this.layout.encoderBlocks + 2 - decoderBlock;
+    return feedbackTarget(this.blocks, decoderBlock);
   }
 
   /** The spec of block `number` (1-based). */

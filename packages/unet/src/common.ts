@@ -1,6 +1,6 @@
 // What the Node and browser entry points share.
 export { ADM_PRESETS, admConfig, type AdmConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
-export { unetLayout, expectedWeights, initialAdmWeights, type BlockSpec, type UNetBlock, type UNetLayout } from './layout.js';
+export { unetLayout, expectedWeights, feedbackTarget, initialAdmWeights, type BlockSpec, type UNetBlock, type UNetLayout } from './layout.js';
 export type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './diffusion-unet.js';
 export { AdmUNet } from './adm-unet.js';
 export { UNetWeights } from './unet-weights.js';

@@ -6,14 +6,14 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostTensor } from '@diffssl/core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { embeddedFlags, EMBEDDED_MODEL } from '@diffssl/testing';
-import { AdmUNet, createFeatureExtractor, featureKey, readTorchCheckpoint, type GuidedDiffusionFlags } from './index.js';
+import { AdmUNet, createFeatureExtractor, featureKey, readTorchCheckpoint, type ExtractorSetupProgress, type GuidedDiffusionFlags } from './index.js';
 import { EXTRACTION_GRAPH_VERSION } from './extractor.js';
 
 const flags = embeddedFlags() as unknown as GuidedDiffusionFlags;
@@ -85,6 +85,41 @@ describe('compiled-model cache', () => {
     expect(key.dtype).toBe('float32');
     expect(entry).toBe(`unet-${createHash('sha256').update(keyText).digest('hex').slice(0, 24)}`);
     expect(readdirSync(join(cacheDirectory, entry!)).sort()).toEqual(['info.json', 'key.json', 'model.onnx']);
+  });
+
+  it('reports each setup step: read, build, save, session and ready; then the cached model reused', async () => {
+    const cacheDirectory = mkdtempSync(join(tmpdir(), 'diffssl-cache-'));
+    const events: ExtractorSetupProgress[] = [];
+    const options = { checkpoint: EMBEDDED_MODEL.checkpoint, config: flags, blocks: [4], timesteps: [50], runner: cpu, cacheDirectory, onSetup: (event: ExtractorSetupProgress) => events.push(event) };
+    const built = await createFeatureExtractor(options);
+    await built.release();
+    const stages = events.map((event) => event.stage);
+    expect(stages.filter((stage) => stage !== 'read')).toEqual(['build', 'save', 'session', 'ready']);
+    expect(stages.indexOf('read')).toBe(0);
+    // The bytes read grow to every storage record of the checkpoint: about the file's size (the zip adds headers and the pickle).
+    const reads = events.flatMap((event) => (event.stage === 'read' ? [event] : []));
+    expect(reads.length).toBeGreaterThan(2);
+    const last = reads.at(-1)!;
+    expect(last.bytesRead).toBe(last.totalBytes);
+    expect(last.totalBytes).toBeGreaterThan(0.95 * statSync(EMBEDDED_MODEL.checkpoint).size);
+    expect(last.totalBytes).toBeLessThanOrEqual(statSync(EMBEDDED_MODEL.checkpoint).size);
+    for (let i = 1; i < reads.length; i++) expect(reads[i]!.bytesRead).toBeGreaterThanOrEqual(reads[i - 1]!.bytesRead);
+    const [entry] = readdirSync(cacheDirectory);
+    expect(events.find((event) => event.stage === 'save')).toEqual({ stage: 'save', path: join(cacheDirectory, entry!) });
+    expect(events.at(-1)).toMatchObject({ stage: 'ready', fromCache: false });
+
+    events.length = 0;
+    const cached = await createFeatureExtractor(options);
+    await cached.release();
+    expect(events.map((event) => event.stage)).toEqual(['cached', 'session', 'ready']);
+    expect(events[0]).toEqual({ stage: 'cached', path: join(cacheDirectory, entry!) });
+    expect(events[2]).toMatchObject({ stage: 'ready', fromCache: true });
+
+    // An in-memory U-Net is hashed for its key instead of read.
+    events.length = 0;
+    const fromMemory = await createFeatureExtractor({ unet, blocks: [4], timesteps: [50], runner: cpu, cacheDirectory, onSetup: (event) => events.push(event) });
+    await fromMemory.release();
+    expect(events.map((event) => event.stage)).toEqual(['hash', 'build', 'save', 'session', 'ready']);
   });
 
   it('lets two builds of the same entry in one process both succeed, and replaces a broken entry', async () => {

@@ -1,15 +1,15 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { createRunner, saveModel, type HostTensor, type OnnxModel } from '@diffssl/core';
+import { createRunner, publishAtomically, saveModel, temporarySibling, type HostTensor, type OnnxModel } from '@diffssl/core';
 import { AdmUNet } from './adm-unet.js';
 import { loadCheckpoint } from './checkpoint/torch-checkpoint.js';
 import { admConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 import type { DiffusionUNet } from './diffusion-unet.js';
 import { compileExtraction, EXTRACTION_GRAPH_VERSION, openFeatureExtractor, type ExtractionModelInfo, type ExtractionOptions, type FeatureExtractor } from './extractor.js';
 import { weightSpecs } from './layout.js';
-import { createTemporaryDirectory, removeTemporary, trackTemporary, untrackTemporary } from './temporary-files.js';
+import { createTemporaryDirectory, removeTemporary, trackTemporary } from './temporary-files.js';
 
 /** Where the U-Net comes from: a built U-Net (such as {@link AdmUNet}), or a checkpoint file and its guided-diffusion flags. @public */
 export type UNetSource =
@@ -24,6 +24,56 @@ export type UNetSource =
       config: GuidedDiffusionFlags | AdmPresetName;
     };
 
+/**
+ * A step of {@link createFeatureExtractor}'s setup (its `onSetup`), for a progress display:
+ * each step is announced as it starts (`read` also as it goes on). At
+ * 256x256 reading, hashing, building and compiling each take seconds to tens
+ * of seconds; a cached model skips reading and building.
+ *
+ * @public
+ */
+export type ExtractorSetupProgress =
+  | {
+      /** Hashing an in-memory U-Net's weights for the cache key. */
+      stage: 'hash';
+    }
+  | {
+      /** Reading the checkpoint. */
+      stage: 'read';
+      /** Bytes of weights read so far. */
+      bytesRead: number;
+      /** Bytes of weights in all (0 before the file's directory is read). */
+      totalBytes: number;
+    }
+  | {
+      /** Building the ONNX graph from the weights. */
+      stage: 'build';
+    }
+  | {
+      /** Writing the compiled model. */
+      stage: 'save';
+      /** Where: the cache entry, or a temporary file for a large model. */
+      path: string;
+    }
+  | {
+      /** Reusing a cached compiled model (no reading or building). */
+      stage: 'cached';
+      /** The cache entry. */
+      path: string;
+    }
+  | {
+      /** ONNX Runtime loads and optimizes the model (the session). */
+      stage: 'session';
+    }
+  | {
+      /** The extractor is ready. */
+      stage: 'ready';
+      /** Seconds since the setup began. */
+      seconds: number;
+      /** Whether the compiled model came from the cache. */
+      fromCache: boolean;
+    };
+
 /** Options of the Node `createFeatureExtractor`. @public */
 export type FeatureExtractorOptions = UNetSource &
   ExtractionOptions & {
@@ -36,6 +86,8 @@ export type FeatureExtractorOptions = UNetSource &
      * memory. Default 1.5e9 (protobuf cannot hold 2 GB).
      */
     externalDataThreshold?: number;
+    /** Receives each setup step (reading, hashing, building, compiling, cache reuse); nothing is printed by default. (`onProgress` reports the extraction itself.) */
+    onSetup?: (progress: ExtractorSetupProgress) => void;
   };
 
 /** Version of the cache entry layout (info.json + model.onnx[.data]). */
@@ -102,37 +154,20 @@ async function readCacheEntry(entry: string): Promise<ExtractionModelInfo | unde
 }
 
 /**
- * Writes a cache entry: into a private temporary folder, then renamed into
- * place. When another process published the same entry first, its entry is
- * kept and ours dropped; a broken entry is moved aside and replaced.
+ * Writes a cache entry: into a private temporary folder, then published with
+ * core's `publishAtomically`. When another process published a complete entry
+ * first, its entry is kept and ours dropped; a broken entry is moved aside and
+ * replaced. The temporary folder is removed at exit if the process dies first.
  */
 async function writeCacheEntry(entry: string, key: CacheKey, model: OnnxModel, info: ExtractionModelInfo): Promise<void> {
-  const temporary = `${entry}.tmp-${process.pid}-${randomUUID()}`;
+  const temporary = temporarySibling(entry);
   trackTemporary(temporary);
   try {
     await mkdir(temporary, { recursive: true });
     await saveModel(model, join(temporary, 'model.onnx'));
     await writeFile(join(temporary, 'key.json'), JSON.stringify(key));
     await writeFile(join(temporary, 'info.json'), JSON.stringify(info));
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await rename(temporary, entry);
-        untrackTemporary(temporary);
-        return;
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EPERM' && code !== 'EACCES') throw error;
-        if (await readCacheEntry(entry)) return; // another process won the race with a complete entry
-        if (attempt >= 3) throw error;
-        const stale = `${entry}.stale-${process.pid}-${randomUUID()}`;
-        try {
-          await rename(entry, stale);
-        } catch {
-          // Someone else moved or replaced it: try again.
-        }
-        await removeTemporary(stale);
-      }
-    }
+    await publishAtomically(temporary, entry, { isComplete: async (path) => (await readCacheEntry(path)) !== undefined });
   } finally {
     await removeTemporary(temporary);
   }
@@ -143,13 +178,15 @@ async function writeCacheEntry(entry: string, key: CacheKey, model: OnnxModel, i
  * will run in half precision are cast as each tensor is read, so the float32
  * copy of the model is never held whole.
  */
-async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPresetName, dtype: 'float32' | 'float16'): Promise<AdmUNet> {
+async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPresetName, dtype: 'float32' | 'float16', onProgress?: (progress: ExtractorSetupProgress) => void): Promise<AdmUNet> {
   const config = admConfig(flags);
-  if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path));
+  const progress = onProgress ? (bytesRead: number, totalBytes: number) => onProgress({ stage: 'read', bytesRead, totalBytes }) : undefined;
+  onProgress?.({ stage: 'read', bytesRead: 0, totalBytes: 0 });
+  if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path, { onProgress: progress }));
   // Only tensors of the expected shape: a hostile file could otherwise name one huge view many times and have each cast.
   const halves = new Map(weightSpecs(config).filter((spec) => spec.precision === 'compute').map((spec) => [spec.name, spec.shape.join()]));
   const transform = (name: string, tensor: HostTensor) => (halves.get(name) === tensor.shape.join() ? tensor.cast('float16') : tensor);
-  return new AdmUNet(config, await loadCheckpoint(path, { transform }));
+  return new AdmUNet(config, await loadCheckpoint(path, { transform, onProgress: progress }));
 }
 
 /**
@@ -166,14 +203,18 @@ export async function buildModelSource(
   dtype: 'float32' | 'float16',
   cache: { entry: string; key: CacheKey } | undefined,
 ): Promise<{ source: Uint8Array | string; info: ExtractionModelInfo; cleanup?: () => Promise<void> }> {
-  const unet = 'unet' in options ? options.unet : await loadAdmUNet(options.checkpoint, options.config, dtype);
+  const onProgress = options.onSetup;
+  const unet = 'unet' in options ? options.unet : await loadAdmUNet(options.checkpoint, options.config, dtype, onProgress);
+  onProgress?.({ stage: 'build' });
   const { info, model } = compileExtraction(unet, options);
   if (cache) {
+    onProgress?.({ stage: 'save', path: cache.entry });
     await writeCacheEntry(cache.entry, cache.key, model, info);
     return { source: join(cache.entry, 'model.onnx'), info };
   }
   if (model.initializerBytes > (options.externalDataThreshold ?? DEFAULT_EXTERNAL_DATA_THRESHOLD)) {
     const directory = await createTemporaryDirectory('diffssl-unet-');
+    onProgress?.({ stage: 'save', path: join(directory, 'model.onnx') });
     try {
       await saveModel(model, join(directory, 'model.onnx'), { externalDataThreshold: 1024 });
     } catch (error) {
@@ -195,7 +236,8 @@ export async function buildModelSource(
  * temporary folder and renamed into place, so a crash never leaves a
  * half-written entry and processes building the same entry at once all
  * succeed. Large models without a cache go to a temporary folder that
- * `release()` (or the end of the process) removes.
+ * `release()` (or the end of the process) removes. `onSetup` reports each
+ * setup step (nothing is printed by default).
  *
  * @example
  * ```ts
@@ -208,15 +250,27 @@ export async function buildModelSource(
  * @public
  */
 export async function createFeatureExtractor(options: FeatureExtractorOptions): Promise<FeatureExtractor> {
+  const started = performance.now();
+  const onProgress = options.onSetup;
   const dtype = options.dtype ?? 'float32';
+  const open = async (source: Uint8Array | string, info: ExtractionModelInfo, fromCache: boolean, cleanup?: () => Promise<void>) => {
+    onProgress?.({ stage: 'session' });
+    const extractor = await openFeatureExtractor(createRunner, source, info, options, fromCache, cleanup);
+    onProgress?.({ stage: 'ready', seconds: (performance.now() - started) / 1000, fromCache });
+    return extractor;
+  };
   let cache: { entry: string; key: CacheKey } | undefined;
   if (options.cacheDirectory) {
     await mkdir(options.cacheDirectory, { recursive: true });
+    if ('unet' in options) onProgress?.({ stage: 'hash' });
     const { key, name } = await cacheKey(options, dtype);
     cache = { entry: join(options.cacheDirectory, name), key };
     const cached = await readCacheEntry(cache.entry);
-    if (cached) return openFeatureExtractor(createRunner, join(cache.entry, 'model.onnx'), cached, options, true);
+    if (cached) {
+      onProgress?.({ stage: 'cached', path: cache.entry });
+      return open(join(cache.entry, 'model.onnx'), cached, true);
+    }
   }
   const { source, info, cleanup } = await buildModelSource(options, dtype, cache);
-  return openFeatureExtractor(createRunner, source, info, options, false, cleanup);
+  return open(source, info, false, cleanup);
 }

@@ -13,4 +13,4 @@ export { readTorchCheckpoint, loadCheckpoint, type CheckpointReadOptions } from 
 export { torchCheckpointBytes, writeTorchCheckpoint } from './checkpoint/torch-checkpoint-writer.js';
 export { restrictedUnpickle, type PickleValue } from './checkpoint/unpickler.js';
 export { UnsafePickleError } from './checkpoint/errors.js';
-export { createFeatureExtractor, type FeatureExtractorOptions, type UNetSource } from './extractor.node.js';
+export { createFeatureExtractor, type ExtractorSetupProgress, type FeatureExtractorOptions, type UNetSource } from './extractor.node.js';

@@ -1,5 +1,5 @@
 import type { AdmConfig } from './config.js';
-import { init, RandomGenerator, type HostTensor } from '@diffssl/core';
+import { ConfigError, init, RandomGenerator, type HostTensor } from '@diffssl/core';
 import { fanIn, float32, groupNormWeights, layerKind, type LayerFacts, type WeightSpec } from './layer-kinds.js';
 
 /**
@@ -26,6 +26,30 @@ export interface UNetBlock {
   readonly channels: number;
   /** Spatial size of the block's output (square). */
   readonly resolution: number;
+}
+
+/**
+ * The encoder block that decoder block `b` feeds back into (DifFeed): 2*N_in +
+ * 2 - b, N_in the number of encoder blocks (38 - b for the 37-block layout,
+ * 20 - b for the 19-block one).
+ *
+ * @param blocks - the U-Net's numbered blocks 1..N in order (a U-Net's `blocks`)
+ * @param decoderBlock - the decoder block b
+ * @returns the target encoder block's number
+ * @throws `ConfigError` when `b` is not a decoder block, or its target is not an encoder block
+ * @example
+ * ```ts
+ * feedbackTarget(unet.blocks, 24); // 14 for the 256x256 model's 37 blocks
+ * ```
+ * @public
+ */
+export function feedbackTarget(blocks: readonly UNetBlock[], decoderBlock: number): number {
+  const encoderBlocks = blocks.filter((block) => block.part === 'encoder').length;
+  const spec = blocks[decoderBlock - 1];
+  if (!spec || spec.part !== 'decoder') throw new ConfigError(`U-Net: block ${decoderBlock} is not a decoder block (${encoderBlocks + 2}..${blocks.length})`);
+  const target = 2 * encoderBlocks + 2 - decoderBlock;
+  if (blocks[target - 1]?.part !== 'encoder') throw new ConfigError(`U-Net: decoder block ${decoderBlock} would feed block ${target}, which is not an encoder block`);
+  return target;
 }
 
 /** One numbered block (1..N) of an ADM U-Net: an encoder input block, the middle block or a decoder output block. @public */

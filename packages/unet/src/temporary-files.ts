@@ -53,8 +53,3 @@ export async function removeTemporary(path: string): Promise<void> {
   live.delete(path);
   await rm(path, { recursive: true, force: true });
 }
-
-/** Stops tracking a path that was moved into place (it is no longer temporary). */
-export function untrackTemporary(path: string): void {
-  live.delete(path);
-}

@@ -20,6 +20,7 @@ import { preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SampleEntry } from '../../src/assets.js';
 import type { PageState } from '../../src/main.js';
+import { tabTrainingSettingsText } from '../../src/tab-training.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dist = `${root}dist/`;
@@ -141,6 +142,8 @@ describe('the web example in headless Chromium', () => {
     expect(result.accuracy).toBeGreaterThan(0.3);
     expect(await page.locator('#train-result').textContent()).toContain(`Held-out accuracy: ${(100 * result.accuracy).toFixed(1)}%`);
     expect(await page.locator('#loss-curve polyline').count()).toBe(1);
+    // The tab's settings are labelled as its own (they are not the protocols').
+    expect(await page.locator('#train-settings').textContent()).toBe(tabTrainingSettingsText());
     Object.assign(timings, {
       tabImages: training!.extraction!.images,
       tabDownloadMs: training!.downloadMs!,

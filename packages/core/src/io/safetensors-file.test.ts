@@ -38,6 +38,15 @@ describe('readSafetensorsFile', () => {
     expect(buffers.size).toBe(4);
   });
 
+  it('reports the tensor bytes read after each tensor', async () => {
+    const path = join(directory, 'progress.safetensors');
+    writeFileSync(path, writeSafetensors({ a: HostTensor.zeros('float32', [2, 3]), b: HostTensor.zeros('float16', [5]), c: HostTensor.zeros('int64', [4]) }));
+    const calls: [number, number][] = [];
+    await readSafetensorsFile(path, { onProgress: (read, total) => calls.push([read, total]) });
+    // 24, 10 and 32 bytes, 66 in all, in file order.
+    expect(calls).toEqual([[24, 66], [34, 66], [66, 66]]);
+  });
+
   it('hands each tensor to transform as it is read and keeps what it returns', async () => {
     const path = join(directory, 'cast.safetensors');
     writeFileSync(path, writeSafetensors({ a: HostTensor.from('float32', [2], [1.5, -3]), b: HostTensor.from('float32', [1], [0.25]) }));

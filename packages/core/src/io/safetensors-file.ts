@@ -12,6 +12,8 @@ export interface ReadSafetensorsFileOptions {
    * next is read.
    */
   transform?: (name: string, tensor: HostTensor) => HostTensor;
+  /** Called after each tensor is read, with the tensor bytes read so far and in all (for a progress display). */
+  onProgress?: (bytesRead: number, totalBytes: number) => void;
 }
 
 /** Largest single read (Node refuses reads of 2 GiB and more). */
@@ -26,7 +28,7 @@ const READ_CHUNK_BYTES = 1 << 30;
  * file holds.
  *
  * @param path - the `.safetensors` file
- * @param options - an optional per-tensor `transform`
+ * @param options - an optional per-tensor `transform`, and a progress callback
  * @returns the tensors (in header order) and metadata
  * @throws {@link FormatError} for a malformed or truncated file; {@link UnsupportedError} for a tensor too large for one typed array
  * @example
@@ -54,6 +56,8 @@ export async function readSafetensorsFile(path: string, options: ReadSafetensors
       }
     }
     const tensors = new Map<string, HostTensor>();
+    const totalBytes = entries.reduce((sum, entry) => sum + (entry.end - entry.begin), 0);
+    let bytesRead = 0;
     for (const { name, dtype, shape, begin, end } of entries) {
       let buffer: ArrayBuffer;
       try {
@@ -64,6 +68,8 @@ export async function readSafetensorsFile(path: string, options: ReadSafetensors
       await readFully(handle, new Uint8Array(buffer), dataStart + begin, path);
       const tensor = new HostTensor(dtype, dataFromBytes(dtype, buffer, 0, shapeSize(shape)), shape);
       tensors.set(name, options.transform ? options.transform(name, tensor) : tensor);
+      bytesRead += end - begin;
+      options.onProgress?.(bytesRead, totalBytes);
     }
     return { tensors, metadata };
   } finally {

@@ -133,13 +133,19 @@ export function keyDigest(key: FeatureCacheKey): string {
  * different paths and times; hashing costs about a second per GB.
  *
  * @param path - the checkpoint file
+ * @param onProgress - receives the bytes hashed so far (for a progress display)
  * @returns `sha256:<64 hex digits>`
  * @throws the file system's error when the file cannot be read
  * @public
  */
-export async function checkpointDigest(path: string): Promise<string> {
+export async function checkpointDigest(path: string, onProgress?: (bytesHashed: number) => void): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  let bytes = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).byteLength;
+    onProgress?.(bytes);
+  }
   return `sha256:${hash.digest('hex')}`;
 }
 

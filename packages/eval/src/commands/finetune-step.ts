@@ -10,6 +10,7 @@ import {
   mul,
   ShapeError,
   sub,
+  writeFileAtomic,
   writeSafetensors,
   type ExecutionProvider,
   type HostTensor,
@@ -22,8 +23,10 @@ import { buildHead, parseHeadSpec, type BuiltHead, type HeadSpec } from '../head
 import { loadUNet } from '../pipeline/unet-source.js';
 import { unetModule } from '../protocols/finetune.js';
 import { noiseInput, X_START } from '../protocols/diffeed-model.js';
-import { writeFileAtomic } from '../report/atomic-file.js';
-import { isBatchNormBuffer, readJson, readTensorFile } from './head-step.js';
+import { readJsonFile, readTensorFile } from './options.js';
+
+/** BatchNorm buffers a parameters file may leave out (mean 0, variance 1), as `head-step` allows. */
+const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_var|num_batches_tracked)$/.test(name);
 
 /** Options of {@link finetuneStep} (the `diffssl finetune-step` command). @public */
 export interface FinetuneStepOptions {
@@ -99,7 +102,7 @@ function buildFinetuneLogits(
  */
 export async function finetuneStep(options: FinetuneStepOptions): Promise<string[]> {
   if (!Number.isFinite(options.lr)) throw new ConfigError(`--lr: expected a finite number; found ${options.lr}`);
-  const spec = parseHeadSpec(await readJson(options.head, '--head'));
+  const spec = parseHeadSpec(await readJsonFile(options.head, '--head'));
   const { blocks, timesteps } = headReads(spec);
   const { unet } = await loadUNet({ checkpoint: options.checkpoint, config: options.config });
   const input = await readTensorFile(options.input, '--input');

@@ -1,10 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import {
-  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, HostTensor, mul, readSafetensors, ShapeError, sub, writeSafetensors, type ExecutionProvider,
+  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, HostTensor, mul, ShapeError, sub, writeFileAtomic, writeSafetensors, type ExecutionProvider,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
-import { writeFileAtomic } from '../report/atomic-file.js';
+import { readJsonFile, readTensorFile } from './options.js';
 
 /** Options of {@link headStep} (the `diffssl head-step` command). @public */
 export interface HeadStepOptions {
@@ -22,34 +21,7 @@ export interface HeadStepOptions {
   providers?: readonly ExecutionProvider[];
 }
 
-/** Reads a JSON file with a message naming the option. */
-export async function readJson(path: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    throw new ConfigError(`${what}: cannot read ${path}: ${(cause as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (cause) {
-    throw new ConfigError(`${what}: ${path} is not valid JSON: ${(cause as Error).message}`);
-  }
-}
-
-/** Reads a safetensors file with a message naming the option. */
-export async function readTensorFile(path: string, what: string): Promise<Map<string, HostTensor>> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (cause) {
-    throw new ConfigError(`${what}: cannot read ${path}: ${(cause as Error).message}`);
-  }
-  return readSafetensors(bytes).tensors;
-}
-
-/** Whether a name is a BatchNorm buffer (which a parameters file may leave out). */
-export const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_var|num_batches_tracked)$/.test(name);
+const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_var|num_batches_tracked)$/.test(name);
 
 /**
  * One training step of a head, exactly as the reference fixtures were made:
@@ -67,7 +39,7 @@ export const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_
  */
 export async function headStep(options: HeadStepOptions): Promise<string[]> {
   if (!Number.isFinite(options.lr)) throw new ConfigError(`--lr: expected a finite number; found ${options.lr}`);
-  const spec = parseHeadSpec(await readJson(options.head, '--head'));
+  const spec = parseHeadSpec(await readJsonFile(options.head, '--head'));
   const input = await readTensorFile(options.input, '--input');
   const labels = input.get('labels');
   if (!labels) throw new ConfigError(`--input: expected a tensor 'labels' (int64 [B]) in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);

@@ -1,6 +1,13 @@
-import type { ExecutionProvider, RunnerOptions } from '@diffssl/core';
+/**
+ * What several commands share: option parsers, the runtime and data flags,
+ * and readers of the files that options name. A command imports these from
+ * here, never from another command's module.
+ */
+import { readFile } from 'node:fs/promises';
+import { ConfigError, readSafetensors, type ExecutionProvider, type HostTensor, type RunnerOptions } from '@diffssl/core';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseClassNames } from '../pipeline/run.js';
+import type { Scorer } from '../pipeline/sweep.js';
 import type { ProgressOptions } from '../progress.js';
 
 /** What {@link runtimeOptions} adds to a command's flags. */
@@ -87,4 +94,38 @@ export function runnerOf(options: RuntimeFlags): RunnerOptions {
 /** Progress mode and status-line writer from the runtime options. */
 export function displayOf(options: RuntimeFlags): { progress: ProgressOptions['mode']; log: (line: string) => void } {
   return options.quiet ? { progress: 'off', log: () => {} } : { progress: 'auto', log: (line) => process.stderr.write(`${line}\n`) };
+}
+
+const SCORERS: readonly Scorer[] = ['linear', 'ridge', 'knn'];
+
+/** Checks a scorer name. */
+export function parseScorer(value: string): Scorer {
+  if (!(SCORERS as readonly string[]).includes(value)) throw new InvalidArgumentError(`--scorer: expected linear, ridge or knn; found '${value}'`);
+  return value as Scorer;
+}
+
+/** Reads a JSON file with a message naming the option. */
+export async function readJsonFile(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`${what}: cannot read ${path}: ${(cause as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${what}: ${path} is not valid JSON: ${(cause as Error).message}`);
+  }
+}
+
+/** Reads a safetensors file with a message naming the option. */
+export async function readTensorFile(path: string, what: string): Promise<Map<string, HostTensor>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (cause) {
+    throw new ConfigError(`${what}: cannot read ${path}: ${(cause as Error).message}`);
+  }
+  return readSafetensors(bytes).tensors;
 }

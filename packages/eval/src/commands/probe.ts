@@ -3,11 +3,10 @@ import { linearHeadKind } from '../heads/kinds/linear.js';
 import { defaultCacheDirectory } from '../pipeline/run.js';
 import { cachedFeatures, openSplits } from '../pipeline/splits.js';
 import { scoreCell, type Scorer } from '../pipeline/sweep.js';
-import { loadUNet } from '../pipeline/unet-source.js';
+import { loadUNet, unetLoadDisplay } from '../pipeline/unet-source.js';
 import { reportFieldsFromMetrics, writeRunReport } from '../report/run-report.js';
-import { dataOptions, displayOf, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
+import { dataOptions, parseScorer, displayOf, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
 import type { DataOptions } from '../pipeline/splits.js';
-import { parseScorer } from './sweep.js';
 
 /** `diffssl probe`: a quick kNN or ridge probe of one block at one timestep. */
 export function registerProbeCommand(program: Command): void {
@@ -34,7 +33,7 @@ export function registerProbeCommand(program: Command): void {
       const display = displayOf(flags);
       const started = performance.now();
       const splits = await openSplits(flags);
-      const unet = await loadUNet({ checkpoint: flags.checkpoint, config: flags.config });
+      const unet = await loadUNet({ checkpoint: flags.checkpoint, config: flags.config, onProgress: unetLoadDisplay(display.progress) });
       const prePoolSize = flags.prePoolSize ?? linearHeadKind.protocol.prePoolSize;
       const caches = await cachedFeatures({ ...flags, unet, splits, blocks: [flags.block], timesteps: [flags.timestep], pool: prePoolSize, noiseSeed: flags.seed ?? 0, root: flags.cache ?? defaultCacheDirectory(), runner: runnerOf(flags), ...display });
       try {

@@ -1,16 +1,8 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { defaultCacheDirectory } from '../pipeline/run.js';
 import { runSweep, type Scorer } from '../pipeline/sweep.js';
-import { dataOptions, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
+import { dataOptions, parseScorer, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
 import type { DataOptions } from '../pipeline/splits.js';
-
-const SCORERS: readonly Scorer[] = ['linear', 'ridge', 'knn'];
-
-/** Checks a scorer name. */
-export function parseScorer(value: string): Scorer {
-  if (!(SCORERS as readonly string[]).includes(value)) throw new InvalidArgumentError(`--scorer: expected linear, ridge or knn; found '${value}'`);
-  return value as Scorer;
-}
 
 /** `diffssl sweep`: a block x timestep grid with its heatmap. */
 export function registerSweepCommand(program: Command): void {

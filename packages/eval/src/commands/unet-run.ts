@@ -1,9 +1,8 @@
-import { BuildContext, ConfigError, compileModel, createRunner, DTypeError, Graph, ShapeError, writeSafetensors, type ExecutionProvider, type HostTensor, type SymbolicTensor } from '@diffssl/core';
+import { BuildContext, compileModel, ConfigError, createRunner, DTypeError, Graph, ShapeError, writeFileAtomic, writeSafetensors, type ExecutionProvider, type HostTensor, type SymbolicTensor } from '@diffssl/core';
 import { DifFeed } from '@diffssl/diffeed';
 import { AdmUNet, loadCheckpoint } from '@diffssl/unet';
 import { readFlags } from '../pipeline/unet-source.js';
-import { writeFileAtomic } from '../report/atomic-file.js';
-import { readTensorFile } from './head-step.js';
+import { readTensorFile } from './options.js';
 
 /** Options of {@link unetRun} (the `diffssl unet-run` command). @public */
 export interface UNetRunOptions {

@@ -9,7 +9,7 @@ import { featureCachePath } from '../cache/writer.js';
 import { createProgress } from '../progress.js';
 import { ensureFeatureCache, featureCacheKey } from './features.js';
 import { cachedPreparation, openSplits, splitIdentity, type DataOptions } from './splits.js';
-import { loadUNet } from './unet-source.js';
+import { loadUNet, unetLoadDisplay, unetSetupLog } from './unet-source.js';
 
 /** Options of {@link extractFeatures} (the `diffssl extract` command). @public */
 export interface ExtractOptions extends DataOptions, PipelineRuntimeOptions {
@@ -60,7 +60,7 @@ export interface ShardSelection {
 export async function extractFeatures(options: ExtractOptions): Promise<Record<string, string>> {
   if (options.shard && options.merge) throw new ConfigError('extract: --shard writes one shard and --merge joins them; give one of them');
   const splits = await openSplits(options);
-  const unet = await loadUNet({ checkpoint: options.checkpoint, config: options.config });
+  const unet = await loadUNet({ checkpoint: options.checkpoint, config: options.config, onProgress: unetLoadDisplay(options.progress ?? 'auto') });
   const batch = cachedPreparation(splits, unet, options.resize);
   const chosen = options.split === 'both' || !options.split ? (['train', 'test'] as const) : [options.split];
   const written: Record<string, string> = {};
@@ -76,7 +76,7 @@ export async function extractFeatures(options: ExtractOptions): Promise<Record<s
     } else {
       const total = options.shard ? Math.ceil((dataset.length * draws) / options.shard.count) : dataset.length * draws;
       const progress = createProgress({ label: `extract ${split}${options.shard ? ` shard ${options.shard.index}/${options.shard.count}` : ''}`, total, unit: 'img', mode: options.progress ?? 'auto' });
-      const result = await ensureFeatureCache({ ...common, dataset, root: options.cacheDirectory, progress, batchSize: options.batchSize, runner: options.runner, ...(options.shard ? { shard: options.shard } : {}) });
+      const result = await ensureFeatureCache({ ...common, dataset, root: options.cacheDirectory, progress, batchSize: options.batchSize, runner: options.runner, onSetup: unetSetupLog(options.log), ...(options.shard ? { shard: options.shard } : {}) });
       cache = result.cache;
       options.log?.(`extract (${split}): ${result.extracted ? 'wrote' : 'found'} ${cache.directory}`);
     }

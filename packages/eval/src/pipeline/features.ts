@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RunnerOptions } from '@diffssl/core';
-import { createFeatureExtractor, type NoiseSplit } from '@diffssl/unet';
+import { createFeatureExtractor, type ExtractorSetupProgress, type NoiseSplit } from '@diffssl/unet';
 import { featureBatchesForDraws } from '../cache/extractor-adapter.js';
 import { shardRange } from '../cache/format.js';
 import { dataIdentity, type FeatureCacheKey } from '../cache/key.js';
@@ -79,6 +79,8 @@ export interface EnsureFeatureCacheOptions {
   runner?: RunnerOptions;
   /** Progress display. */
   progress?: Progress;
+  /** Receives the U-Net model's setup steps (graph build, ONNX Runtime compile) before extraction. */
+  onSetup?: (progress: ExtractorSetupProgress) => void;
 }
 
 /** The feature-cache key of an extraction. @public */
@@ -129,7 +131,7 @@ export async function ensureFeatureCache(options: EnsureFeatureCacheOptions): Pr
     ...(options.shard ? { shard: options.shard } : {}),
     onProgress: ({ done }) => options.progress?.update(done),
     batches: featureBatchesForDraws({ draws: key.draws, noiseSeed: options.noiseSeed }, async function* (_draw, seed) {
-      const extractor = await createFeatureExtractor({ unet: options.unet.unet, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, seed, batchSize: options.batchSize ?? 32, runner: options.runner });
+      const extractor = await createFeatureExtractor({ unet: options.unet.unet, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, seed, batchSize: options.batchSize ?? 32, runner: options.runner, onSetup: options.onSetup });
       try {
         for (let chunk = start; chunk < end; chunk += EXTRACTION_CHUNK) {
           const indices = Array.from({ length: Math.min(EXTRACTION_CHUNK, end - chunk) }, (_, i) => chunk + i);

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { ConfigError, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
+import { ConfigError, writeFileAtomic, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
 import { createFeatureExtractor, writeTorchCheckpoint, type NoiseSplit } from '@diffssl/unet';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
 import type { Dataset } from '../data/dataset.js';
@@ -15,14 +15,13 @@ import type { ProtocolModel, ProtocolSettings } from '../heads/head-kind.js';
 import { pixelSource } from '../protocols/pixels.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { FINETUNE_LEARNING_RATE, finetunedWeights, UNET_PREFIX } from '../protocols/finetune.js';
-import { writeFileAtomic } from '../report/atomic-file.js';
 import { reportFieldsFromMetrics, writeRunReport, type RunReport } from '../report/run-report.js';
 import type { ExampleSource } from '../training/classifier-graph.js';
-import { trainClassifier, type TrainingProgress } from '../training/trainer.js';
+import { resumeCheckpoint, trainClassifier, type TrainingProgress } from '../training/trainer.js';
 import { cacheSource, imageNoiseSource } from './sources.js';
 import { cachedFeatures, openSplits, preparation, type DataOptions } from './splits.js';
 import type { SavedRunSettings } from './saved-model.js';
-import { loadUNet, type LoadedUNet } from './unet-source.js';
+import { loadUNet, unetLoadDisplay, unetSetupLog, type LoadedUNet } from './unet-source.js';
 
 /** Options of {@link runProtocol} (the `diffssl train` command). @public */
 export interface RunOptions
@@ -63,7 +62,7 @@ export interface RunOptions
   draws?: number;
   /** Output folder: report, checkpoint, weights. */
   out: string;
-  /** Continue a killed run from its checkpoint in `out`. */
+  /** Continue a killed run from its checkpoint in `out`; a `ConfigError` when there is none. */
   resume?: boolean;
   /** Feature cache root (default `$DIFFSSL_CACHE` or `~/.cache/diffssl/features`). */
   cacheDirectory?: string;
@@ -132,6 +131,8 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   const started = performance.now();
   const log = options.log ?? (() => {});
   await checkWritable(options.out);
+  // Before the data and the U-Net are read: --resume with nothing to resume fails at once.
+  if (options.resume) resumeCheckpoint(options.out);
   const { protocol } = options;
   const support = protocolKind(protocol).protocol;
   checkProtocolOptions(protocol, {
@@ -157,7 +158,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   let loaded: LoadedUNet | undefined;
   if (support.unet !== 'none') {
     if (!options.config) throw new ConfigError(`--config: ${protocol} needs the U-Net's guided-diffusion flags (a JSON file or a preset name)`);
-    loaded = await loadUNet({ config: options.config, ...(support.unet === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }) });
+    loaded = await loadUNet({ config: options.config, ...(support.unet === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }), onProgress: unetLoadDisplay(options.progress ?? 'auto') });
     log(`U-Net: ${loaded.unet.blocks.length} blocks${support.unet === 'random' ? ', freshly initialized (random baseline)' : options.finetune ? ', fine-tuned with the head' : ''}`);
   }
   const imageShape = train.imageShape;
@@ -290,7 +291,7 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
     } else {
       notes.push('features recomputed by the U-Net for every batch (no feature cache)');
       const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
-      const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner);
+      const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner, log);
       sources = recomputed;
       cleanups.push(() => recomputed.release());
     }
@@ -309,8 +310,8 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
 }
 
 /** Frozen-protocol sources that run the U-Net for every batch (the no-cache comparison). */
-async function recomputedSources(loaded: LoadedUNet, head: FeatureHeadClassifier, train: Dataset, test: Dataset, batch: Omit<BatchOptions, 'channels' | 'epoch'>, noiseSeed: number, runner?: RunnerOptions) {
-  const extractor = await createFeatureExtractor({ unet: loaded.unet, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, seed: noiseSeed, batchSize: 64, runner });
+async function recomputedSources(loaded: LoadedUNet, head: FeatureHeadClassifier, train: Dataset, test: Dataset, batch: Omit<BatchOptions, 'channels' | 'epoch'>, noiseSeed: number, runner?: RunnerOptions, log?: (line: string) => void) {
+  const extractor = await createFeatureExtractor({ unet: loaded.unet, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, seed: noiseSeed, batchSize: 64, runner, onSetup: unetSetupLog(log) });
   const source = (dataset: Dataset, split: NoiseSplit): ExampleSource => ({
     length: dataset.length,
     label: (index) => dataset.label(index),

@@ -10,7 +10,7 @@ import type { ClassificationMetrics } from '../metrics/classification.js';
 import { evaluateClassifier } from '../training/trainer.js';
 import { cacheSource, imageNoiseSource } from './sources.js';
 import { openSplits, preparation, splitFeatures, type DataOptions } from './splits.js';
-import { loadUNet, type LoadedUNet } from './unet-source.js';
+import { loadUNet, unetLoadDisplay, type LoadedUNet, type LoadUNetOptions } from './unet-source.js';
 import { UNET_PREFIX } from '../protocols/finetune.js';
 
 /** What `model.safetensors` records about the run that trained it. @public */
@@ -49,10 +49,11 @@ export interface SavedModel {
  * fine-tuned run's U-Net is read from `unet.safetensors` beside it.
  *
  * @param path - the run's output folder, or the model.safetensors file
+ * @param options - a progress callback for reading and hashing the U-Net's checkpoint
  * @throws `ConfigError` for a file without run settings; `StateDictMismatchError` when the weights do not fit
  * @public
  */
-export async function loadSavedModel(path: string): Promise<SavedModel> {
+export async function loadSavedModel(path: string, options: Pick<LoadUNetOptions, 'onProgress'> = {}): Promise<SavedModel> {
   const file = path.endsWith('.safetensors') ? path : join(path, 'model.safetensors');
   let bytes: Uint8Array;
   try {
@@ -66,7 +67,7 @@ export async function loadSavedModel(path: string): Promise<SavedModel> {
   const { unet: reads } = protocolKind(settings.model.protocol).protocol;
   const finetune = settings.model.finetune ?? false;
   const checkpoint = finetune ? join(dirname(file), 'unet.safetensors') : settings.checkpoint!;
-  const unet = reads === 'none' ? undefined : await loadUNet({ config: settings.config!, ...(reads === 'random' ? { randomInit: { seed: settings.model.seed ?? 0 } } : { checkpoint }) });
+  const unet = reads === 'none' ? undefined : await loadUNet({ config: settings.config!, ...(reads === 'random' ? { randomInit: { seed: settings.model.seed ?? 0 } } : { checkpoint }), onProgress: options.onProgress });
   const model = createProtocolModel(settings.model, unet?.unet, settings.imageShape ?? undefined);
   const weights = new Map<string, HostTensor>(tensors);
   // The fine-tuned U-Net's weights (unet.*) come with the U-Net itself.
@@ -106,7 +107,7 @@ export interface SavedModelEvaluation {
  * @public
  */
 export async function evaluateSavedModel(options: EvaluateOptions): Promise<SavedModelEvaluation> {
-  const saved = await loadSavedModel(options.model);
+  const saved = await loadSavedModel(options.model, { onProgress: unetLoadDisplay(options.progress ?? 'auto') });
   const { model, settings, unet } = saved;
   const data = { ...settings.data, classNames: settings.classNames, ...options.data };
   const splits = await openSplits(data);

@@ -6,7 +6,7 @@ import type { BatchOptions } from '../data/batches.js';
 import type { FeatureCache } from '../cache/reader.js';
 import { createProgress } from '../progress.js';
 import { datasetIdentity, ensureFeatureCache, type EnsureFeatureCacheOptions } from './features.js';
-import type { LoadedUNet } from './unet-source.js';
+import { unetSetupLog, type LoadedUNet } from './unet-source.js';
 
 /** Where the data comes from and which part of it (options shared by the commands). @public */
 export interface DataOptions {
@@ -142,7 +142,7 @@ export async function splitFeatures(options: CachedFeaturesOptions, split: 'trai
   const dataset = options.splits[split];
   const data = await splitIdentity(dataset, options, split);
   const progress = createProgress({ label: `extract ${split}`, total: dataset.length * draws, unit: 'img', mode: options.progress ?? 'auto' });
-  const { cache, extracted } = await ensureFeatureCache({ unet: options.unet, dataset, data, split, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.noiseSeed, root: options.root, batch, progress, runner: options.runner });
+  const { cache, extracted } = await ensureFeatureCache({ unet: options.unet, dataset, data, split, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.noiseSeed, root: options.root, batch, progress, runner: options.runner, onSetup: unetSetupLog(options.log) });
   options.log?.(`features (${split}): ${extracted ? 'extracted to' : 'read from'} the feature cache ${cache.directory}`);
   return cache;
 }

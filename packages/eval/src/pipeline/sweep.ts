@@ -12,7 +12,7 @@ import { defaultCacheDirectory } from './run.js';
 import { cacheSource } from './sources.js';
 import { cachedFeatures, openSplits, type DataOptions, type SplitFeatures, type Splits } from './splits.js';
 import type { PipelineRuntimeOptions } from './runtime-options.js';
-import { loadUNet, type LoadedUNet } from './unet-source.js';
+import { loadUNet, unetLoadDisplay, type LoadedUNet } from './unet-source.js';
 
 /** How a sweep or probe scores one (block, timestep) cell. @public */
 export type Scorer = 'linear' | 'ridge' | 'knn';
@@ -124,7 +124,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   const scorer = options.scorer ?? 'linear';
   const prePoolSize = options.prePoolSize ?? linearHeadKind.protocol.prePoolSize;
   const splits = await openSplits(options);
-  const unet = await loadUNet({ checkpoint: options.checkpoint, config: options.config });
+  const unet = await loadUNet({ checkpoint: options.checkpoint, config: options.config, onProgress: unetLoadDisplay(options.progress ?? 'auto') });
   const blocks = options.blocks ?? unet.unet.blocks.map((block) => block.number);
   const cells: SweepCell[] = [];
   for (const timestep of options.timesteps) {

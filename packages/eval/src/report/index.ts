@@ -1,4 +1,3 @@
-export { writeFileAtomic } from './atomic-file.js';
 export { confusionMatrixSvg, heatmapSvg, lineChartSvg, type ChartSeries, type HeatmapOptions, type LineChartOptions } from './charts.js';
 export { markdownTable } from './markdown.js';
 export { reportFieldsFromMetrics, runReportMarkdown, writeRunReport, type EpochRecord, type EvaluationRecord, type RunReport } from './run-report.js';

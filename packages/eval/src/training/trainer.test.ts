@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostTensor } from '@diffssl/core';
@@ -64,5 +64,15 @@ describe('trainClassifier', () => {
     expect(result.epochs.map((e) => e.epoch)).toEqual([1, 2, 3, 4]);
     for (const [name, tensor] of straight.head.stateDict()) expect(Array.from(resumed.head.stateDict().get(name)!.toArray()), name).toEqual(Array.from(tensor.toArray()));
     await expect(trainClassifier({ model: resumed, ...data, ...settings, learningRate: 0.2, directory, resume: true })).rejects.toThrow(/belongs to a run with other settings/);
+  });
+
+  it('refuses resume when there is no checkpoint to continue from, instead of silently starting over', async () => {
+    const data = { train: pixelSource(toyData(16, 7)), test: pixelSource(toyData(4, 8)) };
+    const settings = { epochs: 1, batchSize: 8, learningRate: 0.3, resume: true, runner: { executionProviders: ['cpu'] as const } };
+    const directory = mkdtempSync(join(tmpdir(), 'diffssl-train-'));
+    const model = new PixelClassifier(data.train.imageShape, 2, 1);
+    await expect(trainClassifier({ model, ...data, ...settings, directory })).rejects.toThrow(new RegExp(`--resume: there is no checkpoint to continue from in ${directory} \\(expected ${join(directory, 'checkpoint.safetensors')}\\)`));
+    expect(readdirSync(directory)).toEqual([]);
+    await expect(trainClassifier({ model, ...data, ...settings })).rejects.toThrow(/resume needs the folder of the run/);
   });
 });

@@ -2,12 +2,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, Graph, HostTensor, readTrainingState, sgd, type ModuleTrainStep,
-  type Runner, type RunnerOptions, type SymbolicTensor,
+  BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, Graph, HostTensor, readTrainingState, sgd, writeFileAtomic,
+  type ModuleTrainStep, type Runner, type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
 import { epochBatches } from '../data/batches.js';
 import { MetricsAccumulator, type ClassificationMetrics } from '../metrics/classification.js';
-import { writeFileAtomic } from '../report/atomic-file.js';
 import type { EpochRecord, EvaluationRecord } from '../report/run-report.js';
 import type { ClassifierGraph, ExampleSource } from './classifier-graph.js';
 
@@ -71,7 +70,7 @@ export interface TrainOptions {
    * atomically). With `resume`, a run continues from it.
    */
   directory?: string;
-  /** Continue from the checkpoint in `directory` when there is one. */
+  /** Continue from the checkpoint in `directory`; a `ConfigError` when there is none (a run never silently starts over). */
   resume?: boolean;
   /** A string that identifies everything else about the run (data, features, protocol); a checkpoint of another run is refused. */
   fingerprint?: string;
@@ -95,6 +94,21 @@ export interface TrainResult {
 
 const CHECKPOINT = 'checkpoint.safetensors';
 
+/**
+ * The checkpoint a resumed run continues from, checked to exist: `resume`
+ * with no checkpoint fails instead of silently starting over.
+ *
+ * @param directory - the run's folder (`--out`)
+ * @returns the checkpoint's path
+ * @throws `ConfigError` when there is no folder or no checkpoint in it
+ */
+export function resumeCheckpoint(directory: string | undefined): string {
+  if (!directory) throw new ConfigError('train: resume needs the folder of the run to continue (directory)');
+  const path = join(directory, CHECKPOINT);
+  if (!existsSync(path)) throw new ConfigError(`--resume: there is no checkpoint to continue from in ${directory} (expected ${path}); drop --resume to start a new run`);
+  return path;
+}
+
 function positiveInteger(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`train: ${name} must be a positive integer; found ${value}`);
   return value;
@@ -112,7 +126,7 @@ export function stepLearningRate(base: number, epoch: number, step = 7, gamma = 
  * options) ends with bit-identical weights, because each epoch's order depends
  * only on the seed and the epoch.
  *
- * @throws `ConfigError` for bad options, or a checkpoint of another run; `NonFiniteError` when the loss diverges
+ * @throws `ConfigError` for bad options, `resume` without a checkpoint, or a checkpoint of another run; `NonFiniteError` when the loss diverges
  * @public
  */
 export async function trainClassifier(options: TrainOptions): Promise<TrainResult> {
@@ -127,6 +141,8 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   if (test.length === 0) throw new ConfigError('train: there are no test examples to evaluate');
   const fingerprint = JSON.stringify({ run: options.fingerprint ?? '', epochs, batchSize, learningRate: options.learningRate, lrStep: options.lrStep ?? 7, lrGamma: options.lrGamma ?? 0.1, momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0, seed });
 
+  // Checked before anything is compiled or written: resume with nothing to resume fails at once.
+  const resumeFrom = options.resume ? resumeCheckpoint(options.directory) : undefined;
   const step = await compileTrainer(model, options);
   const evaluator = await compileEvaluator(model, options.runner);
   try {
@@ -135,8 +151,8 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
     let resumedFromEpoch: number | undefined;
     const checkpointPath = options.directory ? join(options.directory, CHECKPOINT) : undefined;
     if (options.directory) await mkdir(options.directory, { recursive: true });
-    if (options.resume && checkpointPath && existsSync(checkpointPath)) {
-      const bytes = await readFile(checkpointPath);
+    if (resumeFrom) {
+      const bytes = await readFile(resumeFrom);
       const { metadata } = readTrainingState(bytes);
       if (metadata.run !== fingerprint) throw new ConfigError(`train: the checkpoint ${checkpointPath} belongs to a run with other settings; use another --out or drop --resume`);
       step.loadState(bytes);

@@ -1,9 +1,9 @@
 // Writes state dicts as PyTorch zip checkpoints, laid out as `torch.save`
 // lays them out, so that `torch.load` (weights_only included) reads them.
 import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
-import { ConfigError, UnsupportedError, type DataType, type HostTensor } from '@diffssl/core';
+import { ConfigError, publishAtomically, temporarySibling, UnsupportedError, type DataType, type HostTensor } from '@diffssl/core';
 
 const STORAGE_TYPES: Partial<Record<DataType, string>> = {
   float32: 'FloatStorage',
@@ -191,7 +191,8 @@ export function torchCheckpointBytes(tensors: ReadonlyMap<string, HostTensor>, a
 
 /**
  * Writes a state dict as a PyTorch zip checkpoint ({@link torchCheckpointBytes}),
- * streaming to a temporary file renamed over `path` when complete.
+ * streaming to a temporary file published over `path` when complete (core's
+ * `publishAtomically`: readers see the old file or the new one, never a part).
  *
  * @param path - the `.pt` file to write
  * @param tensors - tensors by state-dict name
@@ -200,7 +201,7 @@ export function torchCheckpointBytes(tensors: ReadonlyMap<string, HostTensor>, a
  */
 export async function writeTorchCheckpoint(path: string, tensors: ReadonlyMap<string, HostTensor>): Promise<void> {
   const records = checkpointRecords(tensors, 'archive');
-  const temporary = `${path}.${process.pid}.tmp`;
+  const temporary = temporarySibling(path);
   const stream = createWriteStream(temporary);
   const failed = new Promise<never>((_, reject) => stream.once('error', reject));
   failed.catch(() => {});
@@ -209,10 +210,10 @@ export async function writeTorchCheckpoint(path: string, tensors: ReadonlyMap<st
       if (!stream.write(chunk)) await Promise.race([new Promise<void>((resolve) => stream.once('drain', () => resolve())), failed]);
     }
     await Promise.race([new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve()))), failed]);
-    await rename(temporary, path);
   } catch (error) {
     stream.destroy();
     await rm(temporary, { force: true });
     throw error;
   }
+  await publishAtomically(temporary, path);
 }

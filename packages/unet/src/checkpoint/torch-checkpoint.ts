@@ -116,6 +116,8 @@ export interface CheckpointReadOptions {
    * the next is read, so a converted model is never held twice.
    */
   transform?: (name: string, tensor: HostTensor) => HostTensor;
+  /** Called after each storage (torch) or tensor (safetensors) is read, with the bytes read so far and in all (for a progress display). */
+  onProgress?: (bytesRead: number, totalBytes: number) => void;
 }
 
 /**
@@ -162,12 +164,18 @@ export async function readTorchCheckpoint(source: string | Uint8Array, options: 
     for (const reference of references.values()) remaining.set(reference.storage.key, (remaining.get(reference.storage.key) ?? 0) + 1);
     const storages = new Map<string, Uint8Array>();
     const out = new Map<string, HostTensor>();
+    const storageBytes = new Map<string, number>();
+    for (const reference of references.values()) storageBytes.set(reference.storage.key, entries.get(`${root}data/${reference.storage.key}`)?.uncompressedSize ?? 0);
+    const totalBytes = [...storageBytes.values()].reduce((sum, bytes) => sum + bytes, 0);
+    let bytesRead = 0;
     for (const [name, reference] of references) {
       const storage = reference.storage;
       let bytes = storages.get(storage.key);
       if (!bytes) {
         bytes = await loadStorage(reader, entries, root, storage);
         storages.set(storage.key, bytes);
+        bytesRead += bytes.byteLength;
+        options.onProgress?.(bytesRead, totalBytes);
       }
       const left = remaining.get(storage.key)! - 1;
       remaining.set(storage.key, left);
