@@ -9,7 +9,9 @@ import { HostTensor } from '@diffssl/core';
 
 /** A float64 tensor: a shape and row-major values. */
 export interface Tensor64 {
+  /** The dimensions. */
   shape: number[];
+  /** The values, row-major. */
   data: Float64Array;
 }
 
@@ -84,6 +86,7 @@ export function layerNorm64(x: Tensor64, rows: number, weight: readonly number[]
 
 /** What {@link batchNorm64} computed, with the running statistics PyTorch keeps after it. */
 export interface BatchNorm64Result {
+  /** The normalized input. */
   output: Tensor64;
   /** Running mean after the call (unchanged in eval mode). */
   runningMean: number[];
@@ -143,29 +146,6 @@ export function conv1x1_64(x: Tensor64, weight: readonly number[], bias: readonl
     }
   }
   return { shape: [b, outChannels, h, w], data: out };
-}
-
-/** Bilinear resize of [B, C, h, w] to [B, C, H, W] (`F.interpolate(mode='bilinear', align_corners=False)`). */
-export function bilinearResize64(x: Tensor64, height: number, width: number): Tensor64 {
-  const [b, c, h, w] = x.shape as [number, number, number, number];
-  const out = new Float64Array(b * c * height * width);
-  const source = (index: number, scale: number, size: number): [number, number, number] => {
-    const position = Math.max((index + 0.5) * scale - 0.5, 0);
-    const low = Math.min(Math.floor(position), size - 1);
-    const high = Math.min(low + 1, size - 1);
-    return [low, high, position - low];
-  };
-  for (let n = 0; n < b * c; n++) {
-    for (let i = 0; i < height; i++) {
-      const [r0, r1, fr] = source(i, h / height, h);
-      for (let j = 0; j < width; j++) {
-        const [c0, c1, fc] = source(j, w / width, w);
-        const at = (r: number, q: number) => x.data[n * h * w + r * w + q]!;
-        out[n * height * width + i * width + j] = (1 - fr) * ((1 - fc) * at(r0, c0) + fc * at(r0, c1)) + fr * ((1 - fc) * at(r1, c0) + fc * at(r1, c1));
-      }
-    }
-  }
-  return { shape: [b, c, height, width], data: out };
 }
 
 /** erf to about 1e-12 (Taylor series; |z| > 5 gives +-1 within 2e-12). */
@@ -247,6 +227,7 @@ export interface DifFormer64Options {
 
 /** What {@link difFormer64} computed. */
 export interface DifFormer64Result {
+  /** [B, classes]. */
   logits: Tensor64;
   /** Running statistics after the forward pass, by `pre_layer.<block>.1.running_mean|running_var` (batch norm only). */
   buffers: Map<string, number[]>;
