@@ -125,7 +125,7 @@ describe('diffssl train', () => {
     expect(evaluated.code, evaluated.stderr).toBe(0);
     expect(report(join(out, 'eval')).top1).toBe(written.top1);
     expect(report(join(out, 'eval')).confusion_matrix).toEqual(written.confusion_matrix);
-  });
+  }, 300_000);
 
   it('resumes a run killed mid-epoch to bit-identical final weights', async () => {
     const args = ['train', '--protocol', 'attention', ...EMBEDDED, '--train-limit', '480', '--test-limit', '20', '--epochs', '4', '--batch-size', '16', '--momentum', '0.9', '--blocks', '10', '--timesteps', '50', '--cache', cache, '--provider', 'cpu', '--quiet'];
