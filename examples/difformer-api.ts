@@ -56,8 +56,8 @@ const testData = await everything(test);
 
 // 2. Frozen features, extracted once: `t50/block08` is [N, 64, 7, 7], and so on.
 const extractor = await createFeatureExtractor({ unet, blocks: BLOCKS, timesteps: TIMESTEPS, pool: PRE_POOL, batchSize: 64, runner });
-const trainFeatures = await extractor.extract(trainData.images);
-const testFeatures = await extractor.extract(testData.images);
+const trainFeatures = await extractor.extract(trainData.images, { split: 'train' });
+const testFeatures = await extractor.extract(testData.images, { split: 'test' });
 await extractor.release();
 for (const [key, tensor] of trainFeatures) console.log(`feature ${key}: [${tensor.shape.join(', ')}]`);
 console.log(`features of ${TRAIN_IMAGES + TEST_IMAGES} images extracted on ${extractor.provider} (${secondsSince(started)} s)`);

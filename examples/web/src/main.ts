@@ -166,6 +166,7 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
     const count = data.images.shape[0]!;
     let lastYield = performance.now();
     const extracted = await extractTabFeatures(unet, data.images, {
+      trainCount: data.trainCount,
       runner,
       onProgress: async (done, total) => {
         status.textContent = `Extracting U-Net features (block 10, t=50, WASM): ${done}/${total} images…`;

@@ -2,7 +2,7 @@
 // Imports only the packages' shared API, so it runs on onnxruntime-web in the page and on
 // onnxruntime-node in the unit test.
 import {
-  BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, FormatError, Graph, HostTensor, readSafetensors, sgd, type Module, type RunnerOptions, type SymbolicTensor,
+  BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, FormatError, Graph, HostTensor, RandomGenerator, readSafetensors, sgd, type Module, type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
 import { AttentionHead, LinearHead } from '@diffssl/pool';
 import { AdmUNet, createFeatureExtractor, featureKey, type GuidedDiffusionFlags } from '@diffssl/unet';
@@ -52,25 +52,32 @@ export function unetFromBytes(weights: Uint8Array, flags: GuidedDiffusionFlags):
 
 /**
  * Extracts block {@link TAB_BLOCK} at t = {@link TAB_TIMESTEP} for every image
- * (seeded noise keyed by each image's pixels).
+ * (seeded noise keyed by each image's pixels): the first `trainCount` images
+ * with the training split's noise stream, the rest with the test split's, as
+ * `diffssl train` extracts its two splits.
  *
  * @returns features [N, 64, 7, 7] and the milliseconds it took
  */
 export async function extractTabFeatures(
   unet: AdmUNet,
   images: HostTensor<'uint8'>,
-  options: { runner: RunnerOptions; onProgress?: (done: number, total: number) => void | Promise<void> },
+  options: { trainCount: number; runner: RunnerOptions; onProgress?: (done: number, total: number) => void | Promise<void> },
 ): Promise<{ features: HostTensor<'float32'>; ms: number; provider: string }> {
   const start = performance.now();
+  const count = images.shape[0]!;
+  if (!Number.isInteger(options.trainCount) || options.trainCount < 0 || options.trainCount > count) throw new ConfigError(`tab: expected 0 <= trainCount <= ${count}; found ${options.trainCount}`);
   const extractor = await createFeatureExtractor({ unet, blocks: [TAB_BLOCK], timesteps: [TAB_TIMESTEP], batchSize: 32, runner: options.runner });
   try {
-    const count = images.shape[0]!;
     let features: HostTensor<'float32'> | undefined;
-    for await (const batch of extractor.stream(images)) {
-      const part = batch.features.get(featureKey(TAB_TIMESTEP, TAB_BLOCK))!;
-      features ??= HostTensor.zeros('float32', [count, ...part.shape.slice(1)]);
-      features.data.set(part.data, batch.start * (part.size / part.shape[0]!));
-      await options.onProgress?.(batch.start + part.shape[0]!, count);
+    const parts = [{ split: 'train', from: 0, to: options.trainCount }, { split: 'test', from: options.trainCount, to: count }] as const;
+    for (const { split, from, to } of parts) {
+      if (to === from) continue;
+      for await (const batch of extractor.stream(images.slice([from], [to]), { split })) {
+        const part = batch.features.get(featureKey(TAB_TIMESTEP, TAB_BLOCK))!;
+        features ??= HostTensor.zeros('float32', [count, ...part.shape.slice(1)]);
+        features.data.set(part.data, (from + batch.start) * (part.size / part.shape[0]!));
+        await options.onProgress?.(from + batch.start + part.shape[0]!, count);
+      }
     }
     if (!features) throw new ConfigError('tab: no images to extract');
     return { features, ms: performance.now() - start, provider: extractor.provider };
@@ -119,22 +126,9 @@ function createHead(kind: TabHeadKind, channels: number, seed: number): Module &
   return kind === 'linear' ? new LinearHead({ channels, numClasses: 10, prePoolSize: 2, seed }) : AttentionHead.fromLayerString(TAB_ATTENTION_ARC, { seed });
 }
 
-/** A seeded shuffle (mulberry32), so that a run is repeatable. */
-function shuffled(count: number, seed: number): number[] {
-  let state = seed >>> 0;
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const order = Array.from({ length: count }, (_, i) => i);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  return order;
+/** A seeded shuffle (core's `RandomGenerator`, one stream per epoch), so that a run is repeatable. */
+function shuffled(count: number, seed: number, epoch: number): number[] {
+  return new RandomGenerator(seed, epoch).shuffle(Array.from({ length: count }, (_, i) => i));
 }
 
 function rows(features: HostTensor<'float32'>, indices: readonly number[]): HostTensor<'float32'> {
@@ -170,7 +164,7 @@ export async function trainTabHead(features: HostTensor<'float32'>, labels: read
   let trainMs = 0;
   try {
     for (let epoch = 0; epoch < options.epochs; epoch++) {
-      const order = shuffled(trainCount, options.seed * 1000 + epoch);
+      const order = shuffled(trainCount, options.seed, epoch);
       let sum = 0;
       for (let b = 0; b < batchesPerEpoch; b++) {
         const indices = order.slice(b * options.batchSize, (b + 1) * options.batchSize);

@@ -62,17 +62,21 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
     const all = HostTensor.from('uint8', [288, 1, 28, 28], new Uint8Array([...train.pixels, ...test.pixels]));
     const labels = [...train.labels, ...test.labels];
     let reported = 0;
-    const { features } = await extractTabFeatures(unet, all, { runner: cpu, onProgress: (done) => void (reported = done) });
+    const { features } = await extractTabFeatures(unet, all, { trainCount: 192, runner: cpu, onProgress: (done) => void (reported = done) });
     expect(features.shape).toEqual([288, 64, 7, 7]);
     expect(reported).toBe(288);
     // The same images through @diffssl/unet's Node extractor, from the checkpoint file: block 10 at t=50, seed 0,
-    // float32 pixels scaled here as guided-diffusion does (x / 127.5 - 1, step by step in float32) and replicated, and each image's noise keyed by its pixel hash (the tab's rule).
+    // float32 pixels scaled here as guided-diffusion does (x / 127.5 - 1, step by step in float32) and replicated, and each image's noise keyed by its pixel hash (the tab's rule)
+    // in its split's stream: the 192 training images the training split's, the 96 held out the test split's.
     expect([TAB_BLOCK, TAB_TIMESTEP]).toEqual([10, 50]);
     const rgb = new Float32Array(288 * 3 * 784);
     for (let i = 0; i < 288; i++) for (let c = 0; c < 3; c++) for (let p = 0; p < 784; p++) rgb[(i * 3 + c) * 784 + p] = Math.fround(Math.fround(all.data[i * 784 + p]! / 127.5) - 1);
     const ids = Array.from({ length: 288 }, (_, i) => pixelNoiseId(rgb.slice(i * 3 * 784, (i + 1) * 3 * 784)));
     const reference = await createFeatureExtractor({ checkpoint: `${assets}models/adm-fm28/adm-fm28.pt`, config: flags, blocks: [10], timesteps: [50], seed: 0, batchSize: 48, runner: cpu });
-    const want = (await reference.extract(HostTensor.from('float32', [288, 3, 28, 28], rgb), { ids })).get(featureKey(50, 10))!;
+    const rgbImages = HostTensor.from('float32', [288, 3, 28, 28], rgb);
+    const wantTrain = (await reference.extract(rgbImages.slice([0], [192]), { ids: ids.slice(0, 192), split: 'train' })).get(featureKey(50, 10))!;
+    const wantTest = (await reference.extract(rgbImages.slice([192], [288]), { ids: ids.slice(192), split: 'test' })).get(featureKey(50, 10))!;
+    const want = HostTensor.from('float32', [288, 64, 7, 7], new Float32Array([...wantTrain.data, ...wantTest.data]));
     await reference.release();
     expect(relativeError(features, want)).toBeLessThanOrEqual(1e-5);
 

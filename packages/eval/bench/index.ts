@@ -63,7 +63,7 @@ async function benchKnn(): Promise<void> {
 }
 
 async function benchCache(): Promise<void> {
-  const key: FeatureCacheKey = { checkpoint: 'sha256:bench', config: 'bench', blocks: [24], timesteps: [150], noiseSeed: 0, draws: 1, data: 'sha256:bench' };
+  const key: FeatureCacheKey = { checkpoint: 'sha256:bench', config: 'bench', blocks: [24], timesteps: [150], noiseSeed: 0, noiseSplit: 'train', draws: 1, data: 'sha256:bench' };
   const [name] = featureNames(key) as [string];
   const images = 10_000;
   const batch = 256;

@@ -4,7 +4,8 @@
  * - data: IDX directories, image folders, in-memory arrays, subset lists, the
  *   reference's PIL-exact preprocessing, seeded and resumable epochs;
  * - protocols: `pixels`, `random`, `linear` (GD(L)), `attention`, `difformer`,
- *   `diffeed` ({@link createProtocolModel}), trained end to end by
+ *   `diffeed`, one entry each in the head registry ({@link HEAD_KINDS},
+ *   {@link createProtocolModel}), trained end to end by
  *   {@link runProtocol} with per-epoch checkpoints and bit-identical resume;
  * - the feature cache (documented format, sharded extraction and merge);
  * - quick probes (kNN, ridge), block x timestep sweeps ({@link runSweep});
@@ -25,7 +26,7 @@
  */
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export { headStep, type HeadStepOptions } from './commands/head-step.js';
-export { buildHead, parseHeadSpec, type BuiltHead, type HeadSpec } from './heads/head-spec.js';
+export * from './heads/index.js';
 export * from './data/index.js';
 export * from './cache/index.js';
 export * from './metrics/index.js';
@@ -34,11 +35,8 @@ export * from './report/index.js';
 export { createProgress, formatDuration, formatRate, Progress, type ProgressOptions, type ProgressStream } from './progress.js';
 export { evaluateClassifier, trainClassifier, stepLearningRate, type TrainOptions, type TrainResult, type TrainingProgress } from './training/trainer.js';
 export type { ClassifierGraph, ClassifierInput, ExampleSource } from './training/classifier-graph.js';
-export {
-  createProtocolModel, defaultFeedbackFrom, parseProtocol, readsFrozenFeatures, DEFAULT_FEEDBACK_ARCH, DEFAULT_FUSION_ARC, PROTOCOL_DEFAULTS, PROTOCOLS,
-  type Protocol, type ProtocolModel, type ProtocolSettings,
-} from './protocols/protocol.js';
-export { FeatureHeadClassifier, pooledSize, type BlockShape, type FeatureHeadOptions, type ImageInputs } from './protocols/feature-head.js';
+export { parseProtocol, readsFrozenFeatures, PROTOCOL_DEFAULTS } from './protocols/protocol.js';
+export { FeatureHeadClassifier, pooledSize, type BlockShape, type FeatureHead, type FeatureHeadOptions, type ImageInputs } from './protocols/feature-head.js';
 export { DifFeedModel, noiseInput, X_START, type DifFeedModelOptions } from './protocols/diffeed-model.js';
 export { PixelClassifier, pixelSource, PIXELS } from './protocols/pixels.js';
 export { classifierFeeds, topClasses, type ExportedClassifierInfo } from './export/classifier-inputs.js';
@@ -50,5 +48,5 @@ export { datasetIdentity, ensureFeatureCache, featureCacheKey, type EnsureFeatur
 export { extractFeatures, type ExtractOptions, type ShardSelection } from './pipeline/extract.js';
 export { evaluateSavedModel, loadSavedModel, type EvaluateOptions, type SavedModel, type SavedModelEvaluation, type SavedRunSettings } from './pipeline/saved-model.js';
 export type { PipelineRuntimeOptions } from './pipeline/runtime-options.js';
-export { cacheSource, imageNoiseSource } from './pipeline/sources.js';
+export { cacheSource, imageNoiseSource, type ImageNoiseSourceOptions } from './pipeline/sources.js';
 export { loadUNet, readFlags, type LoadedUNet } from './pipeline/unet-source.js';

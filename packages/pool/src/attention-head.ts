@@ -13,7 +13,9 @@ export interface AttentionHeadOptions {
 
 /**
  * The reference's `AttentionHead`: a sequence of layers built from a typed
- * configuration or from its layer string, numbered as its `nn.Sequential`
+ * configuration or from its layer string (the paper's "attention head"
+ * protocol wraps it in a one-block `DifFormer`, which adds the per-block
+ * pooling, norm and token projection and the classifier), numbered as its `nn.Sequential`
  * numbers them (`layers.1.attn.qkv.weight`; a `Dense` with an activation takes
  * two indices, an `Attention` with n blocks takes n), with the CLS token
  * `cls_token` [1, 1, dim] starting at zeros.

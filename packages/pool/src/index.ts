@@ -1,8 +1,16 @@
 /**
  * Heads over diffusion features: the paper's linear GD(L) head
- * ({@link LinearHead}, the reference's `Head`) and the attention-pooling head
- * ({@link AttentionHead}) from a typed configuration or the reference's layer
- * string, with the reference's PyTorch parameter names.
+ * ({@link LinearHead}, the reference's `Head`) and the attention-pooling layer
+ * stack ({@link AttentionHead}, the reference's class of that name) from a
+ * typed configuration or the reference's layer string, with the reference's
+ * PyTorch parameter names.
+ *
+ * Names that mislead: the paper's "attention head" (protocol `attention`) is
+ * not {@link AttentionHead} alone. It is a `DifFormer` from
+ * `@diffssl/difformer` (the reference's `AttentionFusion`) reading one block at
+ * one timestep: per-block pooling, LayerNorm and a 1x1 conv to tokens, then an
+ * {@link AttentionHead} over the tokens, then a Linear. {@link AttentionHead}
+ * is that inner layer stack, usable on its own on any tokens or feature map.
  *
  * @example
  * ```ts

@@ -1,16 +1,10 @@
-import { compileModel, createRunner, HostTensor, type SymbolicTensor } from '@diffssl/core';
+import { compileModel, createRunner, HostTensor, RandomGenerator, type SymbolicTensor } from '@diffssl/core';
 import { expect } from 'vitest';
 
-/** Deterministic uniform [0, 1) generator (mulberry32). */
+/** Deterministic uniform [0, 1) draws: `uniform()` of core's `RandomGenerator(seed)`. */
 export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const generator = new RandomGenerator(seed);
+  return () => generator.uniform();
 }
 
 /** A float32 tensor of uniform values in [low, high). */

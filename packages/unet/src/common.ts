@@ -3,7 +3,7 @@ export { ADM_PRESETS, admConfig, type AdmConfig, type AdmPresetName, type Guided
 export { unetLayout, expectedWeights, initialAdmWeights, type BlockSpec, type UNetBlock, type UNetLayout } from './layout.js';
 export type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './diffusion-unet.js';
 export { AdmUNet } from './adm-unet.js';
-export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule } from './schedule.js';
+export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule, type NoiseSplit } from './schedule.js';
 export { CheckpointMismatchError } from './checkpoint/errors.js';
 export { PIXEL_TO_MODEL } from './pixels.js';
 export {

@@ -67,6 +67,23 @@ describe('noise ids', () => {
     expect(again.toArray()).toEqual(xt.slice([2], [3]).toArray());
   });
 
+  it('draws the noise of the named split: training image i and test image i get different noise, each the same in any batch', async () => {
+    const x = images(1, 2, 3);
+    const ids = [0, 1, 41];
+    const train = (await extractor.extract(x, { ids, split: 'train' })).get(featureKey(T, 1))!;
+    const test = (await extractor.extract(x, { ids, split: 'test' })).get(featureKey(T, 1))!;
+    ids.forEach((id, b) => {
+      expect(close(recoveredNoise(train, x, b), seededNoise(3, id, T, PER_IMAGE, 'train'), 1e-4), `train id ${id}`).toBe(true);
+      expect(close(recoveredNoise(test, x, b), seededNoise(3, id, T, PER_IMAGE, 'test'), 1e-4), `test id ${id}`).toBe(true);
+      expect(close(recoveredNoise(train, x, b), recoveredNoise(test, x, b), 0.1), `id ${id}`).toBe(false);
+    });
+    // No split named: the test split's noise.
+    expect((await extractor.extract(x, { ids })).get(featureKey(T, 1))!.toArray()).toEqual(test.toArray());
+    // Image 41 of the training split alone in another call: the same x_t as in position 2 of the batches above.
+    expect((await extractor.extract(images(3), { ids: [41], split: 'train' })).get(featureKey(T, 1))!.toArray()).toEqual(train.slice([2], [3]).toArray());
+    await expect(extractor.extract(x, { ids, split: 'validation' as never })).rejects.toThrow(/split must be 'train' or 'test'/);
+  });
+
   it('takes ids the same way in stream and extract, and reports the ids it used', async () => {
     const x = images(1, 2, 3);
     const streamed: number[][] = [];

@@ -30,6 +30,23 @@ describe('seededNoise', () => {
     expect(seededNoise(7, 3, 151, 4)).not.toEqual(a.slice(0, 4));
     expect(() => seededNoise(-1, 0, 0, 1)).toThrow(ConfigError);
   });
+
+  it('gives training image i and test image i independent noise, each repeatable, the test split by default', () => {
+    const size = 20000;
+    const train = seededNoise(7, 3, 150, size, 'train');
+    const test = seededNoise(7, 3, 150, size, 'test');
+    expect(seededNoise(7, 3, 150, size, 'train')).toEqual(train);
+    expect(seededNoise(7, 3, 150, size)).toEqual(test);
+    // Independent: the sample correlation of two independent standard normal vectors is about N(0, 1/size), sd 0.007.
+    let dot = 0;
+    for (let i = 0; i < size; i++) dot += train[i]! * test[i]!;
+    expect(Math.abs(dot / size)).toBeLessThan(0.035);
+    expect(train.slice(0, 4)).not.toEqual(test.slice(0, 4));
+    // The other keys still select streams within a split.
+    expect(seededNoise(8, 3, 150, 4, 'train')).not.toEqual(train.slice(0, 4));
+    expect(seededNoise(7, 4, 150, 4, 'train')).not.toEqual(train.slice(0, 4));
+    expect(() => seededNoise(7, 3, 150, 4, 'val' as never)).toThrow(/split must be 'train' or 'test'; found "val"/);
+  });
 });
 
 describe('FeatureExtractor', () => {

@@ -2,7 +2,7 @@ import {
   adaptiveAvgPool2d, add, ConfigError, fmix32, compileModel, gather, Graph, HostTensor, mul, NonFiniteError, reshape, ShapeError, type ModelSource, type OnnxModel, type Runner, type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
 import type { DiffusionUNet } from './diffusion-unet.js';
-import { checkTimestep, noiseSchedule, seededNoise, type NoiseSchedule } from './schedule.js';
+import { checkTimestep, noiseSchedule, seededNoise, type NoiseSchedule, type NoiseSplit } from './schedule.js';
 import { PIXEL_TO_MODEL } from './pixels.js';
 
 /**
@@ -58,6 +58,12 @@ export interface ExtractCallOptions {
   ids?: readonly number[];
   /** One class label per image (0..numClasses-1), for class-conditional models. */
   labels?: readonly number[];
+  /**
+   * The split the images belong to: each split has its own noise stream, so
+   * training image i and test image i get independent noise even with equal
+   * ids (see `seededNoise`). Default `'test'`.
+   */
+  split?: NoiseSplit;
 }
 
 /** Features of one batch: `features.get('t150/block24')` is [n, C, h, w]. @public */
@@ -152,9 +158,9 @@ export class FeatureExtractor {
    * feature allocated up front (each batch is written in place).
    *
    * @param images - float32 [N, C, H, W] in [-1, 1], or uint8 [N, 1|C, H, W] (scaled by {@link PIXEL_TO_MODEL}, gray replicated)
-   * @param options - noise ids and class labels (see {@link ExtractCallOptions})
+   * @param options - noise ids, class labels and split (see {@link ExtractCallOptions})
    * @returns one tensor [N, C, h, w] per `t{T}/block{NN}`
-   * @throws `ShapeError` for a wrong image size or channel count or a wrong number of ids or labels; `NonFiniteError` for NaN pixels (when checking); `ConfigError` for bad ids, labels missing for a class-conditional model or given to an unconditional one
+   * @throws `ShapeError` for a wrong image size or channel count or a wrong number of ids or labels; `NonFiniteError` for NaN pixels (when checking); `ConfigError` for bad ids, another split, labels missing for a class-conditional model or given to an unconditional one
    */
   async extract(images: HostTensor, options: ExtractCallOptions = {}): Promise<Map<string, HostTensor<'float32'>>> {
     const count = images.shape[0] ?? 0;
@@ -184,6 +190,8 @@ export class FeatureExtractor {
     const count = normalized.shape[0]!;
     const ids = this.checkIds(count, options.ids);
     const labels = this.resolveLabels(count, options.labels);
+    const split = options.split ?? 'test';
+    if (split !== 'train' && split !== 'test') throw new ConfigError(`FeatureExtractor: split must be 'train' or 'test'; found ${JSON.stringify(split)}`);
     const batchSize = this.options.batchSize ?? 16;
     const { timesteps, blocks } = this.options;
     const perImage = count === 0 ? 0 : normalized.size / count;
@@ -201,7 +209,7 @@ export class FeatureExtractor {
       for (const timestep of timesteps) {
         for (let k = 0; k < n; k++) {
           x.set(pixels(start + k), row * perImage);
-          noise.set(seededNoise(this.options.seed ?? 0, batchIds[k]!, timestep, perImage), row * perImage);
+          noise.set(seededNoise(this.options.seed ?? 0, batchIds[k]!, timestep, perImage, split), row * perImage);
           t[row] = BigInt(timestep);
           if (y) y[row] = BigInt(labels![start + k]!);
           row++;

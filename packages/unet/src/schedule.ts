@@ -1,4 +1,4 @@
-import { ConfigError, fmix32, HostTensor, ShapeError, xoshiro128 } from '@diffssl/core';
+import { ConfigError, HostTensor, RandomGenerator, ShapeError } from '@diffssl/core';
 
 /**
  * guided-diffusion's beta schedule in float64: `linear` is
@@ -94,35 +94,47 @@ export function checkTimestep(schedule: { steps: number }, t: number): void {
 }
 
 /**
- * Seeded Gaussian noise for one (image, timestep) pair, independent of batch
- * size and order: a xoshiro128** generator whose four state words are
- * `fmix32(seed)`, `fmix32(imageId ^ 0x9e3779b9)`, `fmix32(timestep ^ 0x7f4a7c15)`
- * and `fmix32` of their xor (fmix32 is a bijection, so distinct triples give
- * distinct streams), 16 outputs discarded, then Box-Muller on 53-bit uniforms.
+ * Which data split an image's noise belongs to. Each split draws from its own
+ * stream, so training image i and test image i get independent noise (as the
+ * reference, which draws the test split's noise from another generator than
+ * the training split's). `'test'` is the stream of images being classified:
+ * evaluation, the exported classifier, and extraction when no split is named.
+ *
+ * @public
+ */
+export type NoiseSplit = 'train' | 'test';
+
+/** Stream keys of the noise generator: the purpose, then the split. */
+const NOISE_STREAM = 0x4e4f_4953; // 'NOIS'
+const SPLIT_STREAMS: Readonly<Record<NoiseSplit, number>> = { train: 0x5452_4149 /* 'TRAI' */, test: 0x5445_5354 /* 'TEST' */ };
+
+/**
+ * Seeded Gaussian noise for one (image, timestep) pair of one split,
+ * independent of batch size and order: the `normal()` draws of core's
+ * `RandomGenerator(seed, 0x4e4f4953 ('NOIS'), split, imageId, timestep)`, the
+ * split being 0x54524149 ('TRAI') for `'train'` and 0x54455354 ('TEST') for
+ * `'test'` (distinct key tuples give unrelated streams), in Box-Muller pairs.
  *
  * @param seed - the run's seed (uint32)
  * @param imageId - the image's stable id, e.g. its dataset index (uint32)
  * @param timestep - the diffusion timestep
  * @param size - number of values (C*H*W)
+ * @param split - the split the image belongs to (default `'test'`)
  * @returns `size` standard normal float32 values
+ * @throws `ConfigError` for a seed, id or timestep that is not a uint32, or another split
+ * @example
+ * ```ts
+ * const trainNoise = seededNoise(0, 7, 150, 3 * 28 * 28, 'train');
+ * const testNoise = seededNoise(0, 7, 150, 3 * 28 * 28, 'test'); // independent of trainNoise
+ * ```
  * @public
  */
-export function seededNoise(seed: number, imageId: number, timestep: number, size: number): Float32Array {
+export function seededNoise(seed: number, imageId: number, timestep: number, size: number, split: NoiseSplit = 'test'): Float32Array {
   for (const [name, value] of [['seed', seed], ['imageId', imageId], ['timestep', timestep]] as const) {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new ConfigError(`seededNoise: ${name} must be an integer in [0, 2^32); found ${value}`);
   }
-  const s0 = fmix32(seed);
-  const s1 = fmix32(imageId ^ 0x9e3779b9);
-  const s2 = fmix32(timestep ^ 0x7f4a7c15);
-  const next = xoshiro128([s0, s1, s2, fmix32(s0 ^ s1 ^ s2 ^ 0x2545f491)], 16);
-  const uniform = () => ((next() >>> 5) * 67108864 + (next() >>> 6) + 0.5) / 9007199254740992;
-  const out = new Float32Array(size);
-  for (let i = 0; i < size; i += 2) {
-    const radius = Math.sqrt(-2 * Math.log(uniform()));
-    const angle = 2 * Math.PI * uniform();
-    out[i] = radius * Math.cos(angle);
-    if (i + 1 < size) out[i + 1] = radius * Math.sin(angle);
-  }
-  return out;
+  const splitStream = Object.hasOwn(SPLIT_STREAMS, split) ? SPLIT_STREAMS[split] : undefined;
+  if (splitStream === undefined) throw new ConfigError(`seededNoise: split must be 'train' or 'test'; found ${JSON.stringify(split)}`);
+  return new RandomGenerator(seed, NOISE_STREAM, splitStream, imageId, timestep).fillNormal(new Float32Array(size));
 }
 

@@ -35,7 +35,7 @@ export class BuildContext {
   private readonly names = new Map<ModuleTensor, string>();
   private readonly weights = new Map<ModuleTensor, SymbolicTensor>();
   private readonly updates = new Map<ModuleTensor, SymbolicTensor>();
-  private readonly counters = new Set<ModuleTensor>();
+  private readonly counters = new Map<ModuleTensor, number>();
   private readonly prefix: string;
 
   /**
@@ -82,8 +82,21 @@ export class BuildContext {
   }
 
   /**
+   * The current value of a buffer in the graph being built: its latest
+   * recorded update, or its graph weight when none was recorded yet. A module
+   * applied several times in one forward pass (a block's pre-layer at each
+   * timestep, a feedback network at each timestep) starts each application's
+   * running-statistic update from the previous application's, as PyTorch's
+   * in-place buffer updates do.
+   */
+  bufferValue(buffer: ModuleTensor): SymbolicTensor {
+    return this.updates.get(buffer) ?? this.weight(buffer);
+  }
+
+  /**
    * Records the new value a training step gives a buffer (BatchNorm's running
-   * statistics).
+   * statistics). Recording again replaces the previous update: build the new
+   * value from {@link BuildContext.bufferValue} so the updates chain.
    *
    * @throws {@link ConfigError} in eval mode, or for a tensor that is not a buffer
    */
@@ -94,9 +107,13 @@ export class BuildContext {
     this.updates.set(buffer, update);
   }
 
-  /** Records an integer buffer that counts training steps (BatchNorm's `num_batches_tracked`), advanced on the host. */
+  /**
+   * Records one application of a module whose integer buffer counts training
+   * applications (BatchNorm's `num_batches_tracked`), advanced on the host by
+   * the number of applications per step.
+   */
   countStep(buffer: ModuleTensor): void {
-    if (this.training) this.counters.add(buffer);
+    if (this.training) this.counters.set(buffer, (this.counters.get(buffer) ?? 0) + 1);
   }
 
   /** Every module tensor the graph uses, with its graph weight. */
@@ -134,8 +151,13 @@ export class BuildContext {
     return [...this.updates.keys()].map((tensor) => ({ tensor, weight: this.weight(tensor) }));
   }
 
-  /** The step-counting buffers. */
-  stepCounters(): ModuleTensor[] {
-    return [...this.counters];
+  /** The step-counting buffers, with how much one training step advances each (the number of applications in the graph). */
+  stepCounters(): {
+    /** The counting buffer. */
+    tensor: ModuleTensor;
+    /** Applications per training step. */
+    increment: number;
+  }[] {
+    return [...this.counters].map(([tensor, increment]) => ({ tensor, increment }));
   }
 }

@@ -42,7 +42,7 @@ export class ModuleTrainStep {
     readonly step: TrainStep,
     private readonly trained: readonly { tensor: ModuleTensor; name: string }[],
     private readonly buffers: readonly { tensor: ModuleTensor; name: string }[],
-    private readonly counters: readonly { tensor: ModuleTensor; name: string }[],
+    private readonly counters: readonly { tensor: ModuleTensor; name: string; increment: number }[],
     private readonly optimizerName: string,
   ) {}
 
@@ -63,7 +63,9 @@ export class ModuleTrainStep {
    */
   async run(batch: Record<string, HostTensor>, options: { learningRate: number }): Promise<TrainStepResult> {
     const result = await this.step.run(batch, options);
-    for (const { tensor } of this.counters) tensor.value = HostTensor.from('int64', [], [BigInt(tensor.value.get()) + BigInt(result.losses.length)]);
+    for (const { tensor, increment } of this.counters) {
+      tensor.value = HostTensor.from('int64', [], [BigInt(tensor.value.get()) + BigInt(result.losses.length * increment)]);
+    }
     return result;
   }
 
@@ -161,7 +163,7 @@ export async function compileModuleTrainStepWith(createRunner: RunnerFactory, op
     step,
     trainable.map(({ tensor, weight }) => ({ tensor, name: weight.name! })),
     context.updatedBuffers().map(({ tensor, weight }) => ({ tensor, name: weight.name! })),
-    context.stepCounters().map((tensor) => ({ tensor, name: context.nameOf(tensor) })),
+    context.stepCounters().map(({ tensor, increment }) => ({ tensor, name: context.nameOf(tensor), increment })),
     options.optimizer.name,
   );
 }

@@ -27,6 +27,8 @@ interface OpCase {
   /** The gradient is defined but finite differences cannot see it (rounding steps): skip that comparison. */
   skipFiniteDifferences?: boolean;
   forwardTolerance?: number;
+  /** Tolerance of the ONNX (float32) gradient against the float64 reference (default 5e-5). */
+  gradientTolerance?: number;
 }
 
 const cases: OpCase[] = [
@@ -84,6 +86,8 @@ const cases: OpCase[] = [
     name: 'groupNorm tiny groups (sequential moments)',
     inputs: { x: { shape: [3, 8, 1, 1], low: -2, high: 3 }, w: { shape: [8] }, b: { shape: [8] } },
     build: ({ x, w, b }) => groupNorm(x!, w!, b!, { groups: 4 }),
+    // Two values per group: the gradient divides by their spread, so ONNX Runtime's float32 rounding is amplified where two values lie close.
+    gradientTolerance: 1e-4,
   },
   {
     name: 'layerNorm over [C,s,s]',
@@ -193,6 +197,6 @@ describe.each(cases)('$name', (testCase) => {
       numeric.forEach((value, k) => expect(Math.abs(analytic[k]! - value) / scale, `${name}[${samples[k]}]: analytic ${analytic[k]} vs numeric ${value}`).toBeLessThan(1e-6));
     });
     const onnx = await runOnnx(Object.fromEntries(grads.map((g, i) => [`d_${wrtNames[i]}`, g])), feeds);
-    wrtNames.forEach((name, i) => expectClose(onnx[`d_${name}`]!, referenceGrads[i]!, 5e-5, `gradient of ${name}`));
+    wrtNames.forEach((name, i) => expectClose(onnx[`d_${name}`]!, referenceGrads[i]!, testCase.gradientTolerance ?? 5e-5, `gradient of ${name}`));
   });
 });

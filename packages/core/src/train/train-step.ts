@@ -124,21 +124,29 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
 /**
  * A batchNorm in training mode computes new running statistics; a train step
  * that drops them would silently leave the buffers at their initial values.
+ * A batchNorm applied several times in one step chains its updates: a later
+ * application reads the running statistics an earlier one computed, and only
+ * the last one's result needs to be a buffer update.
  *
  * @throws {@link ConfigError} naming the buffers whose updates are missing
  */
 function checkRunningStatistics(outputs: readonly SymbolicTensor[], bufferUpdates: ReadonlyMap<SymbolicTensor, SymbolicTensor>): void {
   const updated = new Set([...bufferUpdates.keys()].map((buffer) => buffer.id));
+  const finalValues = new Set([...bufferUpdates.values()].map((update) => update.id));
+  const trainingNorms = [...collectNodes(outputs, new Set())].filter((node) => node.op.name === 'batchNorm' && (node.attributes as { training?: boolean }).training);
+  const chainedInputs = new Set(trainingNorms.flatMap((node) => [node.inputs[3]!.id, node.inputs[4]!.id]));
+  const isTrainingNormOutput = (tensor: SymbolicTensor) => tensor.producer?.op.name === 'batchNorm' && (tensor.producer.attributes as { training?: boolean }).training === true;
   const missing: string[] = [];
-  for (const node of collectNodes(outputs, new Set())) {
-    const attributes = node.attributes as { training?: boolean };
-    if (node.op.name !== 'batchNorm' || !attributes.training) continue;
+  for (const node of trainingNorms) {
     for (const buffer of [node.inputs[3]!, node.inputs[4]!]) {
-      if (!updated.has(buffer.id)) missing.push(buffer.name ?? buffer.describe());
+      if (!updated.has(buffer.id) && !isTrainingNormOutput(buffer)) missing.push(buffer.name ?? buffer.describe());
+    }
+    for (const update of [node.outputs[1]!, node.outputs[2]!]) {
+      if (!finalValues.has(update.id) && !chainedInputs.has(update.id)) missing.push(`the ${update === node.outputs[1] ? 'running mean' : 'running variance'} computed from ${node.inputs[3 + (update === node.outputs[1] ? 0 : 1)]!.name ?? 'a chained update'}`);
     }
   }
   if (missing.length > 0) {
-    throw new ConfigError(`compileTrainStep: batchNorm in training mode updates its running statistics, but bufferUpdates has no update for ${missing.join(', ')}; pass them (modules built with a BuildContext in 'train' mode do this)`);
+    throw new ConfigError(`compileTrainStep: batchNorm in training mode updates its running statistics, but bufferUpdates has no update for ${[...new Set(missing)].join(', ')}; pass them (modules built with a BuildContext in 'train' mode do this)`);
   }
 }
 

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -113,7 +114,7 @@ describe('feature cache: write and read', () => {
     await found?.close();
     const variants: Array<Partial<FeatureCacheKey>> = [
       { checkpoint: 'sha256:2' }, { config: { image_size: 28, num_channels: 64 } }, { blocks: [2] }, { timesteps: [10, 150] },
-      { noiseSeed: 8 }, { draws: 1 }, { data: 'sha256:other' }, { extra: { dtype: 'float16' } },
+      { noiseSeed: 8 }, { noiseSplit: 'test' }, { draws: 1 }, { data: 'sha256:other' }, { extra: { dtype: 'float16' } },
     ];
     for (const variant of variants) expect(await findFeatureCache(root, { ...SYNTHETIC_KEY, ...variant }), JSON.stringify(variant)).toBeUndefined();
   });
@@ -131,6 +132,24 @@ describe('feature cache: write and read', () => {
     expectSyntheticRows(await rewritten.readBatch([1, 2], 1), [1, 2], 1);
     await rewritten.close();
     expect((await readdir(root)).filter((name) => name.startsWith('.'))).toEqual([]);
+  });
+
+  it('never reuses an entry written before keys named their noise split: another folder, and refused when opened by path', async () => {
+    const root = await freshRoot();
+    const cache = await writeSynthetic(root);
+    await cache.close();
+    // The index as the earlier version wrote it: the key without noiseSplit, its digest over that key.
+    const indexPath = join(cache.directory, 'index.json');
+    const index = JSON.parse(await readFile(indexPath, 'utf8')) as { key: Record<string, unknown>; keyDigest: string };
+    delete index.key.noiseSplit;
+    const oldKey = JSON.stringify(Object.fromEntries(Object.entries(index.key).sort(([a], [b]) => (a < b ? -1 : 1))));
+    index.keyDigest = createHash('sha256').update(oldKey).digest('hex');
+    await writeFile(indexPath, JSON.stringify(index));
+    await expect(openFeatureCache(cache.directory)).rejects.toThrow(/not a valid key of this version \(feature cache key: noiseSplit must be 'train' or 'test'/);
+    await expect(openFeatureCache(cache.directory)).rejects.toThrow(FormatError);
+    // Its folder is named by the old digest, which no key of this version has.
+    const oldFolder = `features-${index.keyDigest.slice(0, 32)}`;
+    for (const noiseSplit of ['train', 'test'] as const) expect(featureCachePath(root, { ...SYNTHETIC_KEY, noiseSplit })).not.toBe(join(root, oldFolder));
   });
 
   it('publishes nothing, and leaves no temporary folder, when a row is missing, repeated or the stream fails', async () => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { ConfigError, fmix32, type HostTensor } from '@diffssl/core';
+import type { NoiseSplit } from '@diffssl/unet';
 
 /**
  * Everything that decides the values of cached features. Two extractions with
@@ -20,6 +21,11 @@ export interface FeatureCacheKey {
   timesteps: readonly number[];
   /** The noise seed of draw 0 (see {@link drawSeed} for the others). */
   noiseSeed: number;
+  /**
+   * The split whose noise stream the features were extracted with (`seededNoise`
+   * of `@diffssl/unet`): training and test images draw independent noise.
+   */
+  noiseSplit: NoiseSplit;
   /** Noise draws per image (at least 1). */
   draws: number;
   /** Identity of the images, in order (see {@link dataIdentity}). */
@@ -40,6 +46,8 @@ export interface CanonicalFeatureCacheKey {
   timesteps: number[];
   /** The noise seed of draw 0. */
   noiseSeed: number;
+  /** The split whose noise stream the features were extracted with. */
+  noiseSplit: NoiseSplit;
   /** Noise draws per image (at least 1). */
   draws: number;
   /** Identity of the images, in order. */
@@ -61,13 +69,14 @@ function sortedUnique(values: readonly number[], what: string, minimum: number):
  *
  * @param key - the key
  * @returns the canonical key (a new object)
- * @throws {@link @diffssl/core!ConfigError} for empty or non-integer blocks/timesteps, a bad seed or draw count, empty identities
+ * @throws {@link @diffssl/core!ConfigError} for empty or non-integer blocks/timesteps, a bad seed, noise split or draw count, empty identities
  * @public
  */
 export function canonicalKey(key: FeatureCacheKey): CanonicalFeatureCacheKey {
   if (typeof key.checkpoint !== 'string' || key.checkpoint.length === 0) throw new ConfigError('feature cache key: checkpoint must be a non-empty digest string');
   if (typeof key.data !== 'string' || key.data.length === 0) throw new ConfigError('feature cache key: data must be a non-empty identity string');
   if (!Number.isSafeInteger(key.noiseSeed) || key.noiseSeed < 0 || key.noiseSeed > 0xffffffff) throw new ConfigError(`feature cache key: noiseSeed must be an integer in [0, 2^32); found ${key.noiseSeed}`);
+  if (key.noiseSplit !== 'train' && key.noiseSplit !== 'test') throw new ConfigError(`feature cache key: noiseSplit must be 'train' or 'test'; found ${JSON.stringify(key.noiseSplit)}`);
   if (!Number.isSafeInteger(key.draws) || key.draws < 1) throw new ConfigError(`feature cache key: draws must be a positive integer; found ${key.draws}`);
   if (key.config === undefined) throw new ConfigError('feature cache key: config is missing');
   return {
@@ -76,6 +85,7 @@ export function canonicalKey(key: FeatureCacheKey): CanonicalFeatureCacheKey {
     blocks: sortedUnique(key.blocks, 'blocks', 1),
     timesteps: sortedUnique(key.timesteps, 'timesteps', 0),
     noiseSeed: key.noiseSeed,
+    noiseSplit: key.noiseSplit,
     draws: key.draws,
     data: key.data,
     extra: JSON.parse(canonicalJson(key.extra ?? {})) as Record<string, unknown>,
@@ -139,12 +149,14 @@ export interface DataIdentityParts {
   images?: HostTensor;
   /** The labels, in order. */
   labels?: ArrayLike<number>;
-  /** Source files (relative names and sizes), for data read from disk without hashing every byte. */
+  /** Source files (relative names, sizes and modification times), for data read from disk without hashing every byte. */
   files?: ReadonlyArray<{
     /** The file's name, relative to the data set's folder. */
     path: string;
     /** Its size in bytes. */
     size: number;
+    /** Its modification time (milliseconds since the epoch), when known. */
+    modified?: number;
   }>;
   /** Anything else that selects or changes the images (a limit, a subset list, a transform), as JSON. */
   selection?: unknown;
@@ -153,8 +165,9 @@ export interface DataIdentityParts {
 /**
  * The identity of a data set for the cache key: SHA-256 over the given parts.
  * With `images`, the exact bytes count; with only `files`, the sorted list of
- * names and sizes does (cheap for large folders, and blind to an edit that
- * keeps a file's size).
+ * names, sizes and modification times does: cheap for large folders (what
+ * make and rsync compare), and blind only to an edit that keeps both a file's
+ * size and its modification time.
  *
  * @param parts - images, labels, files and/or a selection
  * @returns `sha256:<64 hex digits>`
@@ -180,7 +193,7 @@ export function dataIdentity(parts: DataIdentityParts): string {
     hash.update(new Uint8Array(labels.buffer));
   }
   if (parts.files) {
-    const lines = parts.files.map((file) => `${file.path}\t${file.size}`).sort();
+    const lines = parts.files.map((file) => `${file.path}\t${file.size}${file.modified === undefined ? '' : `\t${file.modified}`}`).sort();
     hash.update(`files:${lines.length};${lines.join('\n')};`);
   }
   if (parts.selection !== undefined) hash.update(`selection:${canonicalJson(parts.selection)};`);

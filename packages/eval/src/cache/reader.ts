@@ -172,7 +172,14 @@ export async function openFeatureCache(directory: string, expectedKey?: FeatureC
     throw new FormatError(`feature cache: cannot read ${indexPath}: ${(cause as Error).message}`, { cause });
   }
   const index = parseIndex(text, indexPath);
-  if (keyDigest(index.key) !== index.keyDigest) throw new FormatError(`feature cache: ${indexPath}: keyDigest does not match its key`);
+  let digest: string;
+  try {
+    digest = keyDigest(index.key);
+  } catch (cause) {
+    // Keys written before a field was added (noiseSplit) fail the check: features of another noise, never to be reused.
+    throw new FormatError(`feature cache: ${indexPath}: its key is not a valid key of this version (${(cause as Error).message}); extract the features again`, { cause });
+  }
+  if (digest !== index.keyDigest) throw new FormatError(`feature cache: ${indexPath}: keyDigest does not match its key`);
   if (expectedKey) {
     const expected = canonicalKey(expectedKey);
     if (canonicalJson(expected) !== canonicalJson(index.key)) {

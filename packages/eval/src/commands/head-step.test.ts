@@ -10,7 +10,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
-import { expectMatchesReferenceStep, loadTensorFixture, referenceStep, relativeError, type TensorFixture } from '@diffssl/testing';
+import { DifFormer, fusionKey } from '@diffssl/difformer';
+import {
+  adaptiveAvgPool2dFloat64, batchNormTrainFloat64, expectMatchesReferenceStep, loadTensorFixture, randomTensor, referenceStep, relativeError, type BatchNormState,
+  type TensorFixture,
+} from '@diffssl/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const CLI = fileURLToPath(new URL('../cli.ts', import.meta.url));
@@ -88,6 +92,44 @@ describe('diffssl head-step', () => {
     expect(relativeError(written.get('buffer_after/pre_layer.12.1.running_var')!, HostTensor.from('float64', [c], batchVariance.map((v) => 0.9 + 0.1 * v)))).toBeLessThan(1e-5);
     // A control: the batch variance is far from 1, so a buffer that started at 0 (or kept 1) would fail.
     expect(Math.max(...batchVariance.map((v) => Math.abs(v - 1)))).toBeGreaterThan(1e-2);
+  });
+
+  it('applies a BatchNorm pre-layer once per timestep (3 timesteps, uneven channels, pool 7 -> 3 and 5 -> 3), as PyTorch', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'diffssl-head-step-bn-'));
+    const blocks = [{ block: 3, channels: 5, resolution: 7 }, { block: 6, channels: 12, resolution: 5 }];
+    const timesteps = [150, 10, 50];
+    const spec = { kind: 'fusion', fusion_arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:2:1,Extract_CLS_Token', blocks: [3, 6], t_list: timesteps, norm_type: 'batch', pre_pool_size: 3, num_classes: 4 };
+    writeFileSync(join(directory, 'head.json'), JSON.stringify(spec));
+    const fusion = new DifFormer({ blocks, firstPassBlocks: [3, 6], timesteps, fusion: spec.fusion_arc, normType: 'batch', prePoolSize: 3, numClasses: 4, seed: 5 });
+    const params = fusion.stateDict();
+    blocks.forEach(({ block, channels }, i) => {
+      params.set(`pre_layer.${block}.1.running_mean`, randomTensor([channels], 60 + i, -0.3, 0.3));
+      params.set(`pre_layer.${block}.1.running_var`, randomTensor([channels], 70 + i, 0.5, 2));
+      params.set(`pre_layer.${block}.1.num_batches_tracked`, HostTensor.from('int64', [], [7n]));
+    });
+    writeFileSync(join(directory, 'params.safetensors'), writeSafetensors(params));
+    const inputs = new Map<string, HostTensor>();
+    timesteps.forEach((t, ti) => blocks.forEach(({ block, channels, resolution }, bi) => inputs.set(fusionKey(t, block), randomTensor([6, channels, resolution, resolution], 80 + 10 * ti + bi, -1 - ti, 1 + 2 * ti))));
+    inputs.set('labels', HostTensor.from('int64', [6], [0n, 1n, 2n, 3n, 2n, 1n]));
+    writeFileSync(join(directory, 'input.safetensors'), writeSafetensors(inputs));
+    const out = join(directory, 'out.safetensors');
+    const result = await cli(['head-step', '--head', join(directory, 'head.json'), '--params', join(directory, 'params.safetensors'), '--input', join(directory, 'input.safetensors'), '--lr', '0.05', '--out', out]);
+    expect(result.code, result.stderr).toBe(0);
+    const written = readSafetensors(readFileSync(out)).tensors;
+    for (const { block } of blocks) {
+      const read = (name: string) => Float64Array.from(params.get(`pre_layer.${block}.1.${name}`)!.toArray());
+      const state: BatchNormState = { weight: read('weight'), bias: read('bias'), runningMean: read('running_mean'), runningVar: read('running_var'), numBatchesTracked: 7 };
+      // t_list order, each application from the previous one's running statistics.
+      for (const t of timesteps) {
+        const x = inputs.get(fusionKey(t, block))!;
+        batchNormTrainFloat64(adaptiveAvgPool2dFloat64({ shape: x.shape as [number, number, number, number], data: Float64Array.from(x.toArray()) }, 3), state);
+      }
+      const mean = written.get(`buffer_after/pre_layer.${block}.1.running_mean`)!;
+      const variance = written.get(`buffer_after/pre_layer.${block}.1.running_var`)!;
+      expect(relativeError(mean, HostTensor.from('float64', mean.shape, state.runningMean), 0), `running_mean ${block}`).toBeLessThan(1e-5);
+      expect(relativeError(variance, HostTensor.from('float64', variance.shape, state.runningVar), 0), `running_var ${block}`).toBeLessThan(1e-5);
+      expect(written.get(`buffer_after/pre_layer.${block}.1.num_batches_tracked`)!.get()).toBe(10);
+    }
   });
 
   it('answers bad input with one line: unknown kind, mis-shaped and unexpected parameters, missing tensors', async () => {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import {
-  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, mul, readSafetensors, ShapeError, sub, writeSafetensors, type ExecutionProvider, type HostTensor,
+  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, HostTensor, mul, readSafetensors, ShapeError, sub, writeSafetensors, type ExecutionProvider,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
@@ -55,7 +55,9 @@ const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_var|num
  * statistics), mean cross-entropy on `labels`, one plain SGD step at `lr`.
  * Writes `logits`, `loss` [1], `grad/<name>` and `after_sgd/<name>` for every
  * trainable parameter, and `buffer_after/<name>` for every BatchNorm running
- * mean and variance.
+ * mean, variance and `num_batches_tracked`. A BatchNorm applied once per
+ * timestep normalizes each timestep with its own batch statistics and updates
+ * its buffers once per timestep, in `t_list` order, as the reference does.
  *
  * @returns the names written
  * @throws `ConfigError` for a bad head spec, missing inputs or a learning rate that is not a finite number; `StateDictMismatchError` listing missing, unexpected and mis-shaped parameters
@@ -94,6 +96,10 @@ export async function headStep(options: HeadStepOptions): Promise<string[]> {
   try {
     const result = await runner.run(feeds);
     const written = new Map(Object.keys(outputs).map((name) => [name, name === 'loss' ? result[name]!.reshape([1]) : result[name]!]));
+    // num_batches_tracked advances once per application of its BatchNorm (once per timestep for a pre-layer shared by timesteps).
+    for (const { tensor, increment } of context.stepCounters()) {
+      written.set(`buffer_after/${context.nameOf(tensor)}`, HostTensor.from('int64', [], [BigInt(tensor.value.get()) + BigInt(increment)]));
+    }
     await writeFileAtomic(options.out, writeSafetensors(written));
     return [...written.keys()];
   } finally {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { PROTOCOL_DEFAULTS } from '../protocols/protocol.js';
+import { linearHeadKind } from '../heads/kinds/linear.js';
 import { defaultCacheDirectory } from '../pipeline/run.js';
 import { cachedFeatures, openSplits } from '../pipeline/splits.js';
 import { scoreCell, type Scorer } from '../pipeline/sweep.js';
@@ -35,7 +35,7 @@ export function registerProbeCommand(program: Command): void {
       const started = performance.now();
       const splits = await openSplits(flags);
       const unet = await loadUNet({ checkpoint: flags.checkpoint, config: flags.config });
-      const prePoolSize = flags.prePoolSize ?? PROTOCOL_DEFAULTS.linear.prePoolSize;
+      const prePoolSize = flags.prePoolSize ?? linearHeadKind.protocol.prePoolSize;
       const caches = await cachedFeatures({ ...flags, unet, splits, blocks: [flags.block], timesteps: [flags.timestep], pool: prePoolSize, noiseSeed: flags.seed ?? 0, root: flags.cache ?? defaultCacheDirectory(), runner: runnerOf(flags), ...display });
       try {
         const metrics = await scoreCell({ scorer: flags.scorer, unet, splits, caches, block: flags.block, timestep: flags.timestep, prePoolSize, k: flags.k, lambda: flags.lambda, seed: flags.seed, runner: runnerOf(flags) });

@@ -1,5 +1,8 @@
-import type { Command } from 'commander';
-import { parseProtocol, type Protocol } from '../protocols/protocol.js';
+import { InvalidArgumentError, type Command } from 'commander';
+import { ConfigError } from '@diffssl/core';
+import { HEAD_OPTIONS } from '../heads/head-options.js';
+import type { HeadOptionName } from '../heads/head-kind.js';
+import { HEAD_KINDS, PROTOCOLS, protocolKind, takesOption, type Protocol } from '../heads/registry.js';
 import { defaultCacheDirectory, runProtocol } from '../pipeline/run.js';
 import { dataOptions, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, unetOptions, type RuntimeFlags } from './options.js';
 import type { DataOptions } from '../pipeline/splits.js';
@@ -34,22 +37,23 @@ interface TrainFlags extends DataOptions, RuntimeFlags {
 
 /** `diffssl train`: one protocol, trained and evaluated end to end. */
 export function registerTrainCommand(program: Command): void {
+  const protocolHelp = HEAD_KINDS.flatMap((kind) => ('protocol' in kind ? [`${kind.name}: ${kind.summary}`] : [])).join('; ');
   const command = program
     .command('train')
-    .description('train and evaluate a protocol (pixels, random, linear, attention, difformer, diffeed) end to end; writes report.json, report.md, SVG charts, model.safetensors')
-    .requiredOption('--protocol <name>', 'linear (GD(L)), attention, difformer, diffeed, or the baselines pixels and random', parseProtocol);
+    .description(`train and evaluate a protocol (${PROTOCOLS.join(', ')}) end to end; writes report.json, report.md, SVG charts, model.safetensors`)
+    .requiredOption('--protocol <name>', protocolHelp, (name) => cliParse(() => protocolKind(name).name));
   unetOptions(command);
   dataOptions(command)
     .option('--blocks <list>', 'U-Net blocks read (diffeed: of the second pass), e.g. 10 or 8,9,10', integerListOption('--blocks'))
-    .option('--timesteps <list>', 'timesteps, e.g. 50 or 50,150', integerListOption('--timesteps'))
-    .option('--pre-pool-size <N>', "the reference's pre_pool_size (default 2 for linear and random, 7 for the attention heads)", positiveIntegerOption('--pre-pool-size'))
-    .option('--head-arc <arc>', "linear: hidden layers as the reference's head_arc, e.g. 2048_1024")
-    .option('--fusion-arc <layers>', 'attention, difformer, diffeed: the attention head as a layer string')
-    .option('--norm-type <layer|batch>', 'attention, difformer, diffeed: LayerNorm over [C,s,s] (default) or BatchNorm2d')
-    .option('--feedback-from <list>', 'diffeed: decoder blocks that feed back (default: every other decoder block)', integerListOption('--feedback-from'))
-    .option('--feedback-arch <arch>', 'diffeed: feedback network arch (default C_B_R)')
+    .option('--timesteps <list>', 'timesteps, e.g. 50 or 50,150', integerListOption('--timesteps'));
+  // One flag per kind-specific option of the head registry, with the protocols that take it.
+  for (const [name, option] of Object.entries(HEAD_OPTIONS) as [HeadOptionName, (typeof HEAD_OPTIONS)[HeadOptionName]][]) {
+    const takers = PROTOCOLS.filter((protocol) => takesOption(protocol, name));
+    command.option(option.flag, `${takers.join(', ')}: ${option.help}`, (text) => cliParse(() => option.parse(text)));
+  }
+  command
     .option('--epochs <N>', 'epochs (default 28)', positiveIntegerOption('--epochs'))
-    .option('--lr <X>', 'initial learning rate (default 1e-2 for linear, random, pixels and diffeed; 5e-2 for attention and difformer)', numberOption('--lr'))
+    .option('--lr <X>', `initial learning rate (default: ${PROTOCOLS.map((protocol) => `${protocol} ${protocolKind(protocol).protocol.learningRate}`).join(', ')})`, numberOption('--lr'))
     .option('--batch-size <N>', 'batch size (default 32)', positiveIntegerOption('--batch-size'))
     .option('--eval-every <N>', 'evaluate every N epochs (default: after the last)', positiveIntegerOption('--eval-every'))
     .option('--momentum <X>', 'SGD momentum (default 0)', numberOption('--momentum'))
@@ -95,7 +99,8 @@ export function registerTrainCommand(program: Command): void {
       draws: flags.draws,
       out: flags.out,
       resume: flags.resume,
-      cache: flags.cache !== false,
+      // Only a cache flag the user gave is passed, so that protocols without a feature cache can refuse it.
+      ...(command.getOptionValueSource('cache') === 'cli' ? { cache: flags.cache !== false } : {}),
       ...(typeof flags.cache === 'string' ? { cacheDirectory: flags.cache } : {}),
       exportModel: flags.export,
       runner: runnerOf(flags),
@@ -103,4 +108,14 @@ export function registerTrainCommand(program: Command): void {
     });
     process.stdout.write(`${flags.protocol}: top-1 ${report.top1.toFixed(2)}% of ${report.test_images} test images; report in ${flags.out}/report.md\n`);
   });
+}
+
+/** Runs a registry parser, turning its `ConfigError` into commander's one-line argument error. */
+function cliParse<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof ConfigError) throw new InvalidArgumentError(error.message);
+    throw error;
+  }
 }

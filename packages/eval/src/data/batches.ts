@@ -1,10 +1,9 @@
-import { ConfigError, HostTensor, ShapeError } from '@diffssl/core';
+import { ConfigError, HostTensor, RandomGenerator, ShapeError } from '@diffssl/core';
 import type { Dataset } from './dataset.js';
-import { SeededRandom } from './random.js';
 import { imagePlanes } from './resample.js';
 import { centerCrop, PIXEL_TO_MODEL, randomCrop, type ImageTransform } from './transforms.js';
 
-/** Stream tags of {@link SeededRandom}: which use a stream serves. */
+/** Stream keys of `RandomGenerator` (`@diffssl/core`): which use a stream serves. */
 const SHUFFLE_STREAM = 0x5348_5546; // 'SHUF'
 const AUGMENT_STREAM = 0x4155_474d; // 'AUGM'
 
@@ -103,7 +102,7 @@ export function epochOrder(length: number, options: { shuffle?: boolean; seed?: 
   checkUint32(options.seed ?? 0, 'seed');
   checkUint32(options.epoch, 'epoch');
   const order = Int32Array.from({ length }, (_, i) => i);
-  if (options.shuffle) new SeededRandom(options.seed ?? 0, SHUFFLE_STREAM, options.epoch).shuffle(order);
+  if (options.shuffle) new RandomGenerator(options.seed ?? 0, SHUFFLE_STREAM, options.epoch).shuffle(order);
   return order;
 }
 
@@ -146,7 +145,7 @@ export function applyTransform(image: HostTensor<'uint8'>, transform: ImageTrans
     case 'center-crop':
       return centerCrop(image, transform.size);
     case 'random-crop':
-      return randomCrop(image, transform.size, new SeededRandom(key.seed, AUGMENT_STREAM, key.epoch, key.index), transform).image;
+      return randomCrop(image, transform.size, new RandomGenerator(key.seed, AUGMENT_STREAM, key.epoch, key.index), transform).image;
     default:
       throw new ConfigError(`transform: kind must be 'none', 'center-crop' or 'random-crop'; found '${(transform as { kind: unknown }).kind}'`);
   }

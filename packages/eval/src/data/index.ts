@@ -12,7 +12,6 @@ export { decodeImage } from './decode.js';
 export { FASHION_MNIST_CLASSES, hasIdxFiles, parseIdx, readIdxDataset, readIdxFile, type IdxArray, type IdxDatasetOptions, type IdxSplit } from './idx.js';
 export { listClassFolders, readImageFolder, type ImageFolderDataset, type ImageFolderOptions } from './image-folder.js';
 export { openDataset, type OpenDatasetOptions } from './open.js';
-export { SeededRandom } from './random.js';
 export { resizeImage, type ResampleFilter } from './resample.js';
 export { readSubsetList, selectSubsetList } from './subset-list.js';
 export { centerCrop, cropImage, randomCrop, resizeSmallerSide, type ImageTransform, type RandomCropDraw } from './transforms.js';

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, HostTensor, readSafetensors, ShapeError } from '@diffssl/core';
+import { ConfigError, HostTensor, RandomGenerator, readSafetensors, ShapeError } from '@diffssl/core';
 import { describe, expect, it } from 'vitest';
-import { SeededRandom } from './random.js';
 import { resizeImage } from './resample.js';
 import { centerCrop, cropImage, PIXEL_TO_MODEL, randomCrop, resizeSmallerSide } from './transforms.js';
 
@@ -30,16 +29,16 @@ function tensor(name: string): HostTensor<'uint8'> {
 }
 
 /** A generator whose draws are given: what random_crop_arr drew in the fixture. */
-function scripted(values: number[]): SeededRandom {
+function scripted(values: number[]): RandomGenerator {
   const queue = [...values];
   return {
-    nextInt: (bound: number) => {
+    integer: (bound: number) => {
       const value = queue.shift()!;
       expect(value).toBeLessThan(bound);
       return value;
     },
-    nextFloat: () => queue.shift()!,
-  } as unknown as SeededRandom;
+    uniform: () => queue.shift()!,
+  } as unknown as RandomGenerator;
 }
 
 function countDifferences(actual: HostTensor<'uint8'>, expected: HostTensor<'uint8'>): number {
@@ -97,7 +96,7 @@ describe('transforms', () => {
   it('rejects bad sizes and fractions with ConfigError', () => {
     expect(() => resizeImage(image, 0, 2, 'box')).toThrow(ConfigError);
     expect(() => centerCrop(image, 0)).toThrow(ConfigError);
-    expect(() => randomCrop(image, 2, new SeededRandom(0), { minCropFraction: 1.2 })).toThrow(ConfigError);
+    expect(() => randomCrop(image, 2, new RandomGenerator(0), { minCropFraction: 1.2 })).toThrow(ConfigError);
   });
 
   it('randomCrop draws the smaller side in ceil(size/1.0)..ceil(size/0.8) and every crop position and flip', () => {
@@ -106,7 +105,7 @@ describe('transforms', () => {
     const flips = new Set<boolean>();
     const tops = new Set<number>();
     for (let i = 0; i < 400; i++) {
-      const { image: out, draw } = randomCrop(big, 16, new SeededRandom(3, i));
+      const { image: out, draw } = randomCrop(big, 16, new RandomGenerator(3, i));
       expect(out.shape).toEqual([1, 16, 16]);
       sides.add(draw.smallerSide);
       flips.add(draw.flip);

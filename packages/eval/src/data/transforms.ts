@@ -1,5 +1,5 @@
 import { ConfigError, HostTensor, ShapeError } from '@diffssl/core';
-import type { SeededRandom } from './random.js';
+import type { RandomGenerator } from '@diffssl/core';
 import { imagePlanes, resizeImage } from './resample.js';
 
 /**
@@ -158,7 +158,7 @@ export interface RandomCropDraw {
 export function randomCrop(
   image: HostTensor<'uint8'>,
   size: number,
-  random: SeededRandom,
+  random: RandomGenerator,
   options: { minCropFraction?: number; maxCropFraction?: number; flip?: boolean } = {},
 ): {
   /** The crop, uint8 [C,size,size]. */
@@ -174,12 +174,12 @@ export function randomCrop(
   }
   const smallest = Math.ceil(size / maxFraction);
   const largest = Math.ceil(size / minFraction);
-  const smallerSide = smallest + random.nextInt(largest - smallest + 1);
+  const smallerSide = smallest + random.integer(largest - smallest + 1);
   const resized = resizeSmallerSide(image, smallerSide);
   const [, height, width] = resized.shape as [number, number, number];
-  const top = random.nextInt(height - size + 1);
-  const left = random.nextInt(width - size + 1);
-  const flip = (options.flip ?? true) && random.nextFloat() < 0.5;
+  const top = random.integer(height - size + 1);
+  const left = random.integer(width - size + 1);
+  const flip = (options.flip ?? true) && random.uniform() < 0.5;
   return { image: cropImage(resized, top, left, size, flip), draw: { smallerSide, top, left, flip } };
 }
 

@@ -18,7 +18,7 @@ export interface ExportedClassifierInfo {
   channels: number;
   /** Timesteps fed to the `timesteps` input, in order (empty for the raw-pixel baseline). */
   timesteps: number[];
-  /** Seed of the noise: image i at timestep t gets `seededNoise(noiseSeed, pixelNoiseId(image i), t, C*H*W)`. */
+  /** Seed of the noise: image i at timestep t gets `seededNoise(noiseSeed, pixelNoiseId(image i), t, C*H*W, 'test')` (the test split's stream, as evaluation). */
   noiseSeed: number;
   /** The model's inputs: `images` [B,C,H,W] float32 in [-1, 1], then (unless pixels) `noise` [B,T,C,H,W] float32 and `timesteps` int64 [T]. */
   inputs: string[];
@@ -29,7 +29,8 @@ export interface ExportedClassifierInfo {
 /**
  * The inputs of an exported classifier for some images: the images, their
  * seeded noise at every timestep (each image's noise keyed by a hash of its
- * pixels, so the same image always gets the same noise), and the timesteps.
+ * pixels in the test split's stream, so the same image always gets the same
+ * noise), and the timesteps.
  * The Node pipeline and the web page both feed the model with this.
  *
  * @param info - the model's sidecar
@@ -51,7 +52,7 @@ export function classifierFeeds(info: ExportedClassifierInfo, images: HostTensor
   const noise = new Float32Array(batch * timesteps.length * size);
   for (let i = 0; i < batch; i++) {
     const id = pixelNoiseId(dense.data.subarray(i * size, (i + 1) * size));
-    timesteps.forEach((t, k) => noise.set(seededNoise(info.noiseSeed, id, t, size), (i * timesteps.length + k) * size));
+    timesteps.forEach((t, k) => noise.set(seededNoise(info.noiseSeed, id, t, size, 'test'), (i * timesteps.length + k) * size));
   }
   return {
     images: dense,

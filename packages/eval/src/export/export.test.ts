@@ -88,7 +88,7 @@ async function difFeedByParts(model: DifFeedModel, images: HostTensor<'float32'>
   const size = images.size / IMAGES;
   const xt = new Float32Array(images.size);
   ids.forEach((id, row) => {
-    const noise = seededNoise(noiseSeed, id, t, size);
+    const noise = seededNoise(noiseSeed, id, t, size, 'test');
     for (let i = 0; i < size; i++) xt[row * size + i] = Math.sqrt(alphaBar) * images.data[row * size + i]! + Math.sqrt(1 - alphaBar) * noise[i]!;
   });
   const timesteps = HostTensor.from('int64', [IMAGES], ids.map(() => BigInt(t)));

@@ -84,7 +84,7 @@ describe('diffssl train --draws', () => {
 describe('DifFeed noise (imageNoiseSource)', () => {
   it('is fresh every training epoch, the same for an image whatever its batch, fixed for evaluation, and standard normal', async () => {
     const dataset = await openDataset(EMBEDDED_DATA, { split: 'train', classes: FASHION_MNIST_CLASSES, limit: 6 });
-    const source = imageNoiseSource(dataset, { timesteps: [50, 150], noiseSeed: 3 });
+    const source = imageNoiseSource(dataset, { timesteps: [50, 150], noiseSeed: 3, split: 'train', seed: 0 });
     const noise = async (indices: number[], epoch: number, training: boolean, t = 50) => Array.from((await source.read(indices, { epoch, training }))[noiseInput(t)]!.toArray());
     const size = 3 * 28 * 28;
     const epochs = await Promise.all([0, 1, 2].map((epoch) => noise([0, 1, 2, 3, 4, 5], epoch, true)));

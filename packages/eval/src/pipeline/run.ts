@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { ConfigError, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
-import { createFeatureExtractor } from '@diffssl/unet';
+import { createFeatureExtractor, type NoiseSplit } from '@diffssl/unet';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadBatch, type BatchOptions } from '../data/batches.js';
 import { exportClassifier } from '../export/export.js';
 import { createProgress, type Progress, type ProgressOptions } from '../progress.js';
-import { createProtocolModel, PROTOCOL_DEFAULTS, readsFrozenFeatures, type Protocol, type ProtocolModel, type ProtocolSettings } from '../protocols/protocol.js';
+import { checkProtocolOptions, createProtocolModel, protocolKind, type Protocol } from '../heads/registry.js';
+import type { ProtocolModel, ProtocolSettings } from '../heads/head-kind.js';
 import { pixelSource } from '../protocols/pixels.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { writeFileAtomic } from '../report/atomic-file.js';
@@ -39,7 +40,7 @@ export interface RunOptions
   timesteps?: readonly number[];
   /** Training (defaults: the reference's). */
   epochs?: number;
-  /** SGD learning rate (default: {@link PROTOCOL_DEFAULTS}). */
+  /** SGD learning rate (default: the protocol's, from the head registry). */
   learningRate?: number;
   /** Training batch size (default 32). */
   batchSize?: number;
@@ -65,7 +66,7 @@ export interface RunOptions
   resume?: boolean;
   /** Feature cache root (default `$DIFFSSL_CACHE` or `~/.cache/diffssl/features`). */
   cacheDirectory?: string;
-  /** Use the feature cache for frozen protocols (default true); false recomputes features every epoch. */
+  /** Use the feature cache for frozen protocols (default true); false recomputes features every epoch. Only protocols on frozen features take it. */
   cache?: boolean;
   /** Also export the trained model as `out/model.onnx` (+ `model.json`). */
   exportModel?: boolean;
@@ -92,7 +93,7 @@ function settingsOf(options: RunOptions, numClasses: number): ProtocolSettings {
     blocks: options.blocks ?? [],
     timesteps: options.timesteps ?? [],
     numClasses,
-    prePoolSize: options.prePoolSize ?? PROTOCOL_DEFAULTS[options.protocol].prePoolSize,
+    prePoolSize: options.prePoolSize ?? protocolKind(options.protocol).protocol.prePoolSize,
     headArc: options.headArc,
     fusionArc: options.fusionArc,
     normType: options.normType,
@@ -118,16 +119,31 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   const log = options.log ?? (() => {});
   await checkWritable(options.out);
   const { protocol } = options;
+  const support = protocolKind(protocol).protocol;
+  checkProtocolOptions(protocol, {
+    blocks: options.blocks,
+    timesteps: options.timesteps,
+    checkpoint: options.checkpoint,
+    config: options.config,
+    draws: options.draws,
+    cache: options.cache,
+    prePoolSize: options.prePoolSize,
+    headArc: options.headArc,
+    fusionArc: options.fusionArc,
+    normType: options.normType,
+    feedbackFrom: options.feedbackFrom,
+    feedbackArch: options.feedbackArch,
+  });
   const seed = options.seed ?? 0;
   const noiseSeed = seed;
   const { train, test } = await openSplits(options);
   log(`data: ${train.length} training and ${test.length} test images, ${train.classes.length} classes`);
   const settings = settingsOf(options, train.classes.length);
   let loaded: LoadedUNet | undefined;
-  if (protocol !== 'pixels') {
+  if (support.unet !== 'none') {
     if (!options.config) throw new ConfigError(`--config: ${protocol} needs the U-Net's guided-diffusion flags (a JSON file or a preset name)`);
-    loaded = await loadUNet({ config: options.config, ...(protocol === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }) });
-    log(`U-Net: ${loaded.unet.blocks.length} blocks${protocol === 'random' ? ', freshly initialized (random baseline)' : ''}`);
+    loaded = await loadUNet({ config: options.config, ...(support.unet === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }) });
+    log(`U-Net: ${loaded.unet.blocks.length} blocks${support.unet === 'random' ? ', freshly initialized (random baseline)' : ''}`);
   }
   const imageShape = train.imageShape;
   const model: ProtocolModel = createProtocolModel(settings, loaded?.unet, imageShape ? [imageShape[0], imageShape[1], imageShape[2]] : undefined);
@@ -135,7 +151,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const { sources, notes } = await exampleSources({ options, model, loaded, train, test, noiseSeed, progressMode, log }, cleanups);
-    const defaults = PROTOCOL_DEFAULTS[protocol];
+    const defaults = support;
     const epochs = options.epochs ?? 28;
     let progress: Progress | undefined;
     const onProgress = (event: TrainingProgress) => {
@@ -175,8 +191,8 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     const weights = new Map<string, HostTensor>(model.modules().flatMap((module) => [...module.stateDict()]));
     const saved: SavedRunSettings = {
       model: settings,
-      checkpoint: protocol === 'pixels' || protocol === 'random' ? null : options.checkpoint ?? null,
-      config: protocol === 'pixels' ? null : options.config ?? null,
+      checkpoint: support.unet === 'pretrained' ? options.checkpoint ?? null : null,
+      config: support.unet === 'none' ? null : options.config ?? null,
       data: { data: options.data, ...(options.trainLimit ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit ? { testLimit: options.testLimit } : {}), ...(options.subsetList ? { subsetList: options.subsetList } : {}), ...(options.resize ? { resize: true } : {}) },
       classNames: [...train.classes],
       imageShape: imageShape ? [imageShape[0], imageShape[1], imageShape[2]] : null,
@@ -198,8 +214,8 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     };
     await writeRunReport(options.out, report);
     if (options.exportModel) {
-      const channels = protocol === 'pixels' ? (imageShape?.[0] === 1 ? 3 : imageShape![0]) : loaded!.unet.info.inChannels;
-      const size = protocol === 'pixels' ? imageShape![1] : loaded!.unet.info.imageSize;
+      const channels = loaded ? loaded.unet.info.inChannels : imageShape?.[0] === 1 ? 3 : imageShape![0];
+      const size = loaded ? loaded.unet.info.imageSize : imageShape![1];
       await exportClassifier({ model, path: join(options.out, 'model.onnx'), protocol, classNames: train.classes, imageSize: size, channels, noiseSeed, settings: recorded });
     }
     return report;
@@ -226,12 +242,12 @@ interface SourceContext {
  */
 async function exampleSources(context: SourceContext, cleanups: (() => Promise<void>)[]): Promise<{ sources: { train: ExampleSource; test: ExampleSource }; notes: string[] }> {
   const { options, model, loaded, train, test, noiseSeed, progressMode, log } = context;
-  const { protocol } = options;
+  const { examples } = protocolKind(options.protocol).protocol;
   const notes: string[] = [];
   let sources: { train: ExampleSource; test: ExampleSource };
-  if (protocol === 'pixels') {
+  if (examples === 'pixels') {
     sources = { train: pixelSource(train), test: pixelSource(test) };
-  } else if (readsFrozenFeatures(protocol)) {
+  } else if (examples === 'features') {
     const head = model as FeatureHeadClassifier;
     const names = [...head.features.keys()];
     if (options.cache ?? true) {
@@ -257,10 +273,11 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
       cleanups.push(() => recomputed.release());
     }
   } else {
-    notes.push('DifFeed cannot use the feature cache: its first pass feeds trainable feedback networks, so the U-Net runs on every step (fresh seeded noise each epoch)');
+    notes.push(`${options.protocol} cannot use the feature cache: it runs the U-Net itself on every step (fresh seeded noise each epoch)`);
     log(notes[notes.length - 1]!);
     const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
-    sources = { train: imageNoiseSource(train, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }), test: imageNoiseSource(test, { timesteps: model.timesteps, noiseSeed, train: prepared.train, test: prepared.test }) };
+    const common = { timesteps: model.timesteps, noiseSeed, seed: options.seed ?? 0, train: prepared.train, test: prepared.test };
+    sources = { train: imageNoiseSource(train, { ...common, split: 'train' }), test: imageNoiseSource(test, { ...common, split: 'test' }) };
   }
   return { sources, notes };
 }
@@ -281,15 +298,15 @@ function crashIfAsked(epoch: number, batch: number): void {
 /** Frozen-protocol sources that run the U-Net for every batch (the no-cache comparison). */
 async function recomputedSources(loaded: LoadedUNet, head: FeatureHeadClassifier, train: Dataset, test: Dataset, batch: Omit<BatchOptions, 'channels' | 'epoch'>, noiseSeed: number, runner?: RunnerOptions) {
   const extractor = await createFeatureExtractor({ unet: loaded.unet, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, seed: noiseSeed, batchSize: 64, runner });
-  const source = (dataset: Dataset): ExampleSource => ({
+  const source = (dataset: Dataset, split: NoiseSplit): ExampleSource => ({
     length: dataset.length,
     label: (index) => dataset.label(index),
     async read(indices) {
       const { images } = await loadBatch(dataset, indices, { ...batch, channels: 3 });
-      return Object.fromEntries(await extractor.extract(images, { ids: indices }));
+      return Object.fromEntries(await extractor.extract(images, { ids: indices, split }));
     },
   });
-  return { train: source(train), test: source(test), release: () => extractor.release() };
+  return { train: source(train, 'train'), test: source(test, 'test'), release: () => extractor.release() };
 }
 
 /** The class names of a `--class-names` option: `fashion-mnist` or comma-separated names. @public */

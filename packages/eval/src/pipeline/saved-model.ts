@@ -2,7 +2,8 @@ import type { PipelineRuntimeOptions } from './runtime-options.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, readSafetensors, type HostTensor } from '@diffssl/core';
-import { createProtocolModel, readsFrozenFeatures, type ProtocolModel, type ProtocolSettings } from '../protocols/protocol.js';
+import { createProtocolModel, protocolKind } from '../heads/registry.js';
+import type { ProtocolModel, ProtocolSettings } from '../heads/head-kind.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { pixelSource } from '../protocols/pixels.js';
 import type { ClassificationMetrics } from '../metrics/classification.js';
@@ -60,7 +61,8 @@ export async function loadSavedModel(path: string): Promise<SavedModel> {
   const { tensors, metadata } = readSafetensors(bytes);
   if (!metadata.run) throw new ConfigError(`--model: ${file} holds no run settings (it was not written by diffssl train)`);
   const settings = JSON.parse(metadata.run) as SavedRunSettings;
-  const unet = settings.model.protocol === 'pixels' ? undefined : await loadUNet({ config: settings.config!, ...(settings.model.protocol === 'random' ? { randomInit: { seed: settings.model.seed ?? 0 } } : { checkpoint: settings.checkpoint! }) });
+  const { unet: reads } = protocolKind(settings.model.protocol).protocol;
+  const unet = reads === 'none' ? undefined : await loadUNet({ config: settings.config!, ...(reads === 'random' ? { randomInit: { seed: settings.model.seed ?? 0 } } : { checkpoint: settings.checkpoint! }) });
   const model = createProtocolModel(settings.model, unet?.unet, settings.imageShape ?? undefined);
   const weights = new Map<string, HostTensor>(tensors);
   for (const module of model.modules()) {
@@ -105,15 +107,16 @@ export async function evaluateSavedModel(options: EvaluateOptions): Promise<Save
   if (splits.test.classes.join('\n') !== settings.classNames.join('\n')) throw new ConfigError(`--data: its classes (${splits.test.classes.join(', ')}) are not the model's (${settings.classNames.join(', ')})`);
   let source;
   const cleanups: (() => Promise<void>)[] = [];
-  if (settings.model.protocol === 'pixels') {
+  const { examples } = protocolKind(settings.model.protocol).protocol;
+  if (examples === 'pixels') {
     source = pixelSource(splits.test);
-  } else if (readsFrozenFeatures(settings.model.protocol)) {
+  } else if (examples === 'features') {
     const head = model as FeatureHeadClassifier;
     const cache = await splitFeatures({ ...data, unet: unet!, splits, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, noiseSeed: settings.noiseSeed, root: options.cacheDirectory, progress: options.progress, log: options.log }, 'test', 1);
     cleanups.push(() => cache.close());
     source = cacheSource(cache, splits.test, [...head.features.keys()]);
   } else {
-    source = imageNoiseSource(splits.test, { timesteps: model.timesteps, noiseSeed: settings.noiseSeed, test: preparation(splits.test, unet!.unet.info.imageSize, data.resize).test });
+    source = imageNoiseSource(splits.test, { split: 'test', timesteps: model.timesteps, noiseSeed: settings.noiseSeed, seed: settings.model.seed ?? 0, test: preparation(splits.test, unet!.unet.info.imageSize, data.resize).test });
   }
   try {
     return { metrics: await evaluateClassifier(model, source, { batchSize: options.batchSize, runner: options.runner }), saved };

@@ -142,7 +142,7 @@ export async function splitFeatures(options: CachedFeaturesOptions, split: 'trai
   const dataset = options.splits[split];
   const data = await splitIdentity(dataset, options, split);
   const progress = createProgress({ label: `extract ${split}`, total: dataset.length * draws, unit: 'img', mode: options.progress ?? 'auto' });
-  const { cache, extracted } = await ensureFeatureCache({ unet: options.unet, dataset, data, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.noiseSeed, root: options.root, batch, progress, runner: options.runner });
+  const { cache, extracted } = await ensureFeatureCache({ unet: options.unet, dataset, data, split, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.noiseSeed, root: options.root, batch, progress, runner: options.runner });
   options.log?.(`features (${split}): ${extracted ? 'extracted to' : 'read from'} the feature cache ${cache.directory}`);
   return cache;
 }

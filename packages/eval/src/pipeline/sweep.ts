@@ -4,8 +4,8 @@ import type { FeatureCache } from '../cache/reader.js';
 import type { ClassificationMetrics } from '../metrics/classification.js';
 import { knnProbe } from '../probes/knn.js';
 import { ridgeProbe } from '../probes/ridge.js';
-import { FeatureHeadClassifier } from '../protocols/feature-head.js';
-import { PROTOCOL_DEFAULTS } from '../protocols/protocol.js';
+import { linearHeadKind } from '../heads/kinds/linear.js';
+import { createProtocolModel } from '../heads/registry.js';
 import { bestSweepCell, writeSweepReport, type SweepCell, type SweepReport } from '../report/sweep-report.js';
 import { trainClassifier } from '../training/trainer.js';
 import { defaultCacheDirectory } from './run.js';
@@ -93,14 +93,14 @@ export async function scoreCell(options: ScoreCellOptions): Promise<Classificati
   const name = featureKey(timestep, block);
   const labels = (dataset: Splits['train']) => Array.from({ length: dataset.length }, (_, i) => dataset.label(i));
   if (options.scorer === 'linear') {
-    const model = new FeatureHeadClassifier(options.unet.unet, { kind: 'linear', block, timestep, prePoolSize: options.prePoolSize, numClasses: splits.train.classes.length, seed: options.seed ?? 0 });
+    const model = createProtocolModel({ protocol: 'linear', blocks: [block], timesteps: [timestep], prePoolSize: options.prePoolSize, numClasses: splits.train.classes.length, seed: options.seed ?? 0 }, options.unet.unet);
     const result = await trainClassifier({
       model,
       train: cacheSource(caches.train, splits.train, [name]),
       test: cacheSource(caches.test, splits.test, [name]),
       epochs: options.epochs ?? 28,
       batchSize: options.batchSize ?? 32,
-      learningRate: options.learningRate ?? PROTOCOL_DEFAULTS.linear.learningRate,
+      learningRate: options.learningRate ?? linearHeadKind.protocol.learningRate,
       seed: options.seed ?? 0,
       runner: options.runner,
     });
@@ -122,7 +122,7 @@ export async function scoreCell(options: ScoreCellOptions): Promise<Classificati
 export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   const log = options.log ?? (() => {});
   const scorer = options.scorer ?? 'linear';
-  const prePoolSize = options.prePoolSize ?? PROTOCOL_DEFAULTS.linear.prePoolSize;
+  const prePoolSize = options.prePoolSize ?? linearHeadKind.protocol.prePoolSize;
   const splits = await openSplits(options);
   const unet = await loadUNet({ checkpoint: options.checkpoint, config: options.config });
   const blocks = options.blocks ?? unet.unet.blocks.map((block) => block.number);

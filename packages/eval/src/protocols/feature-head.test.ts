@@ -10,17 +10,17 @@ import { AdmUNet, readTorchCheckpoint } from '@diffssl/unet';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
 import { openDataset } from '../data/open.js';
+import { createProtocolModel } from '../heads/registry.js';
 import { ensureFeatureCache } from '../pipeline/features.js';
 import { cacheSource } from '../pipeline/sources.js';
 import { loadUNet } from '../pipeline/unet-source.js';
-import { createProtocolModel } from './protocol.js';
-import { FeatureHeadClassifier } from './feature-head.js';
+import type { FeatureHeadClassifier } from './feature-head.js';
 
 describe('FeatureHeadClassifier', () => {
   it('reads blocks larger than the pre-pool size as cached (pooled) features, and gives the logits the head gives the full maps', async () => {
     const unet = new AdmUNet(embeddedFlags() as never, await readTorchCheckpoint(fixturePath('adm-fm28.pt')));
     // Block 13 is 64 x 14 x 14; the cache holds it pooled to 7 x 7.
-    const model = new FeatureHeadClassifier(unet, { kind: 'fusion', blocks: [10, 13], timesteps: [50], prePoolSize: 7, fusionArc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token', numClasses: 10, seed: 1 });
+    const model = createProtocolModel({ protocol: 'difformer', blocks: [10, 13], timesteps: [50], prePoolSize: 7, fusionArc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token', numClasses: 10, seed: 1 }, unet) as FeatureHeadClassifier;
     expect(model.features.get('t50/block13')).toEqual([64, 7, 7]);
     expect(model.head.stateDict().get('pre_layer.13.1.weight')!.shape).toEqual([64, 7, 7]);
     const full = { b10: randomTensor([3, 64, 7, 7], 1), b13: randomTensor([3, 64, 14, 14], 2) };
@@ -66,7 +66,7 @@ describe('FeatureHeadClassifier', () => {
     const dataset = await openDataset(EMBEDDED_DATA, { split: 'test', classes: FASHION_MNIST_CLASSES, limit: 6 });
     const indices = [0, 1, 2, 3, 4, 5];
     const features = async (pool: number) => {
-      const { cache } = await ensureFeatureCache({ unet: loaded, dataset, data: 'fm-test-6', blocks: model.blocks, timesteps: model.timesteps, pool, noiseSeed: 4, root, runner: { executionProviders: ['cpu'] } });
+      const { cache } = await ensureFeatureCache({ unet: loaded, dataset, data: 'fm-test-6', blocks: model.blocks, timesteps: model.timesteps, pool, noiseSeed: 4, split: 'test', root, runner: { executionProviders: ['cpu'] } });
       try {
         return (await cacheSource(cache, dataset, ['t50/block10']).read(indices, { epoch: 0, training: false }))['t50/block10']!;
       } finally {

@@ -1,7 +1,6 @@
 import { adaptiveAvgPool2d, ConfigError, type BuildContext, type Module, type SymbolicTensor } from '@diffssl/core';
 import { noiseSchedule, qSampleGraph, type DiffusionUNet } from '@diffssl/unet';
-import { DifFormer, fusionKey, type FusionNorm } from '@diffssl/difformer';
-import { LinearHead } from '@diffssl/pool';
+import { DifFormer, fusionKey, type BlockMetadataSource } from '@diffssl/difformer';
 import type { ClassifierGraph, ClassifierInput } from '../training/classifier-graph.js';
 
 /** Channels and size of a U-Net block's output. @public */
@@ -27,42 +26,32 @@ export function pooledSize(resolution: number, prePoolSize: number): number {
   return Math.min(resolution, prePoolSize);
 }
 
+/**
+ * A head on block features: its module, and its logits from features keyed
+ * `t{T}/block{NN}` (`fusionKey`).
+ *
+ * @public
+ */
+export interface FeatureHead {
+  /** The module whose tensors are the head (the reference's names). */
+  readonly module: Module;
+  /** Logits from the features it reads. */
+  forward(context: BuildContext, features: ReadonlyMap<string, SymbolicTensor>): SymbolicTensor;
+}
+
 /** Options of {@link FeatureHeadClassifier}. @public */
-export type FeatureHeadOptions =
-  | {
-      /** The linear GD(L) head on one block at one timestep. */
-      kind: 'linear';
-      /** The block read. */
-      block: number;
-      /** The timestep read. */
-      timestep: number;
-      /** Adaptive average pooling of the feature map to this size. */
-      prePoolSize: number;
-      /** Hidden layers before the classifier (`head_arc`, default ''). */
-      headArc?: string;
-      /** Number of classes. */
-      numClasses: number;
-      /** Initialization seed (default 0). */
-      seed?: number;
-    }
-  | {
-      /** An attention head (one block and timestep) or DifFormer (several). */
-      kind: 'fusion';
-      /** The blocks read. */
-      blocks: readonly number[];
-      /** The timesteps read. */
-      timesteps: readonly number[];
-      /** Adaptive average pooling of each feature map to this size. */
-      prePoolSize: number;
-      /** The attention head's layer string. */
-      fusionArc: string;
-      /** How each block's pooled map is normalized (default `'layer'`). */
-      normType?: FusionNorm;
-      /** Number of classes. */
-      numClasses: number;
-      /** Initialization seed (default 0). */
-      seed?: number;
-    };
+export interface FeatureHeadOptions {
+  /** The blocks read. */
+  blocks: readonly number[];
+  /** The timesteps read. */
+  timesteps: readonly number[];
+  /** Adaptive average pooling of each feature map to this size (the features are cached at min(resolution, prePoolSize)). */
+  prePoolSize: number;
+  /** Number of classes. */
+  numClasses: number;
+  /** Builds the head from the channels and (pooled) sizes of the blocks it reads. */
+  createHead(blocks: BlockMetadataSource): FeatureHead;
+}
 
 /**
  * A head on frozen U-Net features (protocols `linear`, `random`, `attention`,
@@ -73,8 +62,8 @@ export type FeatureHeadOptions =
  * @public
  */
 export class FeatureHeadClassifier implements ClassifierGraph {
-  /** The head (a {@link LinearHead} or a {@link DifFormer}). */
-  readonly head: LinearHead | DifFormer;
+  /** The head's module (for example a `LinearHead` or a `DifFormer`). */
+  readonly head: Module;
   /** Number of classes. */
   readonly numClasses: number;
   /** The features read, with their pooled shapes [C, s, s]. */
@@ -85,10 +74,11 @@ export class FeatureHeadClassifier implements ClassifierGraph {
   readonly timesteps: readonly number[];
   /** The pooling side of the cache. */
   readonly prePoolSize: number;
+  private readonly built: FeatureHead;
 
   /**
    * @param unet - the frozen U-Net the features come from (its block metadata sizes the head)
-   * @param options - the head
+   * @param options - the blocks, timesteps and pooling read, and the head
    * @throws `ConfigError` for blocks outside the U-Net
    */
   constructor(
@@ -105,24 +95,10 @@ export class FeatureHeadClassifier implements ClassifierGraph {
     const shapes = { block: (number: number): BlockShape => ({ channels: blockShape(number).channels, resolution: pooledSize(blockShape(number).resolution, options.prePoolSize) }) };
     this.numClasses = options.numClasses;
     this.prePoolSize = options.prePoolSize;
-    if (options.kind === 'linear') {
-      const shape = blockShape(options.block);
-      this.head = new LinearHead({ channels: shape.channels, numClasses: options.numClasses, prePoolSize: options.prePoolSize, headArc: options.headArc ?? '', seed: options.seed ?? 0 });
-      this.blocks = [options.block];
-      this.timesteps = [options.timestep];
-    } else {
-      this.head = DifFormer.fromUNet(shapes, {
-        firstPassBlocks: options.blocks,
-        timesteps: options.timesteps,
-        fusion: options.fusionArc,
-        normType: options.normType ?? 'layer',
-        prePoolSize: options.prePoolSize,
-        numClasses: options.numClasses,
-        seed: options.seed ?? 0,
-      });
-      this.blocks = [...options.blocks];
-      this.timesteps = [...options.timesteps];
-    }
+    this.blocks = [...options.blocks];
+    this.timesteps = [...options.timesteps];
+    this.built = options.createHead(shapes);
+    this.head = this.built.module;
     const features = new Map<string, readonly [number, number, number]>();
     for (const t of this.timesteps) {
       for (const block of this.blocks) {
@@ -147,8 +123,7 @@ export class FeatureHeadClassifier implements ClassifierGraph {
 
   /** Logits from pooled features. */
   forward(context: BuildContext, inputs: ReadonlyMap<string, SymbolicTensor>): SymbolicTensor {
-    if (this.head instanceof LinearHead) return this.head.forward(context, inputs.get(fusionKey(this.timesteps[0]!, this.blocks[0]!))!);
-    return this.head.forward(context, inputs);
+    return this.built.forward(context, inputs);
   }
 
   /**

@@ -49,7 +49,9 @@ export class LayerNorm extends Layer {
  * `running_mean`, `running_var` and `num_batches_tracked` (int64). In a
  * `'train'` build it normalizes with batch statistics and records the
  * running-statistic updates (unbiased variance, as PyTorch); in `'eval'` it uses
- * the running statistics.
+ * the running statistics. Applied several times in one training forward pass,
+ * each application normalizes with its own batch statistics and updates the
+ * running statistics (and `num_batches_tracked`) once, in order, as PyTorch does.
  *
  * @public
  */
@@ -89,11 +91,12 @@ export class BatchNorm2d extends Layer {
 
   /** Batch normalization in the context's mode. */
   forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor {
+    // In training, a second application in the same forward pass updates the running statistics from the first's result.
     const parameters = {
       weight: context.weight(this.weight),
       bias: context.weight(this.bias),
-      runningMean: context.weight(this.runningMean),
-      runningVar: context.weight(this.runningVar),
+      runningMean: context.training ? context.bufferValue(this.runningMean) : context.weight(this.runningMean),
+      runningVar: context.training ? context.bufferValue(this.runningVar) : context.weight(this.runningVar),
     };
     const epsilon = this.options.epsilon ?? 1e-5;
     if (!context.training) return batchNorm(x, parameters, { epsilon });

@@ -12,6 +12,7 @@ export const SYNTHETIC_KEY: FeatureCacheKey = {
   blocks: [5, 2],
   timesteps: [50, 10],
   noiseSeed: 7,
+  noiseSplit: 'train',
   draws: 2,
   data: 'sha256:synthetic-37',
 };
