@@ -121,11 +121,11 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   if (options.resume) resumeCheckpoint(options.out);
   const { protocol } = options;
   const support = protocolKind(protocol).protocol;
+  // The model files are not checked here: one object of common options may carry them for a set of runs (the demo's
+  // pixels, linear and attention); `diffssl train` refuses --checkpoint and --config where they do not apply.
   checkProtocolOptions(protocol, {
     blocks: options.blocks,
     timesteps: options.timesteps,
-    checkpoint: options.checkpoint,
-    config: options.config,
     draws: options.draws,
     cache: options.cache,
     prePoolSize: options.prePoolSize,
