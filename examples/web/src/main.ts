@@ -1,11 +1,12 @@
 // The page: classify with the exported model, and train a head in the tab.
-import type { GuidedDiffusionFlags } from '@diffssl/unet';
+import type { AdmUNet, GuidedDiffusionFlags } from '@diffssl/unet';
 import { GENERATED, SUBSET_FILE, type SampleEntry } from './assets.js';
 import { lossCurveSvg } from './chart.js';
 import { classify, fetchOk, loadClassifier, type Classification, type LoadedClassifier } from './classifier.js';
 import { configureOrt } from './ort-setup.js';
 import { centerSquare, grayFromRgba } from './pixels.js';
-import { extractTabFeatures, readTabData, TAB_TRAINING, tabTrainingSettingsText, trainTabHead, unetFromBytes, type TabData, type TabHeadKind, type TabTrainingResult } from './tab-training.js';
+import { protocolKind } from '@diffssl/eval/heads';
+import { extractTabFeatures, readTabData, TAB_HEAD_KINDS, TAB_TRAINING, tabTrainingSettingsText, trainTabHead, unetFromBytes, type TabData, type TabHeadKind, type TabTrainingResult } from './tab-training.js';
 import type { HostTensor } from '@diffssl/core';
 
 /** What the page did, for people reading the console and for the end-to-end test. */
@@ -138,6 +139,7 @@ async function loadModel(): Promise<void> {
 
 let tabData: TabData | undefined;
 let tabFeatures: HostTensor<'float32'> | undefined;
+let tabUNet: AdmUNet | undefined;
 let tabExtraction: NonNullable<PageState['training']>['extraction'];
 const yieldToPage = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
@@ -150,7 +152,7 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
   element('train-result').textContent = '';
   curve.innerHTML = '';
   const runner = { executionProviders: ['wasm'] as const };
-  if (!tabData || !tabFeatures) {
+  if (!tabData || !tabFeatures || !tabUNet) {
     status.textContent = 'Downloading the U-Net and the images…';
     await configureOrt();
     const started = performance.now();
@@ -162,6 +164,7 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
     training.downloadMs = performance.now() - started;
     const data = readTabData(subset);
     const unet = unetFromBytes(weights, flags);
+    tabUNet = unet;
     training.state = 'extracting';
     const count = data.images.shape[0]!;
     let lastYield = performance.now();
@@ -186,6 +189,7 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
   let lastDraw = 0;
   const result = await trainTabHead(tabFeatures, tabData.labels, tabData.trainCount, {
     head,
+    unet: tabUNet!,
     epochs,
     batchSize: TAB_TRAINING.batchSize,
     learningRate,
@@ -214,6 +218,10 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
 }
 
 element('train-settings').textContent = tabTrainingSettingsText();
+// The head choices come from the head registry: every kind on one block of frozen features.
+element<HTMLSelectElement>('head').replaceChildren(
+  ...TAB_HEAD_KINDS.map((kind, i) => Object.assign(document.createElement('option'), { value: kind, textContent: `${kind}: ${protocolKind(kind).summary}`, selected: i === 0 })),
+);
 
 element<HTMLFormElement>('train-form').addEventListener('submit', (event) => {
   event.preventDefault();

@@ -2,21 +2,32 @@
 // Imports only the packages' shared API, so it runs on onnxruntime-web in the page and on
 // onnxruntime-node in the unit test.
 import {
-  BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, FormatError, Graph, HostTensor, RandomGenerator, readSafetensors, sgd, type Module, type RunnerOptions, type SymbolicTensor,
+  adaptiveAvgPool2d, BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, FormatError, Graph, HostTensor, RandomGenerator, readSafetensors, sgd,
+  type RunnerOptions, type SymbolicTensor,
 } from '@diffssl/core';
-import { AttentionHead, LinearHead } from '@diffssl/pool';
-import { AdmUNet, createFeatureExtractor, featureKey, type GuidedDiffusionFlags } from '@diffssl/unet';
+import { createProtocolModel, protocolKind, PROTOCOLS, takesOption, type Protocol, type ProtocolModel } from '@diffssl/eval/heads';
+import { AdmUNet, createFeatureExtractor, featureKey, type DiffusionUNet, type GuidedDiffusionFlags } from '@diffssl/unet';
 import { argmaxRows } from './pixels.js';
 
 /** The U-Net block and timestep the tab reads (the classifier's too). */
 export const TAB_BLOCK = 10;
 export const TAB_TIMESTEP = 50;
 
-/** Heads the tab can train. */
-export type TabHeadKind = 'linear' | 'attention';
+/**
+ * Heads the tab can train: the head registry's kinds that read one block of
+ * the pretrained U-Net's frozen features (`linear` and `attention` today; a
+ * new kind of that sort appears here by itself).
+ */
+export const TAB_HEAD_KINDS: readonly Protocol[] = PROTOCOLS.filter((name) => {
+  const support = protocolKind(name).protocol;
+  return support.examples === 'features' && support.unet === 'pretrained' && support.blocks === 'one';
+});
 
-/** The attention head of the tab: 49 tokens of block 10 (64 channels at 7x7), one small transformer block, mean-pooled. */
-export const TAB_ATTENTION_ARC = 'Reshape,Attention:64:4:2:1,FullyPool,Dense:64:10:identity';
+/** A head the tab can train (one of {@link TAB_HEAD_KINDS}). */
+export type TabHeadKind = Protocol;
+
+/** The tab's attention width: one transformer block of dim 64 with 4 heads and MLP ratio 2 (the protocol's default has 2 blocks and ratio 4), so it trains in seconds in a tab. */
+export const TAB_FUSION_ARC = 'Use_CLS_Token:True:64,Insert_CLS_Token,Attention:64:4:2:1,Extract_CLS_Token';
 
 /** Images and labels for the tab (the first `trainCount` train, the rest held out). */
 export interface TabData {
@@ -107,6 +118,8 @@ export function tabTrainingSettingsText(): string {
 /** Settings of {@link trainTabHead}. */
 export interface TabTrainingOptions {
   head: TabHeadKind;
+  /** The U-Net the features come from: the head is sized from its block {@link TAB_BLOCK}. */
+  unet: DiffusionUNet;
   epochs: number;
   batchSize: number;
   learningRate: number;
@@ -140,8 +153,20 @@ export interface TabTrainingResult {
   weights: Map<string, HostTensor>;
 }
 
-function createHead(kind: TabHeadKind, channels: number, seed: number): Module & { forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor } {
-  return kind === 'linear' ? new LinearHead({ channels, numClasses: 10, prePoolSize: 2, seed }) : AttentionHead.fromLayerString(TAB_ATTENTION_ARC, { seed });
+/**
+ * The registry's model of a tab head kind on block {@link TAB_BLOCK} at
+ * t = {@link TAB_TIMESTEP}, and its logits from the tab's full-size features
+ * (pooled in the graph to what the model reads, as the feature cache would).
+ */
+function createHead(kind: TabHeadKind, unet: DiffusionUNet, seed: number): { model: ProtocolModel; forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor } {
+  if (!TAB_HEAD_KINDS.includes(kind)) throw new ConfigError(`tab: expected a head of ${TAB_HEAD_KINDS.join(', ')}; found '${kind}'`);
+  const model = createProtocolModel(
+    { protocol: kind, blocks: [TAB_BLOCK], timesteps: [TAB_TIMESTEP], numClasses: 10, seed, ...(takesOption(kind, 'fusionArc') ? { fusionArc: TAB_FUSION_ARC } : {}) },
+    unet,
+  );
+  const [key, input] = [...model.inputs()][0]!;
+  const side = input.shape[1]!;
+  return { model, forward: (context, x) => model.forward(context, new Map([[key, side < (x.shape[2] as number) ? adaptiveAvgPool2d(x, side) : x]])) };
 }
 
 /** A seeded shuffle (core's `RandomGenerator`, one stream per epoch), so that a run is repeatable. */
@@ -167,9 +192,14 @@ function rows(features: HostTensor<'float32'>, indices: readonly number[]): Host
 export async function trainTabHead(features: HostTensor<'float32'>, labels: readonly number[], trainCount: number, options: TabTrainingOptions): Promise<TabTrainingResult> {
   const [count, channels, height, width] = features.shape as [number, number, number, number];
   if (labels.length !== count || trainCount <= 0 || trainCount >= count) throw new ConfigError(`tab: expected ${count} labels and 0 < trainCount < ${count}; found ${labels.length} labels and trainCount ${trainCount}`);
-  const head = createHead(options.head, channels, options.seed);
+  const block = options.unet.blocks[TAB_BLOCK - 1];
+  if (!block || block.channels !== channels || block.resolution !== height || height !== width) {
+    throw new ConfigError(`tab: expected features of block ${TAB_BLOCK}, [N, ${block?.channels}, ${block?.resolution}, ${block?.resolution}]; found [${features.shape.join(', ')}]`);
+  }
+  const head = createHead(options.head, options.unet, options.seed);
+  const modules = head.model.modules();
   const graph = new Graph();
-  const context = new BuildContext(graph, head, { mode: 'train' });
+  const context = new BuildContext(graph, modules, { mode: 'train' });
   const x = graph.input('x', 'float32', ['batch', channels, height, width]);
   const y = graph.input('labels', 'int64', ['batch']);
   const compileStart = performance.now();
@@ -204,7 +234,7 @@ export async function trainTabHead(features: HostTensor<'float32'>, labels: read
 
   // Held-out accuracy with the trained head in eval mode.
   const evalGraph = new Graph();
-  const evalContext = new BuildContext(evalGraph, head, { mode: 'eval' });
+  const evalContext = new BuildContext(evalGraph, modules, { mode: 'eval' });
   const logits = head.forward(evalContext, evalGraph.input('x', 'float32', ['batch', channels, height, width]));
   const runner = await createRunner(compileModel({ outputs: { logits }, name: 'tab_head' }), options.runner);
   const heldOut = Array.from({ length: count - trainCount }, (_, i) => trainCount + i);
@@ -227,8 +257,8 @@ export async function trainTabHead(features: HostTensor<'float32'>, labels: read
     stepsPerSecond: losses.length / (trainMs / 1000),
     compileMs,
     provider: step.provider,
-    parameters: head.parameterCount(),
+    parameters: modules.reduce((total, module) => total + module.parameterCount(), 0),
     predictions,
-    weights: head.stateDict(),
+    weights: new Map(modules.flatMap((module) => [...module.stateDict()])),
   };
 }

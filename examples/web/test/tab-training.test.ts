@@ -2,13 +2,23 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { FormatError, HostTensor, writeSafetensors } from '@diffssl/core';
 import { FASHION_MNIST_CLASSES, readIdxDataset } from '@diffssl/eval';
-import { createFeatureExtractor, featureKey, loadCheckpoint, pixelNoiseId, type GuidedDiffusionFlags } from '@diffssl/unet';
+import { createFeatureExtractor, featureKey, loadCheckpoint, pixelNoiseId, type AdmUNet, type GuidedDiffusionFlags } from '@diffssl/unet';
 import { relativeError } from '@diffssl/testing';
 import { describe, expect, it } from 'vitest';
-import { extractTabFeatures, readTabData, TAB_BLOCK, TAB_TIMESTEP, TAB_TRAINING, tabTrainingSettingsText, trainTabHead, unetFromBytes } from '../src/tab-training.js';
+import { extractTabFeatures, readTabData, TAB_BLOCK, TAB_HEAD_KINDS, TAB_TIMESTEP, TAB_TRAINING, tabTrainingSettingsText, trainTabHead, unetFromBytes } from '../src/tab-training.js';
 
 const assets = fileURLToPath(new URL('../../../assets/', import.meta.url));
 const cpu = { executionProviders: ['cpu'] as const, intraOpThreads: 1 };
+
+let unetPromise: Promise<AdmUNet> | undefined;
+/** The embedded U-Net, built as the page builds it (safetensors bytes and flags), once per file. */
+function embeddedUNet(): Promise<AdmUNet> {
+  unetPromise ??= (async () => {
+    const flags = JSON.parse(await readFile(`${assets}models/adm-fm28/flags.json`, 'utf8')) as GuidedDiffusionFlags;
+    return unetFromBytes(writeSafetensors(await loadCheckpoint(`${assets}models/adm-fm28/adm-fm28.pt`)), flags);
+  })();
+  return unetPromise;
+}
 
 /** The first `count` images of a split as uint8 [N, 1, 28, 28] with their labels. */
 async function images(split: 'train' | 'test', start: number, count: number): Promise<{ pixels: Uint8Array; labels: number[] }> {
@@ -62,9 +72,10 @@ describe("the tab's own training settings", () => {
 
   it('are what trainTabHead does: the last partial batch is kept', async () => {
     // 7 training examples in batches of 4: 2 steps per epoch (4 + 3), none dropped.
-    const features = HostTensor.from('float32', [9, 2, 2, 2], Array.from({ length: 72 }, (_, i) => Math.sin(i)));
+    // Features shaped as block 10's (64 x 7 x 7); their values do not matter here.
+    const features = HostTensor.from('float32', [9, 64, 7, 7], Array.from({ length: 9 * 64 * 49 }, (_, i) => Math.sin(i)));
     const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-    const result = await trainTabHead(features, labels, 7, { head: 'linear', epochs: 3, batchSize: 4, learningRate: 0.05, momentum: TAB_TRAINING.momentum, seed: 0, runner: cpu });
+    const result = await trainTabHead(features, labels, 7, { head: 'linear', unet: await embeddedUNet(), epochs: 3, batchSize: 4, learningRate: 0.05, momentum: TAB_TRAINING.momentum, seed: 0, runner: cpu });
     expect(result.steps).toBe(6);
     expect(result.heldOut).toBe(2);
   });
@@ -74,7 +85,7 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
   it('extracts block 10 at t=50, the loss falls, and the held-out predictions are those of the trained weights', async () => {
     const flags = JSON.parse(await readFile(`${assets}models/adm-fm28/flags.json`, 'utf8')) as GuidedDiffusionFlags;
     // The page's path: weights as safetensors bytes -> AdmUNet.
-    const unet = unetFromBytes(writeSafetensors(await loadCheckpoint(`${assets}models/adm-fm28/adm-fm28.pt`)), flags);
+    const unet = await embeddedUNet();
     const train = await images('train', 0, 192);
     const test = await images('test', 0, 96);
     const all = HostTensor.from('uint8', [288, 1, 28, 28], new Uint8Array([...train.pixels, ...test.pixels]));
@@ -98,7 +109,7 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
     await reference.release();
     expect(relativeError(features, want)).toBeLessThanOrEqual(1e-5);
 
-    const result = await trainTabHead(features, labels, 192, { head: 'linear', epochs: 6, batchSize: 32, learningRate: 0.05, momentum: 0.9, seed: 0, runner: cpu });
+    const result = await trainTabHead(features, labels, 192, { head: 'linear', unet, epochs: 6, batchSize: 32, learningRate: 0.05, momentum: 0.9, seed: 0, runner: cpu });
     expect(result.steps).toBe(36);
     expect(result.losses).toHaveLength(36);
     expect(result.epochLosses.at(-1)!).toBeLessThan(0.7 * result.epochLosses[0]!);
@@ -125,10 +136,21 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
   it('trains the attention head too', async () => {
     const features = HostTensor.from('float32', [40, 64, 7, 7], Float32Array.from({ length: 40 * 64 * 49 }, (_, i) => Math.sin(i * 0.37) + (Math.floor(i / (64 * 49)) % 2)));
     const labels = Array.from({ length: 40 }, (_, i) => i % 2);
-    const result = await trainTabHead(features, labels, 32, { head: 'attention', epochs: 8, batchSize: 8, learningRate: 0.05, momentum: 0.9, seed: 1, runner: cpu });
+    const result = await trainTabHead(features, labels, 32, { head: 'attention', unet: await embeddedUNet(), epochs: 8, batchSize: 8, learningRate: 0.05, momentum: 0.9, seed: 1, runner: cpu });
     expect(result.steps).toBe(32);
     // Two classes that differ by a constant offset of every value: learnable, so the loss falls.
     expect(result.epochLosses.at(-1)!).toBeLessThan(result.epochLosses[0]!);
-    expect([...result.weights.keys()]).toContain('layers.1.attn.qkv.weight');
+    // The registry's attention protocol: a DifFormer on block 10 (pre-layer, then the attention stack).
+    expect([...result.weights.keys()]).toContain('pre_layer.10.2.weight');
+    expect([...result.weights.keys()].some((name) => /^intra_inter_block_attention\..*attn\.qkv\.weight$/.test(name))).toBe(true);
+  });
+
+  it('offers the registry kinds that read one block of frozen features, and refuses others', async () => {
+    expect(TAB_HEAD_KINDS).toEqual(['linear', 'attention']);
+    const features = HostTensor.zeros('float32', [9, 64, 7, 7]);
+    const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+    const options = { unet: await embeddedUNet(), epochs: 1, batchSize: 4, learningRate: 0.05, momentum: 0.9, seed: 0, runner: cpu };
+    await expect(trainTabHead(features, labels, 7, { ...options, head: 'difformer' })).rejects.toThrow("tab: expected a head of linear, attention; found 'difformer'");
+    await expect(trainTabHead(HostTensor.zeros('float32', [9, 32, 14, 14]), labels, 7, { ...options, head: 'linear' })).rejects.toThrow('tab: expected features of block 10, [N, 64, 7, 7]; found [9, 32, 14, 14]');
   });
 });

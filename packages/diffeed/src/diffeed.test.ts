@@ -1,13 +1,14 @@
 /**
  * DifFeed against the reference (assets/fixtures/<model>.features.safetensors, feedback case):
  * the feedback outputs and the second-pass blocks computed end to end from the first pass and
- * the fixture's feedback weights; then training through the frozen second pass.
+ * the fixture's feedback weights; then training through the frozen second pass, and train-mode
+ * BatchNorm in the feedback networks against float64 written out.
  */
 import {
-  BuildContext, compileModuleTrainStep, crossEntropy, evaluateReference, gradients, Graph, HostTensor, readSafetensors, sgd, writeSafetensors, type SymbolicTensor,
+  add, BuildContext, compileModuleTrainStep, crossEntropy, evaluateReference, gradients, Graph, HostTensor, mean, mul, readSafetensors, sgd, writeSafetensors, type SymbolicTensor,
 } from '@diffssl/core';
 import { DifFormer } from '@diffssl/difformer';
-import { embeddedFlags, fixturePath, loadFeatures, randomTensor, relativeError, runOnnx } from '@diffssl/testing';
+import { batchNorm64, conv1x1_64, embeddedFlags, fixturePath, fromTensor64, loadFeatures, randomTensor, relativeError, relu64, runOnnx, toTensor64 } from '@diffssl/testing';
 import { AdmUNet, readTorchCheckpoint } from '@diffssl/unet';
 import { describe, expect, it } from 'vitest';
 import { constantTimesteps, DifFeed, DifFeedClassifier, parseFeedbackArch } from './index.js';
@@ -150,5 +151,56 @@ describe('DifFeed training through the frozen second pass', () => {
     const { gradient: onnx } = await runOnnx({ gradient: gradient! }, feeds);
     expect(Math.abs(onnx!.toArray()[index]! - analytic)).toBeLessThanOrEqual(1e-3 * Math.abs(analytic));
     expect(constantTimesteps(graph, 50, xStart).shape).toEqual([2]);
+  });
+});
+
+describe('feedback networks with BatchNorm in train mode', () => {
+  it('normalize with the batch statistics and move the running statistics once, as PyTorch (float64 written out, from the reference first pass)', async () => {
+    const fixture = loadFeatures('adm-fm28');
+    const { feedback_b_list: sources, t } = fixture.feedback;
+    const unet = new AdmUNet(fixture.config as never, await readTorchCheckpoint(fixturePath('adm-fm28.pt')));
+    const difFeed = new DifFeed({ unet, feedbackFrom: sources, arch: 'C_B_R' });
+    // The fixture's conv weights; BatchNorm's affine weights and running statistics drawn here, away from 1 and 0.
+    const weights = new Map(difFeed.stateDict());
+    sources.forEach((source, i) => {
+      const channels = fixture.tensor(`feedback/${source}/1.weight`).shape[0]!;
+      weights.set(`feedback_layers.${i}.0.weight`, fixture.tensor(`feedback/${source}/0.weight`));
+      weights.set(`feedback_layers.${i}.1.weight`, randomTensor([channels], 10 + i, 0.5, 1.5));
+      weights.set(`feedback_layers.${i}.1.bias`, randomTensor([channels], 20 + i, -0.5, 0.5));
+      weights.set(`feedback_layers.${i}.1.running_mean`, randomTensor([channels], 30 + i, -0.3, 0.3));
+      weights.set(`feedback_layers.${i}.1.running_var`, randomTensor([channels], 40 + i, 0.2, 3));
+    });
+    difFeed.loadStateDict(weights);
+    const graph = new Graph();
+    const context = new BuildContext(graph, difFeed, { mode: 'train' });
+    const xt = graph.input('x', 'float32', [2, 3, 28, 28]);
+    const passes = difFeed.buildPasses(context, { xt, timesteps: graph.input('t', 'int64', [2]), firstPassBlocks: [], secondPassBlocks: [] });
+    const outputs = sources.map((source) => passes.feedback.get(source)!);
+    // A loss that reads every feedback output, so that one train step runs (and updates the statistics) once.
+    const loss = outputs.map((output) => mean(mul(output, output))).reduce((a, b) => add(a, b));
+    const names = sources.map((_, i) => `out${i}`);
+    const step = await compileModuleTrainStep({ context, loss, optimizer: sgd(), runner: cpu, outputs: Object.fromEntries(outputs.map((output, i) => [names[i]!, output])) });
+    const feeds = { x: fixture.tensor(`t${t}/x_t`), t: HostTensor.from('int64', [2], [BigInt(t), BigInt(t)]) };
+    const result = await step.run(feeds, { learningRate: 0 });
+    step.syncModules();
+    await step.release();
+    sources.forEach((source, i) => {
+      // conv 1x1 (no bias) -> BatchNorm2d(train) -> ReLU on the reference's first-pass block, in float64.
+      const conv = conv1x1_64(toTensor64(fixture.tensor(`t${t}/${blockName(source)}`)), weights.get(`feedback_layers.${i}.0.weight`)!.toArray(), undefined, weights.get(`feedback_layers.${i}.1.weight`)!.shape[0]!);
+      const norm = batchNorm64(conv, {
+        weight: weights.get(`feedback_layers.${i}.1.weight`)!.toArray(), bias: weights.get(`feedback_layers.${i}.1.bias`)!.toArray(),
+        runningMean: weights.get(`feedback_layers.${i}.1.running_mean`)!.toArray(), runningVar: weights.get(`feedback_layers.${i}.1.running_var`)!.toArray(),
+      }, 'train');
+      expect(relativeError(result.outputs[names[i]!]!, fromTensor64(relu64(norm.output))), `feedback ${source} output`).toBeLessThanOrEqual(1e-4);
+      // In eval mode (the fixture's) the output differs: the batch statistics are really used.
+      expect(relativeError(result.outputs[names[i]!]!, fromTensor64(relu64(batchNorm64(conv, { weight: weights.get(`feedback_layers.${i}.1.weight`)!.toArray(), bias: weights.get(`feedback_layers.${i}.1.bias`)!.toArray(), runningMean: norm.runningMean, runningVar: norm.runningVar }, 'eval').output)))).toBeGreaterThan(1e-2);
+      const state = difFeed.stateDict();
+      for (const [buffer, expected] of [['running_mean', norm.runningMean], ['running_var', norm.runningVar]] as const) {
+        const name = `feedback_layers.${i}.1.${buffer}`;
+        expect(relativeError(state.get(name)!, HostTensor.from('float64', [expected.length], expected)), name).toBeLessThanOrEqual(1e-5);
+        expect(relativeError(weights.get(name)!, HostTensor.from('float64', [expected.length], expected)), `${name} moved`).toBeGreaterThan(1e-3);
+      }
+      expect(state.get(`feedback_layers.${i}.1.num_batches_tracked`)!.get()).toBe(1);
+    });
   });
 });

@@ -17,9 +17,9 @@ export function diffssl(args: readonly string[], env: Record<string, string> = {
   );
 }
 
-/** Starts `diffssl` as a child process (to kill it). */
-export function startDiffssl(args: readonly string[]): ChildProcess {
-  return spawn(process.execPath, cliArguments(args), { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `diffssl` as a child process (to kill it), with extra environment variables. */
+export function startDiffssl(args: readonly string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, cliArguments(args), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 }
 
 /** The embedded model and data as CLI options. */

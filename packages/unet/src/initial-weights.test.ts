@@ -23,6 +23,36 @@ describe('initialAdmWeights (the random U-Net baseline)', () => {
     expect(Math.abs(variance - 1)).toBeLessThan(0.1);
   });
 
+  it('draws every Linear and Conv weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in from the weight\'s own shape (KS test on the pooled draws)', () => {
+    const weights = initialAdmWeights(config, 11);
+    // Scaled by the bound PyTorch would use, every drawn value is U(-1, 1): fan_in = shape[1] x kernel size, the bias that of its weight.
+    const scaled: number[] = [];
+    let tensors = 0;
+    for (const [name, tensor] of weights) {
+      const values = tensor.toArray();
+      if (values.every((v) => v === 0 || v === 1)) continue;
+      const weight = name.endsWith('.bias') ? weights.get(name.replace(/bias$/, 'weight'))! : tensor;
+      expect(weight.shape.length, name).toBeGreaterThanOrEqual(2);
+      const fanIn = weight.shape.slice(1).reduce((a, b) => a * b, 1);
+      const bound = 1 / Math.sqrt(fanIn);
+      expect(values.reduce((a, v) => Math.max(a, Math.abs(v)), 0), name).toBeLessThanOrEqual(bound);
+      // Large tensors reach close to their bound: a bound drawn from a wrong fan_in (too small) would not.
+      if (values.length >= 2000) expect(values.reduce((a, v) => Math.max(a, Math.abs(v)), 0), name).toBeGreaterThan(0.99 * bound);
+      for (const v of values) scaled.push(v / bound);
+      tensors++;
+    }
+    expect(tensors).toBeGreaterThan(50);
+    expect(scaled.length).toBeGreaterThan(100_000);
+    const sorted = Float64Array.from(scaled).sort();
+    let statistic = 0;
+    sorted.forEach((x, i) => {
+      const cdf = (x + 1) / 2;
+      statistic = Math.max(statistic, Math.abs((i + 1) / sorted.length - cdf), Math.abs(cdf - i / sorted.length));
+    });
+    // The KS critical value at significance 0.001.
+    expect(statistic).toBeLessThan(1.95 / Math.sqrt(sorted.length));
+  });
+
   it('builds a U-Net whose residual branches and output start at zero', async () => {
     const unet = new AdmUNet(config, initialAdmWeights(config, 0));
     const graph = new Graph();

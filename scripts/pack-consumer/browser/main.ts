@@ -5,8 +5,9 @@ import * as core from '@diffssl/core';
 import * as unet from '@diffssl/unet';
 import * as pool from '@diffssl/pool';
 import * as difformer from '@diffssl/difformer';
+import * as heads from '@diffssl/eval/heads';
 
-const exported = { core, unet, pool, difformer };
+const exported = { core, unet, pool, difformer, heads };
 
 /** Builds a tiny random U-Net, extracts features and scores them with a linear head, all on onnxruntime-web. */
 export async function tinyPipeline(): Promise<number[]> {

@@ -13,6 +13,7 @@ const difformer = require('@diffssl/difformer');
 const diffeed = require('@diffssl/diffeed');
 const evaluation = require('@diffssl/eval');
 const classifier = require('@diffssl/eval/classifier');
+const heads = require('@diffssl/eval/heads');
 
 for (const [name, path] of Object.entries({ core: '@diffssl/core', unet: '@diffssl/unet', eval: '@diffssl/eval' })) {
   const resolved = require.resolve(path);
@@ -70,7 +71,11 @@ async function main() {
   const metrics = evaluation.classificationMetrics(scores, [0, 1]);
   assert.ok(metrics.top1 >= 0 && metrics.top1 <= 100);
   assert.equal(typeof classifier.classifierFeeds, 'function');
-  console.log(`required 7 entry points from CommonJS; features [${features.shape.join(', ')}], logits [${scores.shape.join(', ')}], top-1 ${metrics.top1}%`);
+  // eval/heads: the head registry builds a protocol model on the tiny U-Net.
+  assert.deepEqual(heads.PROTOCOLS, ['pixels', 'random', 'linear', 'attention', 'difformer', 'diffeed']);
+  const attention = heads.createProtocolModel({ protocol: 'attention', blocks: [3], timesteps: [150], numClasses: 4, fusionArc: 'Use_CLS_Token:True:32,Insert_CLS_Token,Attention:32:2:2:1,Extract_CLS_Token' }, model);
+  assert.deepEqual([...attention.inputs().keys()], ['t150/block03']);
+  console.log(`required 8 entry points from CommonJS; features [${features.shape.join(', ')}], logits [${scores.shape.join(', ')}], top-1 ${metrics.top1}%`);
 }
 
 main().catch((error) => {

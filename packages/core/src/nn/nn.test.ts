@@ -2,7 +2,7 @@ import { randomTensor } from '@diffssl/testing';
 import { describe, expect, it } from 'vitest';
 import {
   BatchNorm2d, BuildContext, compileModel, compileModuleTrainStep, compileTrainStep, ConfigError, Conv2d, createRunner, crossEntropy, gradients, Graph, GroupNorm,
-  HostTensor, LayerNorm, Linear, mean, Module, ModuleDict, RandomGenerator, ReLU, reshape, Sequential, sgd, StateDictMismatchError, stopGradient, mul, sum, adamw,
+  HostTensor, init, LayerNorm, Linear, mean, Module, ModuleDict, RandomGenerator, ReLU, reshape, Sequential, sgd, StateDictMismatchError, stopGradient, mul, sum, adamw,
   type SymbolicTensor,
 } from '../index.js';
 
@@ -100,6 +100,77 @@ describe('Module', () => {
     expect(new Linear(3, 2, new RandomGenerator(1)).weight.value.toArray()).toEqual(new Linear(3, 2, new RandomGenerator(1)).weight.value.toArray());
     expect(new Linear(3, 2, new RandomGenerator(1)).weight.value.toArray()).not.toEqual(new Linear(3, 2, new RandomGenerator(2)).weight.value.toArray());
     expect(() => new Conv2d(6, 4, generator, { groups: 4 })).toThrow(/divisible by groups 4/);
+  });
+});
+
+describe('initial distributions against PyTorch\'s (Kolmogorov-Smirnov on large draws)', () => {
+  /** sup |F_n(x) - F(x)| of the draws against a CDF. */
+  const ksStatistic = (draws: ArrayLike<number>, cdf: (x: number) => number): number => {
+    const sorted = Float64Array.from(draws).sort();
+    let worst = 0;
+    for (let i = 0; i < sorted.length; i++) {
+      const f = cdf(sorted[i]!);
+      worst = Math.max(worst, Math.abs((i + 1) / sorted.length - f), Math.abs(f - i / sorted.length));
+    }
+    return worst;
+  };
+  /** The KS critical value at significance 0.001: 1.95 / sqrt(n). */
+  const critical = (n: number) => 1.95 / Math.sqrt(n);
+  const uniformCdf = (bound: number) => (x: number) => Math.min(1, Math.max(0, (x + bound) / (2 * bound)));
+  /** The standard normal CDF, with erf from its Taylor series (about 1e-12). */
+  const normalCdf = (x: number) => {
+    const z = x / Math.SQRT2;
+    if (Math.abs(z) > 5) return z > 0 ? 1 : 0;
+    let term = z;
+    let sum = z;
+    for (let n = 1; n < 200 && Math.abs(term) > 1e-18; n++) {
+      term *= (-z * z) / n;
+      sum += term / (2 * n + 1);
+    }
+    return 0.5 * (1 + (2 / Math.sqrt(Math.PI)) * sum);
+  };
+
+  it('Linear and grouped Conv2d weights and biases are U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform(a=sqrt(5)) and the bias rule)', () => {
+    const generator = new RandomGenerator(2024);
+    const linear = new Linear(1000, 200, generator);
+    const wideBias = new Linear(10, 100_000, generator);
+    // fan_in = in_channels / groups * kernel area = 32 / 4 * 9.
+    const conv = new Conv2d(32, 4096, generator, { kernelSize: 3, groups: 4 });
+    const cases: [string, number[], number][] = [
+      ['Linear(1000, 200).weight', linear.weight.value.toArray(), 1000],
+      ['Linear(10, 100000).bias', wideBias.bias!.value.toArray(), 10],
+      ['Conv2d(32, 4096, 3, groups 4).weight', conv.weight.value.toArray(), 72],
+    ];
+    for (const [name, draws, fanIn] of cases) {
+      const bound = 1 / Math.sqrt(fanIn);
+      expect(draws.length, name).toBeGreaterThanOrEqual(100_000);
+      const statistic = ksStatistic(draws, uniformCdf(bound));
+      expect(statistic, name).toBeLessThan(critical(draws.length));
+      // The test has power: the same draws judged against a bound 3% off, or against kaiming_uniform(a=0) (bound sqrt(6/fan_in))
+      // or a normal of the same variance, are rejected.
+      expect(ksStatistic(draws, uniformCdf(bound * 1.03)), name).toBeGreaterThan(critical(draws.length));
+      expect(ksStatistic(draws, uniformCdf(Math.sqrt(6 / fanIn))), name).toBeGreaterThan(critical(draws.length));
+      expect(ksStatistic(draws, (x) => normalCdf(x / (bound / Math.sqrt(3)))), name).toBeGreaterThan(critical(draws.length));
+      expect(draws.reduce((a, v) => Math.max(a, Math.abs(v)), 0), name).toBeLessThanOrEqual(bound);
+    }
+  });
+
+  it('init.normal is N(0, std^2) (nn.Embedding\'s N(0, 1) with std 1)', () => {
+    const draws = init.normal([200_000], 0.5, new RandomGenerator(7)).toArray();
+    expect(ksStatistic(draws, (x) => normalCdf(x / 0.5))).toBeLessThan(critical(draws.length));
+    expect(ksStatistic(draws, (x) => normalCdf(x / 0.52))).toBeGreaterThan(critical(draws.length));
+    expect(ksStatistic(draws, uniformCdf(0.5 * Math.sqrt(3)))).toBeGreaterThan(critical(draws.length));
+  });
+
+  it('LayerNorm, BatchNorm2d and GroupNorm start at weight 1 and bias 0, BatchNorm\'s running statistics at 0 and 1 (PyTorch\'s reset_parameters)', () => {
+    const layer = new LayerNorm([4, 3, 3]);
+    expect(new Set(layer.weight.value.toArray())).toEqual(new Set([1]));
+    expect(new Set(layer.bias.value.toArray())).toEqual(new Set([0]));
+    const batch = new BatchNorm2d(5);
+    expect([batch.weight, batch.bias, batch.runningMean, batch.runningVar].map((t) => [...new Set(t.value.toArray())])).toEqual([[1], [0], [0], [1]]);
+    expect(batch.numBatchesTracked.value.toArray()).toEqual([0]);
+    const group = new GroupNorm(2, 6);
+    expect([group.weight, group.bias].map((t) => [...new Set(t.value.toArray())])).toEqual([[1], [0]]);
   });
 });
 

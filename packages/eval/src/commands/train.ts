@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { ConfigError } from '@diffssl/core';
 import { HEAD_OPTIONS } from '../heads/head-options.js';
 import type { HeadOptionName } from '../heads/head-kind.js';
-import { HEAD_KINDS, PROTOCOLS, protocolKind, takesOption, type Protocol } from '../heads/registry.js';
+import { checkProtocolOptions, HEAD_KINDS, PROTOCOLS, protocolKind, takesOption, type Protocol } from '../heads/registry.js';
 import { defaultCacheDirectory, runProtocol } from '../pipeline/run.js';
 import { dataOptions, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, unetOptions, type RuntimeFlags } from './options.js';
 import type { DataOptions } from '../pipeline/splits.js';
@@ -70,6 +70,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--export', 'also export the trained model as --out/model.onnx with model.json')
     .option('--finetune', 'backbone mode finetune (linear, attention, difformer, diffeed): the U-Net trains with the head, no feature cache; writes --out/unet.safetensors and unet.pt');
   runtimeOptions(command).action(async (flags: TrainFlags) => {
+    // runProtocol checks the other options; model files given on the command line must apply too.
+    checkProtocolOptions(flags.protocol, { checkpoint: flags.checkpoint, config: flags.config });
     const display = displayOf(flags);
     const report = await runProtocol({
       protocol: flags.protocol,

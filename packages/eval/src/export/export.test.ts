@@ -1,21 +1,25 @@
 /**
  * The exported classifier (`runProtocol({ exportModel: true })` -> model.onnx +
  * model.json) against an independent in-memory route: features from
- * `@diffssl/unet`'s `createFeatureExtractor` (or, for DifFeed, the model's own
- * training graph fed explicit seeded noise) and the head rebuilt from the
- * run's `model.safetensors`, with the noise the sidecar prescribes.
+ * `@diffssl/unet`'s `createFeatureExtractor` and the head rebuilt from the
+ * run's `model.safetensors` (for DifFeed: q_sample, both U-Net passes run
+ * separately, and the feedback networks and the head in float64 written out),
+ * with the noise the sidecar prescribes.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BuildContext, compileModel, createRunner, Graph, HostTensor, readSafetensors } from '@diffssl/core';
-import { EMBEDDED_DATA, EMBEDDED_MODEL, embeddedFlags, expectClose, relativeError } from '@diffssl/testing';
+import {
+  batchNorm64, conv1x1_64, difFormer64, EMBEDDED_DATA, EMBEDDED_MODEL, embeddedFlags, expectClose, fromTensor64, relativeError, relu64, runOnnx, toTensor64,
+} from '@diffssl/testing';
 import { createFeatureExtractor, featureKey, pixelNoiseId, seededNoise } from '@diffssl/unet';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FASHION_MNIST_CLASSES, readIdxDataset } from '../data/idx.js';
 import { loadSavedModel } from '../pipeline/saved-model.js';
 import { runProtocol, type RunOptions } from '../pipeline/run.js';
-import { DifFeedModel, noiseInput, X_START } from '../protocols/diffeed-model.js';
+import { fusionKey } from '@diffssl/difformer';
+import { DifFeedModel } from '../protocols/diffeed-model.js';
 import { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { classifierFeeds, topClasses, type ExportedClassifierInfo } from './classifier-inputs.js';
 
@@ -66,6 +70,57 @@ function softmaxRows(logits: HostTensor): HostTensor<'float64'> {
   return HostTensor.from('float64', [rows, k], out);
 }
 
+/**
+ * DifFeed's logits composed here from separate parts, not from its own graph: x_t = q_sample written
+ * out (guided-diffusion's linear betas in float64) with the noise the sidecar prescribes; the frozen
+ * U-Net alone for the first pass; each feedback network (1x1 conv, BatchNorm with its running
+ * statistics, ReLU) in float64 from the saved weights; the U-Net again with those outputs added after
+ * their target blocks; AttentionFusion in float64 on the second pass's block.
+ */
+async function difFeedByParts(model: DifFeedModel, images: HostTensor<'float32'>, ids: number[], noiseSeed: number, saved: ReadonlyMap<string, HostTensor>): Promise<HostTensor> {
+  const { unet } = model;
+  expect(model.timesteps).toHaveLength(1);
+  const t = model.timesteps[0]!;
+  expect(unet.info.noiseSchedule).toBe('linear');
+  const steps = unet.info.diffusionSteps;
+  let alphaBar = 1;
+  for (let s = 0; s <= t; s++) alphaBar *= 1 - ((1e-4 * 1000) / steps + (s * ((0.02 - 1e-4) * 1000)) / steps / (steps - 1));
+  const size = images.size / IMAGES;
+  const xt = new Float32Array(images.size);
+  ids.forEach((id, row) => {
+    const noise = seededNoise(noiseSeed, id, t, size, 'test');
+    for (let i = 0; i < size; i++) xt[row * size + i] = Math.sqrt(alphaBar) * images.data[row * size + i]! + Math.sqrt(1 - alphaBar) * noise[i]!;
+  });
+  const timesteps = HostTensor.from('int64', [IMAGES], ids.map(() => BigInt(t)));
+  const difFeed = model.classifier.difFeed;
+  const first = new Graph();
+  const firstBlocks = unet.build(first, { x: first.input('x', 'float32', images.shape), timesteps: first.input('t', 'int64', [IMAGES]), taps: difFeed.sources }).blocks;
+  const firstPass = await runOnnx(Object.fromEntries([...firstBlocks].map(([block, tensor]) => [`block${block}`, tensor])), { x: HostTensor.from('float32', images.shape, xt), t: timesteps });
+  const feedback = new Map<number, HostTensor>();
+  difFeed.sources.forEach((source, i) => {
+    const w = (name: string) => saved.get(`feedback_layers.${i}.${name}`)!.toArray();
+    const conv = conv1x1_64(toTensor64(firstPass[`block${source}`]!), w('0.weight'), undefined, saved.get(`feedback_layers.${i}.1.weight`)!.shape[0]!);
+    const normed = batchNorm64(conv, { weight: w('1.weight'), bias: w('1.bias'), runningMean: w('1.running_mean'), runningVar: w('1.running_var') }, 'eval');
+    feedback.set(difFeed.targets.get(source)!, fromTensor64(relu64(normed.output)).cast('float32'));
+  });
+  // The statistics moved in training, so the eval-mode normalization is not the identity.
+  expect(saved.get('feedback_layers.0.1.running_var')!.toArray().some((v) => Math.abs(v - 1) > 1e-3)).toBe(true);
+  const second = new Graph();
+  const inputs = new Map([...feedback].map(([target, tensor]) => [target, second.input(`feedback${target}`, 'float32', tensor.shape)]));
+  const [block] = model.classifier.head.reads.secondPassBlocks;
+  const secondBlocks = unet.build(second, { x: second.input('x', 'float32', images.shape), timesteps: second.input('t', 'int64', [IMAGES]), taps: [block!], feedback: inputs }).blocks;
+  const secondPass = await runOnnx({ block: secondBlocks.get(block!)! }, { x: HostTensor.from('float32', images.shape, xt), t: timesteps, ...Object.fromEntries([...feedback].map(([target, tensor]) => [`feedback${target}`, tensor])) });
+  const key = fusionKey(t, block!, 'second');
+  const head = (features: HostTensor) => fromTensor64(difFormer64(new Map([[key, toTensor64(features)]]), saved, { timesteps: [t], keys: () => [key], blockOf: () => block!, prePoolSize: 7, normType: 'layer', heads: 2 }).logits);
+  const logits = head(secondPass.block!);
+  // The feedback shows in the logits: the head on the plain pass's block gives others.
+  const plain = new Graph();
+  const plainBlock = unet.build(plain, { x: plain.input('x', 'float32', images.shape), timesteps: plain.input('t', 'int64', [IMAGES]), taps: [block!] }).blocks.get(block!)!;
+  const { block: withoutFeedback } = await runOnnx({ block: plainBlock }, { x: HostTensor.from('float32', images.shape, xt), t: timesteps });
+  expect(relativeError(logits, head(withoutFeedback!))).toBeGreaterThan(1e-3);
+  return logits;
+}
+
 /** Runs `model.forward` (eval mode, the loaded weights) on named inputs [B, ...]. */
 async function headLogits(model: FeatureHeadClassifier | DifFeedModel, feeds: Record<string, HostTensor>): Promise<HostTensor> {
   const graph = new Graph();
@@ -103,7 +158,7 @@ const CASES: [string, Case][] = [
 ];
 
 describe('exportClassifier', () => {
-  it.each(CASES)('the exported %s gives the logits of the extractor and the saved head, with the noise of its sidecar', async (_, settings) => {
+  it.each(CASES)('the exported %s gives the logits of an independent route from the U-Net and the saved weights, with the noise of its sidecar', async (_, settings) => {
     const root = mkdtempSync(join(tmpdir(), 'diffssl-export-'));
     onTestFinished(() => rmSync(root, { recursive: true, force: true }));
     const out = join(root, 'run');
@@ -166,13 +221,7 @@ describe('exportClassifier', () => {
       }
     } else {
       expect(model).toBeInstanceOf(DifFeedModel);
-      // DifFeed's two passes cannot come from the extractor: its own (training) graph, fed x_start and the noise drawn here.
-      const size = 3 * 28 * 28;
-      const difFeedFeeds: Record<string, HostTensor> = { [X_START]: images };
-      for (const t of model.timesteps) {
-        difFeedFeeds[noiseInput(t)] = HostTensor.from('float32', images.shape, ids.flatMap((id) => [...seededNoise(saved.noiseSeed, id, t, size, 'test')]));
-      }
-      want = await headLogits(model as DifFeedModel, difFeedFeeds);
+      want = await difFeedByParts(model as DifFeedModel, images, ids, saved.noiseSeed, readSafetensors(readFileSync(join(out, 'model.safetensors'))).tensors);
     }
     expect(want.shape).toEqual([IMAGES, 10]);
     expectClose(exported.logits, want, 1e-4, `${settings.protocol}: exported vs in-memory logits`);

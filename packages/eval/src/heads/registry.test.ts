@@ -83,6 +83,8 @@ describe('diffssl train flags per protocol', () => {
     [['--protocol', 'attention', '--blocks', '10', '--timesteps', '50', '--head-arc', '256'], '--head-arc does not apply to protocol attention'],
     [['--protocol', 'linear', '--blocks', '10', '--timesteps', '50', '--no-cache', '--draws', '2'], '--draws does not apply with --no-cache'],
     [['--protocol', 'linear', '--blocks', '10', '--timesteps', '50', '--norm-type', 'group'], "--norm-type: expected 'layer' or 'batch'; found 'group'"],
+    // EMBEDDED gives --checkpoint, which the random baseline (a freshly initialized U-Net) would ignore.
+    [['--protocol', 'random', '--blocks', '10', '--timesteps', '50'], '--checkpoint does not apply to protocol random; it applies to linear, attention, difformer, diffeed'],
   ])('refuses %j in one line', async (args, message) => {
     const out = mkdtempSync(join(tmpdir(), 'diffssl-train-flags-'));
     const result = await diffssl(['train', ...EMBEDDED, ...args, '--out', out, '--quiet']);

@@ -135,12 +135,12 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   if (options.resume) resumeCheckpoint(options.out);
   const { protocol } = options;
   const support = protocolKind(protocol).protocol;
+  // The model files are not checked here: one object of common options may carry them for a set of runs (the demo's
+  // pixels, linear and attention); `diffssl train` refuses --checkpoint and --config where they do not apply.
   checkProtocolOptions(protocol, {
     finetune: options.finetune || undefined,
     blocks: options.blocks,
     timesteps: options.timesteps,
-    checkpoint: options.checkpoint,
-    config: options.config,
     draws: options.draws,
     cache: options.cache,
     prePoolSize: options.prePoolSize,
@@ -171,6 +171,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     const epochs = options.epochs ?? 28;
     let progress: Progress | undefined;
     const onProgress = (event: TrainingProgress) => {
+      if (event.phase === 'train') crashIfAsked(event.epoch, event.batch);
       const [label, done, total, unit] =
         event.phase === 'train' ? [`epoch ${event.epoch}/${event.epochs}`, event.batch, event.batches, 'batch'] : [`evaluate after epoch ${event.epoch}`, event.done, event.total, 'img'];
       progress ??= createProgress({ label, total, unit, mode: progressMode });
@@ -307,6 +308,19 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
     sources = { train: imageNoiseSource(train, { ...common, split: 'train' }), test: imageNoiseSource(test, { ...common, split: 'test' }) };
   }
   return { sources, notes };
+}
+
+/**
+ * Test hook, internal: with `DIFFSSL_INTERNAL_CRASH_AFTER_STEP=<epoch>:<batch>` (both from 1)
+ * in the environment, the process kills itself with SIGKILL right after that
+ * training step, as a crash would, at a known point: the CLI test of `--resume`
+ * uses it to interrupt a run mid-epoch deterministically. Nothing else reads it.
+ *
+ * @internal
+ */
+function crashIfAsked(epoch: number, batch: number): void {
+  const at = process.env.DIFFSSL_INTERNAL_CRASH_AFTER_STEP;
+  if (at !== undefined && at === `${epoch}:${batch}`) process.kill(process.pid, 'SIGKILL');
 }
 
 /** Frozen-protocol sources that run the U-Net for every batch (the no-cache comparison). */

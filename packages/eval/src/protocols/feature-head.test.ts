@@ -1,9 +1,19 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BuildContext, compileModel, createRunner, Graph, HostTensor, adaptiveAvgPool2d } from '@diffssl/core';
-import { embeddedFlags, fixturePath, randomTensor, relativeError } from '@diffssl/testing';
+import {
+  adaptiveAvgPool64, EMBEDDED_DATA, EMBEDDED_MODEL, embeddedFlags, fixturePath, fromTensor64, linear64, randomTensor, relativeError, toTensor64,
+} from '@diffssl/testing';
 import { DifFormer } from '@diffssl/difformer';
 import { AdmUNet, readTorchCheckpoint } from '@diffssl/unet';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { FASHION_MNIST_CLASSES } from '../data/idx.js';
+import { openDataset } from '../data/open.js';
 import { createProtocolModel } from '../heads/registry.js';
+import { ensureFeatureCache } from '../pipeline/features.js';
+import { cacheSource } from '../pipeline/sources.js';
+import { loadUNet } from '../pipeline/unet-source.js';
 import type { FeatureHeadClassifier } from './feature-head.js';
 
 describe('FeatureHeadClassifier', () => {
@@ -43,5 +53,49 @@ describe('FeatureHeadClassifier', () => {
     const fromFull = (await r.run({ a: full.b10, b: full.b13 })).logits!;
     await r.release();
     expect(relativeError(fromCache, fromFull)).toBeLessThan(1e-5);
+  });
+
+  it('GD(L) through the protocol path: block 10 (7x7) cached pooled to 2x2 and read by the linear head gives float64 adaptive pooling 7 -> 2 (overlapping windows) and W x + b of the full maps', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'diffssl-gdl-'));
+    onTestFinished(() => rmSync(root, { recursive: true, force: true }));
+    const loaded = await loadUNet({ checkpoint: EMBEDDED_MODEL.checkpoint, config: EMBEDDED_MODEL.flagsFile });
+    const model = createProtocolModel({ protocol: 'linear', blocks: [10], timesteps: [50], numClasses: 10, seed: 3 }, loaded.unet) as FeatureHeadClassifier;
+    expect(model.prePoolSize).toBe(2);
+    expect(loaded.unet.blocks[9]!.resolution).toBe(7);
+    expect(model.features.get('t50/block10')).toEqual([64, 2, 2]);
+    const dataset = await openDataset(EMBEDDED_DATA, { split: 'test', classes: FASHION_MNIST_CLASSES, limit: 6 });
+    const indices = [0, 1, 2, 3, 4, 5];
+    const features = async (pool: number) => {
+      const { cache } = await ensureFeatureCache({ unet: loaded, dataset, data: 'fm-test-6', blocks: model.blocks, timesteps: model.timesteps, pool, noiseSeed: 4, split: 'test', root, runner: { executionProviders: ['cpu'] } });
+      try {
+        return (await cacheSource(cache, dataset, ['t50/block10']).read(indices, { epoch: 0, training: false }))['t50/block10']!;
+      } finally {
+        await cache.close();
+      }
+    };
+    // What the protocol caches and feeds the head, and (pool 7: no pooling) the full maps with the same noise.
+    const [pooled, full] = [await features(model.prePoolSize), await features(7)];
+    expect(pooled.shape).toEqual([6, 64, 2, 2]);
+    expect(full.shape).toEqual([6, 64, 7, 7]);
+    const byHandPooled = adaptiveAvgPool64(toTensor64(full), 2);
+    expect(relativeError(pooled, fromTensor64(byHandPooled), 0)).toBeLessThanOrEqual(1e-5);
+    // Not the same as non-overlapping 3x3 windows (a 7 -> 2 pooling that drops the middle row and column).
+    const dropped = Array.from({ length: 6 * 64 * 4 }, (_, i) => {
+      const [plane, cell] = [Math.floor(i / 4), i % 4];
+      const [r0, c0] = [Math.floor(cell / 2) * 4, (cell % 2) * 4];
+      let sum = 0;
+      for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) sum += full.toArray()[plane * 49 + (r0 + r) * 7 + c0 + c]!;
+      return sum / 9;
+    });
+    expect(relativeError(pooled, HostTensor.from('float64', [6, 64, 2, 2], dropped), 0)).toBeGreaterThan(1e-3);
+    const graph = new Graph();
+    const context = new BuildContext(graph, model.modules(), { mode: 'eval' });
+    const logits = model.forward(context, new Map([['t50/block10', graph.input('t50/block10', 'float32', ['batch', 64, 2, 2])]]));
+    const runner = await createRunner(compileModel({ outputs: { logits } }), { executionProviders: ['cpu'] });
+    const fromProtocol = (await runner.run({ 't50/block10': pooled })).logits!;
+    await runner.release();
+    const weights = model.head.stateDict();
+    const want = linear64({ shape: [6, 256], data: byHandPooled.data }, weights.get('fcs.0.weight')!.toArray(), weights.get('fcs.0.bias')!.toArray(), 10);
+    expect(relativeError(fromProtocol, fromTensor64(want))).toBeLessThanOrEqual(1e-4);
   });
 });
