@@ -184,7 +184,8 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
     tabExtraction = { images: count, ms: extracted.ms, imagesPerSecond: count / (extracted.ms / 1000), provider: extracted.provider };
   }
   // Features are extracted once per page; later runs train on them again.
-  const extraction = (training.extraction = tabExtraction);
+  const extraction = tabExtraction;
+  training.extraction = extraction;
   training.state = 'training';
   let lastDraw = 0;
   const result = await trainTabHead(tabFeatures, tabData.labels, tabData.trainCount, {

@@ -91,7 +91,10 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
     const all = HostTensor.from('uint8', [288, 1, 28, 28], new Uint8Array([...train.pixels, ...test.pixels]));
     const labels = [...train.labels, ...test.labels];
     let reported = 0;
-    const { features } = await extractTabFeatures(unet, all, { trainCount: 192, runner: cpu, onProgress: (done) => void (reported = done) });
+    const { features } = await extractTabFeatures(unet, all, { trainCount: 192, runner: cpu, onProgress: (done) => {
+        reported = done;
+      },
+    });
     expect(features.shape).toEqual([288, 64, 7, 7]);
     expect(reported).toBe(288);
     // The same images through @diffssl/unet's Node extractor, from the checkpoint file: block 10 at t=50, seed 0,

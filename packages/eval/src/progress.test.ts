@@ -42,6 +42,7 @@ describe('progress display', () => {
       'extract: 90/100 img (90%), 1.0 img/s, ETA 0:10\n',
       'extract: done, 100/100 img in 1:40 (1.0 img/s), cache written\n',
     ]);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for carriage returns and ANSI escapes on purpose
     expect(stream.output.join('')).not.toMatch(/[\r\x1b]/);
   });
 

@@ -1,5 +1,5 @@
 import {
-  add, cast, concat, ConfigError, conv2d, cos, gather, Graph, HostTensor, linear, mul, reshape, resizeBilinear, ShapeError, silu, sin, slice, type SymbolicTensor,
+  add, cast, concat, ConfigError, conv2d, cos, gather, type Graph, HostTensor, linear, mul, reshape, resizeBilinear, ShapeError, silu, sin, slice, type SymbolicTensor,
 } from '@diffssl/core';
 import { admConfig, type AdmConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 import { CheckpointMismatchError } from './checkpoint/errors.js';
@@ -240,7 +240,10 @@ export class AdmUNet implements DiffusionUNet {
 
   private cachedWeight(graph: Graph, key: string, value: () => HostTensor): SymbolicTensor {
     let cache = this.graphWeights.get(graph);
-    if (!cache) this.graphWeights.set(graph, (cache = new Map()));
+    if (!cache) {
+      cache = new Map();
+      this.graphWeights.set(graph, cache);
+    }
     let tensor = cache.get(key);
     if (!tensor) {
       tensor = graph.get(key) ?? graph.weight(key, value());

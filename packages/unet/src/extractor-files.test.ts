@@ -151,7 +151,11 @@ describe('compiled-model cache', () => {
       const process_ = spawn(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', fixture('build-cache-entry.ts'), cacheDirectory, go], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
-      const ready = new Promise<void>((resolve) => process_.stdout.on('data', (chunk: Buffer) => ((stdout += chunk.toString()), stdout.includes('ready\n') && resolve())));
+      const ready = new Promise<void>((resolve) => process_.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          if (stdout.includes('ready\n')) resolve();
+        }),
+      );
       process_.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => process_.on('close', (code) => resolve({ code, stdout, stderr })));
       return { ready, done };

@@ -168,7 +168,10 @@ export class FeatureExtractor {
     for await (const batch of this.stream(images, options)) {
       for (const [key, tensor] of batch.features) {
         let target = out.get(key);
-        if (!target) out.set(key, (target = HostTensor.zeros('float32', [count, ...tensor.shape.slice(1)])));
+        if (!target) {
+          target = HostTensor.zeros('float32', [count, ...tensor.shape.slice(1)]);
+          out.set(key, target);
+        }
         target.data.set(tensor.data, batch.start * (tensor.size / tensor.shape[0]!));
       }
     }

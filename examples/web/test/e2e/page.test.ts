@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { createRunner, HostTensor, type Runner } from '@diffssl/core';
+import { createRunner, type HostTensor, type Runner } from '@diffssl/core';
 import { arrayDataset, decodeImage, loadBatch } from '@diffssl/eval';
 import { classifierFeeds, type ExportedClassifierInfo } from '@diffssl/eval/classifier';
 import { chromium, type Browser, type Page } from 'playwright-core';

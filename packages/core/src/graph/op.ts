@@ -3,7 +3,7 @@ import type { DataType } from '../tensor/dtype.js';
 import type { HostTensor } from '../tensor/host-tensor.js';
 import type { OnnxAttribute } from './attributes.js';
 import type { Dim } from './dim.js';
-import { Graph, SymbolicTensor, type GraphNode, type TensorInfo } from './graph.js';
+import { type Graph, SymbolicTensor, type GraphNode, type TensorInfo } from './graph.js';
 
 /**
  * What an op's ONNX lowering can do: emit ONNX nodes, add constant

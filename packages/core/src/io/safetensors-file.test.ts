@@ -51,7 +51,11 @@ describe('readSafetensorsFile', () => {
     const path = join(directory, 'cast.safetensors');
     writeFileSync(path, writeSafetensors({ a: HostTensor.from('float32', [2], [1.5, -3]), b: HostTensor.from('float32', [1], [0.25]) }));
     const seen: string[] = [];
-    const file = await readSafetensorsFile(path, { transform: (name, tensor) => (seen.push(name), name === 'a' ? tensor.cast('float16') : tensor) });
+    const file = await readSafetensorsFile(path, { transform: (name, tensor) => {
+        seen.push(name);
+        return name === 'a' ? tensor.cast('float16') : tensor;
+      },
+    });
     expect(seen).toEqual(['a', 'b']);
     expect(file.tensors.get('a')!.dtype).toBe('float16');
     expect(file.tensors.get('a')!.toArray()).toEqual([1.5, -3]);

@@ -4,7 +4,7 @@ import type { SymbolicTensor } from '../graph/graph.js';
 import type { ReferenceContext } from '../graph/op.js';
 import { collectNodes } from '../onnx/lowering.js';
 import { validateFeeds } from '../onnx/model.js';
-import { HostTensor } from '../tensor/host-tensor.js';
+import type { HostTensor } from '../tensor/host-tensor.js';
 
 /** Options of {@link evaluateReference}. @public */
 export interface ReferenceOptions {
@@ -62,7 +62,7 @@ export function evaluateReference(outputs: readonly SymbolicTensor[], feeds: Rec
       }),
   };
   const values = new Map<number, HostTensor>();
-  const valueOf = (tensor: SymbolicTensor): HostTensor => {
+  const evaluated = (tensor: SymbolicTensor): HostTensor => {
     let value = values.get(tensor.id);
     if (value) return value;
     if (tensor.source === 'input') value = neededFeeds[tensor.name!]!;
@@ -72,8 +72,8 @@ export function evaluateReference(outputs: readonly SymbolicTensor[], feeds: Rec
     return value;
   };
   for (const node of nodes) {
-    const results = node.op.reference(node.inputs.map(valueOf), node.attributes, context);
+    const results = node.op.reference(node.inputs.map(evaluated), node.attributes, context);
     node.outputs.forEach((output, i) => values.set(output.id, widen(results[i]!)));
   }
-  return outputs.map(valueOf);
+  return outputs.map(evaluated);
 }

@@ -13,7 +13,7 @@ import { createProgress, type Progress, type ProgressOptions } from '../progress
 import { checkProtocolOptions, createProtocolModel, protocolKind, type Protocol } from '../heads/registry.js';
 import type { ProtocolModel, ProtocolSettings } from '../heads/head-kind.js';
 import { pixelSource } from '../protocols/pixels.js';
-import { FeatureHeadClassifier } from '../protocols/feature-head.js';
+import type { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { FINETUNE_LEARNING_RATE, finetunedWeights, UNET_PREFIX } from '../protocols/finetune.js';
 import { reportFieldsFromMetrics, writeRunReport, type RunReport } from '../report/run-report.js';
 import type { ExampleSource } from '../training/classifier-graph.js';

@@ -1,10 +1,11 @@
+import type { ExampleSource } from '../training/classifier-graph.js';
 import type { PipelineRuntimeOptions } from './runtime-options.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ConfigError, readSafetensors, type HostTensor } from '@diffssl/core';
 import { createProtocolModel, protocolKind } from '../heads/registry.js';
 import type { ProtocolModel, ProtocolSettings } from '../heads/head-kind.js';
-import { FeatureHeadClassifier } from '../protocols/feature-head.js';
+import type { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { pixelSource } from '../protocols/pixels.js';
 import type { ClassificationMetrics } from '../metrics/classification.js';
 import { evaluateClassifier } from '../training/trainer.js';
@@ -112,7 +113,7 @@ export async function evaluateSavedModel(options: EvaluateOptions): Promise<Save
   const data = { ...settings.data, classNames: settings.classNames, ...options.data };
   const splits = await openSplits(data);
   if (splits.test.classes.join('\n') !== settings.classNames.join('\n')) throw new ConfigError(`--data: its classes (${splits.test.classes.join(', ')}) are not the model's (${settings.classNames.join(', ')})`);
-  let source;
+  let source: ExampleSource;
   const cleanups: (() => Promise<void>)[] = [];
   // A fine-tuned model reads images, as it trained.
   const examples = settings.model.finetune ? 'images' : protocolKind(settings.model.protocol).protocol.examples;

@@ -89,8 +89,26 @@ export async function loadUNet(options: LoadUNetOptions): Promise<LoadedUNet> {
   const report = onProgress ? () => onProgress({ done: Math.min(total, read + hashed), total }) : undefined;
   const [weights, identity] = await Promise.all([
     // The storages hold nearly all of the file; the last report counts the whole file as read.
-    loadCheckpoint(options.checkpoint, report ? { onProgress: (bytes, all) => ((read = bytes === all ? total / 2 : bytes), report()) } : {}),
-    checkpointDigest(options.checkpoint, report ? (bytes) => ((hashed = bytes), report()) : undefined),
+    loadCheckpoint(
+      options.checkpoint,
+      report
+        ? {
+            onProgress: (bytes, all) => {
+              read = bytes === all ? total / 2 : bytes;
+              report();
+            },
+          }
+        : {},
+    ),
+    checkpointDigest(
+      options.checkpoint,
+      report
+        ? (bytes) => {
+            hashed = bytes;
+            report();
+          }
+        : undefined,
+    ),
   ]);
   return { unet: new AdmUNet(config, weights), identity, config };
 }

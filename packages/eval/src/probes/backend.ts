@@ -1,4 +1,4 @@
-import { compileModel, createRunner, Graph, HostTensor, matmul, transpose, type Runner, type RunnerOptions } from '@diffssl/core';
+import { compileModel, createRunner, Graph, type HostTensor, matmul, transpose, type Runner, type RunnerOptions } from '@diffssl/core';
 
 /**
  * Where the probes' matrix products run: `onnx` (ONNX Runtime's MatMul, the

@@ -109,7 +109,7 @@ export function sweepMarkdown(sweep: SweepReport, chart?: string): string {
   out.push(
     markdownTable(
       ['block', ...sweep.timesteps.map((t) => `t=${t}`)],
-      sweep.blocks.map((b, c) => [String(b), ...sweep.timesteps.map((t, r) => {
+      sweep.blocks.map((b, c) => [String(b), ...sweep.timesteps.map((_t, r) => {
         const cell = cells[r]![c];
         if (!cell) return '–';
         const value = cell.top1.toFixed(2);

@@ -10,7 +10,10 @@ import { stepLearningRate, trainClassifier } from './trainer.js';
 /** Two classes told apart by which half of a 4x4 gray image is bright, with a little seeded noise. */
 function toyData(count: number, seed: number) {
   let state = seed;
-  const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const random = () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
   const images = new Uint8Array(count * 16);
   const labels: number[] = [];
   for (let i = 0; i < count; i++) {

@@ -69,7 +69,10 @@ describe('torch checkpoint reader', () => {
     expect(new DataView(valid.buffer, valid.byteOffset).getUint16(valid.length - 2, true)).toBe(0); // comment length
 
     let state = 12345;
-    const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const random = () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
     const counts = { truncations: 0, rejected: 0, accepted: 0 };
     const attempt = async (bytes: Uint8Array, label: string): Promise<boolean> => {
       try {

@@ -100,10 +100,16 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
   const need = (count: number) => {
     if (position + count > bytes.byteLength) throw new FormatError(`pickle: truncated at byte ${position} (needed ${count} more bytes)`);
   };
-  const u8 = () => (need(1), bytes[position++]!);
-  const u16 = () => (need(2), (position += 2), view.getUint16(position - 2, true));
-  const u32 = () => (need(4), (position += 4), view.getUint32(position - 4, true));
-  const i32 = () => (need(4), (position += 4), view.getInt32(position - 4, true));
+  /** Checks that `count` bytes remain, advances past them and returns where they start. */
+  const advance = (count: number) => {
+    need(count);
+    position += count;
+    return position - count;
+  };
+  const u8 = () => bytes[advance(1)]!;
+  const u16 = () => view.getUint16(advance(2), true);
+  const u32 = () => view.getUint32(advance(4), true);
+  const i32 = () => view.getInt32(advance(4), true);
   const take = (count: number | bigint) => {
     if (typeof count === 'bigint' || count < 0 || count > LIMITS.string) throw new FormatError(`pickle: a string of ${count} bytes is negative or exceeds the limit`);
     need(count);
@@ -221,8 +227,7 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
         push(decoder.decode(take(u8())));
         break;
       case 0x8d: // BINUNICODE8
-        need(8);
-        push(decoder.decode(take(view.getBigUint64((position += 8) - 8, true))));
+        push(decoder.decode(take(view.getBigUint64(advance(8), true))));
         break;
       case 0x54: // BINSTRING
         push(decoder.decode(take(i32())));
@@ -264,8 +269,7 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
         push(false);
         break;
       case 0x47: // BINFLOAT (big-endian)
-        need(8);
-        push(view.getFloat64((position += 8) - 8, false));
+        push(view.getFloat64(advance(8), false));
         break;
       case 0x71: // BINPUT
         memoize(u8());

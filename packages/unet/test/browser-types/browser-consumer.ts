@@ -1,7 +1,7 @@
 // A browser application's use of @diffssl/unet, type-checked by browser-types.test.ts
 // with the `browser` export condition. Each `@ts-expect-error` marks a Node-only name
 // that the browser entry must not offer (the test checks that each one is needed).
-import { AdmUNet, createFeatureExtractor, featureKey, noiseSchedule, type DiffusionUNet, type FeatureExtractor } from '@diffssl/unet';
+import { type AdmUNet, createFeatureExtractor, featureKey, noiseSchedule, type DiffusionUNet, type FeatureExtractor } from '@diffssl/unet';
 // @ts-expect-error readTorchCheckpoint reads files: Node only
 import { readTorchCheckpoint } from '@diffssl/unet';
 // @ts-expect-error loadCheckpoint reads files: Node only
