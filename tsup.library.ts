@@ -8,5 +8,8 @@ import { defineConfig, type Options } from 'tsup';
  * beside itself (onnxruntime-node, package versions) runs in both.
  */
 export function libraryConfig(entry: string[], extra: Options[] = []) {
-  return defineConfig([{ entry, format: ['esm', 'cjs'], dts: true, sourcemap: true, clean: true, splitting: true, shims: true, treeshake: true, target: 'node20' }, ...extra]);
+  return defineConfig([
+    { entry, format: ['esm', 'cjs'], dts: true, sourcemap: true, clean: true, splitting: true, shims: true, treeshake: true, target: 'node20' },
+    ...extra,
+  ]);
 }

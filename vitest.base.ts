@@ -13,7 +13,9 @@ export const packageTestConfig = defineConfig({
   resolve: { conditions: ['@diffssl/source'] },
   ssr: { resolve: { conditions: ['@diffssl/source'] } },
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000,
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     globalSetup: [fileURLToPath(new URL('./vitest.scratch.ts', import.meta.url))],
   },
 });

@@ -18,7 +18,11 @@ const { values } = parseArgs({ args: scriptArguments(), options: { full: { type:
 const subset = values.full ? {} : { trainLimit: 1000, testLimit: 500, epochs: 2 };
 const scratch = scratchFolder('attention');
 const started = performance.now();
-console.log(values.full ? 'attention head, protocol FM-10k: 10,000 training and 10,000 test images, 28 epochs' : 'attention head, CI-sized: 1,000 training and 500 test images, 2 epochs (pass --full for the FM-10k protocol)');
+console.log(
+  values.full
+    ? 'attention head, protocol FM-10k: 10,000 training and 10,000 test images, 28 epochs'
+    : 'attention head, CI-sized: 1,000 training and 500 test images, 2 epochs (pass --full for the FM-10k protocol)',
+);
 const report = await runProtocol({
   protocol: 'attention',
   checkpoint: EMBEDDED.checkpoint,

@@ -21,7 +21,9 @@ const { values } = parseArgs({ args: scriptArguments(), options: { full: { type:
 const subset = values.full ? { epochs: 3 } : { trainLimit: 512, testLimit: 256, epochs: 2 };
 const scratch = scratchFolder('diffeed');
 const started = performance.now();
-console.log(values.full ? 'DifFeed, FM-10k images, 3 epochs' : 'DifFeed, CI-sized: 512 training and 256 test images, 2 epochs (pass --full for FM-10k, 3 epochs)');
+console.log(
+  values.full ? 'DifFeed, FM-10k images, 3 epochs' : 'DifFeed, CI-sized: 512 training and 256 test images, 2 epochs (pass --full for FM-10k, 3 epochs)',
+);
 const report = await runProtocol({
   protocol: 'diffeed',
   checkpoint: EMBEDDED.checkpoint,
@@ -38,4 +40,6 @@ const report = await runProtocol({
   log: (line) => console.log(line),
 });
 for (const epoch of report.epochs) console.log(`epoch ${epoch.epoch}: mean training loss ${epoch.loss.toFixed(4)}`);
-console.log(`DifFeed, feedback 11/13/15/17 -> 9/7/5/3, head on the second pass's block 10 at t=50: top-1 ${report.top1.toFixed(2)} % on ${report.test_images} test images (${secondsSince(started)} s)`);
+console.log(
+  `DifFeed, feedback 11/13/15/17 -> 9/7/5/3, head on the second pass's block 10 at t=50: top-1 ${report.top1.toFixed(2)} % on ${report.test_images} test images (${secondsSince(started)} s)`,
+);

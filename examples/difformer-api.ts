@@ -22,7 +22,17 @@
  */
 import { parseArgs } from 'node:util';
 import {
-  BuildContext, compileModel, compileModuleTrainStep, createRunner, crossEntropy, Graph, HostTensor, sgd, type Module, type RunnerOptions, type SymbolicTensor,
+  BuildContext,
+  compileModel,
+  compileModuleTrainStep,
+  createRunner,
+  crossEntropy,
+  Graph,
+  HostTensor,
+  sgd,
+  type Module,
+  type RunnerOptions,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import { DifFormer, fusionKey } from '@diffssl/difformer';
 import { epochBatches, FASHION_MNIST_CLASSES, loadBatch, MetricsAccumulator, openDataset, readFlags, type Dataset } from '@diffssl/eval';
@@ -52,7 +62,10 @@ const train = await openDataset(EMBEDDED.data, { split: 'train', limit: TRAIN_IM
 const test = await openDataset(EMBEDDED.data, { split: 'test', limit: TEST_IMAGES, classes: FASHION_MNIST_CLASSES });
 /** All images of a dataset as float32 [N, 3, 28, 28] in [-1, 1] (gray replicated), with their labels. */
 async function everything(dataset: Dataset) {
-  const { images, labels } = await loadBatch(dataset, Array.from({ length: dataset.length }, (_, i) => i));
+  const { images, labels } = await loadBatch(
+    dataset,
+    Array.from({ length: dataset.length }, (_, i) => i),
+  );
   return { images, labels: Array.from(labels.data, Number) };
 }
 const trainData = await everything(train);
@@ -105,7 +118,11 @@ async function trainAndScore(head: Head): Promise<number> {
     // A seeded shuffle per epoch; the last partial batch is dropped, as the reference's loader does.
     for (const batch of epochBatches(TRAIN_IMAGES, { batchSize: BATCH, shuffle: true, dropLast: true, seed: 0 }, epoch)) {
       const feeds: Record<string, HostTensor> = Object.fromEntries(head.inputs.map((key) => [key, rows(trainFeatures.get(key)!, batch)]));
-      feeds.labels = HostTensor.from('int64', [batch.length], batch.map((i) => BigInt(trainData.labels[i]!)));
+      feeds.labels = HostTensor.from(
+        'int64',
+        [batch.length],
+        batch.map((i) => BigInt(trainData.labels[i]!)),
+      );
       const { losses } = await step.run(feeds, { learningRate: head.learningRate });
       total += losses[0]!;
       steps++;
@@ -121,7 +138,10 @@ async function trainAndScore(head: Head): Promise<number> {
   for (const batch of epochBatches(TEST_IMAGES, { batchSize: 250 }, 0)) {
     const feeds = Object.fromEntries(head.inputs.map((key) => [key, rows(testFeatures.get(key)!, batch)]));
     const { logits } = await scorer.run(feeds);
-    metrics.add(logits!, batch.map((i) => testData.labels[i]!));
+    metrics.add(
+      logits!,
+      batch.map((i) => testData.labels[i]!),
+    );
   }
   await scorer.release();
   const { top1 } = metrics.result();
@@ -131,7 +151,13 @@ async function trainAndScore(head: Head): Promise<number> {
 
 const linearKey = fusionKey(50, 10);
 const linear = new LinearHead({ channels: unet.block(10).channels, numClasses: 10, prePoolSize: 2, seed: 0 });
-await trainAndScore({ name: 'GD(L) block 10, t=50', module: linear, inputs: [linearKey], forward: (context, features) => linear.forward(context, features.get(linearKey)!), learningRate: 1e-2 });
+await trainAndScore({
+  name: 'GD(L) block 10, t=50',
+  module: linear,
+  inputs: [linearKey],
+  forward: (context, features) => linear.forward(context, features.get(linearKey)!),
+  learningRate: 1e-2,
+});
 
 const difFormer = DifFormer.fromUNet(unet, {
   firstPassBlocks: BLOCKS,
@@ -142,5 +168,11 @@ const difFormer = DifFormer.fromUNet(unet, {
   seed: 0,
 });
 console.log(`DifFormer: ${difFormer.parameterCount()} parameters, reads ${difFormer.featureKeys().join(', ')}`);
-await trainAndScore({ name: 'DifFormer blocks 8/9/10 x t 50/150', module: difFormer, inputs: difFormer.featureKeys(), forward: (context, features) => difFormer.forward(context, features), learningRate: 5e-2 });
+await trainAndScore({
+  name: 'DifFormer blocks 8/9/10 x t 50/150',
+  module: difFormer,
+  inputs: difFormer.featureKeys(),
+  forward: (context, features) => difFormer.forward(context, features),
+  learningRate: 5e-2,
+});
 console.log(`done in ${secondsSince(started)} s`);

@@ -105,7 +105,9 @@ function integers(text: string, option: string): number[] {
 }
 
 if (!existsSync(values.checkpoint)) {
-  fail(`--checkpoint: ${values.checkpoint} does not exist${values.config in ADM_PRESETS ? ` (download ${values.config}.pt from https://github.com/openai/guided-diffusion; this script fetches nothing)` : ''}`);
+  fail(
+    `--checkpoint: ${values.checkpoint} does not exist${values.config in ADM_PRESETS ? ` (download ${values.config}.pt from https://github.com/openai/guided-diffusion; this script fetches nothing)` : ''}`,
+  );
 }
 if (values.dtype !== 'float32' && values.dtype !== 'float16') fail(`--dtype: expected float32 or float16; found '${values.dtype}'`);
 if (values.split !== 'train' && values.split !== 'test') fail(`--split: expected train or test; found '${values.split}'`);
@@ -124,9 +126,17 @@ for (const block of blocks) {
 const dataset = await openDataset(values.data, { split: values.split, limit: Number(values.limit) });
 const shape = dataset.imageShape;
 const transform: ImageTransform = shape && shape[1] === imageSize && shape[2] === imageSize ? { kind: 'none' } : { kind: 'center-crop', size: imageSize };
-const { images } = await loadBatch(dataset, Array.from({ length: dataset.length }, (_, i) => i), { transform });
-console.log(`${dataset.length} ${values.split} images of ${values.data}, as [${images.shape.join(', ')}]${transform.kind === 'none' ? '' : ` (center-cropped to ${imageSize}x${imageSize})`}`);
-console.log(`U-Net ${values.checkpoint} (${typeof config === 'string' ? `preset ${config}` : values.config}, ${imageSize}x${imageSize}, ${blockCount} blocks): blocks ${blocks.join(', ')} at t = ${timesteps.join(', ')}, ${values.dtype}`);
+const { images } = await loadBatch(
+  dataset,
+  Array.from({ length: dataset.length }, (_, i) => i),
+  { transform },
+);
+console.log(
+  `${dataset.length} ${values.split} images of ${values.data}, as [${images.shape.join(', ')}]${transform.kind === 'none' ? '' : ` (center-cropped to ${imageSize}x${imageSize})`}`,
+);
+console.log(
+  `U-Net ${values.checkpoint} (${typeof config === 'string' ? `preset ${config}` : values.config}, ${imageSize}x${imageSize}, ${blockCount} blocks): blocks ${blocks.join(', ')} at t = ${timesteps.join(', ')}, ${values.dtype}`,
+);
 
 const started = performance.now();
 const extractor = await createFeatureExtractor({
@@ -143,7 +153,8 @@ const extractor = await createFeatureExtractor({
   // The slow steps at 256x256 (reading, building, compiling: tens of seconds each), as they start.
   onSetup: (event) => {
     if (event.stage === 'read') {
-      if (event.totalBytes > 0 && event.bytesRead === event.totalBytes) console.log(`  read ${(event.totalBytes / 1e6).toFixed(0)} MB of weights (${secondsSince(started)} s)`);
+      if (event.totalBytes > 0 && event.bytesRead === event.totalBytes)
+        console.log(`  read ${(event.totalBytes / 1e6).toFixed(0)} MB of weights (${secondsSince(started)} s)`);
     } else if (event.stage !== 'ready') {
       console.log(`  ${event.stage}${'path' in event ? ` ${event.path}` : ''} (${secondsSince(started)} s)`);
     }
@@ -170,7 +181,9 @@ for (const [key, tensor] of features) {
   const { mean, std } = moments(tensor);
   console.log(`${key}: [${tensor.shape.join(', ')}], mean ${mean.toFixed(4)}, std ${std.toFixed(4)}`);
 }
-console.log(`extracted ${dataset.length} images x ${timesteps.length} timesteps in ${seconds.toFixed(1)} s (${((dataset.length * timesteps.length) / seconds).toFixed(1)} image-timesteps/s)`);
+console.log(
+  `extracted ${dataset.length} images x ${timesteps.length} timesteps in ${seconds.toFixed(1)} s (${((dataset.length * timesteps.length) / seconds).toFixed(1)} image-timesteps/s)`,
+);
 if (values.out) {
   writeFileSync(values.out, writeSafetensors(features, { checkpoint: values.checkpoint, blocks: blocks.join(','), timesteps: timesteps.join(',') }));
   console.log(`features written to ${values.out}`);

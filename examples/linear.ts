@@ -17,7 +17,11 @@ const { values } = parseArgs({ args: scriptArguments(), options: { full: { type:
 const subset = values.full ? {} : { trainLimit: 2000, testLimit: 1000, epochs: 2 };
 const scratch = scratchFolder('linear');
 const started = performance.now();
-console.log(values.full ? 'GD(L), protocol FM-10k: 10,000 training and 10,000 test images, 28 epochs' : 'GD(L), CI-sized: 2,000 training and 1,000 test images, 2 epochs (pass --full for the FM-10k protocol)');
+console.log(
+  values.full
+    ? 'GD(L), protocol FM-10k: 10,000 training and 10,000 test images, 28 epochs'
+    : 'GD(L), CI-sized: 2,000 training and 1,000 test images, 2 epochs (pass --full for the FM-10k protocol)',
+);
 const report = await runProtocol({
   protocol: 'linear',
   checkpoint: EMBEDDED.checkpoint,

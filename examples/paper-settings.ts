@@ -76,21 +76,26 @@ const checkpoint = values.checkpoint ?? join(ASSETS, 'fixtures/adm-37block-rando
 const data = values.data ?? EMBEDDED.data;
 const scratch = values.out ?? scratchFolder('paper-settings');
 const protocols = values.protocols.split(',') as (keyof typeof PAPER)[];
-for (const protocol of protocols) if (!(protocol in PAPER)) throw new Error(`--protocols: expected some of ${Object.keys(PAPER).join(', ')}; found '${protocol}'`);
+for (const protocol of protocols)
+  if (!(protocol in PAPER)) throw new Error(`--protocols: expected some of ${Object.keys(PAPER).join(', ')}; found '${protocol}'`);
 const limits = {
   ...(values['train-limit'] || ci ? { trainLimit: Number(values['train-limit'] ?? 64) } : {}),
   ...(values['test-limit'] || ci ? { testLimit: Number(values['test-limit'] ?? 32) } : {}),
   ...(values.epochs || ci ? { epochs: Number(values.epochs ?? 1) } : {}),
 };
-console.log(ci
-  ? 'the paper\'s settings, CI-sized, on the 37-block test U-Net (random weights, 32x32): 64 training and 32 test Fashion-MNIST images, 1 epoch; accuracies near chance are expected'
-  : `the paper's settings on ${checkpoint}`);
+console.log(
+  ci
+    ? "the paper's settings, CI-sized, on the 37-block test U-Net (random weights, 32x32): 64 training and 32 test Fashion-MNIST images, 1 epoch; accuracies near chance are expected"
+    : `the paper's settings on ${checkpoint}`,
+);
 
 const summary: string[] = [];
 for (const protocol of protocols) {
   const started = performance.now();
   const settings = PAPER[protocol];
-  console.log(`\n${protocol}: blocks ${settings.blocks!.join(', ')} at t = ${settings.timesteps!.join(', ')}${settings.feedbackFrom ? `, feedback from ${settings.feedbackFrom.join(', ')}` : ''}`);
+  console.log(
+    `\n${protocol}: blocks ${settings.blocks!.join(', ')} at t = ${settings.timesteps!.join(', ')}${settings.feedbackFrom ? `, feedback from ${settings.feedbackFrom.join(', ')}` : ''}`,
+  );
   const report = await runProtocol({
     protocol,
     checkpoint,

@@ -77,7 +77,9 @@ function run(command: string, args: readonly string[], options: SpawnSyncOptions
   const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...options });
   if (result.error) throw result.error;
   if (result.status !== 0) {
-    throw new Error(`'${command} ${args.join(' ')}' in ${options.cwd} exited with ${result.status ?? result.signal}:\n${String(result.stdout ?? '')}${String(result.stderr ?? '')}`);
+    throw new Error(
+      `'${command} ${args.join(' ')}' in ${options.cwd} exited with ${result.status ?? result.signal}:\n${String(result.stdout ?? '')}${String(result.stderr ?? '')}`,
+    );
   }
   return String(result.stdout ?? '');
 }
@@ -99,7 +101,10 @@ function gettingStartedPipeline(): string {
 
 /** Checks the files and the manifest of one tarball. */
 export function checkTarball(tarball: string, name: string): number {
-  const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean).map((file) => file.replace(/^package\//, ''));
+  const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map((file) => file.replace(/^package\//, ''));
   const problems: string[] = [];
   for (const file of files) {
     for (const { pattern, what } of FORBIDDEN) if (pattern.test(file)) problems.push(`${file} (${what})`);
@@ -160,8 +165,16 @@ async function main(): Promise<void> {
       writeFileSync(join(consumer, 'commonjs', 'pipeline.ts'), gettingStartedPipeline());
       const dependencies: Record<string, string> = Object.fromEntries(Object.entries(packed).map(([name, tarball]) => [name, `file:${tarball}`]));
       dependencies['onnxruntime-web'] = core.peerDependencies!['onnxruntime-web']!;
-      const devDependencies = { typescript: root.devDependencies!.typescript!, '@types/node': root.devDependencies!['@types/node']!, tsx: root.devDependencies!.tsx!, vite: VITE_VERSION };
-      writeFileSync(join(consumer, 'package.json'), `${JSON.stringify({ name: 'diffssl-pack-consumer', private: true, type: 'module', dependencies, devDependencies }, null, 2)}\n`);
+      const devDependencies = {
+        typescript: root.devDependencies!.typescript!,
+        '@types/node': root.devDependencies!['@types/node']!,
+        tsx: root.devDependencies!.tsx!,
+        vite: VITE_VERSION,
+      };
+      writeFileSync(
+        join(consumer, 'package.json'),
+        `${JSON.stringify({ name: 'diffssl-pack-consumer', private: true, type: 'module', dependencies, devDependencies }, null, 2)}\n`,
+      );
       run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: consumer, env: consumerEnvironment() });
     });
 
@@ -173,13 +186,13 @@ async function main(): Promise<void> {
     await step('type-checked the browser consumer (moduleResolution bundler, browser condition)', () => {
       run(bin('tsc'), ['-p', 'tsconfig.bundler.json'], { cwd: consumer, env });
     });
-    await step("checked that the packed browser .d.ts files offer none of the Node-only APIs (every @ts-expect-error needed)", () => {
+    await step('checked that the packed browser .d.ts files offer none of the Node-only APIs (every @ts-expect-error needed)', () => {
       run(bin('tsc'), ['-p', 'tsconfig.browser-types.json'], { cwd: consumer, env });
     });
     await step('imported every package from Node ESM', () => {
       process.stdout.write(indent(run('node', ['build/imports.js'], { cwd: consumer, env })));
     });
-    await step("ran the getting-started pipeline (extract features, train a linear head, classify)", () => {
+    await step('ran the getting-started pipeline (extract features, train a linear head, classify)', () => {
       const output = run('node', ['build/pipeline.js'], { cwd: consumer, env });
       process.stdout.write(indent(output));
       checkPipelineOutput(output);
@@ -191,7 +204,8 @@ async function main(): Promise<void> {
     await step('type-checked the getting-started pipeline as CommonJS (the .d.cts declarations) and ran it compiled', () => {
       run(bin('tsc'), ['-p', 'tsconfig.json'], { cwd: commonjs, env });
       const compiled = readFileSync(join(commonjs, 'build', 'pipeline.js'), 'utf8');
-      if (!compiled.includes('require("@diffssl/core")')) throw new Error('commonjs/build/pipeline.js: expected tsc to emit require("@diffssl/core") in the CommonJS project');
+      if (!compiled.includes('require("@diffssl/core")'))
+        throw new Error('commonjs/build/pipeline.js: expected tsc to emit require("@diffssl/core") in the CommonJS project');
       checkPipelineOutput(run('node', ['build/pipeline.js'], { cwd: commonjs, env }));
     });
     await step('ran the getting-started pipeline as written in the CommonJS project (npx tsx pipeline.ts)', () => {
@@ -216,9 +230,11 @@ async function main(): Promise<void> {
 /** The pipeline prints the feature shape, a loss per step and the logits' shape; the loss must be finite and go down. */
 function checkPipelineOutput(output: string): void {
   const losses = [...output.matchAll(/^step \d+: loss (\S+)$/gm)].map((match) => Number(match[1]));
-  if (losses.length < 2 || losses.some((loss) => !Number.isFinite(loss))) throw new Error(`pipeline: expected finite losses for several steps; found ${JSON.stringify(losses)}`);
+  if (losses.length < 2 || losses.some((loss) => !Number.isFinite(loss)))
+    throw new Error(`pipeline: expected finite losses for several steps; found ${JSON.stringify(losses)}`);
   if (!(losses[losses.length - 1]! < losses[0]!)) throw new Error(`pipeline: the training loss did not go down: ${losses.join(', ')}`);
-  if (!/^features t150\/block03: \[8, \d+, \d+, \d+\]/m.test(output)) throw new Error('pipeline: expected a line with the features of t150/block03 for 8 images');
+  if (!/^features t150\/block03: \[8, \d+, \d+, \d+\]/m.test(output))
+    throw new Error('pipeline: expected a line with the features of t150/block03 for 8 images');
   if (!/^predicted classes: \[([01], ){7}[01]\], labels: /m.test(output)) throw new Error('pipeline: expected the predicted classes of the 8 images');
 }
 

@@ -56,7 +56,10 @@ export function encodePng(width: number, height: number, channels: 1 | 3, pixels
  * @param options - tile size, columns, enlargement, a fixed value range
  * @returns the PNG file's bytes
  */
-export function tileGridPng(tiles: readonly Float32Array[], options: { height: number; width: number; columns: number; scale: number; range?: [number, number] }): Uint8Array {
+export function tileGridPng(
+  tiles: readonly Float32Array[],
+  options: { height: number; width: number; columns: number; scale: number; range?: [number, number] },
+): Uint8Array {
   const { height, width, columns, scale } = options;
   const gap = 2;
   const rows = Math.ceil(tiles.length / columns);
@@ -140,5 +143,9 @@ export function rows(tensor: HostTensor<'float32'>, indices: readonly number[]):
  * @returns int64 [indices.length]
  */
 export function labelRows(labels: readonly number[], indices: readonly number[]): HostTensor<'int64'> {
-  return HostTensor.from('int64', [indices.length], indices.map((i) => BigInt(labels[i]!)));
+  return HostTensor.from(
+    'int64',
+    [indices.length],
+    indices.map((i) => BigInt(labels[i]!)),
+  );
 }

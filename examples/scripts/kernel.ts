@@ -23,7 +23,9 @@ const PACKAGES = ['core', 'unet', 'pool', 'difformer', 'diffeed', 'eval'];
  * @returns package names
  */
 export function unbuiltPackages(): string[] {
-  return PACKAGES.filter((name) => !existsSync(fileURLToPath(new URL(`../../packages/${name}/dist/index.js`, import.meta.url)))).map((name) => `@diffssl/${name}`);
+  return PACKAGES.filter((name) => !existsSync(fileURLToPath(new URL(`../../packages/${name}/dist/index.js`, import.meta.url)))).map(
+    (name) => `@diffssl/${name}`,
+  );
 }
 
 /**
@@ -46,7 +48,9 @@ export function jupyterPython(): string | undefined {
 export function installKernel(where: readonly string[]): void {
   const python = jupyterPython();
   if (!python) {
-    throw new Error('no Python with Jupyter found: install it (Debian: apt-get install jupyter-nbconvert python3-notebook python3-ipykernel) or set DIFFSSL_JUPYTER_PYTHON');
+    throw new Error(
+      'no Python with Jupyter found: install it (Debian: apt-get install jupyter-nbconvert python3-notebook python3-ipykernel) or set DIFFSSL_JUPYTER_PYTHON',
+    );
   }
   const tslab = fileURLToPath(new URL('../node_modules/tslab/bin/tslab', import.meta.url));
   const result = spawnSync(process.execPath, [tslab, 'install', `--python=${python}`, `--binary=${KERNEL_SCRIPT}`, ...where], { encoding: 'utf8' });

@@ -25,7 +25,11 @@ import { parseArgs } from 'node:util';
 import { ASSETS, writeFixture37BlockFlags } from '../lib/common.js';
 import { EXAMPLES, installKernel, NOTEBOOKS, unbuiltPackages } from './kernel.js';
 
-const { values, positionals } = parseArgs({ args: process.argv.slice(2).filter((arg) => arg !== '--'), options: { 'scripts-only': { type: 'boolean', default: false }, 'notebooks-only': { type: 'boolean', default: false } }, allowPositionals: true });
+const { values, positionals } = parseArgs({
+  args: process.argv.slice(2).filter((arg) => arg !== '--'),
+  options: { 'scripts-only': { type: 'boolean', default: false }, 'notebooks-only': { type: 'boolean', default: false } },
+  allowPositionals: true,
+});
 const selected = (name: string) => positionals.length === 0 || positionals.some((word) => name.includes(word));
 const scratch = mkdtempSync(join(tmpdir(), 'diffssl-test-examples-'));
 const keep = process.env.DIFFSSL_EXAMPLES_KEEP === '1';
@@ -42,10 +46,22 @@ const outcomes: Outcome[] = [];
 function run(name: string, command: string, args: readonly string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutSeconds: number }): boolean {
   console.log(`\n=== ${name}: ${[command, ...args].map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}`);
   const started = performance.now();
-  const result = spawnSync(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: 'inherit', timeout: options.timeoutSeconds * 1000, killSignal: 'SIGKILL' });
+  const result = spawnSync(command, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: 'inherit',
+    timeout: options.timeoutSeconds * 1000,
+    killSignal: 'SIGKILL',
+  });
   const seconds = (performance.now() - started) / 1000;
   const ok = result.status === 0;
-  const note = result.error ? result.error.message : result.signal ? `killed by ${result.signal}${result.signal === 'SIGKILL' ? ` (over ${options.timeoutSeconds} s?)` : ''}` : ok ? undefined : `exit ${result.status}`;
+  const note = result.error
+    ? result.error.message
+    : result.signal
+      ? `killed by ${result.signal}${result.signal === 'SIGKILL' ? ` (over ${options.timeoutSeconds} s?)` : ''}`
+      : ok
+        ? undefined
+        : `exit ${result.status}`;
   outcomes.push({ name, seconds, ok, ...(note ? { note } : {}) });
   console.log(`=== ${name}: ${ok ? 'ok' : `FAILED (${note})`} in ${seconds.toFixed(1)} s`);
   return ok;
@@ -69,7 +85,21 @@ if (!values['notebooks-only']) {
     [
       'extract-features (37-block U-Net, --paper, float16, cache directory)',
       'extract-features',
-      ['--checkpoint', join(ASSETS, 'fixtures/adm-37block-random.pt'), '--config', flags37, '--paper', '--limit', '16', '--dtype', 'float16', '--cache-directory', join(scratch, 'models'), '--out', join(scratch, 'features.safetensors')],
+      [
+        '--checkpoint',
+        join(ASSETS, 'fixtures/adm-37block-random.pt'),
+        '--config',
+        flags37,
+        '--paper',
+        '--limit',
+        '16',
+        '--dtype',
+        'float16',
+        '--cache-directory',
+        join(scratch, 'models'),
+        '--out',
+        join(scratch, 'features.safetensors'),
+      ],
     ],
   ];
   for (const [label, script, options] of scripts) {
@@ -80,16 +110,28 @@ if (!values['notebooks-only']) {
 
 // The notebooks, executed by Jupyter with the tslab kernel.
 if (!values['scripts-only']) {
-  const notebooks = readdirSync(NOTEBOOKS).filter((file) => file.endsWith('.ipynb') && selected(file)).sort();
+  const notebooks = readdirSync(NOTEBOOKS)
+    .filter((file) => file.endsWith('.ipynb') && selected(file))
+    .sort();
   if (notebooks.length > 0) {
     const unbuilt = unbuiltPackages();
     const jupyter = spawnSync('jupyter', ['nbconvert', '--version'], { encoding: 'utf8' });
     let ready = true;
     if (unbuilt.length > 0) {
-      outcomes.push({ name: 'notebooks', seconds: 0, ok: false, note: `the kernel loads the built packages; ${unbuilt.join(', ')} have no dist/ (run pnpm build; the root script test:examples does)` });
+      outcomes.push({
+        name: 'notebooks',
+        seconds: 0,
+        ok: false,
+        note: `the kernel loads the built packages; ${unbuilt.join(', ')} have no dist/ (run pnpm build; the root script test:examples does)`,
+      });
       ready = false;
     } else if (jupyter.status !== 0) {
-      outcomes.push({ name: 'notebooks', seconds: 0, ok: false, note: 'jupyter nbconvert is not installed (Debian: apt-get install jupyter-nbconvert python3-notebook python3-ipykernel)' });
+      outcomes.push({
+        name: 'notebooks',
+        seconds: 0,
+        ok: false,
+        note: 'jupyter nbconvert is not installed (Debian: apt-get install jupyter-nbconvert python3-notebook python3-ipykernel)',
+      });
       ready = false;
     }
     if (ready) {
@@ -107,11 +149,27 @@ if (!values['scripts-only']) {
         }
         // --allow-errors: nbconvert writes the executed notebook even when a cell fails, so that the check
         // below can print the cell's error; tslab writes every error (type errors included) to stderr.
-        const ok = run(notebook, 'jupyter', ['nbconvert', '--to', 'notebook', '--execute', '--allow-errors', '--ExecutePreprocessor.kernel_name=tslab', '--ExecutePreprocessor.timeout=600', '--output-dir', output, notebook], {
-          cwd: NOTEBOOKS,
-          env,
-          timeoutSeconds: 900,
-        });
+        const ok = run(
+          notebook,
+          'jupyter',
+          [
+            'nbconvert',
+            '--to',
+            'notebook',
+            '--execute',
+            '--allow-errors',
+            '--ExecutePreprocessor.kernel_name=tslab',
+            '--ExecutePreprocessor.timeout=600',
+            '--output-dir',
+            output,
+            notebook,
+          ],
+          {
+            cwd: NOTEBOOKS,
+            env,
+            timeoutSeconds: 900,
+          },
+        );
         if (ok) checkExecuted(notebook, join(output, notebook));
       }
     }
@@ -133,7 +191,8 @@ function checkExecuted(name: string, path: string): void {
     if (cell.execution_count == null && !cell.metadata?.execution?.['shell.execute_reply']) problems.push(`code cell ${i + 1} did not run`);
     for (const output of cell.outputs ?? []) {
       if (output.output_type === 'error') problems.push(`code cell ${i + 1}: ${output.ename}: ${output.evalue}`);
-      if (output.output_type === 'stream' && output.name === 'stderr') problems.push(`code cell ${i + 1} wrote to stderr:\n${[output.text ?? ''].flat().join('').trim().slice(0, 2000)}`);
+      if (output.output_type === 'stream' && output.name === 'stderr')
+        problems.push(`code cell ${i + 1} wrote to stderr:\n${[output.text ?? ''].flat().join('').trim().slice(0, 2000)}`);
     }
   });
   if (problems.length > 0) {
@@ -147,7 +206,10 @@ function checkExecuted(name: string, path: string): void {
 
 const width = Math.max(...outcomes.map((o) => o.name.length), 4);
 console.log(`\n${'run'.padEnd(width)}  result  seconds`);
-for (const outcome of outcomes) console.log(`${outcome.name.padEnd(width)}  ${(outcome.ok ? 'ok' : 'FAILED').padEnd(6)}  ${outcome.seconds.toFixed(1).padStart(7)}${outcome.note ? `  ${outcome.note}` : ''}`);
+for (const outcome of outcomes)
+  console.log(
+    `${outcome.name.padEnd(width)}  ${(outcome.ok ? 'ok' : 'FAILED').padEnd(6)}  ${outcome.seconds.toFixed(1).padStart(7)}${outcome.note ? `  ${outcome.note}` : ''}`,
+  );
 if (keep) console.log(`outputs kept in ${scratch}`);
 else rmSync(scratch, { recursive: true, force: true });
 const failed = outcomes.filter((o) => !o.ok);

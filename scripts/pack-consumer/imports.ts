@@ -17,13 +17,31 @@ import type { RunReport } from '@diffssl/eval';
 /** `true` only when T is not `any`: an unresolved declaration file makes it `never`. */
 type Typed<T> = 0 extends 1 & T ? never : true;
 const typed: [
-  Typed<typeof core.HostTensor>, Typed<typeof unet.createFeatureExtractor>, Typed<typeof pool.LinearHead>, Typed<typeof difformer.DifFormer>,
-  Typed<typeof diffeed.DifFeed>, Typed<typeof evaluation.openDataset>, Typed<HostTensor>, Typed<RunnerOptions>, Typed<FeatureExtractorOptions>,
-  Typed<GuidedDiffusionFlags>, Typed<LinearHeadOptions>, Typed<DifFormerOptions>, Typed<DifFeedOptions>, Typed<RunReport>,
+  Typed<typeof core.HostTensor>,
+  Typed<typeof unet.createFeatureExtractor>,
+  Typed<typeof pool.LinearHead>,
+  Typed<typeof difformer.DifFormer>,
+  Typed<typeof diffeed.DifFeed>,
+  Typed<typeof evaluation.openDataset>,
+  Typed<HostTensor>,
+  Typed<RunnerOptions>,
+  Typed<FeatureExtractorOptions>,
+  Typed<GuidedDiffusionFlags>,
+  Typed<LinearHeadOptions>,
+  Typed<DifFormerOptions>,
+  Typed<DifFeedOptions>,
+  Typed<RunReport>,
 ] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true];
 
 // Each package's runtime exports, as Node's ESM loader sees them from the installed tarballs.
-const modules = { '@diffssl/core': core, '@diffssl/unet': unet, '@diffssl/pool': pool, '@diffssl/difformer': difformer, '@diffssl/diffeed': diffeed, '@diffssl/eval': evaluation };
+const modules = {
+  '@diffssl/core': core,
+  '@diffssl/unet': unet,
+  '@diffssl/pool': pool,
+  '@diffssl/difformer': difformer,
+  '@diffssl/diffeed': diffeed,
+  '@diffssl/eval': evaluation,
+};
 const expected: Record<keyof typeof modules, unknown> = {
   '@diffssl/core': core.HostTensor,
   '@diffssl/unet': unet.createFeatureExtractor,

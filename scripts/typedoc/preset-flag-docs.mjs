@@ -15,8 +15,7 @@ export function load(app) {
     for (const { table, flags } of PRESET_TABLES) {
       // Runs that leave the table's package out have nothing to do.
       if (!context.project.getChildByName(table[0])) continue;
-      const tableReflection
- = context.project.getChildByName(table);
+      const tableReflection = context.project.getChildByName(table);
       const flagsReflection = context.project.getChildByName(flags);
       // A renamed table or interface must not silently turn this off.
       if (!tableReflection || !flagsReflection) throw new Error(`preset-flag-docs: ${table.join('.')} or ${flags.join('.')} is not in the documentation`);

@@ -30,7 +30,9 @@ export function scanBundle(code: string): { imports: string[]; requires: string[
   const imported = imports.map((entry) => entry.specifier).filter((name): name is string => typeof name === 'string' && isBuiltin(name));
   const requires = [...code.matchAll(/\brequire\s*\(\s*(["'`])([^"'`]+)\1\s*\)/g)].map((match) => match[2]!).filter(isBuiltin);
   const stubs = code.split('__vite-browser-external').length - 1;
-  const namedOnly = [...new Set([...code.matchAll(/["'`](node:[a-z_/]+)["'`]/g)].map((match) => match[1]!))].filter((name) => !imported.includes(name) && !requires.includes(name));
+  const namedOnly = [...new Set([...code.matchAll(/["'`](node:[a-z_/]+)["'`]/g)].map((match) => match[1]!))].filter(
+    (name) => !imported.includes(name) && !requires.includes(name),
+  );
   return { imports: imported, requires, stubs, namedOnly };
 }
 

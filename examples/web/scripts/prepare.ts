@@ -112,7 +112,11 @@ async function main(): Promise<void> {
     join(output, SUBSET_FILE),
     writeSafetensors(
       { images: HostTensor.from('uint8', [TAB_TRAIN + TAB_TEST, 28, 28], images), labels: HostTensor.from('uint8', [TAB_TRAIN + TAB_TEST], labels) },
-      { train: String(TAB_TRAIN), test: String(TAB_TEST), source: `FM-10k: training images 0..${TAB_TRAIN - 1}, test images ${heldOutStart}..${heldOutStart + TAB_TEST - 1}` },
+      {
+        train: String(TAB_TRAIN),
+        test: String(TAB_TEST),
+        source: `FM-10k: training images 0..${TAB_TRAIN - 1}, test images ${heldOutStart}..${heldOutStart + TAB_TEST - 1}`,
+      },
     ),
   );
 

@@ -6,7 +6,18 @@ import { classify, fetchOk, loadClassifier, type Classification, type LoadedClas
 import { configureOrt } from './ort-setup.js';
 import { centerSquare, grayFromRgba } from './pixels.js';
 import { protocolKind } from '@diffssl/eval/heads';
-import { extractTabFeatures, readTabData, TAB_HEAD_KINDS, TAB_TRAINING, tabTrainingSettingsText, trainTabHead, unetFromBytes, type TabData, type TabHeadKind, type TabTrainingResult } from './tab-training.js';
+import {
+  extractTabFeatures,
+  readTabData,
+  TAB_HEAD_KINDS,
+  TAB_TRAINING,
+  tabTrainingSettingsText,
+  trainTabHead,
+  unetFromBytes,
+  type TabData,
+  type TabHeadKind,
+  type TabTrainingResult,
+} from './tab-training.js';
 import type { HostTensor } from '@diffssl/core';
 
 /** What the page did, for people reading the console and for the end-to-end test. */
@@ -15,7 +26,14 @@ export interface PageState {
   error?: string;
   model?: { provider: string; providerNotes: string[]; bytes: number; fetchMs: number; sessionMs: number; loadMs: number };
   classifications: number;
-  last?: { source: string; gray: number[]; predicted: { index: number; name: string; probability: number }; probabilities: number[]; ms: number; provider: string };
+  last?: {
+    source: string;
+    gray: number[];
+    predicted: { index: number; name: string; probability: number };
+    probabilities: number[];
+    ms: number;
+    provider: string;
+  };
   training?: {
     head: TabHeadKind;
     state: 'loading' | 'extracting' | 'training' | 'done' | 'error';
@@ -76,9 +94,13 @@ function showClassification(result: Classification, source: string, truth?: stri
   const verdict = truth === undefined ? '' : best.name === truth ? ' ✓' : ` (true class: ${truth})`;
   element('prediction').textContent = `${best.name}: ${(100 * best.probability).toFixed(1)}%${verdict}`;
   element('top-classes').innerHTML = result.top
-    .map((c) => `<tr><td>${c.name}</td><td>${(100 * c.probability).toFixed(2)}%</td><td><span class="bar" style="width:${Math.max(1, Math.round(160 * c.probability))}px"></span></td></tr>`)
+    .map(
+      (c) =>
+        `<tr><td>${c.name}</td><td>${(100 * c.probability).toFixed(2)}%</td><td><span class="bar" style="width:${Math.max(1, Math.round(160 * c.probability))}px"></span></td></tr>`,
+    )
     .join('');
-  element('classify-timing').textContent = `${source}: classified in ${format(result.ms)} on ${classifier!.provider} (model loaded in ${format(state.model!.loadMs)}).`;
+  element('classify-timing').textContent =
+    `${source}: classified in ${format(result.ms)} on ${classifier!.provider} (model loaded in ${format(state.model!.loadMs)}).`;
 }
 
 async function classifyBlob(blob: Blob, source: string, invert: boolean, truth?: string): Promise<void> {
@@ -125,7 +147,14 @@ async function loadModel(): Promise<void> {
   const start = performance.now();
   classifier = await loadClassifier(`${base}classifier`);
   const loadMs = performance.now() - start;
-  state.model = { provider: classifier.provider, providerNotes: classifier.providerNotes, bytes: classifier.bytes, fetchMs: classifier.fetchMs, sessionMs: classifier.sessionMs, loadMs };
+  state.model = {
+    provider: classifier.provider,
+    providerNotes: classifier.providerNotes,
+    bytes: classifier.bytes,
+    fetchMs: classifier.fetchMs,
+    sessionMs: classifier.sessionMs,
+    loadMs,
+  };
   state.classifierReady = true;
   const notes = classifier.providerNotes.length > 0 ? ' (WebGPU is unavailable in this browser)' : '';
   element('model-status').title = classifier.providerNotes.join('\n');
@@ -211,7 +240,9 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
   training.result = rest;
   training.state = 'done';
   curve.innerHTML = lossCurveSvg(losses, 480, 200, result.steps);
-  const extractionText = extraction ? `Features of ${extraction.images} images extracted in ${format(extraction.ms)} (${extraction.imagesPerSecond.toFixed(1)} images/s on ${extraction.provider}). ` : '';
+  const extractionText = extraction
+    ? `Features of ${extraction.images} images extracted in ${format(extraction.ms)} (${extraction.imagesPerSecond.toFixed(1)} images/s on ${extraction.provider}). `
+    : '';
   status.textContent = `${extractionText}Trained ${result.steps} steps (${epochs} epochs of batch ${TAB_TRAINING.batchSize}) in ${format(result.trainMs)}: ${result.stepsPerSecond.toFixed(1)} steps/s on ${result.provider}.`;
   element('train-result').textContent =
     `Held-out accuracy: ${(100 * result.accuracy).toFixed(1)}% (${result.correct}/${result.heldOut} test images). ` +
@@ -221,7 +252,9 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
 element('train-settings').textContent = tabTrainingSettingsText();
 // The head choices come from the head registry: every kind on one block of frozen features.
 element<HTMLSelectElement>('head').replaceChildren(
-  ...TAB_HEAD_KINDS.map((kind, i) => Object.assign(document.createElement('option'), { value: kind, textContent: `${kind}: ${protocolKind(kind).summary}`, selected: i === 0 })),
+  ...TAB_HEAD_KINDS.map((kind, i) =>
+    Object.assign(document.createElement('option'), { value: kind, textContent: `${kind}: ${protocolKind(kind).summary}`, selected: i === 0 }),
+  ),
 );
 
 element<HTMLFormElement>('train-form').addEventListener('submit', (event) => {

@@ -2,8 +2,21 @@
 // Imports only the packages' shared API, so it runs on onnxruntime-web in the page and on
 // onnxruntime-node in the unit test.
 import {
-  adaptiveAvgPool2d, BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, FormatError, Graph, HostTensor, RandomGenerator, readSafetensors, sgd,
-  type RunnerOptions, type SymbolicTensor,
+  adaptiveAvgPool2d,
+  BuildContext,
+  compileModel,
+  compileModuleTrainStep,
+  ConfigError,
+  createRunner,
+  crossEntropy,
+  FormatError,
+  Graph,
+  HostTensor,
+  RandomGenerator,
+  readSafetensors,
+  sgd,
+  type RunnerOptions,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import { createProtocolModel, protocolKind, PROTOCOLS, takesOption, type Protocol, type ProtocolModel } from '@diffssl/eval/heads';
 import { AdmUNet, createFeatureExtractor, featureKey, type DiffusionUNet, type GuidedDiffusionFlags } from '@diffssl/unet';
@@ -50,10 +63,24 @@ export function readTabData(bytes: Uint8Array): TabData {
   const labels = tensors.get('labels');
   const trainCount = Number(metadata.train);
   const testCount = Number(metadata.test);
-  if (!images || images.dtype !== 'uint8' || images.rank !== 3 || !labels || labels.size !== images.shape[0] || !(trainCount > 0) || !(testCount > 0) || trainCount + testCount !== images.shape[0]) {
+  if (
+    !images ||
+    images.dtype !== 'uint8' ||
+    images.rank !== 3 ||
+    !labels ||
+    labels.size !== images.shape[0] ||
+    !(trainCount > 0) ||
+    !(testCount > 0) ||
+    trainCount + testCount !== images.shape[0]
+  ) {
     throw new FormatError('tab data: expected uint8 images [N, H, W], labels [N] and metadata train + test = N');
   }
-  return { images: images.reshape([images.shape[0]!, 1, images.shape[1]!, images.shape[2]!]) as HostTensor<'uint8'>, labels: labels.toArray(), trainCount, testCount };
+  return {
+    images: images.reshape([images.shape[0]!, 1, images.shape[1]!, images.shape[2]!]) as HostTensor<'uint8'>,
+    labels: labels.toArray(),
+    trainCount,
+    testCount,
+  };
 }
 
 /** Builds the U-Net from safetensors weights and guided-diffusion flags. */
@@ -76,11 +103,15 @@ export async function extractTabFeatures(
 ): Promise<{ features: HostTensor<'float32'>; ms: number; provider: string }> {
   const start = performance.now();
   const count = images.shape[0]!;
-  if (!Number.isInteger(options.trainCount) || options.trainCount < 0 || options.trainCount > count) throw new ConfigError(`tab: expected 0 <= trainCount <= ${count}; found ${options.trainCount}`);
+  if (!Number.isInteger(options.trainCount) || options.trainCount < 0 || options.trainCount > count)
+    throw new ConfigError(`tab: expected 0 <= trainCount <= ${count}; found ${options.trainCount}`);
   const extractor = await createFeatureExtractor({ unet, blocks: [TAB_BLOCK], timesteps: [TAB_TIMESTEP], batchSize: 32, runner: options.runner });
   try {
     let features: HostTensor<'float32'> | undefined;
-    const parts = [{ split: 'train', from: 0, to: options.trainCount }, { split: 'test', from: options.trainCount, to: count }] as const;
+    const parts = [
+      { split: 'train', from: 0, to: options.trainCount },
+      { split: 'test', from: options.trainCount, to: count },
+    ] as const;
     for (const { split, from, to } of parts) {
       if (to === from) continue;
       for await (const batch of extractor.stream(images.slice([from], [to]), { split })) {
@@ -158,10 +189,21 @@ export interface TabTrainingResult {
  * t = {@link TAB_TIMESTEP}, and its logits from the tab's full-size features
  * (pooled in the graph to what the model reads, as the feature cache would).
  */
-function createHead(kind: TabHeadKind, unet: DiffusionUNet, seed: number): { model: ProtocolModel; forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor } {
+function createHead(
+  kind: TabHeadKind,
+  unet: DiffusionUNet,
+  seed: number,
+): { model: ProtocolModel; forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor } {
   if (!TAB_HEAD_KINDS.includes(kind)) throw new ConfigError(`tab: expected a head of ${TAB_HEAD_KINDS.join(', ')}; found '${kind}'`);
   const model = createProtocolModel(
-    { protocol: kind, blocks: [TAB_BLOCK], timesteps: [TAB_TIMESTEP], numClasses: 10, seed, ...(takesOption(kind, 'fusionArc') ? { fusionArc: TAB_FUSION_ARC } : {}) },
+    {
+      protocol: kind,
+      blocks: [TAB_BLOCK],
+      timesteps: [TAB_TIMESTEP],
+      numClasses: 10,
+      seed,
+      ...(takesOption(kind, 'fusionArc') ? { fusionArc: TAB_FUSION_ARC } : {}),
+    },
     unet,
   );
   const [key, input] = [...model.inputs()][0]!;
@@ -189,12 +231,20 @@ function rows(features: HostTensor<'float32'>, indices: readonly number[]): Host
  * @param labels - N labels
  * @param trainCount - how many of them train; the rest are held out
  */
-export async function trainTabHead(features: HostTensor<'float32'>, labels: readonly number[], trainCount: number, options: TabTrainingOptions): Promise<TabTrainingResult> {
+export async function trainTabHead(
+  features: HostTensor<'float32'>,
+  labels: readonly number[],
+  trainCount: number,
+  options: TabTrainingOptions,
+): Promise<TabTrainingResult> {
   const [count, channels, height, width] = features.shape as [number, number, number, number];
-  if (labels.length !== count || trainCount <= 0 || trainCount >= count) throw new ConfigError(`tab: expected ${count} labels and 0 < trainCount < ${count}; found ${labels.length} labels and trainCount ${trainCount}`);
+  if (labels.length !== count || trainCount <= 0 || trainCount >= count)
+    throw new ConfigError(`tab: expected ${count} labels and 0 < trainCount < ${count}; found ${labels.length} labels and trainCount ${trainCount}`);
   const block = options.unet.blocks[TAB_BLOCK - 1];
   if (!block || block.channels !== channels || block.resolution !== height || height !== width) {
-    throw new ConfigError(`tab: expected features of block ${TAB_BLOCK}, [N, ${block?.channels}, ${block?.resolution}, ${block?.resolution}]; found [${features.shape.join(', ')}]`);
+    throw new ConfigError(
+      `tab: expected features of block ${TAB_BLOCK}, [N, ${block?.channels}, ${block?.resolution}, ${block?.resolution}]; found [${features.shape.join(', ')}]`,
+    );
   }
   const head = createHead(options.head, options.unet, options.seed);
   const modules = head.model.modules();
@@ -203,7 +253,12 @@ export async function trainTabHead(features: HostTensor<'float32'>, labels: read
   const x = graph.input('x', 'float32', ['batch', channels, height, width]);
   const y = graph.input('labels', 'int64', ['batch']);
   const compileStart = performance.now();
-  const step = await compileModuleTrainStep({ context, loss: crossEntropy(head.forward(context, x), y), optimizer: sgd({ momentum: options.momentum }), runner: options.runner });
+  const step = await compileModuleTrainStep({
+    context,
+    loss: crossEntropy(head.forward(context, x), y),
+    optimizer: sgd({ momentum: options.momentum }),
+    runner: options.runner,
+  });
   const compileMs = performance.now() - compileStart;
   const losses: number[] = [];
   const epochLosses: number[] = [];
@@ -216,7 +271,14 @@ export async function trainTabHead(features: HostTensor<'float32'>, labels: read
       let sum = 0;
       for (let b = 0; b < batchesPerEpoch; b++) {
         const indices = order.slice(b * options.batchSize, (b + 1) * options.batchSize);
-        const batch = { x: rows(features, indices), labels: HostTensor.from('int64', [indices.length], indices.map((i) => BigInt(labels[i]!))) };
+        const batch = {
+          x: rows(features, indices),
+          labels: HostTensor.from(
+            'int64',
+            [indices.length],
+            indices.map((i) => BigInt(labels[i]!)),
+          ),
+        };
         const started = performance.now();
         const { losses: stepLosses } = await step.run(batch, { learningRate: options.learningRate });
         trainMs += performance.now() - started;

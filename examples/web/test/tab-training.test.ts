@@ -5,7 +5,17 @@ import { FASHION_MNIST_CLASSES, readIdxDataset } from '@diffssl/eval';
 import { createFeatureExtractor, featureKey, loadCheckpoint, pixelNoiseId, type AdmUNet, type GuidedDiffusionFlags } from '@diffssl/unet';
 import { relativeError } from '@diffssl/testing';
 import { describe, expect, it } from 'vitest';
-import { extractTabFeatures, readTabData, TAB_BLOCK, TAB_HEAD_KINDS, TAB_TIMESTEP, TAB_TRAINING, tabTrainingSettingsText, trainTabHead, unetFromBytes } from '../src/tab-training.js';
+import {
+  extractTabFeatures,
+  readTabData,
+  TAB_BLOCK,
+  TAB_HEAD_KINDS,
+  TAB_TIMESTEP,
+  TAB_TRAINING,
+  tabTrainingSettingsText,
+  trainTabHead,
+  unetFromBytes,
+} from '../src/tab-training.js';
 
 const assets = fileURLToPath(new URL('../../../assets/', import.meta.url));
 const cpu = { executionProviders: ['cpu'] as const, intraOpThreads: 1 };
@@ -35,7 +45,10 @@ async function images(split: 'train' | 'test', start: number, count: number): Pr
 
 /** PyTorch's adaptive average pooling of a 7x7 map to 2x2 (bins [0,4) and [3,7)), flattened channel-major, then W x + b. */
 function linearHeadLogits(feature: Float32Array, channels: number, weight: number[], bias: number[]): number[] {
-  const bins = [[0, 4], [3, 7]] as const;
+  const bins = [
+    [0, 4],
+    [3, 7],
+  ] as const;
   const pooled: number[] = [];
   for (let c = 0; c < channels; c++) {
     for (const [y0, y1] of bins) {
@@ -51,31 +64,58 @@ function linearHeadLogits(feature: Float32Array, channels: number, weight: numbe
 
 describe('the tab data file', () => {
   it('reads images as [N, 1, H, W] with labels and the train/test split, and refuses other files', () => {
-    const bytes = writeSafetensors({ images: HostTensor.from('uint8', [3, 2, 2], Array.from({ length: 12 }, (_, i) => i)), labels: HostTensor.from('uint8', [3], [4, 5, 6]) }, { train: '2', test: '1' });
+    const bytes = writeSafetensors(
+      {
+        images: HostTensor.from(
+          'uint8',
+          [3, 2, 2],
+          Array.from({ length: 12 }, (_, i) => i),
+        ),
+        labels: HostTensor.from('uint8', [3], [4, 5, 6]),
+      },
+      { train: '2', test: '1' },
+    );
     const data = readTabData(bytes);
     expect(data.images.shape).toEqual([3, 1, 2, 2]);
     expect(data.images.toArray()).toEqual(Array.from({ length: 12 }, (_, i) => i));
     expect(data.labels).toEqual([4, 5, 6]);
     expect([data.trainCount, data.testCount]).toEqual([2, 1]);
     expect(() => readTabData(writeSafetensors({ images: HostTensor.zeros('uint8', [3, 2, 2]) }, { train: '2', test: '1' }))).toThrow(FormatError);
-    expect(() => readTabData(writeSafetensors({ images: HostTensor.zeros('uint8', [3, 2, 2]), labels: HostTensor.zeros('uint8', [3]) }, { train: '2', test: '2' }))).toThrow(/train \+ test = N/);
+    expect(() =>
+      readTabData(writeSafetensors({ images: HostTensor.zeros('uint8', [3, 2, 2]), labels: HostTensor.zeros('uint8', [3]) }, { train: '2', test: '2' })),
+    ).toThrow(/train \+ test = N/);
   });
 });
 
 describe("the tab's own training settings", () => {
-  it('are stated on the page as its own, against the protocols\' settings', () => {
+  it("are stated on the page as its own, against the protocols' settings", () => {
     expect(TAB_TRAINING).toEqual({ batchSize: 32, momentum: 0.9, keepsPartialBatch: true, stepLR: false });
     const text = tabTrainingSettingsText();
-    expect(text).toMatch(/^This tab's own training settings: SGD with momentum 0\.9, batches of 32 with the last partial batch kept, and a constant learning rate \(no StepLR\)\./);
+    expect(text).toMatch(
+      /^This tab's own training settings: SGD with momentum 0\.9, batches of 32 with the last partial batch kept, and a constant learning rate \(no StepLR\)\./,
+    );
     expect(text).toContain('momentum 0, the last partial batch dropped, the learning rate x0.1 every 7 epochs');
   });
 
   it('are what trainTabHead does: the last partial batch is kept', async () => {
     // 7 training examples in batches of 4: 2 steps per epoch (4 + 3), none dropped.
     // Features shaped as block 10's (64 x 7 x 7); their values do not matter here.
-    const features = HostTensor.from('float32', [9, 64, 7, 7], Array.from({ length: 9 * 64 * 49 }, (_, i) => Math.sin(i)));
+    const features = HostTensor.from(
+      'float32',
+      [9, 64, 7, 7],
+      Array.from({ length: 9 * 64 * 49 }, (_, i) => Math.sin(i)),
+    );
     const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-    const result = await trainTabHead(features, labels, 7, { head: 'linear', unet: await embeddedUNet(), epochs: 3, batchSize: 4, learningRate: 0.05, momentum: TAB_TRAINING.momentum, seed: 0, runner: cpu });
+    const result = await trainTabHead(features, labels, 7, {
+      head: 'linear',
+      unet: await embeddedUNet(),
+      epochs: 3,
+      batchSize: 4,
+      learningRate: 0.05,
+      momentum: TAB_TRAINING.momentum,
+      seed: 0,
+      runner: cpu,
+    });
     expect(result.steps).toBe(6);
     expect(result.heldOut).toBe(2);
   });
@@ -91,7 +131,10 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
     const all = HostTensor.from('uint8', [288, 1, 28, 28], new Uint8Array([...train.pixels, ...test.pixels]));
     const labels = [...train.labels, ...test.labels];
     let reported = 0;
-    const { features } = await extractTabFeatures(unet, all, { trainCount: 192, runner: cpu, onProgress: (done) => {
+    const { features } = await extractTabFeatures(unet, all, {
+      trainCount: 192,
+      runner: cpu,
+      onProgress: (done) => {
         reported = done;
       },
     });
@@ -102,9 +145,18 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
     // in its split's stream: the 192 training images the training split's, the 96 held out the test split's.
     expect([TAB_BLOCK, TAB_TIMESTEP]).toEqual([10, 50]);
     const rgb = new Float32Array(288 * 3 * 784);
-    for (let i = 0; i < 288; i++) for (let c = 0; c < 3; c++) for (let p = 0; p < 784; p++) rgb[(i * 3 + c) * 784 + p] = Math.fround(Math.fround(all.data[i * 784 + p]! / 127.5) - 1);
+    for (let i = 0; i < 288; i++)
+      for (let c = 0; c < 3; c++) for (let p = 0; p < 784; p++) rgb[(i * 3 + c) * 784 + p] = Math.fround(Math.fround(all.data[i * 784 + p]! / 127.5) - 1);
     const ids = Array.from({ length: 288 }, (_, i) => pixelNoiseId(rgb.slice(i * 3 * 784, (i + 1) * 3 * 784)));
-    const reference = await createFeatureExtractor({ checkpoint: `${assets}models/adm-fm28/adm-fm28.pt`, config: flags, blocks: [10], timesteps: [50], seed: 0, batchSize: 48, runner: cpu });
+    const reference = await createFeatureExtractor({
+      checkpoint: `${assets}models/adm-fm28/adm-fm28.pt`,
+      config: flags,
+      blocks: [10],
+      timesteps: [50],
+      seed: 0,
+      batchSize: 48,
+      runner: cpu,
+    });
     const rgbImages = HostTensor.from('float32', [288, 3, 28, 28], rgb);
     const wantTrain = (await reference.extract(rgbImages.slice([0], [192]), { ids: ids.slice(0, 192), split: 'train' })).get(featureKey(50, 10))!;
     const wantTest = (await reference.extract(rgbImages.slice([192], [288]), { ids: ids.slice(192), split: 'test' })).get(featureKey(50, 10))!;
@@ -112,7 +164,16 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
     await reference.release();
     expect(relativeError(features, want)).toBeLessThanOrEqual(1e-5);
 
-    const result = await trainTabHead(features, labels, 192, { head: 'linear', unet, epochs: 6, batchSize: 32, learningRate: 0.05, momentum: 0.9, seed: 0, runner: cpu });
+    const result = await trainTabHead(features, labels, 192, {
+      head: 'linear',
+      unet,
+      epochs: 6,
+      batchSize: 32,
+      learningRate: 0.05,
+      momentum: 0.9,
+      seed: 0,
+      runner: cpu,
+    });
     expect(result.steps).toBe(36);
     expect(result.losses).toHaveLength(36);
     expect(result.epochLosses.at(-1)!).toBeLessThan(0.7 * result.epochLosses[0]!);
@@ -137,9 +198,22 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
   });
 
   it('trains the attention head too', async () => {
-    const features = HostTensor.from('float32', [40, 64, 7, 7], Float32Array.from({ length: 40 * 64 * 49 }, (_, i) => Math.sin(i * 0.37) + (Math.floor(i / (64 * 49)) % 2)));
+    const features = HostTensor.from(
+      'float32',
+      [40, 64, 7, 7],
+      Float32Array.from({ length: 40 * 64 * 49 }, (_, i) => Math.sin(i * 0.37) + (Math.floor(i / (64 * 49)) % 2)),
+    );
     const labels = Array.from({ length: 40 }, (_, i) => i % 2);
-    const result = await trainTabHead(features, labels, 32, { head: 'attention', unet: await embeddedUNet(), epochs: 8, batchSize: 8, learningRate: 0.05, momentum: 0.9, seed: 1, runner: cpu });
+    const result = await trainTabHead(features, labels, 32, {
+      head: 'attention',
+      unet: await embeddedUNet(),
+      epochs: 8,
+      batchSize: 8,
+      learningRate: 0.05,
+      momentum: 0.9,
+      seed: 1,
+      runner: cpu,
+    });
     expect(result.steps).toBe(32);
     // Two classes that differ by a constant offset of every value: learnable, so the loss falls.
     expect(result.epochLosses.at(-1)!).toBeLessThan(result.epochLosses[0]!);
@@ -153,7 +227,11 @@ describe('training a head on U-Net features (as in the tab, here on onnxruntime-
     const features = HostTensor.zeros('float32', [9, 64, 7, 7]);
     const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8];
     const options = { unet: await embeddedUNet(), epochs: 1, batchSize: 4, learningRate: 0.05, momentum: 0.9, seed: 0, runner: cpu };
-    await expect(trainTabHead(features, labels, 7, { ...options, head: 'difformer' })).rejects.toThrow("tab: expected a head of linear, attention; found 'difformer'");
-    await expect(trainTabHead(HostTensor.zeros('float32', [9, 32, 14, 14]), labels, 7, { ...options, head: 'linear' })).rejects.toThrow('tab: expected features of block 10, [N, 64, 7, 7]; found [9, 32, 14, 14]');
+    await expect(trainTabHead(features, labels, 7, { ...options, head: 'difformer' })).rejects.toThrow(
+      "tab: expected a head of linear, attention; found 'difformer'",
+    );
+    await expect(trainTabHead(HostTensor.zeros('float32', [9, 32, 14, 14]), labels, 7, { ...options, head: 'linear' })).rejects.toThrow(
+      'tab: expected features of block 10, [N, 64, 7, 7]; found [9, 32, 14, 14]',
+    );
   });
 });

@@ -12,8 +12,25 @@
  * Figures are indicative: the machine is shared; compare ratios, not seconds.
  */
 import {
-  add, compileModel, compileTrainStep, createRunner, crossEntropy, Graph, gelu, HostTensor, layerNorm, linear, matmul, mul, reshape, sgd,
-  slice, softmax, transpose, type OnnxModel, type SymbolicTensor,
+  add,
+  compileModel,
+  compileTrainStep,
+  createRunner,
+  crossEntropy,
+  Graph,
+  gelu,
+  HostTensor,
+  layerNorm,
+  linear,
+  matmul,
+  mul,
+  reshape,
+  sgd,
+  slice,
+  softmax,
+  transpose,
+  type OnnxModel,
+  type SymbolicTensor,
 } from '../src/index.js';
 import { matmulKernel } from '../src/ops/matmul.js';
 import { secondsPerRun, vitForwardFlops } from '@diffssl/testing';
@@ -27,7 +44,6 @@ function random(shape: number[], seed: number, scale = 1): HostTensor<'float32'>
   }
   return HostTensor.from('float32', shape, values);
 }
-
 
 async function benchMatmul(size: number): Promise<number> {
   const graph = new Graph();
@@ -47,12 +63,33 @@ async function benchMatmul(size: number): Promise<number> {
 }
 
 /** A pre-norm ViT block as in the reference AttentionHead. */
-function vitBlock(graph: Graph, x: SymbolicTensor, prefix: string, dim: number, heads: number, mlpRatio: number, seed: number, batch: number, tokens: number): { y: SymbolicTensor; weights: SymbolicTensor[] } {
+function vitBlock(
+  graph: Graph,
+  x: SymbolicTensor,
+  prefix: string,
+  dim: number,
+  heads: number,
+  mlpRatio: number,
+  seed: number,
+  batch: number,
+  tokens: number,
+): { y: SymbolicTensor; weights: SymbolicTensor[] } {
   const w = (name: string, shape: number[], scale: number) => graph.weight(`${prefix}.${name}`, random(shape, seed++, scale));
   const ones = (name: string) => graph.weight(`${prefix}.${name}`, HostTensor.from('float32', [dim], new Array<number>(dim).fill(1)));
   const zeros = (name: string, size = dim) => graph.weight(`${prefix}.${name}`, HostTensor.zeros('float32', [size]));
-  const weights = [ones('norm1.weight'), zeros('norm1.bias'), w('qkv.weight', [3 * dim, dim], dim ** -0.5), w('proj.weight', [dim, dim], dim ** -0.5), zeros('proj.bias'),
-    ones('norm2.weight'), zeros('norm2.bias'), w('fc1.weight', [mlpRatio * dim, dim], dim ** -0.5), zeros('fc1.bias', mlpRatio * dim), w('fc2.weight', [dim, mlpRatio * dim], (mlpRatio * dim) ** -0.5), zeros('fc2.bias')];
+  const weights = [
+    ones('norm1.weight'),
+    zeros('norm1.bias'),
+    w('qkv.weight', [3 * dim, dim], dim ** -0.5),
+    w('proj.weight', [dim, dim], dim ** -0.5),
+    zeros('proj.bias'),
+    ones('norm2.weight'),
+    zeros('norm2.bias'),
+    w('fc1.weight', [mlpRatio * dim, dim], dim ** -0.5),
+    zeros('fc1.bias', mlpRatio * dim),
+    w('fc2.weight', [dim, mlpRatio * dim], (mlpRatio * dim) ** -0.5),
+    zeros('fc2.bias'),
+  ];
   const [n1w, n1b, qkvW, projW, projB, n2w, n2b, fc1W, fc1B, fc2W, fc2B] = weights as [SymbolicTensor, ...SymbolicTensor[]];
   const headDim = dim / heads;
   const qkv = transpose(reshape(linear(layerNorm(x, n1w, n1b), qkvW!), [batch, tokens, 3, heads, headDim]), [2, 0, 3, 1, 4]);
@@ -76,8 +113,20 @@ async function benchVitTrainStep(matmulGflops: number): Promise<void> {
   const headBias = graph.weight('head.bias', HostTensor.zeros('float32', [classes]));
   const logits = linear(pooled, headWeight, headBias);
   const loss = crossEntropy(logits, labels);
-  const step = await compileTrainStep({ loss, parameters: [...first.weights, ...second.weights, headWeight, headBias], optimizer: sgd({ momentum: 0.9 }), runner: { executionProviders: ['cpu'] } });
-  const feeds = { x: random([batch, tokens, dim], 3), labels: HostTensor.from('int64', [batch], Array.from({ length: batch }, (_, i) => BigInt(i % classes))) };
+  const step = await compileTrainStep({
+    loss,
+    parameters: [...first.weights, ...second.weights, headWeight, headBias],
+    optimizer: sgd({ momentum: 0.9 }),
+    runner: { executionProviders: ['cpu'] },
+  });
+  const feeds = {
+    x: random([batch, tokens, dim], 3),
+    labels: HostTensor.from(
+      'int64',
+      [batch],
+      Array.from({ length: batch }, (_, i) => BigInt(i % classes)),
+    ),
+  };
   const seconds = await secondsPerRun(() => step.run(feeds, { learningRate: 0.01 }), 6);
   await step.release();
   const flopsPerStep = 3 * (vitForwardFlops(batch, tokens, dim, mlpRatio, 2) + 2 * batch * dim * classes);
@@ -89,7 +138,12 @@ async function benchVitTrainStep(matmulGflops: number): Promise<void> {
 }
 
 /** Opens a runner, times single runs for `seconds` after a warm-up run, and releases it: seconds to open and per run. */
-async function measureRuns(model: OnnxModel, feeds: Record<string, HostTensor>, thread: 'main' | 'worker', seconds: number): Promise<{ open: number; runs: number[] }> {
+async function measureRuns(
+  model: OnnxModel,
+  feeds: Record<string, HostTensor>,
+  thread: 'main' | 'worker',
+  seconds: number,
+): Promise<{ open: number; runs: number[] }> {
   const opened = performance.now();
   const runner = await createRunner(model, { executionProviders: ['cpu'], thread });
   const open = (performance.now() - opened) / 1000;

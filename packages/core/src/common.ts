@@ -12,7 +12,16 @@ export { defineOp, type GradientContext, type LoweringContext, type Op, type OpD
 export * from './ops/index.js';
 export { gradients } from './autodiff/gradients.js';
 export { evaluateReference, type ReferenceOptions } from './reference/evaluate.js';
-export { compileModel, validateFeeds, OnnxModel, OPSET_VERSION, type CompileOptions, type SerializeOptions, type SerializedModel, type ValueDescription } from './onnx/model.js';
+export {
+  compileModel,
+  validateFeeds,
+  OnnxModel,
+  OPSET_VERSION,
+  type CompileOptions,
+  type SerializeOptions,
+  type SerializedModel,
+  type ValueDescription,
+} from './onnx/model.js';
 export { Runner, fromOrtTensor, toOrtTensor, type ExecutionProvider, type ModelSource, type RunnerOptions } from './runtime/runner.js';
 export { sgd, adamw, type Optimizer, type OptimizerUpdateInput, type SgdOptions, type AdamWOptions } from './train/optimizers.js';
 export { TrainStep, type TrainStateRole, type TrainStepOptions, type TrainStepResult } from './train/train-step.js';

@@ -3,14 +3,7 @@
  *
  * @public
  */
-export type DiffSSLErrorCode =
-  | 'ERR_SHAPE'
-  | 'ERR_DTYPE'
-  | 'ERR_CONFIG'
-  | 'ERR_PROVIDER_UNAVAILABLE'
-  | 'ERR_NON_FINITE'
-  | 'ERR_FORMAT'
-  | 'ERR_UNSUPPORTED';
+export type DiffSSLErrorCode = 'ERR_SHAPE' | 'ERR_DTYPE' | 'ERR_CONFIG' | 'ERR_PROVIDER_UNAVAILABLE' | 'ERR_NON_FINITE' | 'ERR_FORMAT' | 'ERR_UNSUPPORTED';
 
 /**
  * Base class of every error DiffSSL throws on purpose. Catch it to handle all of

@@ -109,7 +109,10 @@ describe('writeFileAtomic', () => {
         const bytes = await readFile(path).catch(() => undefined);
         if (bytes) {
           expect(bytes.length).toBe(256 * 1024);
-          expect(bytes.every((byte) => byte === bytes[0]), 'a torn read').toBe(true);
+          expect(
+            bytes.every((byte) => byte === bytes[0]),
+            'a torn read',
+          ).toBe(true);
           reads.push(bytes[0]!);
         }
         await new Promise((resolve) => setImmediate(resolve));

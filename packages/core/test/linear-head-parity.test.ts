@@ -4,7 +4,19 @@
  * one plain SGD step — with @diffssl/core alone.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adaptiveAvgPool2d, compileTrainStep, crossEntropy, Graph, linear, reshape, sgd, gradients, compileModel, createRunner, type HostTensor } from '../src/index.js';
+import {
+  adaptiveAvgPool2d,
+  compileTrainStep,
+  crossEntropy,
+  Graph,
+  linear,
+  reshape,
+  sgd,
+  gradients,
+  compileModel,
+  createRunner,
+  type HostTensor,
+} from '../src/index.js';
 import { expectClose, loadTensorFixture } from '@diffssl/testing';
 
 const fixture = loadTensorFixture('heads.safetensors');

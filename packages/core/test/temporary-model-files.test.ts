@@ -25,7 +25,14 @@ function model() {
   const graph = new Graph();
   const x = graph.input('x', 'float32', [1, 4]);
   // 4 KB of weights, above the 1 KB external-data threshold: y[j] = x[j % 4].
-  const w = graph.weight('w', HostTensor.from('float32', [4, 256], Array.from({ length: 1024 }, (_, k) => (Math.floor(k / 256) === (k % 256) % 4 ? 1 : 0))));
+  const w = graph.weight(
+    'w',
+    HostTensor.from(
+      'float32',
+      [4, 256],
+      Array.from({ length: 1024 }, (_, k) => (Math.floor(k / 256) === (k % 256) % 4 ? 1 : 0)),
+    ),
+  );
   return compileModel({ outputs: { y: matmul(x, w) } });
 }
 

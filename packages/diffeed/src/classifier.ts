@@ -46,7 +46,6 @@ export class DifFeedClassifier {
     this.schedule = noiseSchedule(schedule, diffusionSteps);
   }
 
-
   /** The trainable modules (for a `BuildContext`): the feedback networks and the head. */
   modules(): Module[] {
     return [this.difFeed, this.head];

@@ -5,10 +5,35 @@
  * BatchNorm in the feedback networks against float64 written out.
  */
 import {
-  add, BuildContext, compileModuleTrainStep, crossEntropy, evaluateReference, gradients, Graph, HostTensor, mean, mul, readSafetensors, sgd, writeSafetensors, type SymbolicTensor,
+  add,
+  BuildContext,
+  compileModuleTrainStep,
+  crossEntropy,
+  evaluateReference,
+  gradients,
+  Graph,
+  HostTensor,
+  mean,
+  mul,
+  readSafetensors,
+  sgd,
+  writeSafetensors,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import { DifFormer } from '@diffssl/difformer';
-import { batchNorm64, conv1x1_64, embeddedFlags, fixturePath, fromTensor64, loadFeatures, randomTensor, relativeError, relu64, runOnnx, toTensor64 } from '@diffssl/testing';
+import {
+  batchNorm64,
+  conv1x1_64,
+  embeddedFlags,
+  fixturePath,
+  fromTensor64,
+  loadFeatures,
+  randomTensor,
+  relativeError,
+  relu64,
+  runOnnx,
+  toTensor64,
+} from '@diffssl/testing';
 import { AdmUNet, readTorchCheckpoint } from '@diffssl/unet';
 import { describe, expect, it } from 'vitest';
 import { constantTimesteps, DifFeed, DifFeedClassifier, parseFeedbackArch } from './index.js';
@@ -26,7 +51,9 @@ describe.each(['adm-fm28', 'adm-37block-random'] as const)('DifFeed end to end o
     // The fixture's weights `feedback/{b}/{j}.*` under the reference's names `feedback_layers.{i}.{j}.*`.
     const weights = new Map<string, HostTensor>();
     sources.forEach((source, i) => {
-      for (const [name, tensor] of fixture.tensors) if (name.startsWith(`feedback/${source}/`) && name !== `feedback/${source}/output`) weights.set(`feedback_layers.${i}.${name.slice(`feedback/${source}/`.length)}`, tensor);
+      for (const [name, tensor] of fixture.tensors)
+        if (name.startsWith(`feedback/${source}/`) && name !== `feedback/${source}/output`)
+          weights.set(`feedback_layers.${i}.${name.slice(`feedback/${source}/`.length)}`, tensor);
     });
     difFeed.loadStateDict(weights, { allowMissing: (name) => name.endsWith('num_batches_tracked') });
     const graph = new Graph();
@@ -38,8 +65,12 @@ describe.each(['adm-fm28', 'adm-37block-random'] as const)('DifFeed end to end o
     for (const [source, tensor] of passes.feedback) outputs[`feedback/${source}/output`] = tensor;
     for (const [block, tensor] of passes.second) outputs[blockName(block)] = tensor;
     const result = await runOnnx(outputs, { x: fixture.tensor(`t${t}/x_t`), t: HostTensor.from('int64', [2], [BigInt(t), BigInt(t)]) });
-    for (const source of sources) expect(relativeError(result[`feedback/${source}/output`]!, fixture.tensor(`feedback/${source}/output`)), `feedback ${source}`).toBeLessThanOrEqual(1e-4);
-    for (const block of secondBlocks) expect(relativeError(result[blockName(block)]!, fixture.tensor(`feedback/second/${blockName(block)}`)), `second pass block ${block}`).toBeLessThanOrEqual(1e-4);
+    for (const source of sources)
+      expect(relativeError(result[`feedback/${source}/output`]!, fixture.tensor(`feedback/${source}/output`)), `feedback ${source}`).toBeLessThanOrEqual(1e-4);
+    for (const block of secondBlocks)
+      expect(relativeError(result[blockName(block)]!, fixture.tensor(`feedback/second/${blockName(block)}`)), `second pass block ${block}`).toBeLessThanOrEqual(
+        1e-4,
+      );
   });
 });
 
@@ -47,10 +78,16 @@ describe('feedback arch strings', () => {
   it('builds the layers in nn.Sequential order with the reference semantics of C and C2', async () => {
     const unet = new AdmUNet(embeddedFlags() as never, await readTorchCheckpoint(fixturePath('adm-fm28.pt')));
     // Block 11 (decoder, 64 channels at 7x7) feeds block 9 (64 channels); block 17 (32 channels) feeds block 3 (32).
-    const shapes = (arch: string, source: number) => Object.fromEntries([...new DifFeed({ unet, feedbackFrom: [source], arch }).stateDict()].map(([n, v]) => [n, v.shape.join('x')]));
+    const shapes = (arch: string, source: number) =>
+      Object.fromEntries([...new DifFeed({ unet, feedbackFrom: [source], arch }).stateDict()].map(([n, v]) => [n, v.shape.join('x')]));
     expect(shapes('C_B_R_C', 14)).toEqual({
-      'feedback_layers.0.0.weight': '64x64x1x1', 'feedback_layers.0.1.weight': '64', 'feedback_layers.0.1.bias': '64', 'feedback_layers.0.1.running_mean': '64',
-      'feedback_layers.0.1.running_var': '64', 'feedback_layers.0.1.num_batches_tracked': '', 'feedback_layers.0.3.weight': '64x1x3x3',
+      'feedback_layers.0.0.weight': '64x64x1x1',
+      'feedback_layers.0.1.weight': '64',
+      'feedback_layers.0.1.bias': '64',
+      'feedback_layers.0.1.running_mean': '64',
+      'feedback_layers.0.1.running_var': '64',
+      'feedback_layers.0.1.num_batches_tracked': '',
+      'feedback_layers.0.3.weight': '64x1x3x3',
     });
     // Decoder block 16 (64 channels) feeds encoder block 20 - 16 = 4, the 32-channel downsampling block.
     expect([unet.block(16).channels, unet.feedbackTarget(16), unet.block(4).channels]).toEqual([64, 4, 32]);
@@ -86,10 +123,23 @@ describe('DifFeed training through the frozen second pass', () => {
     const labels = graph.input('labels', 'int64', ['batch']);
     const logits = classifier.forward(context, { xStart, noise: new Map([[50, noise]]) });
     const step = await compileModuleTrainStep({ context, loss: crossEntropy(logits, labels), optimizer: sgd({ momentum: 0.9 }), runner: cpu });
-    expect(Object.keys(step.step.parameters()).every((name) => name.startsWith('feedback_layers.') || !/^(input_blocks|middle_block|output_blocks|time_embed|out)\./.test(name))).toBe(true);
+    expect(
+      Object.keys(step.step.parameters()).every(
+        (name) => name.startsWith('feedback_layers.') || !/^(input_blocks|middle_block|output_blocks|time_embed|out)\./.test(name),
+      ),
+    ).toBe(true);
     expect(Object.keys(step.step.parameters())).toContain('feedback_layers.0.0.weight');
-    expect(Object.keys(step.step.buffers())).toEqual(['feedback_layers.0.1.running_mean', 'feedback_layers.0.1.running_var', 'feedback_layers.1.1.running_mean', 'feedback_layers.1.1.running_var']);
-    const batch = { x_start: randomTensor([8, 3, 28, 28], 1), noise: randomTensor([8, 3, 28, 28], 2), labels: HostTensor.from('int64', [8], [0, 1, 2, 3, 4, 5, 6, 7].map(BigInt)) };
+    expect(Object.keys(step.step.buffers())).toEqual([
+      'feedback_layers.0.1.running_mean',
+      'feedback_layers.0.1.running_var',
+      'feedback_layers.1.1.running_mean',
+      'feedback_layers.1.1.running_var',
+    ]);
+    const batch = {
+      x_start: randomTensor([8, 3, 28, 28], 1),
+      noise: randomTensor([8, 3, 28, 28], 2),
+      labels: HostTensor.from('int64', [8], [0, 1, 2, 3, 4, 5, 6, 7].map(BigInt)),
+    };
     const losses: number[] = [];
     for (let i = 0; i < 8; i++) losses.push((await step.run(batch, { learningRate: 0.05 })).losses[0]!);
     await step.release();
@@ -105,11 +155,25 @@ describe('DifFeed training through the frozen second pass', () => {
     const bytes = writeSafetensors(classifier.stateDict());
     const file = readSafetensors(bytes);
     expect(file.tensors.get('feedback_layers.1.1.num_batches_tracked')!.dtype).toBe('int64');
-    expect([...file.tensors.keys()].filter((name) => !name.startsWith('feedback_layers.')).slice(0, 2)).toEqual(['pre_layer.10.1.weight', 'pre_layer.10.1.bias']);
+    expect([...file.tensors.keys()].filter((name) => !name.startsWith('feedback_layers.')).slice(0, 2)).toEqual([
+      'pre_layer.10.1.weight',
+      'pre_layer.10.1.bias',
+    ]);
     const { classifier: other } = await model();
     const before = other.stateDict().get('feedback_layers.0.0.weight')!.toArray();
     expect(before).toEqual(classifier.stateDict().get('feedback_layers.0.0.weight')!.toArray());
-    const fresh = new DifFeedClassifier(new DifFeed({ unet: classifier.difFeed.unet, feedbackFrom: [11, 14], arch: 'C_B_R', seed: 9 }), DifFormer.fromUNet(classifier.difFeed.unet as AdmUNet, { firstPassBlocks: [], secondPassBlocks: [10], timesteps: [50], fusion, prePoolSize: 7, numClasses: 10, seed: 9 }));
+    const fresh = new DifFeedClassifier(
+      new DifFeed({ unet: classifier.difFeed.unet, feedbackFrom: [11, 14], arch: 'C_B_R', seed: 9 }),
+      DifFormer.fromUNet(classifier.difFeed.unet as AdmUNet, {
+        firstPassBlocks: [],
+        secondPassBlocks: [10],
+        timesteps: [50],
+        fusion,
+        prePoolSize: 7,
+        numClasses: 10,
+        seed: 9,
+      }),
+    );
     expect(fresh.stateDict().get('head.weight')!.toArray()).not.toEqual(classifier.stateDict().get('head.weight')!.toArray());
     fresh.loadStateDict(file.tensors);
     for (const [name, tensor] of classifier.stateDict()) expect(fresh.stateDict().get(name)!.toArray(), name).toEqual(tensor.toArray());
@@ -179,23 +243,61 @@ describe('feedback networks with BatchNorm in train mode', () => {
     // A loss that reads every feedback output, so that one train step runs (and updates the statistics) once.
     const loss = outputs.map((output) => mean(mul(output, output))).reduce((a, b) => add(a, b));
     const names = sources.map((_, i) => `out${i}`);
-    const step = await compileModuleTrainStep({ context, loss, optimizer: sgd(), runner: cpu, outputs: Object.fromEntries(outputs.map((output, i) => [names[i]!, output])) });
+    const step = await compileModuleTrainStep({
+      context,
+      loss,
+      optimizer: sgd(),
+      runner: cpu,
+      outputs: Object.fromEntries(outputs.map((output, i) => [names[i]!, output])),
+    });
     const feeds = { x: fixture.tensor(`t${t}/x_t`), t: HostTensor.from('int64', [2], [BigInt(t), BigInt(t)]) };
     const result = await step.run(feeds, { learningRate: 0 });
     step.syncModules();
     await step.release();
     sources.forEach((source, i) => {
       // conv 1x1 (no bias) -> BatchNorm2d(train) -> ReLU on the reference's first-pass block, in float64.
-      const conv = conv1x1_64(toTensor64(fixture.tensor(`t${t}/${blockName(source)}`)), weights.get(`feedback_layers.${i}.0.weight`)!.toArray(), undefined, weights.get(`feedback_layers.${i}.1.weight`)!.shape[0]!);
-      const norm = batchNorm64(conv, {
-        weight: weights.get(`feedback_layers.${i}.1.weight`)!.toArray(), bias: weights.get(`feedback_layers.${i}.1.bias`)!.toArray(),
-        runningMean: weights.get(`feedback_layers.${i}.1.running_mean`)!.toArray(), runningVar: weights.get(`feedback_layers.${i}.1.running_var`)!.toArray(),
-      }, 'train');
+      const conv = conv1x1_64(
+        toTensor64(fixture.tensor(`t${t}/${blockName(source)}`)),
+        weights.get(`feedback_layers.${i}.0.weight`)!.toArray(),
+        undefined,
+        weights.get(`feedback_layers.${i}.1.weight`)!.shape[0]!,
+      );
+      const norm = batchNorm64(
+        conv,
+        {
+          weight: weights.get(`feedback_layers.${i}.1.weight`)!.toArray(),
+          bias: weights.get(`feedback_layers.${i}.1.bias`)!.toArray(),
+          runningMean: weights.get(`feedback_layers.${i}.1.running_mean`)!.toArray(),
+          runningVar: weights.get(`feedback_layers.${i}.1.running_var`)!.toArray(),
+        },
+        'train',
+      );
       expect(relativeError(result.outputs[names[i]!]!, fromTensor64(relu64(norm.output))), `feedback ${source} output`).toBeLessThanOrEqual(1e-4);
       // In eval mode (the fixture's) the output differs: the batch statistics are really used.
-      expect(relativeError(result.outputs[names[i]!]!, fromTensor64(relu64(batchNorm64(conv, { weight: weights.get(`feedback_layers.${i}.1.weight`)!.toArray(), bias: weights.get(`feedback_layers.${i}.1.bias`)!.toArray(), runningMean: norm.runningMean, runningVar: norm.runningVar }, 'eval').output)))).toBeGreaterThan(1e-2);
+      expect(
+        relativeError(
+          result.outputs[names[i]!]!,
+          fromTensor64(
+            relu64(
+              batchNorm64(
+                conv,
+                {
+                  weight: weights.get(`feedback_layers.${i}.1.weight`)!.toArray(),
+                  bias: weights.get(`feedback_layers.${i}.1.bias`)!.toArray(),
+                  runningMean: norm.runningMean,
+                  runningVar: norm.runningVar,
+                },
+                'eval',
+              ).output,
+            ),
+          ),
+        ),
+      ).toBeGreaterThan(1e-2);
       const state = difFeed.stateDict();
-      for (const [buffer, expected] of [['running_mean', norm.runningMean], ['running_var', norm.runningVar]] as const) {
+      for (const [buffer, expected] of [
+        ['running_mean', norm.runningMean],
+        ['running_var', norm.runningVar],
+      ] as const) {
         const name = `feedback_layers.${i}.1.${buffer}`;
         expect(relativeError(state.get(name)!, HostTensor.from('float64', [expected.length], expected)), name).toBeLessThanOrEqual(1e-5);
         expect(relativeError(weights.get(name)!, HostTensor.from('float64', [expected.length], expected)), `${name} moved`).toBeGreaterThan(1e-3);

@@ -1,4 +1,15 @@
-import { broadcastTo, ConfigError, HostTensor, Module, ModuleDict, RandomGenerator, stopGradient, type BuildContext, type Graph, type SymbolicTensor } from '@diffssl/core';
+import {
+  broadcastTo,
+  ConfigError,
+  HostTensor,
+  Module,
+  ModuleDict,
+  RandomGenerator,
+  stopGradient,
+  type BuildContext,
+  type Graph,
+  type SymbolicTensor,
+} from '@diffssl/core';
 import { feedbackTarget, type DiffusionUNet, type UNetWeights } from '@diffssl/unet';
 import { FeedbackNetwork } from './feedback-network.js';
 
@@ -87,11 +98,25 @@ export class DifFeed extends Module {
    */
   buildPasses(
     context: BuildContext,
-    inputs: { xt: SymbolicTensor; timesteps: SymbolicTensor; classLabels?: SymbolicTensor; firstPassBlocks: readonly number[]; secondPassBlocks: readonly number[]; dtype?: 'float32' | 'float16'; unetWeights?: UNetWeights },
+    inputs: {
+      xt: SymbolicTensor;
+      timesteps: SymbolicTensor;
+      classLabels?: SymbolicTensor;
+      firstPassBlocks: readonly number[];
+      secondPassBlocks: readonly number[];
+      dtype?: 'float32' | 'float16';
+      unetWeights?: UNetWeights;
+    },
   ): DifFeedPasses {
     const { graph } = context;
     const sources = this.sources;
-    const common = { x: inputs.xt, timesteps: inputs.timesteps, classLabels: inputs.classLabels, dtype: inputs.dtype, ...(inputs.unetWeights ? { trainable: { context, weights: inputs.unetWeights } } : {}) };
+    const common = {
+      x: inputs.xt,
+      timesteps: inputs.timesteps,
+      classLabels: inputs.classLabels,
+      dtype: inputs.dtype,
+      ...(inputs.unetWeights ? { trainable: { context, weights: inputs.unetWeights } } : {}),
+    };
     const firstTaps = [...new Set([...sources, ...inputs.firstPassBlocks])];
     const firstPass = this.unet.build(graph, { ...common, taps: firstTaps });
     const first = new Map([...firstPass.blocks].map(([block, tensor]) => [block, stopGradient(tensor)]));
@@ -103,7 +128,10 @@ export class DifFeed extends Module {
       feedback.set(source, output);
       injected.set(this.targets.get(source)!, output);
     });
-    const second = inputs.secondPassBlocks.length > 0 ? this.unet.build(graph, { ...common, taps: inputs.secondPassBlocks, feedback: injected }).blocks : new Map<number, SymbolicTensor>();
+    const second =
+      inputs.secondPassBlocks.length > 0
+        ? this.unet.build(graph, { ...common, taps: inputs.secondPassBlocks, feedback: injected }).blocks
+        : new Map<number, SymbolicTensor>();
     return { first: new Map(inputs.firstPassBlocks.map((block) => [block, first.get(block)!])), feedback, second };
   }
 }

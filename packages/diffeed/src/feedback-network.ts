@@ -10,7 +10,8 @@ import { BatchNorm2d, ConfigError, Conv2d, GroupNorm, ReLU, Sequential, SiLU, ty
 export type FeedbackLayerToken = 'C' | 'C2' | 'B' | 'R' | 'S' | 'G';
 
 const TOKENS: readonly string[] = ['C', 'C2', 'B', 'R', 'S', 'G'];
-const GRAMMAR = "tokens joined by '_': C (first: 1x1 conv to the target channels; later: depthwise 3x3), C2 (depthwise 3x3; last: 1x1 conv to the target channels), B (BatchNorm2d), R (ReLU), S (SiLU), G (GroupNorm(32))";
+const GRAMMAR =
+  "tokens joined by '_': C (first: 1x1 conv to the target channels; later: depthwise 3x3), C2 (depthwise 3x3; last: 1x1 conv to the target channels), B (BatchNorm2d), R (ReLU), S (SiLU), G (GroupNorm(32))";
 
 /**
  * Parses a feedback arch string (`C_B_R`).
@@ -26,7 +27,9 @@ export function parseFeedbackArch(arch: string): FeedbackLayerToken[] {
   if (typeof arch !== 'string' || arch.trim() === '') throw new ConfigError(`feedback arch: expected ${GRAMMAR}; found ${JSON.stringify(arch)}`);
   return arch.split('_').map((token, index) => {
     if (token === 'Res') {
-      throw new ConfigError(`feedback arch '${arch}': token ${index} 'Res' is not supported: guided-diffusion's ResBlock needs a timestep embedding that nn.Sequential does not pass, so the reference cannot run it either; use ${GRAMMAR}`);
+      throw new ConfigError(
+        `feedback arch '${arch}': token ${index} 'Res' is not supported: guided-diffusion's ResBlock needs a timestep embedding that nn.Sequential does not pass, so the reference cannot run it either; use ${GRAMMAR}`,
+      );
     }
     if (!TOKENS.includes(token)) throw new ConfigError(`feedback arch '${arch}': token ${index} '${token}' is unknown; expected ${GRAMMAR}`);
     return token as FeedbackLayerToken;
@@ -81,14 +84,17 @@ export class FeedbackNetwork extends Sequential {
           layer = SiLU();
           break;
         case 'G':
-          if (channels % 32 !== 0) throw new ConfigError(`feedback arch '${arch}': G (GroupNorm(32)) at token ${index} needs channels divisible by 32; found ${channels}`);
+          if (channels % 32 !== 0)
+            throw new ConfigError(`feedback arch '${arch}': G (GroupNorm(32)) at token ${index} needs channels divisible by 32; found ${channels}`);
           layer = new GroupNorm(32, channels);
           break;
       }
       this.append(layer);
     });
     if (channels !== targetChannels) {
-      throw new ConfigError(`feedback arch '${arch}': the network ends with ${channels} channels but the target block has ${targetChannels}; start with C (1x1 conv to the target) or end with C2`);
+      throw new ConfigError(
+        `feedback arch '${arch}': the network ends with ${channels} channels but the target block has ${targetChannels}; start with C (1x1 conv to the target) or end with C2`,
+      );
     }
   }
 }

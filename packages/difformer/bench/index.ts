@@ -25,7 +25,13 @@ async function bench(label: string, blocks: number[], timesteps: number[], batch
   const head = DifFormer.fromUNet(unet, { firstPassBlocks: blocks, timesteps, fusion, prePoolSize, numClasses: 1000, seed: 0 });
   const graph = new Graph();
   const context = new BuildContext(graph, head, { mode: 'train' });
-  const feeds: Record<string, HostTensor> = { labels: HostTensor.from('int64', [batch], Array.from({ length: batch }, (_, i) => BigInt(i % 1000))) };
+  const feeds: Record<string, HostTensor> = {
+    labels: HostTensor.from(
+      'int64',
+      [batch],
+      Array.from({ length: batch }, (_, i) => BigInt(i % 1000)),
+    ),
+  };
   const inputs = new Map();
   let flops = 0;
   let seed = 1;
@@ -43,11 +49,18 @@ async function bench(label: string, blocks: number[], timesteps: number[], batch
     flops += vitForwardFlops(batch, tokens, 1024, 4, 2);
   }
   const logits = head.forward(context, inputs);
-  const step = await compileModuleTrainStep({ context, loss: crossEntropy(logits, graph.input('labels', 'int64', ['batch'])), optimizer: sgd(), runner: { executionProviders: ['cpu'] } });
+  const step = await compileModuleTrainStep({
+    context,
+    loss: crossEntropy(logits, graph.input('labels', 'int64', ['batch'])),
+    optimizer: sgd(),
+    runner: { executionProviders: ['cpu'] },
+  });
   const seconds = await secondsPerRun(() => step.run(feeds, { learningRate: 0.01 }), 20, 2);
   await step.release();
   const achieved = (3 * flops) / seconds / 1e9;
-  console.log(`${label}: ${(1 / seconds).toFixed(3)} steps/s (${seconds.toFixed(2)} s/step), ${achieved.toFixed(1)} GFLOP/s = ${(achieved / rate).toFixed(2)} of the matmul rate`);
+  console.log(
+    `${label}: ${(1 / seconds).toFixed(3)} steps/s (${seconds.toFixed(2)} s/step), ${achieved.toFixed(1)} GFLOP/s = ${(achieved / rate).toFixed(2)} of the matmul rate`,
+  );
 }
 
 const rate = await matmulRate();

@@ -7,21 +7,31 @@
  * chained, and num_batches_tracked advances by the number of timesteps.
  */
 import { BuildContext, compileModuleTrainStep, crossEntropy, Graph, HostTensor, sgd } from '@diffssl/core';
-import {
-  adaptiveAvgPool2dFloat64, batchNormTrainFloat64, randomTensor, relativeError, runOnnx, type BatchNormState, type Float64Map,
-} from '@diffssl/testing';
+import { adaptiveAvgPool2dFloat64, batchNormTrainFloat64, randomTensor, relativeError, runOnnx, type BatchNormState, type Float64Map } from '@diffssl/testing';
 import { describe, expect, it } from 'vitest';
 import { DifFormer, fusionKey } from './index.js';
 
 // Uneven channel counts, and sizes (7 and 5) that a pool size of 3 does not divide.
-const BLOCKS = [{ block: 3, channels: 5, resolution: 7 }, { block: 6, channels: 12, resolution: 5 }];
+const BLOCKS = [
+  { block: 3, channels: 5, resolution: 7 },
+  { block: 6, channels: 12, resolution: 5 },
+];
 const TIMESTEPS = [10, 50, 150];
 const PRE_POOL = 3;
 const BATCH = 6;
 const FUSION_ARC = 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:2:1,Extract_CLS_Token';
 
 function makeFusion(): DifFormer {
-  const fusion = new DifFormer({ blocks: BLOCKS, firstPassBlocks: BLOCKS.map((b) => b.block), timesteps: TIMESTEPS, fusion: FUSION_ARC, normType: 'batch', prePoolSize: PRE_POOL, numClasses: 4, seed: 3 });
+  const fusion = new DifFormer({
+    blocks: BLOCKS,
+    firstPassBlocks: BLOCKS.map((b) => b.block),
+    timesteps: TIMESTEPS,
+    fusion: FUSION_ARC,
+    normType: 'batch',
+    prePoolSize: PRE_POOL,
+    numClasses: 4,
+    seed: 3,
+  });
   // Start from non-default BatchNorm weights and running statistics, so that neither a skipped nor a repeated update goes unnoticed.
   const state = fusion.stateDict();
   BLOCKS.forEach(({ block, channels }, i) => {
@@ -40,7 +50,14 @@ function makeFeatures(): Map<string, HostTensor<'float32'>> {
   TIMESTEPS.forEach((t, ti) => {
     BLOCKS.forEach(({ block, channels, resolution }, bi) => {
       const base = randomTensor([BATCH, channels, resolution, resolution], 100 * ti + bi, -1 - ti, 1 + 2 * ti);
-      features.set(fusionKey(t, block), HostTensor.from('float32', base.shape, base.toArray().map((v) => v + 0.3 * ti)));
+      features.set(
+        fusionKey(t, block),
+        HostTensor.from(
+          'float32',
+          base.shape,
+          base.toArray().map((v) => v + 0.3 * ti),
+        ),
+      );
     });
   });
   return features;
@@ -53,7 +70,13 @@ function toFloat64(tensor: HostTensor): Float64Map {
 function batchNormState(fusion: DifFormer, block: number): BatchNormState {
   const state = fusion.stateDict();
   const read = (name: string) => Float64Array.from(state.get(`pre_layer.${block}.1.${name}`)!.toArray());
-  return { weight: read('weight'), bias: read('bias'), runningMean: read('running_mean'), runningVar: read('running_var'), numBatchesTracked: Number(state.get(`pre_layer.${block}.1.num_batches_tracked`)!.get()) };
+  return {
+    weight: read('weight'),
+    bias: read('bias'),
+    runningMean: read('running_mean'),
+    runningVar: read('running_var'),
+    numBatchesTracked: Number(state.get(`pre_layer.${block}.1.num_batches_tracked`)!.get()),
+  };
 }
 
 /** The pre-layer of `block` in float64: pool, BatchNorm (training), 1x1 conv, tokens [B, s*s, dim]. */
@@ -129,7 +152,12 @@ describe('DifFormer with BatchNorm over several timesteps (training mode)', () =
     const context = new BuildContext(graph, fusion, { mode: 'train' });
     const inputs = new Map([...features].map(([key, tensor]) => [key, graph.input(key, 'float32', ['batch', ...tensor.shape.slice(1)])]));
     const logits = fusion.forward(context, inputs);
-    const step = await compileModuleTrainStep({ context, loss: crossEntropy(logits, graph.input('labels', 'int64', ['batch'])), optimizer: sgd(), runner: { executionProviders: ['cpu'] } });
+    const step = await compileModuleTrainStep({
+      context,
+      loss: crossEntropy(logits, graph.input('labels', 'int64', ['batch'])),
+      optimizer: sgd(),
+      runner: { executionProviders: ['cpu'] },
+    });
     const labels = HostTensor.from('int64', [BATCH], [0n, 1n, 2n, 3n, 0n, 1n]);
     await step.run({ ...Object.fromEntries(features), labels }, { learningRate: 0.05 });
     step.syncModules();

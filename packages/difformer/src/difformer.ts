@@ -1,6 +1,21 @@
 import {
-  adaptiveAvgPool2d, BatchNorm2d, concat, ConfigError, Conv2d, Lambda, LayerNorm, Linear, Module, ModuleDict, positiveSize, Sequential, ShapeError,
-  RandomGenerator, type BuildContext, type Layer, type SymbolicTensor,
+  adaptiveAvgPool2d,
+  BatchNorm2d,
+  concat,
+  ConfigError,
+  Conv2d,
+  Lambda,
+  LayerNorm,
+  Linear,
+  Module,
+  ModuleDict,
+  positiveSize,
+  Sequential,
+  ShapeError,
+  RandomGenerator,
+  type BuildContext,
+  type Layer,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import { AttentionHead, checkChain, parseLayerString, tokensOf, type AttentionHeadConfig } from '@diffssl/pool';
 
@@ -101,11 +116,15 @@ export class DifFormer extends Module {
     const { blocks, firstPassBlocks, timesteps, prePoolSize, numClasses, normType } = this.options;
     positiveSize('DifFormer', 'prePoolSize', prePoolSize);
     positiveSize('DifFormer', 'numClasses', numClasses);
-    if (firstPassBlocks.length + secondPassBlocks.length === 0) throw new ConfigError('DifFormer: expected at least one block to read (firstPassBlocks or secondPassBlocks); found none');
+    if (firstPassBlocks.length + secondPassBlocks.length === 0)
+      throw new ConfigError('DifFormer: expected at least one block to read (firstPassBlocks or secondPassBlocks); found none');
     if (timesteps.length === 0) throw new ConfigError('DifFormer: expected at least one timestep; found none');
     if (new Set(timesteps).size !== timesteps.length) throw new ConfigError(`DifFormer: timesteps must be distinct; found [${timesteps.join(', ')}]`);
     if (normType !== 'layer' && normType !== 'batch') throw new ConfigError(`DifFormer: normType must be 'layer' or 'batch'; found '${String(normType)}'`);
-    for (const [name, list] of [['firstPassBlocks', firstPassBlocks], ['secondPassBlocks', secondPassBlocks]] as const) {
+    for (const [name, list] of [
+      ['firstPassBlocks', firstPassBlocks],
+      ['secondPassBlocks', secondPassBlocks],
+    ] as const) {
       if (new Set(list).size !== list.length) throw new ConfigError(`DifFormer: ${name} must be distinct; found [${list.join(', ')}]`);
     }
     const config = typeof options.fusion === 'string' ? parseLayerString(options.fusion) : options.fusion;
@@ -113,7 +132,8 @@ export class DifFormer extends Module {
     if (tokenWidth === undefined) throw new ConfigError('DifFormer: the fusion head needs a CLS token or an Attention layer, which set the token width');
     this.tokenWidth = tokenWidth;
     const outputWidth = checkChain(config, tokenWidth, 'tokens');
-    if (outputWidth === undefined) throw new ConfigError('DifFormer: the fusion head must end in vectors of a known width (for example with Extract_CLS_Token or FullyPool)');
+    if (outputWidth === undefined)
+      throw new ConfigError('DifFormer: the fusion head must end in vectors of a known width (for example with Extract_CLS_Token or FullyPool)');
     const generator = RandomGenerator.from(options.seed);
     const info = new Map(blocks.map((block) => [block.block, block]));
     const used = [...new Set([...firstPassBlocks, ...secondPassBlocks])].sort((a, b) => a - b);
@@ -185,7 +205,9 @@ export class DifFormer extends Module {
         if (!x) throw new ConfigError(`DifFormer: missing feature '${key}'; given: ${[...features.keys()].join(', ') || 'none'}`);
         const meta = this.blockInfo.get(block)!;
         if (x.rank !== 4 || x.shape[1] !== meta.channels || x.shape[2] !== meta.resolution || x.shape[3] !== meta.resolution) {
-          throw new ShapeError(`DifFormer: feature '${key}' must be [batch, ${meta.channels}, ${meta.resolution}, ${meta.resolution}] (block ${block}'s metadata); found [${x.shape.join(', ')}]`);
+          throw new ShapeError(
+            `DifFormer: feature '${key}' must be [batch, ${meta.channels}, ${meta.resolution}, ${meta.resolution}] (block ${block}'s metadata); found [${x.shape.join(', ')}]`,
+          );
         }
         return this.preLayers.get(String(block)).forward(context, x);
       };

@@ -70,7 +70,16 @@ async function run(name: string, options: Omit<RunOptions, 'out' | keyof typeof 
   } else {
     log(`${name}: running`);
     // A killed run resumes from its checkpoint; a run never started begins (resume refuses a folder with no checkpoint).
-    report = await runProtocol({ ...model, ...data, ...options, out, resume: existsSync(join(out, 'checkpoint.safetensors')), cacheDirectory, progress: 'lines', log });
+    report = await runProtocol({
+      ...model,
+      ...data,
+      ...options,
+      out,
+      resume: existsSync(join(out, 'checkpoint.safetensors')),
+      cacheDirectory,
+      progress: 'lines',
+      log,
+    });
   }
   runSeconds += report.wall_seconds ?? 0;
   runCount += 1;
@@ -86,37 +95,93 @@ async function copyChart(name: string, file: string): Promise<string> {
 await mkdir(charts, { recursive: true });
 
 const pixels = await run('pixels', { protocol: 'pixels' });
-rows.push({ name: 'pixels', setting: 'Linear on the 784 raw pixels, 28 epochs', ours: pixels.top1, reference: REFERENCE.pixels, seconds: pixels.wall_seconds ?? 0, images: pixels.test_images });
+rows.push({
+  name: 'pixels',
+  setting: 'Linear on the 784 raw pixels, 28 epochs',
+  ours: pixels.top1,
+  reference: REFERENCE.pixels,
+  seconds: pixels.wall_seconds ?? 0,
+  images: pixels.test_images,
+});
 
 let sweep: SweepReport;
 const sweepFile = join(work, 'sweep', 'sweep.json');
 if (existsSync(sweepFile)) sweep = JSON.parse(await readFile(sweepFile, 'utf8')) as SweepReport;
-else sweep = await runSweep({ ...model, ...data, timesteps: [10, 50, 150], scorer: 'linear', out: join(work, 'sweep'), cacheDirectory, progress: 'lines', log });
+else
+  sweep = await runSweep({ ...model, ...data, timesteps: [10, 50, 150], scorer: 'linear', out: join(work, 'sweep'), cacheDirectory, progress: 'lines', log });
 const sweepSeconds = sweep.cells.reduce((a, c) => a + (c.seconds ?? 0), 0);
 await copyFile(join(work, 'sweep', 'sweep.svg'), join(charts, 'sweep.svg'));
 const best = sweep.best!;
 const referenceBest = { block: 10, timestep: 50, top1: 73.42 };
 
 const linear = await run('linear-best', { protocol: 'linear', blocks: [best.block], timesteps: [best.timestep] });
-rows.push({ name: 'GD(L)', setting: `block ${best.block} at t=${best.timestep} (our sweep's best; the reference's best: block 10 at t=50), pre-pool 2`, ours: linear.top1, reference: REFERENCE.sweep[best.timestep]?.[best.block - 1] ?? null, seconds: linear.wall_seconds ?? 0, images: linear.test_images });
+rows.push({
+  name: 'GD(L)',
+  setting: `block ${best.block} at t=${best.timestep} (our sweep's best; the reference's best: block 10 at t=50), pre-pool 2`,
+  ours: linear.top1,
+  reference: REFERENCE.sweep[best.timestep]?.[best.block - 1] ?? null,
+  seconds: linear.wall_seconds ?? 0,
+  images: linear.test_images,
+});
 
 const random = await run('random', { protocol: 'random', blocks: [10], timesteps: [50] });
-rows.push({ name: 'random U-Net', setting: 'GD(L) at block 10, t=50, freshly initialized U-Net', ours: random.top1, reference: REFERENCE.random, seconds: random.wall_seconds ?? 0, images: random.test_images });
+rows.push({
+  name: 'random U-Net',
+  setting: 'GD(L) at block 10, t=50, freshly initialized U-Net',
+  ours: random.top1,
+  reference: REFERENCE.random,
+  seconds: random.wall_seconds ?? 0,
+  images: random.test_images,
+});
 
 const attention = await run('attention', { protocol: 'attention', blocks: [10], timesteps: [50] });
-rows.push({ name: 'attention head', setting: 'block 10, t=50, tokens 7x7 + CLS, dim 64, 4 heads, MLP x4, 2 blocks, lr 5e-2', ours: attention.top1, reference: REFERENCE.attention, seconds: attention.wall_seconds ?? 0, images: attention.test_images });
+rows.push({
+  name: 'attention head',
+  setting: 'block 10, t=50, tokens 7x7 + CLS, dim 64, 4 heads, MLP x4, 2 blocks, lr 5e-2',
+  ours: attention.top1,
+  reference: REFERENCE.attention,
+  seconds: attention.wall_seconds ?? 0,
+  images: attention.test_images,
+});
 
 const atBest = sweep.cells.filter((cell) => cell.timestep === best.timestep).sort((a, b) => b.top1 - a.top1);
-const topBlocks = atBest.slice(0, 3).map((cell) => cell.block).sort((a, b) => a - b);
+const topBlocks = atBest
+  .slice(0, 3)
+  .map((cell) => cell.block)
+  .sort((a, b) => a - b);
 const timestepScore = (t: number) => Math.max(...sweep.cells.filter((cell) => cell.timestep === t).map((cell) => cell.top1));
-const topTimesteps = [...sweep.timesteps].sort((a, b) => timestepScore(b) - timestepScore(a)).slice(0, 2).sort((a, b) => a - b);
+const topTimesteps = [...sweep.timesteps]
+  .sort((a, b) => timestepScore(b) - timestepScore(a))
+  .slice(0, 2)
+  .sort((a, b) => a - b);
 const difformer = await run('difformer', { protocol: 'difformer', blocks: topBlocks, timesteps: topTimesteps });
-rows.push({ name: 'DifFormer', setting: `blocks ${topBlocks.join(', ')} (the top 3 at t=${best.timestep}) at t=${topTimesteps.join(', ')} (the best two); the reference: blocks 8, 9, 10 at t=50, 150`, ours: difformer.top1, reference: REFERENCE.difformer, seconds: difformer.wall_seconds ?? 0, images: difformer.test_images });
+rows.push({
+  name: 'DifFormer',
+  setting: `blocks ${topBlocks.join(', ')} (the top 3 at t=${best.timestep}) at t=${topTimesteps.join(', ')} (the best two); the reference: blocks 8, 9, 10 at t=50, 150`,
+  ours: difformer.top1,
+  reference: REFERENCE.difformer,
+  seconds: difformer.wall_seconds ?? 0,
+  images: difformer.test_images,
+});
 
 const attention3 = await run('attention-3-epochs', { protocol: 'attention', blocks: [10], timesteps: [50], epochs: 3 });
-rows.push({ name: 'attention head, 3 epochs', setting: 'as above, 3 epochs (beside DifFeed)', ours: attention3.top1, reference: REFERENCE.attention3, seconds: attention3.wall_seconds ?? 0, images: attention3.test_images });
+rows.push({
+  name: 'attention head, 3 epochs',
+  setting: 'as above, 3 epochs (beside DifFeed)',
+  ours: attention3.top1,
+  reference: REFERENCE.attention3,
+  seconds: attention3.wall_seconds ?? 0,
+  images: attention3.test_images,
+});
 const diffeed = await run('diffeed-3-epochs', { protocol: 'diffeed', blocks: [10], timesteps: [50], feedbackFrom: [11, 13, 15, 17], epochs: 3 });
-rows.push({ name: 'DifFeed, 3 epochs', setting: 'feedback from 11, 13, 15, 17 into 9, 7, 5, 3 (C_B_R), second pass read at block 10, t=50, lr 1e-2', ours: diffeed.top1, reference: REFERENCE.diffeed3, seconds: diffeed.wall_seconds ?? 0, images: diffeed.test_images });
+rows.push({
+  name: 'DifFeed, 3 epochs',
+  setting: 'feedback from 11, 13, 15, 17 into 9, 7, 5, 3 (C_B_R), second pass read at block 10, t=50, lr 1e-2',
+  ours: diffeed.top1,
+  reference: REFERENCE.diffeed3,
+  seconds: diffeed.wall_seconds ?? 0,
+  images: diffeed.test_images,
+});
 
 // Seed studies: every run whose reference number is a single draw and where ours lands more than a point away is
 // repeated at seeds 1..4 (initialization, data order and noise all change; seed 0 is the run above), so that the
@@ -132,21 +197,63 @@ const meanAndSd = (values: readonly number[]) => {
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   return { mean, sd: Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1)) };
 };
-async function seedStudy(label: string, reference: number, runName: (seed: number) => string, options: Parameters<typeof run>[1], referenceRuns?: number[]): Promise<SeedStudy> {
+async function seedStudy(
+  label: string,
+  reference: number,
+  runName: (seed: number) => string,
+  options: Parameters<typeof run>[1],
+  referenceRuns?: number[],
+): Promise<SeedStudy> {
   const runs: SeedStudy['runs'] = [];
   for (const seed of [0, 1, 2, 3, 4]) runs.push({ seed, top1: (await run(runName(seed), { ...options, seed })).top1 });
   return { label, reference, runs, ...(referenceRuns ? { referenceRuns } : {}) };
 }
 // The two sweep cells whose seed spread the reference published: compared spread against spread.
-const blockOneStudy = await seedStudy('GD(L), block 1 at t=10 (a 32-channel block)', REFERENCE.sweep[10]![0]!, (seed) => `linear-block1-t10-seed${seed}`, { protocol: 'linear', blocks: [1], timesteps: [10] }, REFERENCE.seedSpread['linear-block1-t10']);
-const blockSeventeenStudy = await seedStudy('GD(L), block 17 at t=10 (a 32-channel block)', REFERENCE.sweep[10]![16]!, (seed) => `linear-block17-t10-seed${seed}`, { protocol: 'linear', blocks: [17], timesteps: [10] }, REFERENCE.seedSpread['linear-block17-t10']);
+const blockOneStudy = await seedStudy(
+  'GD(L), block 1 at t=10 (a 32-channel block)',
+  REFERENCE.sweep[10]![0]!,
+  (seed) => `linear-block1-t10-seed${seed}`,
+  { protocol: 'linear', blocks: [1], timesteps: [10] },
+  REFERENCE.seedSpread['linear-block1-t10'],
+);
+const blockSeventeenStudy = await seedStudy(
+  'GD(L), block 17 at t=10 (a 32-channel block)',
+  REFERENCE.sweep[10]![16]!,
+  (seed) => `linear-block17-t10-seed${seed}`,
+  { protocol: 'linear', blocks: [17], timesteps: [10] },
+  REFERENCE.seedSpread['linear-block17-t10'],
+);
 const studies = [blockOneStudy, blockSeventeenStudy];
 const seedVariant = (name: string) => (seed: number) => (seed === 0 ? name : `${name}-seed${seed}`);
-if (Math.abs(random.top1 - REFERENCE.random) > 1) studies.push(await seedStudy('random U-Net, GD(L) at block 10, t=50', REFERENCE.random, seedVariant('random'), { protocol: 'random', blocks: [10], timesteps: [50] }));
-if (Math.abs(attention.top1 - REFERENCE.attention) > 1) studies.push(await seedStudy('attention head', REFERENCE.attention, seedVariant('attention'), { protocol: 'attention', blocks: [10], timesteps: [50] }));
-if (Math.abs(attention3.top1 - REFERENCE.attention3) > 1) studies.push(await seedStudy('attention head, 3 epochs', REFERENCE.attention3, seedVariant('attention-3-epochs'), { protocol: 'attention', blocks: [10], timesteps: [50], epochs: 3 }));
-if (Math.abs(diffeed.top1 - REFERENCE.diffeed3) > 1) studies.push(await seedStudy('DifFeed, 3 epochs', REFERENCE.diffeed3, seedVariant('diffeed-3-epochs'), { protocol: 'diffeed', blocks: [10], timesteps: [50], feedbackFrom: [11, 13, 15, 17], epochs: 3 }));
-if (Math.abs(difformer.top1 - REFERENCE.difformer) > 1) studies.push(await seedStudy('DifFormer', REFERENCE.difformer, seedVariant('difformer'), { protocol: 'difformer', blocks: topBlocks, timesteps: topTimesteps }));
+if (Math.abs(random.top1 - REFERENCE.random) > 1)
+  studies.push(
+    await seedStudy('random U-Net, GD(L) at block 10, t=50', REFERENCE.random, seedVariant('random'), { protocol: 'random', blocks: [10], timesteps: [50] }),
+  );
+if (Math.abs(attention.top1 - REFERENCE.attention) > 1)
+  studies.push(await seedStudy('attention head', REFERENCE.attention, seedVariant('attention'), { protocol: 'attention', blocks: [10], timesteps: [50] }));
+if (Math.abs(attention3.top1 - REFERENCE.attention3) > 1)
+  studies.push(
+    await seedStudy('attention head, 3 epochs', REFERENCE.attention3, seedVariant('attention-3-epochs'), {
+      protocol: 'attention',
+      blocks: [10],
+      timesteps: [50],
+      epochs: 3,
+    }),
+  );
+if (Math.abs(diffeed.top1 - REFERENCE.diffeed3) > 1)
+  studies.push(
+    await seedStudy('DifFeed, 3 epochs', REFERENCE.diffeed3, seedVariant('diffeed-3-epochs'), {
+      protocol: 'diffeed',
+      blocks: [10],
+      timesteps: [50],
+      feedbackFrom: [11, 13, 15, 17],
+      epochs: 3,
+    }),
+  );
+if (Math.abs(difformer.top1 - REFERENCE.difformer) > 1)
+  studies.push(
+    await seedStudy('DifFormer', REFERENCE.difformer, seedVariant('difformer'), { protocol: 'difformer', blocks: topBlocks, timesteps: topTimesteps }),
+  );
 const studyOf = (label: string) => studies.find((study) => study.label === label);
 const [diffeedStudy, attention3Study] = [studyOf('DifFeed, 3 epochs'), studyOf('attention head, 3 epochs')];
 const diffeedVersusAttention =

@@ -22,8 +22,19 @@ const graph = new Graph();
 const context = new BuildContext(graph, model.modules(), { mode: 'train' });
 const inputs = new Map([...model.inputs()].map(([name, input]) => [name, graph.input(name, input.dtype, ['batch', ...input.shape])]));
 const logits = model.forward(context, inputs);
-const step = await compileModuleTrainStep({ context, loss: crossEntropy(logits, graph.input('labels', 'int64', ['batch'])), optimizer: sgd(), runner: { executionProviders: ['cpu'] } });
-const feeds: Record<string, HostTensor> = { labels: HostTensor.from('int64', [batch], Array.from({ length: batch }, (_, i) => BigInt(i % 10))) };
+const step = await compileModuleTrainStep({
+  context,
+  loss: crossEntropy(logits, graph.input('labels', 'int64', ['batch'])),
+  optimizer: sgd(),
+  runner: { executionProviders: ['cpu'] },
+});
+const feeds: Record<string, HostTensor> = {
+  labels: HostTensor.from(
+    'int64',
+    [batch],
+    Array.from({ length: batch }, (_, i) => BigInt(i % 10)),
+  ),
+};
 [...model.inputs()].forEach(([name, input], i) => (feeds[name] = randomTensor([batch, ...input.shape], i + 1)));
 
 const rate = await matmulRate();

@@ -18,7 +18,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostTensor } from '@diffssl/core';
 import { EMBEDDED_DATA, EMBEDDED_MODEL } from '@diffssl/testing';
-import { FASHION_MNIST_CLASSES, featureNames, knnClassify, RidgeAccumulator, runProtocol, writeFeatureCache, type CacheFeatureBatch, type FeatureCacheKey } from '../src/index.js';
+import {
+  FASHION_MNIST_CLASSES,
+  featureNames,
+  knnClassify,
+  RidgeAccumulator,
+  runProtocol,
+  writeFeatureCache,
+  type CacheFeatureBatch,
+  type FeatureCacheKey,
+} from '../src/index.js';
 
 function clusteredFeatures(rows: number, columns: number, classes: number, seed: number): { features: HostTensor<'float32'>; labels: Int32Array } {
   let state = seed >>> 0;
@@ -48,7 +57,9 @@ async function benchRidge(): Promise<void> {
     const ridge = new RidgeAccumulator(1024, { classCount: 10, backend });
     const [accumulate] = await seconds(() => ridge.add(features, labels));
     const [solve] = await seconds(() => ridge.fit());
-    console.log(`ridge 10,000 x 1,024, ${backend}: XᵀX ${accumulate.toFixed(2)} s, Cholesky solve ${solve.toFixed(2)} s, total ${(accumulate + solve).toFixed(2)} s`);
+    console.log(
+      `ridge 10,000 x 1,024, ${backend}: XᵀX ${accumulate.toFixed(2)} s, Cholesky solve ${solve.toFixed(2)} s, total ${(accumulate + solve).toFixed(2)} s`,
+    );
   }
 }
 
@@ -63,7 +74,16 @@ async function benchKnn(): Promise<void> {
 }
 
 async function benchCache(): Promise<void> {
-  const key: FeatureCacheKey = { checkpoint: 'sha256:bench', config: 'bench', blocks: [24], timesteps: [150], noiseSeed: 0, noiseSplit: 'train', draws: 1, data: 'sha256:bench' };
+  const key: FeatureCacheKey = {
+    checkpoint: 'sha256:bench',
+    config: 'bench',
+    blocks: [24],
+    timesteps: [150],
+    noiseSeed: 0,
+    noiseSplit: 'train',
+    draws: 1,
+    data: 'sha256:bench',
+  };
   const [name] = featureNames(key) as [string];
   const images = 10_000;
   const batch = 256;
@@ -85,7 +105,9 @@ async function benchCache(): Promise<void> {
       for (let start = 0; start < images; start += 32) await cache.readBatch(order.slice(start, start + 32));
     });
     await cache.close();
-    console.log(`feature cache ${megabytes.toFixed(0)} MiB: write ${(megabytes / write).toFixed(0)} MiB/s, shuffled reads in batches of 32 ${(megabytes / read).toFixed(0)} MiB/s (${(images / read).toFixed(0)} images/s)`);
+    console.log(
+      `feature cache ${megabytes.toFixed(0)} MiB: write ${(megabytes / write).toFixed(0)} MiB/s, shuffled reads in batches of 32 ${(megabytes / read).toFixed(0)} MiB/s (${(images / read).toFixed(0)} images/s)`,
+    );
   } finally {
     await rm(root, { recursive: true, force: true });
   }
@@ -96,8 +118,21 @@ async function benchCacheSpeedup(protocol: 'linear' | 'attention'): Promise<void
   const run = async (cache: boolean) => {
     const started = performance.now();
     const report = await runProtocol({
-      protocol, checkpoint: EMBEDDED_MODEL.checkpoint, config: EMBEDDED_MODEL.flagsFile, data: EMBEDDED_DATA, classNames: FASHION_MNIST_CLASSES, trainLimit: 2000, testLimit: 1000,
-      blocks: [10], timesteps: [50], epochs: 28, out: join(work, cache ? 'cached' : 'recomputed'), cache, cacheDirectory: join(work, 'cache'), progress: 'off', runner: { executionProviders: ['cpu'] },
+      protocol,
+      checkpoint: EMBEDDED_MODEL.checkpoint,
+      config: EMBEDDED_MODEL.flagsFile,
+      data: EMBEDDED_DATA,
+      classNames: FASHION_MNIST_CLASSES,
+      trainLimit: 2000,
+      testLimit: 1000,
+      blocks: [10],
+      timesteps: [50],
+      epochs: 28,
+      out: join(work, cache ? 'cached' : 'recomputed'),
+      cache,
+      cacheDirectory: join(work, 'cache'),
+      progress: 'off',
+      runner: { executionProviders: ['cpu'] },
     });
     return { seconds: (performance.now() - started) / 1000, top1: report.top1 };
   };

@@ -45,10 +45,26 @@ export { classifierFeeds, topClasses, type ExportedClassifierInfo } from './expo
 export { classifierGraph, exportClassifier, type ExportOptions } from './export/export.js';
 export { defaultCacheDirectory, parseClassNames, runProtocol, type RunOptions } from './pipeline/run.js';
 export { runSweep, scoreCell, type Scorer, type ScoreCellOptions, type ScorerSettings, type SweepOptions } from './pipeline/sweep.js';
-export { cachedFeatures, openSplits, preparation, type CachedFeaturesOptions, type DataOptions, type SplitFeatures, type SplitPreparation, type Splits } from './pipeline/splits.js';
+export {
+  cachedFeatures,
+  openSplits,
+  preparation,
+  type CachedFeaturesOptions,
+  type DataOptions,
+  type SplitFeatures,
+  type SplitPreparation,
+  type Splits,
+} from './pipeline/splits.js';
 export { datasetIdentity, ensureFeatureCache, featureCacheKey, type EnsureFeatureCacheOptions } from './pipeline/features.js';
 export { extractFeatures, type ExtractOptions, type ShardSelection } from './pipeline/extract.js';
-export { evaluateSavedModel, loadSavedModel, type EvaluateOptions, type SavedModel, type SavedModelEvaluation, type SavedRunSettings } from './pipeline/saved-model.js';
+export {
+  evaluateSavedModel,
+  loadSavedModel,
+  type EvaluateOptions,
+  type SavedModel,
+  type SavedModelEvaluation,
+  type SavedRunSettings,
+} from './pipeline/saved-model.js';
 export type { PipelineRuntimeOptions } from './pipeline/runtime-options.js';
 export { cacheSource, imageNoiseSource, type ImageNoiseSourceOptions } from './pipeline/sources.js';
 export { loadUNet, readFlags, type LoadedUNet, type LoadUNetOptions, type UNetLoadProgress } from './pipeline/unet-source.js';

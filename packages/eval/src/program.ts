@@ -19,9 +19,15 @@ import { unetRun } from './commands/unet-run.js';
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
-  const program = new Command('diffssl').description('DiffSSL: diffusion U-Net features, heads, DifFormer and DifFeed on ONNX Runtime').exitOverride().showHelpAfterError(false);
+  const program = new Command('diffssl')
+    .description('DiffSSL: diffusion U-Net features, heads, DifFormer and DifFeed on ONNX Runtime')
+    .exitOverride()
+    .showHelpAfterError(false);
   // Commander's errors on one line (an unknown option and its suggestion together); subcommands inherit this.
-  program.configureOutput({ writeErr: (text) => process.stderr.write(text), outputError: (text, write) => write(`${text.trimEnd().replace(/\s*\n\s*/g, ' ')}\n`) });
+  program.configureOutput({
+    writeErr: (text) => process.stderr.write(text),
+    outputError: (text, write) => write(`${text.trimEnd().replace(/\s*\n\s*/g, ' ')}\n`),
+  });
   program.option('--debug', 'on an error, print its full stack (to report a bug); also DIFFSSL_DEBUG=1');
   registerTrainCommand(program);
   registerEvalCommand(program);
@@ -44,19 +50,33 @@ export function buildProgram(): Command {
     .requiredOption('--out <out.safetensors>', 'the safetensors file to write')
     .option('--provider <list>', 'execution providers in order, comma-separated (cuda, webgpu, cpu)', 'cuda,cpu')
     .option('--strict', 'fail instead of falling back to the next provider')
-    .action(async (options: { checkpoint: string; config: string; input: string; blocks: string; withOutput?: boolean; out: string; provider: string; strict?: boolean; feedbackFrom?: string; feedbackArch?: string; feedbackWeights?: string }) => {
-      const names = await unetRun({
-        ...options,
-        providers: parseProviders(options.provider),
-        log: (line) => process.stderr.write(`${line}\n`),
-      });
-      process.stderr.write(`wrote ${names.join(', ')} to ${options.out}\n`);
-    });
+    .action(
+      async (options: {
+        checkpoint: string;
+        config: string;
+        input: string;
+        blocks: string;
+        withOutput?: boolean;
+        out: string;
+        provider: string;
+        strict?: boolean;
+        feedbackFrom?: string;
+        feedbackArch?: string;
+        feedbackWeights?: string;
+      }) => {
+        const names = await unetRun({
+          ...options,
+          providers: parseProviders(options.provider),
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+        process.stderr.write(`wrote ${names.join(', ')} to ${options.out}\n`);
+      },
+    );
   program
     .command('head-step')
     .description('one training step of a head (training mode, mean cross-entropy, plain SGD), to compare with a reference implementation')
     .requiredOption('--head <head.json>', 'the head: {"kind":"linear"|"fusion"|"layers", ...} with the reference\'s argument names')
-    .requiredOption('--params <params.safetensors>', 'parameters under the reference\'s names')
+    .requiredOption('--params <params.safetensors>', "parameters under the reference's names")
     .requiredOption('--input <input.safetensors>', 'labels (int64 [B]) and input [B,C,H,W] or t{T}/block{NN}')
     .requiredOption('--lr <number>', 'learning rate of the SGD step', numberOption('--lr'))
     .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name>, buffer_after/<name>')
@@ -71,7 +91,7 @@ export function buildProgram(): Command {
     .requiredOption('--checkpoint <file>', 'U-Net weights: .pt/.pth (torch zip) or .safetensors')
     .requiredOption('--config <flags.json|preset>', 'guided-diffusion flags as a JSON file, or a preset name')
     .requiredOption('--head <head.json>', 'the head, as head-step reads it; linear with "block" and "t_list", or fusion')
-    .requiredOption('--params <params.safetensors>', 'the head\'s parameters under the reference\'s names')
+    .requiredOption('--params <params.safetensors>', "the head's parameters under the reference's names")
     .requiredOption('--input <input.safetensors>', 'x_start (float32 [B,3,H,W]), noise/t{T} for each timestep, labels (int64 [B])')
     .requiredOption('--lr <number>', 'learning rate of the SGD step', numberOption('--lr'))
     .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name> (U-Net parameters as unet.<name>)')

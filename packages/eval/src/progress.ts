@@ -95,7 +95,8 @@ export class Progress {
 
   /** @internal */
   constructor(private readonly options: ProgressOptions) {
-    if (options.total !== undefined && !(Number.isFinite(options.total) && options.total >= 0)) throw new ConfigError(`progress: total must be a number >= 0; found ${options.total}`);
+    if (options.total !== undefined && !(Number.isFinite(options.total) && options.total >= 0))
+      throw new ConfigError(`progress: total must be a number >= 0; found ${options.total}`);
     this.stream = options.stream ?? process.stderr;
     this.now = options.now ?? (() => performance.now());
     const mode = options.mode ?? 'auto';

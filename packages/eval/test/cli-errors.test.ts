@@ -14,7 +14,23 @@ const lines = (text: string) => text.split('\n').filter((line) => line.trim() !=
 
 describe('diffssl errors', () => {
   const missing = join(temporary(), 'no-such-data');
-  const train = (out: string, extra: string[] = []) => ['train', '--protocol', 'linear', '--data', missing, '--blocks', '10', '--timesteps', '50', '--provider', 'cpu', '--quiet', '--out', out, ...extra];
+  const train = (out: string, extra: string[] = []) => [
+    'train',
+    '--protocol',
+    'linear',
+    '--data',
+    missing,
+    '--blocks',
+    '10',
+    '--timesteps',
+    '50',
+    '--provider',
+    'cpu',
+    '--quiet',
+    '--out',
+    out,
+    ...extra,
+  ];
 
   it('prints one line and no stack by default', async () => {
     const result = await diffssl(train(temporary()), { DIFFSSL_DEBUG: '' });
@@ -43,9 +59,28 @@ describe('diffssl errors', () => {
   it('refuses --resume when --out holds no checkpoint, before reading data or the U-Net, and writes nothing', async () => {
     const out = temporary();
     const started = performance.now();
-    const result = await diffssl(['train', '--protocol', 'linear', ...EMBEDDED, '--blocks', '10', '--timesteps', '50', '--epochs', '1', '--provider', 'cpu', '--quiet', '--out', out, '--resume']);
+    const result = await diffssl([
+      'train',
+      '--protocol',
+      'linear',
+      ...EMBEDDED,
+      '--blocks',
+      '10',
+      '--timesteps',
+      '50',
+      '--epochs',
+      '1',
+      '--provider',
+      'cpu',
+      '--quiet',
+      '--out',
+      out,
+      '--resume',
+    ]);
     expect(result.code).toBe(1);
-    expect(lines(result.stderr)).toEqual([`diffssl: --resume: there is no checkpoint to continue from in ${out} (expected ${join(out, 'checkpoint.safetensors')}); drop --resume to start a new run [ERR_CONFIG]`]);
+    expect(lines(result.stderr)).toEqual([
+      `diffssl: --resume: there is no checkpoint to continue from in ${out} (expected ${join(out, 'checkpoint.safetensors')}); drop --resume to start a new run [ERR_CONFIG]`,
+    ]);
     expect(result.stdout).toBe('');
     expect(readdirSync(out)).toEqual([]);
     expect(existsSync(join(out, 'report.json'))).toBe(false);

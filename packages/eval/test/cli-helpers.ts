@@ -23,4 +23,13 @@ export function startDiffssl(args: readonly string[], env: Record<string, string
 }
 
 /** The embedded model and data as CLI options. */
-export const EMBEDDED = ['--checkpoint', EMBEDDED_MODEL.checkpoint, '--config', EMBEDDED_MODEL.flagsFile, '--data', EMBEDDED_DATA, '--class-names', 'fashion-mnist'];
+export const EMBEDDED = [
+  '--checkpoint',
+  EMBEDDED_MODEL.checkpoint,
+  '--config',
+  EMBEDDED_MODEL.flagsFile,
+  '--data',
+  EMBEDDED_DATA,
+  '--class-names',
+  'fashion-mnist',
+];

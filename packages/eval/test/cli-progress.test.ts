@@ -8,7 +8,23 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { diffssl, EMBEDDED } from './cli-helpers.js';
 
-const extract = (cache: string, extra: string[] = []) => ['extract', ...EMBEDDED, '--test-limit', '8', '--split', 'test', '--blocks', '5', '--timesteps', '50', '--provider', 'cpu', '--cache', cache, ...extra];
+const extract = (cache: string, extra: string[] = []) => [
+  'extract',
+  ...EMBEDDED,
+  '--test-limit',
+  '8',
+  '--split',
+  'test',
+  '--blocks',
+  '5',
+  '--timesteps',
+  '50',
+  '--provider',
+  'cpu',
+  '--cache',
+  cache,
+  ...extra,
+];
 
 describe('diffssl progress of the U-Net setup', () => {
   it('prints the checkpoint read and hashed, then each model setup step, before extracting', async () => {
@@ -23,7 +39,10 @@ describe('diffssl progress of the U-Net setup', () => {
       at(/^U-Net model: ready in \d+\.\d s$/),
       at(/^extract test: done, 8\/8 img/),
     ];
-    expect(order.every((index) => index >= 0), result.stderr).toBe(true);
+    expect(
+      order.every((index) => index >= 0),
+      result.stderr,
+    ).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
   });
 

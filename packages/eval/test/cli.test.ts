@@ -18,7 +18,13 @@ import { diffssl, EMBEDDED, startDiffssl } from './cli-helpers.js';
 
 const temporary = () => mkdtempSync(join(tmpdir(), 'diffssl-cli-'));
 const report = (directory: string) =>
-  JSON.parse(readFileSync(join(directory, 'report.json'), 'utf8')) as { top1: number; test_images: number; epochs: { loss: number }[]; notes?: string[]; confusion_matrix: number[][] };
+  JSON.parse(readFileSync(join(directory, 'report.json'), 'utf8')) as {
+    top1: number;
+    test_images: number;
+    epochs: { loss: number }[];
+    notes?: string[];
+    confusion_matrix: number[][];
+  };
 const weights = (directory: string) => readSafetensors(readFileSync(join(directory, 'model.safetensors'))).tensors;
 
 /** The first `count` test labels and images (uint8, 784 each), read here from the gzipped IDX files (8- and 16-byte headers). */
@@ -43,7 +49,11 @@ async function cachedTestFeatures(cache: string, count: number, names: string[],
     const opened = await openFeatureCache(join(cache, entry));
     try {
       if (opened.imageCount !== count || !names.every((name) => opened.tensorNames.includes(name))) continue;
-      const batch = await opened.readBatch(Array.from({ length: count }, (_, i) => i), 0, names);
+      const batch = await opened.readBatch(
+        Array.from({ length: count }, (_, i) => i),
+        0,
+        names,
+      );
       if (batch.get(names[0]!)!.shape[2] === side) return batch;
     } finally {
       await opened.close();
@@ -63,7 +73,11 @@ async function recomputedPredictions(protocol: string, out: string, cache: strin
     const logits = linear64({ shape: [count, width], data: inputs }, saved.get('fcs.0.weight')!.toArray(), saved.get('fcs.0.bias')!.toArray(), 10);
     return Array.from({ length: count }, (_, i) => argmax(logits.data.subarray(i * 10, (i + 1) * 10)));
   };
-  if (protocol === 'pixels') return linearHead(Float64Array.from(testSplit(count).pixels, (p) => p / 127.5 - 1), 784);
+  if (protocol === 'pixels')
+    return linearHead(
+      Float64Array.from(testSplit(count).pixels, (p) => p / 127.5 - 1),
+      784,
+    );
   if (protocol === 'linear' || protocol === 'random') {
     const name = protocol === 'linear' ? 't50/block10' : 't50/block05';
     const side = protocol === 'linear' ? 2 : 4;
@@ -71,10 +85,23 @@ async function recomputedPredictions(protocol: string, out: string, cache: strin
     return linearHead(Float64Array.from(features.toArray()), features.size / count);
   }
   if (protocol === 'attention' || protocol === 'difformer') {
-    const [blocks, timesteps] = protocol === 'attention' ? [[10], [50]] : [[9, 10], [50, 150]];
+    const [blocks, timesteps] =
+      protocol === 'attention'
+        ? [[10], [50]]
+        : [
+            [9, 10],
+            [50, 150],
+          ];
     const keys = (t: number) => blocks.map((block) => `t${t}/block${String(block).padStart(2, '0')}`);
     const features = await cachedTestFeatures(cache, count, timesteps.flatMap(keys), 7);
-    const { logits } = difFormer64(new Map([...features].map(([key, tensor]) => [key, toTensor64(tensor)])), saved, { timesteps, keys, blockOf: (key) => Number(/block(\d+)$/.exec(key)![1]), prePoolSize: 7, normType: 'layer', heads: 4 });
+    const { logits } = difFormer64(new Map([...features].map(([key, tensor]) => [key, toTensor64(tensor)])), saved, {
+      timesteps,
+      keys,
+      blockOf: (key) => Number(/block(\d+)$/.exec(key)![1]),
+      prePoolSize: 7,
+      normType: 'layer',
+      heads: 4,
+    });
     return Array.from({ length: count }, (_, i) => argmax(logits.data.subarray(i * 10, (i + 1) * 10)));
   }
   return undefined;
@@ -83,7 +110,22 @@ async function recomputedPredictions(protocol: string, out: string, cache: strin
 describe('diffssl train', () => {
   const cache = temporary();
   const TEST_IMAGES = 100;
-  const small = [...EMBEDDED, '--train-limit', '192', '--test-limit', String(TEST_IMAGES), '--epochs', '2', '--batch-size', '16', '--cache', cache, '--provider', 'cpu', '--quiet'];
+  const small = [
+    ...EMBEDDED,
+    '--train-limit',
+    '192',
+    '--test-limit',
+    String(TEST_IMAGES),
+    '--epochs',
+    '2',
+    '--batch-size',
+    '16',
+    '--cache',
+    cache,
+    '--provider',
+    'cpu',
+    '--quiet',
+  ];
   // Learning rates and momentum that learn something in 24 steps (attention and DifFormer at their default lr 5e-2).
   const protocols: [string, string[]][] = [
     ['pixels', ['--lr', '0.05', '--momentum', '0.9']],
@@ -95,52 +137,87 @@ describe('diffssl train', () => {
   ];
   /** The options that apply to a protocol: no checkpoint for pixels and the random U-Net, no flags for pixels, no feature cache for pixels and DifFeed. */
   const applicable = (protocol: string, args: string[]) => {
-    const dropped = new Set([...(protocol === 'pixels' || protocol === 'random' ? ['--checkpoint'] : []), ...(protocol === 'pixels' ? ['--config'] : []), ...(protocol === 'diffeed' || protocol === 'pixels' ? ['--cache'] : [])]);
+    const dropped = new Set([
+      ...(protocol === 'pixels' || protocol === 'random' ? ['--checkpoint'] : []),
+      ...(protocol === 'pixels' ? ['--config'] : []),
+      ...(protocol === 'diffeed' || protocol === 'pixels' ? ['--cache'] : []),
+    ]);
     return args.filter((arg, i) => !dropped.has(arg) && !dropped.has(args[i - 1]!));
   };
-  it.each(protocols)('trains and evaluates %s end to end, scoring every test image well above chance', async (protocol, extra) => {
-    const out = temporary();
-    const result = await diffssl(['train', '--protocol', protocol, ...applicable(protocol, small), ...extra, '--out', out]);
-    expect(result.code, result.stderr).toBe(0);
-    const written = report(out);
-    expect(written.test_images).toBe(TEST_IMAGES);
-    expect(written.epochs).toHaveLength(2);
-    expect(written.epochs.every((epoch) => Number.isFinite(epoch.loss))).toBe(true);
-    // It learned: the mean training loss fell from the first epoch to the second.
-    expect(written.epochs[1]!.loss).toBeLessThan(written.epochs[0]!.loss);
-    // The confusion matrix's rows are the true classes of the first 100 test images, read here from the IDX file;
-    // top-1 is its diagonal over all of them.
-    const { labels } = testSplit(TEST_IMAGES);
-    const perClass = Array.from({ length: 10 }, (_, c) => labels.filter((label) => label === c).length);
-    expect(written.confusion_matrix.map((row) => row.reduce((a, b) => a + b, 0))).toEqual(perClass);
-    const correct = written.confusion_matrix.reduce((sum, row, c) => sum + row[c]!, 0);
-    expect(written.top1).toBeCloseTo((100 * correct) / TEST_IMAGES, 9);
-    // Well above chance: 10 classes give 10 % (P(at least 25 of 100 right by guessing) < 1e-4), and always
-    // answering the commonest class gives max(perClass) %.
-    expect(written.top1).toBeGreaterThanOrEqual(25);
-    expect(correct).toBeGreaterThanOrEqual(Math.max(...perClass) + 10);
-    // The predictions recomputed here from the saved weights give the same confusion matrix.
-    const predictions = await recomputedPredictions(protocol, out, cache, TEST_IMAGES);
-    if (protocol !== 'diffeed') expect(confusion(labels, predictions!)).toEqual(written.confusion_matrix);
-    expect(result.stdout).toMatch(new RegExp(`${protocol}: top-1 [\\d.]+% of ${TEST_IMAGES} test images`));
-    for (const file of ['report.md', 'loss.svg', 'confusion.svg', 'model.safetensors', 'checkpoint.safetensors']) expect(existsSync(join(out, file)), file).toBe(true);
-    if (protocol === 'diffeed') expect(written.notes?.join(' ')).toMatch(/DifFeed cannot use the feature cache/i);
-    // The saved model evaluates to the same accuracy on every test image.
-    const evaluated = await diffssl(['eval', '--model', out, '--cache', cache, '--provider', 'cpu', '--quiet']);
-    expect(evaluated.code, evaluated.stderr).toBe(0);
-    expect(report(join(out, 'eval')).top1).toBe(written.top1);
-    expect(report(join(out, 'eval')).confusion_matrix).toEqual(written.confusion_matrix);
-  }, 300_000);
+  it.each(protocols)(
+    'trains and evaluates %s end to end, scoring every test image well above chance',
+    async (protocol, extra) => {
+      const out = temporary();
+      const result = await diffssl(['train', '--protocol', protocol, ...applicable(protocol, small), ...extra, '--out', out]);
+      expect(result.code, result.stderr).toBe(0);
+      const written = report(out);
+      expect(written.test_images).toBe(TEST_IMAGES);
+      expect(written.epochs).toHaveLength(2);
+      expect(written.epochs.every((epoch) => Number.isFinite(epoch.loss))).toBe(true);
+      // It learned: the mean training loss fell from the first epoch to the second.
+      expect(written.epochs[1]!.loss).toBeLessThan(written.epochs[0]!.loss);
+      // The confusion matrix's rows are the true classes of the first 100 test images, read here from the IDX file;
+      // top-1 is its diagonal over all of them.
+      const { labels } = testSplit(TEST_IMAGES);
+      const perClass = Array.from({ length: 10 }, (_, c) => labels.filter((label) => label === c).length);
+      expect(written.confusion_matrix.map((row) => row.reduce((a, b) => a + b, 0))).toEqual(perClass);
+      const correct = written.confusion_matrix.reduce((sum, row, c) => sum + row[c]!, 0);
+      expect(written.top1).toBeCloseTo((100 * correct) / TEST_IMAGES, 9);
+      // Well above chance: 10 classes give 10 % (P(at least 25 of 100 right by guessing) < 1e-4), and always
+      // answering the commonest class gives max(perClass) %.
+      expect(written.top1).toBeGreaterThanOrEqual(25);
+      expect(correct).toBeGreaterThanOrEqual(Math.max(...perClass) + 10);
+      // The predictions recomputed here from the saved weights give the same confusion matrix.
+      const predictions = await recomputedPredictions(protocol, out, cache, TEST_IMAGES);
+      if (protocol !== 'diffeed') expect(confusion(labels, predictions!)).toEqual(written.confusion_matrix);
+      expect(result.stdout).toMatch(new RegExp(`${protocol}: top-1 [\\d.]+% of ${TEST_IMAGES} test images`));
+      for (const file of ['report.md', 'loss.svg', 'confusion.svg', 'model.safetensors', 'checkpoint.safetensors'])
+        expect(existsSync(join(out, file)), file).toBe(true);
+      if (protocol === 'diffeed') expect(written.notes?.join(' ')).toMatch(/DifFeed cannot use the feature cache/i);
+      // The saved model evaluates to the same accuracy on every test image.
+      const evaluated = await diffssl(['eval', '--model', out, '--cache', cache, '--provider', 'cpu', '--quiet']);
+      expect(evaluated.code, evaluated.stderr).toBe(0);
+      expect(report(join(out, 'eval')).top1).toBe(written.top1);
+      expect(report(join(out, 'eval')).confusion_matrix).toEqual(written.confusion_matrix);
+    },
+    300_000,
+  );
 
   it('resumes a run killed mid-epoch to bit-identical final weights', async () => {
-    const args = ['train', '--protocol', 'attention', ...EMBEDDED, '--train-limit', '480', '--test-limit', '20', '--epochs', '4', '--batch-size', '16', '--momentum', '0.9', '--blocks', '10', '--timesteps', '50', '--cache', cache, '--provider', 'cpu', '--quiet'];
+    const args = [
+      'train',
+      '--protocol',
+      'attention',
+      ...EMBEDDED,
+      '--train-limit',
+      '480',
+      '--test-limit',
+      '20',
+      '--epochs',
+      '4',
+      '--batch-size',
+      '16',
+      '--momentum',
+      '0.9',
+      '--blocks',
+      '10',
+      '--timesteps',
+      '50',
+      '--cache',
+      cache,
+      '--provider',
+      'cpu',
+      '--quiet',
+    ];
     const straight = temporary();
     expect((await diffssl([...args, '--out', straight])).code).toBe(0);
     const killed = temporary();
     // The internal hook kills the process (SIGKILL, as a crash) right after step 5 of the 30 of epoch 3:
     // the checkpoint after epoch 2 is on disk and epoch 3 is a sixth done.
     const child = startDiffssl([...args, '--out', killed], { DIFFSSL_INTERNAL_CRASH_AFTER_STEP: '3:5' });
-    const exit = await new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const exit = await new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
     expect(exit.signal).toBe('SIGKILL');
     const checkpoint = join(killed, 'checkpoint.safetensors');
     expect(readTrainingState(readFileSync(checkpoint)).metadata.epochs_done).toBe('2');
@@ -155,14 +232,41 @@ describe('diffssl train', () => {
   });
 
   it('gives the same accuracy with the feature cache as recomputing the features every epoch (same seeds)', async () => {
-    const args = ['train', '--protocol', 'linear', ...EMBEDDED, '--train-limit', '128', '--test-limit', '64', '--epochs', '3', '--blocks', '10', '--timesteps', '50', '--provider', 'cpu', '--quiet'];
+    const args = [
+      'train',
+      '--protocol',
+      'linear',
+      ...EMBEDDED,
+      '--train-limit',
+      '128',
+      '--test-limit',
+      '64',
+      '--epochs',
+      '3',
+      '--blocks',
+      '10',
+      '--timesteps',
+      '50',
+      '--provider',
+      'cpu',
+      '--quiet',
+    ];
     const [cached, recomputed, ownCache] = [temporary(), temporary(), temporary()];
     expect((await diffssl([...args, '--cache', ownCache, '--out', cached])).code).toBe(0);
     // The cached run wrote its features into the cache folder (train and test entries).
-    const entries = () => readdirSync(ownCache).filter((name) => /^features-[0-9a-f]+$/.test(name)).sort();
+    const entries = () =>
+      readdirSync(ownCache)
+        .filter((name) => /^features-[0-9a-f]+$/.test(name))
+        .sort();
     const written = entries();
     expect(written).toHaveLength(2);
-    const stamps = () => written.flatMap((entry) => readdirSync(join(ownCache, entry, 'data'), { recursive: true }).map(String).filter((name) => name.endsWith('.f32')).map((name) => `${name}@${statSync(join(ownCache, entry, 'data', name)).mtimeMs}`));
+    const stamps = () =>
+      written.flatMap((entry) =>
+        readdirSync(join(ownCache, entry, 'data'), { recursive: true })
+          .map(String)
+          .filter((name) => name.endsWith('.f32'))
+          .map((name) => `${name}@${statSync(join(ownCache, entry, 'data', name)).mtimeMs}`),
+      );
     const before = stamps();
     expect(before.length).toBeGreaterThan(0);
     // A second run reads those entries: same accuracy, no new entry, no file rewritten.
@@ -186,17 +290,40 @@ describe('diffssl train', () => {
 describe('diffssl extract', () => {
   it('writes 4 shards in 4 processes whose merge is byte-identical to a single-process extraction', async () => {
     const [single, sharded] = [temporary(), temporary()];
-    const args = ['extract', ...EMBEDDED, '--train-limit', '42', '--test-limit', '10', '--blocks', '5,10', '--timesteps', '50', '--pre-pool-size', '4', '--split', 'train', '--provider', 'cpu', '--quiet'];
+    const args = [
+      'extract',
+      ...EMBEDDED,
+      '--train-limit',
+      '42',
+      '--test-limit',
+      '10',
+      '--blocks',
+      '5,10',
+      '--timesteps',
+      '50',
+      '--pre-pool-size',
+      '4',
+      '--split',
+      'train',
+      '--provider',
+      'cpu',
+      '--quiet',
+    ];
     expect((await diffssl([...args, '--cache', single])).code).toBe(0);
     const shards = await Promise.all([0, 1, 2, 3].map((k) => diffssl([...args, '--cache', sharded, '--shard', `${k}/4`])));
     shards.forEach((shard) => expect(shard.code, shard.stderr).toBe(0));
     const merged = await diffssl([...args, '--cache', sharded, '--merge']);
     expect(merged.code, merged.stderr).toBe(0);
     const entry = (root: string) => join(root, readdirSync(root).find((name) => /^features-[0-9a-f]+$/.test(name))!);
-    const files = (root: string) => readdirSync(join(entry(root), 'data'), { recursive: true }).map(String).filter((name) => name.endsWith('.f32')).sort();
+    const files = (root: string) =>
+      readdirSync(join(entry(root), 'data'), { recursive: true })
+        .map(String)
+        .filter((name) => name.endsWith('.f32'))
+        .sort();
     expect(files(sharded)).toEqual(files(single));
     expect(files(single).length).toBe(2);
-    for (const name of files(single)) expect(Buffer.compare(readFileSync(join(entry(single), 'data', name)), readFileSync(join(entry(sharded), 'data', name))), name).toBe(0);
+    for (const name of files(single))
+      expect(Buffer.compare(readFileSync(join(entry(single), 'data', name)), readFileSync(join(entry(sharded), 'data', name))), name).toBe(0);
     const missing = await diffssl([...args, '--cache', temporary(), '--merge']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/no shards of this extraction/);
@@ -208,7 +335,10 @@ describe('one clear line for bad input', () => {
   const idx = readFileSync(join(EMBEDDED_DATA, 't10k-labels-idx1-ubyte.gz'));
   const truncated = join(broken, 'truncated');
   mkdirSync(truncated);
-  writeFileSync(join(truncated, 'train-images-idx3-ubyte.gz'), gzipSync(Buffer.concat([Buffer.from([0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28]), Buffer.alloc(500)])));
+  writeFileSync(
+    join(truncated, 'train-images-idx3-ubyte.gz'),
+    gzipSync(Buffer.concat([Buffer.from([0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28]), Buffer.alloc(500)])),
+  );
   writeFileSync(join(truncated, 'train-labels-idx1-ubyte.gz'), idx);
   const badLabels = join(broken, 'labels');
   mkdirSync(badLabels);
@@ -233,23 +363,87 @@ describe('one clear line for bad input', () => {
   // A file where a folder should be: unwritable even for root (permissions are not).
   const notAFolder = join(broken, 'not-a-folder');
   writeFileSync(notAFolder, 'x');
-  const train = (data: string, extra: string[] = []) => ['train', '--protocol', 'linear', ...EMBEDDED.map((a) => (a === EMBEDDED_DATA ? data : a)), '--blocks', '10', '--timesteps', '50', '--epochs', '1', '--provider', 'cpu', '--quiet', '--out', join(broken, 'out'), ...extra];
+  const train = (data: string, extra: string[] = []) => [
+    'train',
+    '--protocol',
+    'linear',
+    ...EMBEDDED.map((a) => (a === EMBEDDED_DATA ? data : a)),
+    '--blocks',
+    '10',
+    '--timesteps',
+    '50',
+    '--epochs',
+    '1',
+    '--provider',
+    'cpu',
+    '--quiet',
+    '--out',
+    join(broken, 'out'),
+    ...extra,
+  ];
   const cases: [string, string[], RegExp][] = [
     ['a missing data folder', train(join(broken, 'nope')), /is not a directory/],
     ['a truncated IDX file', train(truncated), /train-images-idx3-ubyte\.gz.*(truncated|expected|found)/],
     ['a broken PNG', [...train(folders).filter((a) => a !== 'fashion-mnist' && a !== '--class-names')], /broken\.png/],
     ['a label outside the classes', train(badLabels), /label 12.*outside|outside.*12/],
-    ['an image of the wrong size with no resize', train(sizes), /the images are 20x20 and the U-Net takes 28x28; IDX and array data are used as they are unless you resize them/],
-    ['an unknown protocol', ['train', '--protocol', 'lineal', ...EMBEDDED, '--out', join(broken, 'out')], /--protocol: expected one of pixels, random, linear, attention, difformer, diffeed; found 'lineal'/],
-    ['an unknown option', ['train', '--protocol', 'linear', '--epoch', '3', ...EMBEDDED, '--out', join(broken, 'out')], /unknown option '--epoch' \(Did you mean --epochs\?\)/],
+    [
+      'an image of the wrong size with no resize',
+      train(sizes),
+      /the images are 20x20 and the U-Net takes 28x28; IDX and array data are used as they are unless you resize them/,
+    ],
+    [
+      'an unknown protocol',
+      ['train', '--protocol', 'lineal', ...EMBEDDED, '--out', join(broken, 'out')],
+      /--protocol: expected one of pixels, random, linear, attention, difformer, diffeed; found 'lineal'/,
+    ],
+    [
+      'an unknown option',
+      ['train', '--protocol', 'linear', '--epoch', '3', ...EMBEDDED, '--out', join(broken, 'out')],
+      /unknown option '--epoch' \(Did you mean --epochs\?\)/,
+    ],
     ['an unwritable output folder', train(EMBEDDED_DATA, ['--out', join(notAFolder, 'run')]), /--out: cannot write to .*not-a-folder\/run/],
-    ['a missing checkpoint', ['train', '--protocol', 'linear', ...EMBEDDED.map((a) => (a.endsWith('.pt') ? join(broken, 'missing.pt') : a)), '--blocks', '10', '--timesteps', '50', '--out', join(broken, 'out'), '--quiet'], /missing\.pt/],
-    ['a corrupt checkpoint', ['train', '--protocol', 'linear', ...EMBEDDED.map((a) => (a.endsWith('.pt') ? join(truncated, 'train-labels-idx1-ubyte.gz') : a)), '--blocks', '10', '--timesteps', '50', '--out', join(broken, 'out'), '--quiet'], /checkpoint|\.pt|safetensors/],
+    [
+      'a missing checkpoint',
+      [
+        'train',
+        '--protocol',
+        'linear',
+        ...EMBEDDED.map((a) => (a.endsWith('.pt') ? join(broken, 'missing.pt') : a)),
+        '--blocks',
+        '10',
+        '--timesteps',
+        '50',
+        '--out',
+        join(broken, 'out'),
+        '--quiet',
+      ],
+      /missing\.pt/,
+    ],
+    [
+      'a corrupt checkpoint',
+      [
+        'train',
+        '--protocol',
+        'linear',
+        ...EMBEDDED.map((a) => (a.endsWith('.pt') ? join(truncated, 'train-labels-idx1-ubyte.gz') : a)),
+        '--blocks',
+        '10',
+        '--timesteps',
+        '50',
+        '--out',
+        join(broken, 'out'),
+        '--quiet',
+      ],
+      /checkpoint|\.pt|safetensors/,
+    ],
   ];
   it.each(cases)('%s', async (_label, args, pattern) => {
     const result = await diffssl(args);
     expect(result.code).not.toBe(0);
-    const lines = result.stderr.trim().split('\n').filter((line) => line.trim() !== '');
+    const lines = result.stderr
+      .trim()
+      .split('\n')
+      .filter((line) => line.trim() !== '');
     expect(lines.length, result.stderr).toBe(1);
     expect(lines[0]).toMatch(pattern);
     expect(result.stderr).not.toMatch(/\n\s+at /);

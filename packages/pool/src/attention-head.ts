@@ -1,6 +1,26 @@
 import {
-  avgPool2d, broadcastTo, concat, ConfigError, init, Lambda, Layer, Linear, mean, RandomGenerator, reshape, ReLU, Sequential, ShapeError, Sigmoid, slice, Tanh, transpose,
-  type BuildContext, type LoadStateDictOptions, type ModuleTensor, type SymbolicTensor,
+  avgPool2d,
+  broadcastTo,
+  concat,
+  ConfigError,
+  init,
+  Lambda,
+  Layer,
+  Linear,
+  mean,
+  RandomGenerator,
+  reshape,
+  ReLU,
+  Sequential,
+  ShapeError,
+  Sigmoid,
+  slice,
+  Tanh,
+  transpose,
+  type BuildContext,
+  type LoadStateDictOptions,
+  type ModuleTensor,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import { checkChain, inputKindOf, parseLayerString, type AttentionHeadConfig, type HeadLayerSpec } from './layer-string.js';
 import { TransformerBlock } from './transformer-block.js';
@@ -98,7 +118,9 @@ export class AttentionHead extends Layer {
     const first = this.config.layers[0]!;
     const takesTokens = inputKindOf(this.config) === 'tokens';
     if (takesTokens ? x.rank !== 3 : first.kind !== 'flatten' && x.rank !== 4) {
-      throw new ShapeError(`AttentionHead: the first layer (${first.kind}) expects ${takesTokens ? 'tokens [B, N, D]' : 'a feature map [B, C, H, W]'}; found [${x.shape.join(', ')}]`);
+      throw new ShapeError(
+        `AttentionHead: the first layer (${first.kind}) expects ${takesTokens ? 'tokens [B, N, D]' : 'a feature map [B, C, H, W]'}; found [${x.shape.join(', ')}]`,
+      );
     }
     const width = x.shape[takesTokens ? 2 : 1];
     if (typeof width === 'number') {

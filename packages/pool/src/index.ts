@@ -23,5 +23,13 @@
  */
 export { LinearHead, parseHeadArc, type LinearHeadOptions } from './linear-head.js';
 export { AttentionHead, tokensOf, type AttentionHeadOptions } from './attention-head.js';
-export { checkChain, formatLayerString, inputKindOf, parseLayerString, type AttentionHeadConfig, type DenseActivation, type HeadLayerSpec } from './layer-string.js';
+export {
+  checkChain,
+  formatLayerString,
+  inputKindOf,
+  parseLayerString,
+  type AttentionHeadConfig,
+  type DenseActivation,
+  type HeadLayerSpec,
+} from './layer-string.js';
 export { Mlp, SelfAttention, TransformerBlock } from './transformer-block.js';

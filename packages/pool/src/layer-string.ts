@@ -79,20 +79,23 @@ export interface AttentionHeadConfig {
   readonly layers: readonly HeadLayerSpec[];
 }
 
-const GRAMMAR = 'Use_CLS_Token:True|False:dim (first entry only), Pool:k:s, Reshape, Insert_CLS_Token, Attention:dim:heads:mlp_ratio:blocks, Extract_CLS_Token, FullyPool, Flatten, Dense:in:out:relu|sigmoid|tanh|identity';
+const GRAMMAR =
+  'Use_CLS_Token:True|False:dim (first entry only), Pool:k:s, Reshape, Insert_CLS_Token, Attention:dim:heads:mlp_ratio:blocks, Extract_CLS_Token, FullyPool, Flatten, Dense:in:out:relu|sigmoid|tanh|identity';
 
 function fail(entry: string, problem: string): never {
   throw new ConfigError(`attention head layer string: entry '${entry}' ${problem}; valid entries: ${GRAMMAR}`);
 }
 
 function integerField(entry: string, field: string, text: string | undefined): number {
-  if (text === undefined || !/^\d+$/.test(text.trim()) || Number(text) <= 0) fail(entry, `has ${field} ${text === undefined ? 'missing' : `'${text}'`}; expected a positive integer`);
+  if (text === undefined || !/^\d+$/.test(text.trim()) || Number(text) <= 0)
+    fail(entry, `has ${field} ${text === undefined ? 'missing' : `'${text}'`}; expected a positive integer`);
   return Number(text);
 }
 
 function numberField(entry: string, field: string, text: string | undefined): number {
   const value = text === undefined ? NaN : Number(text.trim());
-  if (text === undefined || text.trim() === '' || !Number.isFinite(value) || value <= 0) fail(entry, `has ${field} ${text === undefined ? 'missing' : `'${text}'`}; expected a positive number`);
+  if (text === undefined || text.trim() === '' || !Number.isFinite(value) || value <= 0)
+    fail(entry, `has ${field} ${text === undefined ? 'missing' : `'${text}'`}; expected a positive number`);
   return value;
 }
 
@@ -114,7 +117,8 @@ function fields(entry: string, parts: string[], count: number): void {
  * @public
  */
 export function parseLayerString(layerString: string): AttentionHeadConfig {
-  if (typeof layerString !== 'string' || layerString.trim() === '') throw new ConfigError(`attention head layer string: expected comma-separated entries; found ${JSON.stringify(layerString)}; valid entries: ${GRAMMAR}`);
+  if (typeof layerString !== 'string' || layerString.trim() === '')
+    throw new ConfigError(`attention head layer string: expected comma-separated entries; found ${JSON.stringify(layerString)}; valid entries: ${GRAMMAR}`);
   const entries = layerString.split(',').map((entry) => entry.trim());
   let clsToken: { dim: number } | undefined;
   const layers: HeadLayerSpec[] = [];
@@ -126,7 +130,8 @@ export function parseLayerString(layerString: string): AttentionHeadConfig {
         if (index !== 0) fail(entry, 'must be the first entry');
         fields(entry, parts, 2);
         const flag = parts[1]!;
-        if (!['True', 'False', 'true', 'false'].includes(flag)) fail(entry, `has flag '${flag}'; expected True or False (the reference reads any text, even 'False', as true)`);
+        if (!['True', 'False', 'true', 'false'].includes(flag))
+          fail(entry, `has flag '${flag}'; expected True or False (the reference reads any text, even 'False', as true)`);
         const dim = integerField(entry, 'dim', parts[2]);
         if (flag.toLowerCase() === 'true') clsToken = { dim };
         return;
@@ -141,8 +146,15 @@ export function parseLayerString(layerString: string): AttentionHeadConfig {
       case 'FullyPool':
       case 'Flatten': {
         fields(entry, parts, 0);
-        const kinds = { Reshape: 'reshape', Insert_CLS_Token: 'insertClsToken', Extract_CLS_Token: 'extractClsToken', FullyPool: 'fullyPool', Flatten: 'flatten' } as const;
-        if ((name === 'Insert_CLS_Token' || name === 'Extract_CLS_Token') && !clsToken) fail(entry, 'needs a CLS token: start the string with Use_CLS_Token:True:<dim>');
+        const kinds = {
+          Reshape: 'reshape',
+          Insert_CLS_Token: 'insertClsToken',
+          Extract_CLS_Token: 'extractClsToken',
+          FullyPool: 'fullyPool',
+          Flatten: 'flatten',
+        } as const;
+        if ((name === 'Insert_CLS_Token' || name === 'Extract_CLS_Token') && !clsToken)
+          fail(entry, 'needs a CLS token: start the string with Use_CLS_Token:True:<dim>');
         layers.push({ kind: kinds[name] });
         return;
       }
@@ -157,8 +169,14 @@ export function parseLayerString(layerString: string): AttentionHeadConfig {
       case 'Dense': {
         fields(entry, parts, 3);
         const activation = parts[3]!;
-        if (!['relu', 'sigmoid', 'tanh', 'identity'].includes(activation)) fail(entry, `has activation '${activation}'; expected relu, sigmoid, tanh or identity`);
-        layers.push({ kind: 'dense', inFeatures: integerField(entry, 'in', parts[1]), outFeatures: integerField(entry, 'out', parts[2]), activation: activation as DenseActivation });
+        if (!['relu', 'sigmoid', 'tanh', 'identity'].includes(activation))
+          fail(entry, `has activation '${activation}'; expected relu, sigmoid, tanh or identity`);
+        layers.push({
+          kind: 'dense',
+          inFeatures: integerField(entry, 'in', parts[1]),
+          outFeatures: integerField(entry, 'out', parts[2]),
+          activation: activation as DenseActivation,
+        });
         return;
       }
       default:
@@ -172,7 +190,10 @@ export function parseLayerString(layerString: string): AttentionHeadConfig {
 }
 
 /** The shape a value has between layers: a feature map, a token sequence or a vector. */
-type Stage = { kind: 'map'; channels: number | undefined } | { kind: 'tokens'; width: number | undefined; hasCls: boolean } | { kind: 'vector'; width: number | undefined };
+type Stage =
+  | { kind: 'map'; channels: number | undefined }
+  | { kind: 'tokens'; width: number | undefined; hasCls: boolean }
+  | { kind: 'vector'; width: number | undefined };
 
 function describeEntry(layer: HeadLayerSpec): string {
   switch (layer.kind) {
@@ -183,7 +204,9 @@ function describeEntry(layer: HeadLayerSpec): string {
     case 'dense':
       return `Dense:${layer.inFeatures}:${layer.outFeatures}:${layer.activation}`;
     default:
-      return { reshape: 'Reshape', insertClsToken: 'Insert_CLS_Token', extractClsToken: 'Extract_CLS_Token', fullyPool: 'FullyPool', flatten: 'Flatten' }[layer.kind];
+      return { reshape: 'Reshape', insertClsToken: 'Insert_CLS_Token', extractClsToken: 'Extract_CLS_Token', fullyPool: 'FullyPool', flatten: 'Flatten' }[
+        layer.kind
+      ];
   }
 }
 
@@ -210,13 +233,21 @@ export function inputKindOf(config: AttentionHeadConfig): 'map' | 'tokens' {
  * @throws `ConfigError` quoting the first entry whose input does not fit
  * @public
  */
-export function checkChain(config: AttentionHeadConfig, inputChannels: number | undefined, inputKind: 'map' | 'tokens' = inputKindOf(config)): number | undefined {
+export function checkChain(
+  config: AttentionHeadConfig,
+  inputChannels: number | undefined,
+  inputKind: 'map' | 'tokens' = inputKindOf(config),
+): number | undefined {
   let stage: Stage = inputKind === 'map' ? { kind: 'map', channels: inputChannels } : { kind: 'tokens', width: inputChannels, hasCls: false };
   const width = (s: Stage) => (s.kind === 'map' ? s.channels : s.width);
   for (const layer of config.layers) {
     const entry = describeEntry(layer);
     const expectStage = (kinds: Stage['kind'][], what: string) => {
-      if (!kinds.includes(stage.kind)) fail(entry, `needs ${what} as input, but the layers before it produce ${stage.kind === 'map' ? 'a feature map [B, C, H, W]' : stage.kind === 'tokens' ? 'tokens [B, N, D]' : 'vectors [B, D]'}`);
+      if (!kinds.includes(stage.kind))
+        fail(
+          entry,
+          `needs ${what} as input, but the layers before it produce ${stage.kind === 'map' ? 'a feature map [B, C, H, W]' : stage.kind === 'tokens' ? 'tokens [B, N, D]' : 'vectors [B, D]'}`,
+        );
     };
     switch (layer.kind) {
       case 'pool':
@@ -254,7 +285,8 @@ export function checkChain(config: AttentionHeadConfig, inputChannels: number | 
       }
       case 'dense':
         expectStage(['vector', 'tokens'], 'vectors [B, D] or tokens [B, N, D]');
-        if (width(stage) !== undefined && width(stage) !== layer.inFeatures) fail(entry, `takes ${layer.inFeatures} inputs, but the layers before it produce width ${width(stage)}`);
+        if (width(stage) !== undefined && width(stage) !== layer.inFeatures)
+          fail(entry, `takes ${layer.inFeatures} inputs, but the layers before it produce width ${width(stage)}`);
         stage = { ...stage, width: layer.outFeatures } as Stage;
         break;
     }

@@ -1,4 +1,17 @@
-import { adaptiveAvgPool2d, ConfigError, Layer, Linear, ModuleDict, positiveSize, RandomGenerator, relu, reshape, ShapeError, type BuildContext, type SymbolicTensor } from '@diffssl/core';
+import {
+  adaptiveAvgPool2d,
+  ConfigError,
+  Layer,
+  Linear,
+  ModuleDict,
+  positiveSize,
+  RandomGenerator,
+  relu,
+  reshape,
+  ShapeError,
+  type BuildContext,
+  type SymbolicTensor,
+} from '@diffssl/core';
 
 /** Options of {@link LinearHead} (the reference's argument names in camelCase). @public */
 export interface LinearHeadOptions {
@@ -24,7 +37,8 @@ export interface LinearHeadOptions {
 export function parseHeadArc(headArc: string): number[] {
   if (headArc.trim() === '') return [];
   const parts = headArc.split('_');
-  if (!parts.every((part) => /^\d+$/.test(part) && Number(part) > 0)) throw new ConfigError(`head_arc: expected positive integers joined by '_' (for example '2048_1024') or ''; found '${headArc}'`);
+  if (!parts.every((part) => /^\d+$/.test(part) && Number(part) > 0))
+    throw new ConfigError(`head_arc: expected positive integers joined by '_' (for example '2048_1024') or ''; found '${headArc}'`);
   return parts.map(Number);
 }
 
@@ -49,7 +63,12 @@ export class LinearHead extends Layer {
   constructor(options: LinearHeadOptions) {
     super();
     const { channels, numClasses, prePoolSize } = options;
-    for (const [name, value] of [['channels', channels], ['numClasses', numClasses], ['prePoolSize', prePoolSize]] as const) positiveSize('LinearHead', name, value);
+    for (const [name, value] of [
+      ['channels', channels],
+      ['numClasses', numClasses],
+      ['prePoolSize', prePoolSize],
+    ] as const)
+      positiveSize('LinearHead', name, value);
     this.prePoolSize = prePoolSize;
     const generator = RandomGenerator.from(options.seed);
     const widths = [channels * prePoolSize * prePoolSize, ...parseHeadArc(options.headArc ?? ''), numClasses];
@@ -64,7 +83,8 @@ export class LinearHead extends Layer {
   /** Logits [B, numClasses] of a feature map [B, C, H, W]. */
   forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor {
     const expected = this.fcs[0]!.inFeatures / (this.prePoolSize * this.prePoolSize);
-    if (x.rank !== 4 || x.shape[1] !== expected) throw new ShapeError(`LinearHead: expected a feature map [batch, ${expected}, H, W]; found [${x.shape.join(', ')}]`);
+    if (x.rank !== 4 || x.shape[1] !== expected)
+      throw new ShapeError(`LinearHead: expected a feature map [batch, ${expected}, H, W]; found [${x.shape.join(', ')}]`);
     let h = reshape(adaptiveAvgPool2d(x, this.prePoolSize), [x.shape[0]!, -1]);
     this.fcs.forEach((fc, i) => {
       h = fc.forward(context, h);

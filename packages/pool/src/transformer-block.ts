@@ -1,4 +1,21 @@
-import { add, ConfigError, gelu, Layer, LayerNorm, Linear, matmul, mul, reshape, ShapeError, slice, softmax, transpose, type BuildContext, type RandomGenerator, type SymbolicTensor } from '@diffssl/core';
+import {
+  add,
+  ConfigError,
+  gelu,
+  Layer,
+  LayerNorm,
+  Linear,
+  matmul,
+  mul,
+  reshape,
+  ShapeError,
+  slice,
+  softmax,
+  transpose,
+  type BuildContext,
+  type RandomGenerator,
+  type SymbolicTensor,
+} from '@diffssl/core';
 
 /**
  * timm's multi-head self-attention as the reference uses it: one `qkv`
@@ -24,7 +41,8 @@ export class SelfAttention extends Layer {
     generator: RandomGenerator,
   ) {
     super();
-    if (!Number.isInteger(heads) || heads <= 0 || dim % heads !== 0) throw new ConfigError(`SelfAttention: dim ${dim} must be divisible by a positive number of heads; found ${heads}`);
+    if (!Number.isInteger(heads) || heads <= 0 || dim % heads !== 0)
+      throw new ConfigError(`SelfAttention: dim ${dim} must be divisible by a positive number of heads; found ${heads}`);
     this.qkv = this.registerModule('qkv', new Linear(dim, 3 * dim, generator, { bias: false }));
     this.proj = this.registerModule('proj', new Linear(dim, dim, generator));
   }
@@ -32,7 +50,8 @@ export class SelfAttention extends Layer {
   /** Attention over tokens [B, N, dim]. */
   forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor {
     const [batch, tokens, width] = x.shape;
-    if (x.rank !== 3 || width !== this.dim || typeof tokens !== 'number') throw new ShapeError(`SelfAttention: expected tokens [batch, N, ${this.dim}] with a static N; found [${x.shape.join(', ')}]`);
+    if (x.rank !== 3 || width !== this.dim || typeof tokens !== 'number')
+      throw new ShapeError(`SelfAttention: expected tokens [batch, N, ${this.dim}] with a static N; found [${x.shape.join(', ')}]`);
     const headDim = this.dim / this.heads;
     const qkv = transpose(reshape(this.qkv.forward(context, x), [batch!, tokens, 3, this.heads, headDim]), [2, 0, 3, 1, 4]);
     const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [batch!, this.heads, tokens, headDim]);

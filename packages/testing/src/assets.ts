@@ -24,7 +24,8 @@ export const EMBEDDED_DATA = `${ASSETS}data/fashion-mnist-10k/`;
 export function fixturePath(name: string): string {
   if (name === 'adm-fm28.pt' && !process.env.DIFFSSL_FIXTURES) return EMBEDDED_MODEL.checkpoint;
   const path = `${FIXTURES}${name}`;
-  if (!existsSync(path)) throw new Error(`reference fixture ${name} not found at ${path}: expected assets/fixtures/ in the repository, or set DIFFSSL_FIXTURES`);
+  if (!existsSync(path))
+    throw new Error(`reference fixture ${name} not found at ${path}: expected assets/fixtures/ in the repository, or set DIFFSSL_FIXTURES`);
   return path;
 }
 

@@ -21,7 +21,10 @@ export async function matmulRate(size = 512, seconds = 2): Promise<number> {
   const a = graph.input('a', 'float32', [size, size]);
   const b = graph.input('b', 'float32', [size, size]);
   const runner = await createRunner(compileModel({ outputs: { c: matmul(a, b) } }), { executionProviders: ['cpu'] });
-  const feeds = { a: HostTensor.from('float32', [size, size], new Float32Array(size * size).fill(0.5)), b: HostTensor.from('float32', [size, size], new Float32Array(size * size).fill(0.25)) };
+  const feeds = {
+    a: HostTensor.from('float32', [size, size], new Float32Array(size * size).fill(0.5)),
+    b: HostTensor.from('float32', [size, size], new Float32Array(size * size).fill(0.25)),
+  };
   const time = await secondsPerRun(() => runner.run(feeds), seconds);
   await runner.release();
   return (2 * size ** 3) / time / 1e9;

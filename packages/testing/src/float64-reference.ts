@@ -126,7 +126,8 @@ export function batchNorm64(
       runningVar[channel] = 0.9 * state.runningVar[channel]! + 0.1 * (squares / (count - 1));
     }
     for (let n = 0; n < b; n++) {
-      for (let p = 0; p < h * w; p++) out[at(n, p)] = ((x.data[at(n, p)]! - mean) / Math.sqrt(variance + epsilon)) * state.weight[channel]! + state.bias[channel]!;
+      for (let p = 0; p < h * w; p++)
+        out[at(n, p)] = ((x.data[at(n, p)]! - mean) / Math.sqrt(variance + epsilon)) * state.weight[channel]! + state.bias[channel]!;
     }
   }
   return { output: { shape: x.shape, data: out }, runningMean, runningVar };
@@ -246,7 +247,13 @@ export interface DifFormer64Result {
  */
 export function difFormer64(features: ReadonlyMap<string, Tensor64>, weights: ReadonlyMap<string, HostTensor>, options: DifFormer64Options): DifFormer64Result {
   const buffers = new Map<string, number[]>();
-  const blockPrefixes = [...new Set([...weights.keys()].map((name) => /^(intra_inter_block_attention\.layers\.\d+\.)norm1\.weight$/.exec(name)?.[1]).filter((p): p is string => p !== undefined))];
+  const blockPrefixes = [
+    ...new Set(
+      [...weights.keys()]
+        .map((name) => /^(intra_inter_block_attention\.layers\.\d+\.)norm1\.weight$/.exec(name)?.[1])
+        .filter((p): p is string => p !== undefined),
+    ),
+  ];
   blockPrefixes.sort((a, b) => Number(/\.(\d+)\.$/.exec(a)![1]) - Number(/\.(\d+)\.$/.exec(b)![1]));
   const cls = values(weights, 'intra_inter_block_attention.cls_token');
   const width = cls.length;
@@ -282,7 +289,8 @@ export function difFormer64(features: ReadonlyMap<string, Tensor64>, weights: Re
       // Rearrange b c h w -> b (h w) c.
       const [, , s] = conv.shape as [number, number, number, number];
       const tokens = new Float64Array(batch * s * s * width);
-      for (let n = 0; n < batch; n++) for (let c = 0; c < width; c++) for (let p = 0; p < s * s; p++) tokens[(n * s * s + p) * width + c] = conv.data[(n * width + c) * s * s + p]!;
+      for (let n = 0; n < batch; n++)
+        for (let c = 0; c < width; c++) for (let p = 0; p < s * s; p++) tokens[(n * s * s + p) * width + c] = conv.data[(n * width + c) * s * s + p]!;
       tokenLists.push({ shape: [batch, s * s, width], data: tokens });
     }
     const count = 1 + tokenLists.reduce((a, tokens) => a + tokens.shape[1]!, 0);
@@ -302,5 +310,8 @@ export function difFormer64(features: ReadonlyMap<string, Tensor64>, weights: Re
   const joined = new Float64Array(batch * width * options.timesteps.length);
   for (let n = 0; n < batch; n++) outputs.forEach((output, k) => joined.set(output.slice(n * width, (n + 1) * width), (n * outputs.length + k) * width));
   const classes = weights.get('head.bias')!.shape[0]!;
-  return { logits: linear64({ shape: [batch, joined.length / batch], data: joined }, values(weights, 'head.weight'), values(weights, 'head.bias'), classes), buffers };
+  return {
+    logits: linear64({ shape: [batch, joined.length / batch], data: joined }, values(weights, 'head.weight'), values(weights, 'head.bias'), classes),
+    buffers,
+  };
 }

@@ -1,5 +1,15 @@
 import {
-  BuildContext, compileModel, compileModuleTrainStep, createRunner, crossEntropy, gradients, Graph, sgd, type HostTensor, type Module, type SymbolicTensor,
+  BuildContext,
+  compileModel,
+  compileModuleTrainStep,
+  createRunner,
+  crossEntropy,
+  gradients,
+  Graph,
+  sgd,
+  type HostTensor,
+  type Module,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import { expect } from 'vitest';
 import type { TensorFixture } from './assets.js';
@@ -36,7 +46,10 @@ export async function runHeadStep(
   const labelInput = graph.input('labels', 'int64', [logits.shape[0]!]);
   const loss = crossEntropy(logits, labelInput);
   const trainable = context.trainableWeights();
-  const grads = gradients(loss, trainable.map(({ weight }) => weight));
+  const grads = gradients(
+    loss,
+    trainable.map(({ weight }) => weight),
+  );
   const outputs: Record<string, SymbolicTensor> = { logits, loss };
   trainable.forEach(({ weight }, i) => (outputs[`grad/${weight.name}`] = grads[i]!));
   const runner = await createRunner(compileModel({ outputs }), cpu);
@@ -82,7 +95,12 @@ export interface ReferenceStep {
  *   `scaledTolerance` of its own scale, with a guard that each update is large
  *   enough to be seen at that tolerance.
  */
-export function expectMatchesReferenceStep(actual: Pick<HeadStepResult, 'logits' | 'loss' | 'grads' | 'after'>, reference: ReferenceStep, label: string, scaledTolerance = 1e-3): void {
+export function expectMatchesReferenceStep(
+  actual: Pick<HeadStepResult, 'logits' | 'loss' | 'grads' | 'after'>,
+  reference: ReferenceStep,
+  label: string,
+  scaledTolerance = 1e-3,
+): void {
   expectClose(actual.logits, reference.logits, 1e-4, `${label} logits`);
   expectClose(actual.loss, reference.loss, 1e-4, `${label} loss`);
   expect([...actual.grads.keys()].sort(), `${label}: gradients`).toEqual([...reference.grads.keys()].sort());

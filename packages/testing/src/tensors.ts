@@ -11,7 +11,11 @@ export function seededRandom(seed: number): () => number {
 export function randomTensor(shape: readonly number[], seed: number, low = -1, high = 1): HostTensor<'float32'> {
   const random = seededRandom(seed);
   const size = shape.reduce((a, b) => a * b, 1);
-  return HostTensor.from('float32', shape, Array.from({ length: size }, () => low + (high - low) * random()));
+  return HostTensor.from(
+    'float32',
+    shape,
+    Array.from({ length: size }, () => low + (high - low) * random()),
+  );
 }
 
 /**

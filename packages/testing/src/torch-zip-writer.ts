@@ -30,7 +30,13 @@ const tuple = (items: number[][]) => [0x28, ...items.flat(), 0x74];
 export function statePickle(names: string[], records: TensorRecord[], wrapper?: string): Uint8Array {
   const entries = names.flatMap((name, index) => {
     const record = records[index]!;
-    const persistentId = tuple([unicode('storage'), [0x63, ...text(`torch\n${record.storageType}\n`)], unicode(String(index)), unicode('cpu'), int(record.numel)]);
+    const persistentId = tuple([
+      unicode('storage'),
+      [0x63, ...text(`torch\n${record.storageType}\n`)],
+      unicode(String(index)),
+      unicode('cpu'),
+      int(record.numel),
+    ]);
     const args = [0x28, ...persistentId, 0x51, ...int(record.offset), ...tuple(record.shape.map(int)), ...tuple(record.strides.map(int)), 0x89, 0x4e, 0x74];
     return [...unicode(name), 0x63, ...text('torch._utils\n_rebuild_tensor_v2\n'), ...args, 0x52];
   });
@@ -73,7 +79,11 @@ export function* storedZipChunks(files: [string, Uint8Array][]): Generator<Uint8
   end.setUint32(0, 0x06054b50, true);
   end.setUint16(8, files.length, true);
   end.setUint16(10, files.length, true);
-  end.setUint32(12, central.reduce((total, chunk) => total + chunk.length, 0), true);
+  end.setUint32(
+    12,
+    central.reduce((total, chunk) => total + chunk.length, 0),
+    true,
+  );
   end.setUint32(16, offset, true);
   yield new Uint8Array(end.buffer);
 }

@@ -26,8 +26,6 @@ const checkpoint = fixturePath('adm-fm28.pt');
 const flags = embeddedFlags() as unknown as GuidedDiffusionFlags;
 const cpu = { executionProviders: ['cpu'] as const };
 
-
-
 function syntheticImages(count: number): HostTensor<'uint8'> {
   const pixels = new Uint8Array(count * 28 * 28);
   for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 2654435761) >>> 24;
@@ -37,7 +35,10 @@ function syntheticImages(count: number): HostTensor<'uint8'> {
 /** The embedded FM-10k training images (assets/data/fashion-mnist-10k). */
 function fashionMnist(count: number): { images: HostTensor<'uint8'>; source: string } {
   const bytes = gunzipSync(readFileSync(`${EMBEDDED_DATA}train-images-idx3-ubyte.gz`));
-  return { images: HostTensor.from('uint8', [count, 1, 28, 28], new Uint8Array(bytes.buffer, bytes.byteOffset + 16, count * 784).slice()), source: 'Fashion-MNIST train images' };
+  return {
+    images: HostTensor.from('uint8', [count, 1, 28, 28], new Uint8Array(bytes.buffer, bytes.byteOffset + 16, count * 784).slice()),
+    source: 'Fashion-MNIST train images',
+  };
 }
 
 const rate = await matmulRate();
@@ -49,7 +50,9 @@ const throughputExtractor = await createFeatureExtractor({ unet, blocks: [5, 10,
 const throughputTime = await secondsPerRun(() => throughputExtractor.extract(batch), 8);
 await throughputExtractor.release();
 const flops = 2 * unet.forwardMacs(14) * 64;
-console.log(`extract blocks {5,10,14} at t=150, batch 64: ${(64 / throughputTime).toFixed(1)} images/s, ${(flops / throughputTime / 1e9).toFixed(1)} GFLOP/s = ${(flops / throughputTime / 1e9 / rate).toFixed(2)} of the matmul rate`);
+console.log(
+  `extract blocks {5,10,14} at t=150, batch 64: ${(64 / throughputTime).toFixed(1)} images/s, ${(flops / throughputTime / 1e9).toFixed(1)} GFLOP/s = ${(flops / throughputTime / 1e9 / rate).toFixed(2)} of the matmul rate`,
+);
 
 const early = await createFeatureExtractor({ unet, blocks: [5], timesteps: [150], batchSize: 64, runner: cpu });
 const full = await createFeatureExtractor({ unet, blocks: [unet.blockCount], timesteps: [150], batchSize: 64, runner: cpu });
@@ -57,7 +60,9 @@ const earlyTime = await secondsPerRun(() => early.extract(batch), 5);
 const fullTime = await secondsPerRun(() => full.extract(batch), 5);
 await early.release();
 await full.release();
-console.log(`early exit: block 5 alone ${(earlyTime * 1000).toFixed(0)} ms vs full forward (block ${unet.blockCount}) ${(fullTime * 1000).toFixed(0)} ms per batch of 64 = ${((100 * earlyTime) / fullTime).toFixed(0)}%`);
+console.log(
+  `early exit: block 5 alone ${(earlyTime * 1000).toFixed(0)} ms vs full forward (block ${unet.blockCount}) ${(fullTime * 1000).toFixed(0)} ms per batch of 64 = ${((100 * earlyTime) / fullTime).toFixed(0)}%`,
+);
 
 const { images, source } = fashionMnist(10_000);
 const streaming = await createFeatureExtractor({ unet, blocks: [5, 10, 14], timesteps: [150], batchSize: 64, runner: cpu });
@@ -69,7 +74,9 @@ for await (const part of streaming.stream(images, { ids: Array.from({ length: 10
   peak = Math.max(peak, process.memoryUsage().rss);
 }
 await streaming.release();
-console.log(`streamed ${seen} ${source} (blocks {5,10,14}, t=150) in ${((performance.now() - start) / 1000).toFixed(0)} s; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`);
+console.log(
+  `streamed ${seen} ${source} (blocks {5,10,14}, t=150) in ${((performance.now() - start) / 1000).toFixed(0)} s; peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB`,
+);
 
 {
   // extract() writes each batch into outputs allocated once: RSS grows by about the outputs, not twice them.
@@ -84,7 +91,9 @@ console.log(`streamed ${seen} ${source} (blocks {5,10,14}, t=150) in ${((perform
   high = Math.max(high, process.memoryUsage.rss());
   await extractor.release();
   const outputBytes = [...features.values()].reduce((total, tensor) => total + tensor.data.byteLength, 0);
-  console.log(`extract 2000 images (blocks {5,10,14}): outputs ${(outputBytes / 2 ** 20).toFixed(0)} MiB, RSS growth ${((high - before) / 2 ** 20).toFixed(0)} MiB = ${((high - before) / outputBytes).toFixed(2)}x the outputs`);
+  console.log(
+    `extract 2000 images (blocks {5,10,14}): outputs ${(outputBytes / 2 ** 20).toFixed(0)} MiB, RSS growth ${((high - before) / 2 ** 20).toFixed(0)} MiB = ${((high - before) / outputBytes).toFixed(2)}x the outputs`,
+  );
 }
 
 {
@@ -123,21 +132,35 @@ console.log(`streamed ${seen} ${source} (blocks {5,10,14}, t=150) in ${((perform
       return { storageType: 'FloatStorage', bytes: patternBytes.subarray(0, sizes[i]!), numel: sizes[i]! / 4, offset: 0, shape, strides };
     });
     await writeTorchZip(torchPath, [
-      ['archive/data.pkl', statePickle(shapes.map(([name]) => name), records)],
+      [
+        'archive/data.pkl',
+        statePickle(
+          shapes.map(([name]) => name),
+          records,
+        ),
+      ],
       ...records.map((record, index) => [`archive/data/${index}`, record.bytes] as [string, Uint8Array]),
       ['archive/version', new TextEncoder().encode('3\n')],
     ]);
   }
   // Measure each in a fresh process, so memory freed by the writer above does not hide the loader's allocations.
   const measure = (path: string, mode: string) => {
-    const report = execFileSync(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', fileURLToPath(new URL('./load-memory.ts', import.meta.url)), path, mode, flagsFile], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    const report = execFileSync(
+      process.execPath,
+      ['--conditions=@diffssl/source', '--import', 'tsx', fileURLToPath(new URL('./load-memory.ts', import.meta.url)), path, mode, flagsFile],
+      { encoding: 'utf8', maxBuffer: 1 << 20 },
+    );
     const { baseline, peak, seconds } = JSON.parse(report) as { baseline: number; peak: number; seconds: number };
     return `${seconds.toFixed(1)} s, peak RSS growth ${((peak - baseline) / fileBytes).toFixed(2)}x the file size`;
   };
   const size = `${(fileBytes / 1e9).toFixed(2)} GB = ${(fileBytes / 2 ** 30).toFixed(2)} GiB, ${shapes.length} tensors`;
   console.log(`load synthetic 256x256 checkpoint, .safetensors (${size}): ${measure(safetensorsPath, 'load')}`);
   console.log(`load synthetic 256x256 checkpoint, torch zip (${size}): ${measure(torchPath, 'load')}`);
-  console.log(`load + build float16 extraction model (block 24) + write it with external data, from .safetensors: ${measure(safetensorsPath, 'build-float16')} (the float16 model is 0.50x)`);
-  console.log(`load + build float32 extraction model (block 24) + write it with external data, from .safetensors: ${measure(safetensorsPath, 'build-float32')}`);
+  console.log(
+    `load + build float16 extraction model (block 24) + write it with external data, from .safetensors: ${measure(safetensorsPath, 'build-float16')} (the float16 model is 0.50x)`,
+  );
+  console.log(
+    `load + build float32 extraction model (block 24) + write it with external data, from .safetensors: ${measure(safetensorsPath, 'build-float32')}`,
+  );
   rmSync(directory, { recursive: true, force: true });
 }

@@ -1,5 +1,22 @@
 import {
-  add, cast, concat, ConfigError, conv2d, cos, gather, type Graph, HostTensor, linear, mul, reshape, resizeBilinear, ShapeError, silu, sin, slice, type SymbolicTensor,
+  add,
+  cast,
+  concat,
+  ConfigError,
+  conv2d,
+  cos,
+  gather,
+  type Graph,
+  HostTensor,
+  linear,
+  mul,
+  reshape,
+  resizeBilinear,
+  ShapeError,
+  silu,
+  sin,
+  slice,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import { admConfig, type AdmConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 import { CheckpointMismatchError } from './checkpoint/errors.js';
@@ -55,7 +72,8 @@ export class AdmUNet implements DiffusionUNet {
       const tensor = weights.get(name);
       if (!tensor) missing.push(name);
       else if (tensor.shape.join() !== shape.join()) misshaped.push(`${name}: expected [${shape.join(', ')}], found [${tensor.shape.join(', ')}]`);
-      else if (tensor.dtype !== 'float32' && tensor.dtype !== 'float16' && tensor.dtype !== 'float64') misshaped.push(`${name}: expected a float tensor, found ${tensor.dtype}`);
+      else if (tensor.dtype !== 'float32' && tensor.dtype !== 'float16' && tensor.dtype !== 'float64')
+        misshaped.push(`${name}: expected a float tensor, found ${tensor.dtype}`);
     }
     const unexpected = [...weights.keys()].filter((name) => !expectedNames.has(name));
     if (missing.length || unexpected.length || misshaped.length) {
@@ -105,10 +123,13 @@ export class AdmUNet implements DiffusionUNet {
     if (x.rank !== 4 || x.shape[1] !== inChannels || x.shape[2] !== imageSize || x.shape[3] !== imageSize) {
       throw new ShapeError(`U-Net: expected x of shape [batch, ${inChannels}, ${imageSize}, ${imageSize}]; found [${x.shape.join(', ')}]`);
     }
-    if (timesteps.rank !== 1 || timesteps.dtype !== 'int64') throw new ShapeError(`U-Net: expected int64 timesteps of shape [batch]; found ${timesteps.describe()}`);
-    if (numClasses !== undefined && !classLabels) throw new ConfigError(`U-Net: this model is class-conditional (${numClasses} classes); pass classLabels (int64 [batch])`);
+    if (timesteps.rank !== 1 || timesteps.dtype !== 'int64')
+      throw new ShapeError(`U-Net: expected int64 timesteps of shape [batch]; found ${timesteps.describe()}`);
+    if (numClasses !== undefined && !classLabels)
+      throw new ConfigError(`U-Net: this model is class-conditional (${numClasses} classes); pass classLabels (int64 [batch])`);
     if (numClasses === undefined && classLabels) throw new ConfigError('U-Net: classLabels were given, but this model is unconditional (class_cond false)');
-    if (classLabels && (classLabels.rank !== 1 || classLabels.dtype !== 'int64')) throw new ShapeError(`U-Net: expected int64 classLabels of shape [batch]; found ${classLabels.describe()}`);
+    if (classLabels && (classLabels.rank !== 1 || classLabels.dtype !== 'int64'))
+      throw new ShapeError(`U-Net: expected int64 classLabels of shape [batch]; found ${classLabels.describe()}`);
     const feedback = options.feedback ?? new Map<number, SymbolicTensor>();
     for (const [block, tensor] of feedback) {
       const spec = this.layout.blocks[block - 1];
@@ -121,12 +142,15 @@ export class AdmUNet implements DiffusionUNet {
     const { trainable } = options;
     if (trainable) {
       if (dtype !== 'float32') throw new ConfigError(`U-Net: a fine-tuned (trainable) U-Net builds in float32; found dtype ${dtype}`);
-      if (trainable.context.graph !== graph) throw new ConfigError('U-Net: the trainable weights\' context builds another graph');
+      if (trainable.context.graph !== graph) throw new ConfigError("U-Net: the trainable weights' context builds another graph");
       if (trainable.context.training && (this.config.dropout ?? 0) > 0) {
-        throw new ConfigError(`U-Net: this model has dropout ${this.config.dropout}; fine-tuning with dropout is not supported (no dropout op): set dropout to 0 in the flags`);
+        throw new ConfigError(
+          `U-Net: this model has dropout ${this.config.dropout}; fine-tuning with dropout is not supported (no dropout op): set dropout to 0 in the flags`,
+        );
       }
     }
-    const weight = (name: string, precision: 'float32' | 'float16') => (trainable ? trainable.context.weight(trainable.weights.tensor(name)) : this.weight(graph, name, precision));
+    const weight = (name: string, precision: 'float32' | 'float16') =>
+      trainable ? trainable.context.weight(trainable.weights.tensor(name)) : this.weight(graph, name, precision);
     const matrix = (name: string, precision: 'float32' | 'float16') => {
       if (!trainable) return this.matrixWeight(graph, name, precision);
       const [outputs, inputs] = this.weights.get(name)!.shape as [number, number];

@@ -13,7 +13,16 @@ import { join } from 'node:path';
 import { compileModel, ConfigError, createRunner, Graph, HostTensor, writeSafetensors, type SymbolicTensor } from '@diffssl/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { embeddedFlags, fixturePath, randomTensor, relativeError } from '@diffssl/testing';
-import { admConfig, AdmUNet, CheckpointMismatchError, createFeatureExtractor, expectedWeights, featureKey, readTorchCheckpoint, type GuidedDiffusionFlags } from './index.js';
+import {
+  admConfig,
+  AdmUNet,
+  CheckpointMismatchError,
+  createFeatureExtractor,
+  expectedWeights,
+  featureKey,
+  readTorchCheckpoint,
+  type GuidedDiffusionFlags,
+} from './index.js';
 import { weightSpecs } from './layout.js';
 
 const flags = embeddedFlags() as unknown as GuidedDiffusionFlags;
@@ -31,7 +40,14 @@ function shiftedWeights(label: number): Map<string, HostTensor> {
   const bias = base.get('time_embed.2.bias')!.toArray();
   const row = labelEmbedding.data.subarray(label * EMBED, (label + 1) * EMBED);
   const weights = new Map(base);
-  weights.set('time_embed.2.bias', HostTensor.from('float32', [EMBED], bias.map((b, i) => Math.fround(b + row[i]!))));
+  weights.set(
+    'time_embed.2.bias',
+    HostTensor.from(
+      'float32',
+      [EMBED],
+      bias.map((b, i) => Math.fround(b + row[i]!)),
+    ),
+  );
   return weights;
 }
 
@@ -80,7 +96,10 @@ describe('class-conditional ADM U-Net', () => {
       const image = x.slice([b], [b + 1]).contiguous();
       const shifted = await runAll(new AdmUNet(flags, shiftedWeights(labels[b]!)), image, [t[b]!]);
       const errors = Object.keys(shifted).map((name) => [name, relativeError(batched[name]!.slice([b], [b + 1]).contiguous(), shifted[name]!)] as const);
-      expect(errors.filter(([, error]) => !(error <= 1e-5)), `image ${b} (label ${labels[b]})`).toEqual([]);
+      expect(
+        errors.filter(([, error]) => !(error <= 1e-5)),
+        `image ${b} (label ${labels[b]})`,
+      ).toEqual([]);
     }
     // The label matters: the unshifted network differs from the label-2 result.
     const plain = await runAll(new AdmUNet(flags, base), x.slice([0], [1]).contiguous(), [150]);
@@ -94,14 +113,18 @@ describe('class-conditional ADM U-Net', () => {
     const y = graph.input('y', 'int64', ['batch']);
     expect(() => conditional.build(graph, { x, timesteps: t, taps: [3] })).toThrow(ConfigError);
     expect(() => conditional.build(graph, { x, timesteps: t, taps: [3] })).toThrow(/class-conditional \(7 classes\); pass classLabels/);
-    expect(() => new AdmUNet(flags, base).build(graph, { x, timesteps: t, classLabels: y, taps: [3] })).toThrow(/classLabels were given, but this model is unconditional/);
+    expect(() => new AdmUNet(flags, base).build(graph, { x, timesteps: t, classLabels: y, taps: [3] })).toThrow(
+      /classLabels were given, but this model is unconditional/,
+    );
     const float = graph.input('labels', 'float32', ['batch']);
     expect(() => conditional.build(graph, { x, timesteps: t, classLabels: float, taps: [3] })).toThrow(/int64 classLabels/);
   });
 
   it('says which way class_cond disagrees with the checkpoint', () => {
     expect(() => new AdmUNet(conditionalFlags, base)).toThrow(CheckpointMismatchError);
-    expect(() => new AdmUNet(conditionalFlags, base)).toThrow(/missing \(label_emb\.weight\).*no label_emb\.weight: it is unconditional, set class_cond: false/);
+    expect(() => new AdmUNet(conditionalFlags, base)).toThrow(
+      /missing \(label_emb\.weight\).*no label_emb\.weight: it is unconditional, set class_cond: false/,
+    );
     expect(() => new AdmUNet(flags, conditional.weightTensors())).toThrow(/unexpected \(label_emb\.weight\).*set class_cond: true/);
   });
 
@@ -124,7 +147,14 @@ describe('class-conditional feature extraction from a checkpoint file', () => {
   it('with a fixed classLabel or per-image labels, equals extraction from the bias-shifted unconditional network', async () => {
     const x = randomTensor([2, 3, 28, 28], 11, -1, 1);
     const ids = [4, 9];
-    const fromFile = await createFeatureExtractor({ checkpoint: path, config: conditionalFlags, blocks: [6, 12], timesteps: [150], classLabel: 5, runner: cpu });
+    const fromFile = await createFeatureExtractor({
+      checkpoint: path,
+      config: conditionalFlags,
+      blocks: [6, 12],
+      timesteps: [150],
+      classLabel: 5,
+      runner: cpu,
+    });
     const fixed = await fromFile.extract(x, { ids });
     const perImage = await fromFile.extract(x, { ids, labels: [1, 6] });
     await fromFile.release();
@@ -141,14 +171,20 @@ describe('class-conditional feature extraction from a checkpoint file', () => {
     for (const block of [6, 12]) {
       const key = featureKey(150, block);
       expect(relativeError(fixed.get(key)!, five.get(key)!), `classLabel 5, ${key}`).toBeLessThanOrEqual(1e-5);
-      expect(relativeError(perImage.get(key)!.slice([0], [1]).contiguous(), one.get(key)!.slice([0], [1]).contiguous()), `label 1, ${key}`).toBeLessThanOrEqual(1e-5);
-      expect(relativeError(perImage.get(key)!.slice([1], [2]).contiguous(), six.get(key)!.slice([1], [2]).contiguous()), `label 6, ${key}`).toBeLessThanOrEqual(1e-5);
+      expect(relativeError(perImage.get(key)!.slice([0], [1]).contiguous(), one.get(key)!.slice([0], [1]).contiguous()), `label 1, ${key}`).toBeLessThanOrEqual(
+        1e-5,
+      );
+      expect(relativeError(perImage.get(key)!.slice([1], [2]).contiguous(), six.get(key)!.slice([1], [2]).contiguous()), `label 6, ${key}`).toBeLessThanOrEqual(
+        1e-5,
+      );
     }
   });
 
   it('asks for labels by name when none are given', async () => {
     const extractor = await createFeatureExtractor({ checkpoint: path, config: conditionalFlags, blocks: [3], timesteps: [0], runner: cpu });
-    await expect(extractor.extract(randomTensor([1, 3, 28, 28], 1))).rejects.toThrow(/pass labels \(one per image\) to extract\(\)\/stream\(\), or classLabel to createFeatureExtractor/);
+    await expect(extractor.extract(randomTensor([1, 3, 28, 28], 1))).rejects.toThrow(
+      /pass labels \(one per image\) to extract\(\)\/stream\(\), or classLabel to createFeatureExtractor/,
+    );
     await extractor.release();
   });
 });
@@ -166,10 +202,30 @@ describe('float16 precision plan', () => {
     const halves = weights.filter(([, tensor]) => tensor.dtype === 'float16').map(([name]) => name.replace(/(\.matrix)?\.float16$/, ''));
     const singles = weights.filter(([, tensor]) => tensor.dtype === 'float32').map(([name]) => name);
     // guided-diffusion's convert_module_to_f16 converts the Conv1d/Conv2d of input_blocks, middle_block and output_blocks, nothing else.
-    const convolutions = [...expectedWeights(conditional.config)].filter(([name, shape]) => /^(input_blocks|middle_block|output_blocks)\./.test(name) && (shape.length >= 3 || /(in_layers\.2|out_layers\.3|skip_connection|qkv|proj_out|op|conv|\.0\.0)\.bias$/.test(name))).map(([name]) => name);
+    const convolutions = [...expectedWeights(conditional.config)]
+      .filter(
+        ([name, shape]) =>
+          /^(input_blocks|middle_block|output_blocks)\./.test(name) &&
+          (shape.length >= 3 || /(in_layers\.2|out_layers\.3|skip_connection|qkv|proj_out|op|conv|\.0\.0)\.bias$/.test(name)),
+      )
+      .map(([name]) => name);
     expect(halves.sort()).toEqual(convolutions.sort());
-    expect(halves.sort()).toEqual(weightSpecs(conditional.config).filter((spec) => spec.precision === 'compute').map((spec) => spec.name).sort());
-    for (const name of ['out.0.weight', 'out.0.bias', 'out.2.weight', 'out.2.bias', 'label_emb.weight', 'time_embed.0.weight', 'input_blocks.1.0.in_layers.0.weight', 'input_blocks.1.0.emb_layers.1.weight']) {
+    expect(halves.sort()).toEqual(
+      weightSpecs(conditional.config)
+        .filter((spec) => spec.precision === 'compute')
+        .map((spec) => spec.name)
+        .sort(),
+    );
+    for (const name of [
+      'out.0.weight',
+      'out.0.bias',
+      'out.2.weight',
+      'out.2.bias',
+      'label_emb.weight',
+      'time_embed.0.weight',
+      'input_blocks.1.0.in_layers.0.weight',
+      'input_blocks.1.0.emb_layers.1.weight',
+    ]) {
       expect(singles, name).toContain(name);
     }
     expect(output!.dtype).toBe('float32');

@@ -8,5 +8,13 @@ export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule, 
 export { CheckpointMismatchError } from './checkpoint/errors.js';
 export { PIXEL_TO_MODEL } from './pixels.js';
 export {
-  featureKey, FeatureExtractor, buildExtractionModel, pixelNoiseId, qSampleGraph, type ExtractCallOptions, type ExtractionModelInfo, type ExtractionOptions, type FeatureBatch,
+  featureKey,
+  FeatureExtractor,
+  buildExtractionModel,
+  pixelNoiseId,
+  qSampleGraph,
+  type ExtractCallOptions,
+  type ExtractionModelInfo,
+  type ExtractionOptions,
+  type FeatureBatch,
 } from './extractor.js';

@@ -103,9 +103,30 @@ const DEFAULT_CHANNEL_MULT: Record<number, number[]> = {
 };
 
 const KNOWN_FLAGS = new Set([
-  'image_size', 'num_channels', 'num_res_blocks', 'attention_resolutions', 'channel_mult', 'in_channels', 'num_heads', 'num_head_channels', 'num_heads_upsample',
-  'use_scale_shift_norm', 'resblock_updown', 'use_new_attention_order', 'learn_sigma', 'class_cond', 'diffusion_steps', 'noise_schedule', 'dropout', 'use_fp16',
-  'use_checkpoint', 'timestep_respacing', 'rescale_learned_sigmas', 'use_kl', 'predict_xstart', 'rescale_timesteps',
+  'image_size',
+  'num_channels',
+  'num_res_blocks',
+  'attention_resolutions',
+  'channel_mult',
+  'in_channels',
+  'num_heads',
+  'num_head_channels',
+  'num_heads_upsample',
+  'use_scale_shift_norm',
+  'resblock_updown',
+  'use_new_attention_order',
+  'learn_sigma',
+  'class_cond',
+  'diffusion_steps',
+  'noise_schedule',
+  'dropout',
+  'use_fp16',
+  'use_checkpoint',
+  'timestep_respacing',
+  'rescale_learned_sigmas',
+  'use_kl',
+  'predict_xstart',
+  'rescale_timesteps',
 ]);
 
 /**
@@ -115,15 +136,82 @@ const KNOWN_FLAGS = new Set([
  */
 export const ADM_PRESETS = {
   /** Unconditional ImageNet 256x256 (`256x256_diffusion_uncond.pt`, about 2.2 GB): the DiffSSL paper's model. */
-  '256x256_diffusion_uncond': { attention_resolutions: '32,16,8', class_cond: false, diffusion_steps: 1000, image_size: 256, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_head_channels: 64, num_res_blocks: 2, resblock_updown: true, use_fp16: true, use_scale_shift_norm: true },
+  '256x256_diffusion_uncond': {
+    attention_resolutions: '32,16,8',
+    class_cond: false,
+    diffusion_steps: 1000,
+    image_size: 256,
+    learn_sigma: true,
+    noise_schedule: 'linear',
+    num_channels: 256,
+    num_head_channels: 64,
+    num_res_blocks: 2,
+    resblock_updown: true,
+    use_fp16: true,
+    use_scale_shift_norm: true,
+  },
   /** Class-conditional ImageNet 256x256 (`256x256_diffusion.pt`). */
-  '256x256_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, image_size: 256, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_head_channels: 64, num_res_blocks: 2, resblock_updown: true, use_fp16: true, use_scale_shift_norm: true },
+  '256x256_diffusion': {
+    attention_resolutions: '32,16,8',
+    class_cond: true,
+    diffusion_steps: 1000,
+    image_size: 256,
+    learn_sigma: true,
+    noise_schedule: 'linear',
+    num_channels: 256,
+    num_head_channels: 64,
+    num_res_blocks: 2,
+    resblock_updown: true,
+    use_fp16: true,
+    use_scale_shift_norm: true,
+  },
   /** Class-conditional ImageNet 128x128 (`128x128_diffusion.pt`). */
-  '128x128_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, image_size: 128, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_heads: 4, num_res_blocks: 2, resblock_updown: true, use_fp16: true, use_scale_shift_norm: true },
+  '128x128_diffusion': {
+    attention_resolutions: '32,16,8',
+    class_cond: true,
+    diffusion_steps: 1000,
+    image_size: 128,
+    learn_sigma: true,
+    noise_schedule: 'linear',
+    num_channels: 256,
+    num_heads: 4,
+    num_res_blocks: 2,
+    resblock_updown: true,
+    use_fp16: true,
+    use_scale_shift_norm: true,
+  },
   /** Class-conditional ImageNet 64x64 (`64x64_diffusion.pt`). */
-  '64x64_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, dropout: 0.1, image_size: 64, learn_sigma: true, noise_schedule: 'cosine', num_channels: 192, num_head_channels: 64, num_res_blocks: 3, resblock_updown: true, use_new_attention_order: true, use_fp16: true, use_scale_shift_norm: true },
+  '64x64_diffusion': {
+    attention_resolutions: '32,16,8',
+    class_cond: true,
+    diffusion_steps: 1000,
+    dropout: 0.1,
+    image_size: 64,
+    learn_sigma: true,
+    noise_schedule: 'cosine',
+    num_channels: 192,
+    num_head_channels: 64,
+    num_res_blocks: 3,
+    resblock_updown: true,
+    use_new_attention_order: true,
+    use_fp16: true,
+    use_scale_shift_norm: true,
+  },
   /** Class-conditional ImageNet 512x512 (`512x512_diffusion.pt`). */
-  '512x512_diffusion': { attention_resolutions: '32,16,8', class_cond: true, diffusion_steps: 1000, image_size: 512, learn_sigma: true, noise_schedule: 'linear', num_channels: 256, num_head_channels: 64, num_res_blocks: 2, resblock_updown: true, use_fp16: false, use_scale_shift_norm: true },
+  '512x512_diffusion': {
+    attention_resolutions: '32,16,8',
+    class_cond: true,
+    diffusion_steps: 1000,
+    image_size: 512,
+    learn_sigma: true,
+    noise_schedule: 'linear',
+    num_channels: 256,
+    num_head_channels: 64,
+    num_res_blocks: 2,
+    resblock_updown: true,
+    use_fp16: false,
+    use_scale_shift_norm: true,
+  },
 } as const satisfies Record<string, GuidedDiffusionFlags>;
 
 /** Names of the published presets. @public */
@@ -131,8 +219,16 @@ export type AdmPresetName = keyof typeof ADM_PRESETS;
 
 function parseList(name: string, value: string | readonly number[] | undefined): number[] {
   if (value === undefined || value === '') return [];
-  const items = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean).map(Number) : [...value];
-  if (items.some((v) => !Number.isFinite(v) || v <= 0)) throw new ConfigError(`U-Net flags: ${name} must list positive numbers; found ${JSON.stringify(value)}`);
+  const items =
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .map(Number)
+      : [...value];
+  if (items.some((v) => !Number.isFinite(v) || v <= 0))
+    throw new ConfigError(`U-Net flags: ${name} must list positive numbers; found ${JSON.stringify(value)}`);
   return items;
 }
 
@@ -150,7 +246,8 @@ function booleanFlag(name: string, value: unknown, fallback: boolean): boolean {
 const GUIDED_DIFFUSION_NUM_CLASSES = 1000;
 
 function positiveInteger(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`U-Net flags: ${name} must be a positive integer; found ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0)
+    throw new ConfigError(`U-Net flags: ${name} must be a positive integer; found ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -164,14 +261,16 @@ function positiveInteger(name: string, value: unknown): number {
  */
 export function admConfig(flags: GuidedDiffusionFlags | AdmPresetName): AdmConfig {
   const resolved: GuidedDiffusionFlags = typeof flags === 'string' ? presetFlags(flags) : flags;
-  if (typeof resolved !== 'object' || resolved === null) throw new ConfigError(`U-Net flags: expected an object of guided-diffusion flags; found ${String(resolved)}`);
+  if (typeof resolved !== 'object' || resolved === null)
+    throw new ConfigError(`U-Net flags: expected an object of guided-diffusion flags; found ${String(resolved)}`);
   const unknown = Object.keys(resolved).filter((key) => !KNOWN_FLAGS.has(key));
   if (unknown.length > 0) throw new ConfigError(`U-Net flags: unknown flag(s) ${unknown.join(', ')}; known: ${[...KNOWN_FLAGS].slice(0, 18).join(', ')}`);
   const imageSize = positiveInteger('image_size', resolved.image_size);
   let channelMult = parseList('channel_mult', resolved.channel_mult);
   if (channelMult.length === 0) {
     const defaults = DEFAULT_CHANNEL_MULT[imageSize];
-    if (!defaults) throw new ConfigError(`U-Net flags: no default channel_mult for image_size ${imageSize}; give channel_mult (defaults exist for 64, 128, 256, 512)`);
+    if (!defaults)
+      throw new ConfigError(`U-Net flags: no default channel_mult for image_size ${imageSize}; give channel_mult (defaults exist for 64, 128, 256, 512)`);
     channelMult = defaults;
   }
   const attentionDownsampleFactors = parseList('attention_resolutions', resolved.attention_resolutions).map((resolution) => Math.floor(imageSize / resolution));
@@ -179,14 +278,21 @@ export function admConfig(flags: GuidedDiffusionFlags | AdmPresetName): AdmConfi
   const numHeadChannels = resolved.num_head_channels ?? -1;
   if (numHeadChannels === -1) positiveInteger('num_heads', numHeads);
   else positiveInteger('num_head_channels', numHeadChannels);
-  const numHeadsUpsample = resolved.num_heads_upsample === undefined || resolved.num_heads_upsample === -1 ? numHeads : positiveInteger('num_heads_upsample', resolved.num_heads_upsample);
+  const numHeadsUpsample =
+    resolved.num_heads_upsample === undefined || resolved.num_heads_upsample === -1
+      ? numHeads
+      : positiveInteger('num_heads_upsample', resolved.num_heads_upsample);
   const schedule = resolved.noise_schedule ?? 'linear';
-  if (schedule !== 'linear' && schedule !== 'cosine') throw new ConfigError(`U-Net flags: noise_schedule must be 'linear' or 'cosine'; found ${JSON.stringify(schedule)}`);
+  if (schedule !== 'linear' && schedule !== 'cosine')
+    throw new ConfigError(`U-Net flags: noise_schedule must be 'linear' or 'cosine'; found ${JSON.stringify(schedule)}`);
   const modelChannels = positiveInteger('num_channels', resolved.num_channels);
   const dropout = resolved.dropout ?? 0;
-  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw new ConfigError(`U-Net flags: dropout must be a number in [0, 1); found ${JSON.stringify(resolved.dropout)}`);
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1))
+    throw new ConfigError(`U-Net flags: dropout must be a number in [0, 1); found ${JSON.stringify(resolved.dropout)}`);
   if (imageSize % 2 ** (channelMult.length - 1) !== 0) {
-    throw new ConfigError(`U-Net flags: image_size ${imageSize} is not divisible by 2^${channelMult.length - 1} (${channelMult.length} levels of channel_mult)`);
+    throw new ConfigError(
+      `U-Net flags: image_size ${imageSize} is not divisible by 2^${channelMult.length - 1} (${channelMult.length} levels of channel_mult)`,
+    );
   }
   return {
     imageSize,

@@ -18,7 +18,11 @@ import { EXTRACTION_GRAPH_VERSION } from './extractor.js';
 
 const flags = embeddedFlags() as unknown as GuidedDiffusionFlags;
 const cpu = { executionProviders: ['cpu'] as const };
-const images = HostTensor.from('float32', [2, 3, 28, 28], Array.from({ length: 2 * 3 * 28 * 28 }, (_, i) => Math.sin(i) * 0.8));
+const images = HostTensor.from(
+  'float32',
+  [2, 3, 28, 28],
+  Array.from({ length: 2 * 3 * 28 * 28 }, (_, i) => Math.sin(i) * 0.8),
+);
 const fixture = (name: string) => fileURLToPath(new URL(`../test/fixtures/${name}`, import.meta.url));
 /** Our folders only: other tools (tsx, ONNX Runtime) leave files in TMPDIR too. */
 const ours = (folder: string) => readdirSync(folder).filter((name) => name.startsWith('diffssl-'));
@@ -36,9 +40,19 @@ afterEach(() => {
 
 function child(script: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', fixture(script), ...args], { env: { ...process.env, ...env }, timeout: 90_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, signal: error ? ((error as { signal?: NodeJS.Signals }).signal ?? null) : null, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--conditions=@diffssl/source', '--import', 'tsx', fixture(script), ...args],
+      { env: { ...process.env, ...env }, timeout: 90_000 },
+      (error, stdout, stderr) => {
+        resolve({
+          code: error ? ((error as { code?: number }).code ?? null) : 0,
+          signal: error ? ((error as { signal?: NodeJS.Signals }).signal ?? null) : null,
+          stdout,
+          stderr,
+        });
+      },
+    );
   });
 }
 
@@ -90,7 +104,15 @@ describe('compiled-model cache', () => {
   it('reports each setup step: read, build, save, session and ready; then the cached model reused', async () => {
     const cacheDirectory = mkdtempSync(join(tmpdir(), 'diffssl-cache-'));
     const events: ExtractorSetupProgress[] = [];
-    const options = { checkpoint: EMBEDDED_MODEL.checkpoint, config: flags, blocks: [4], timesteps: [50], runner: cpu, cacheDirectory, onSetup: (event: ExtractorSetupProgress) => events.push(event) };
+    const options = {
+      checkpoint: EMBEDDED_MODEL.checkpoint,
+      config: flags,
+      blocks: [4],
+      timesteps: [50],
+      runner: cpu,
+      cacheDirectory,
+      onSetup: (event: ExtractorSetupProgress) => events.push(event),
+    };
     const built = await createFeatureExtractor(options);
     await built.release();
     const stages = events.map((event) => event.stage);
@@ -117,7 +139,14 @@ describe('compiled-model cache', () => {
 
     // An in-memory U-Net is hashed for its key instead of read.
     events.length = 0;
-    const fromMemory = await createFeatureExtractor({ unet, blocks: [4], timesteps: [50], runner: cpu, cacheDirectory, onSetup: (event) => events.push(event) });
+    const fromMemory = await createFeatureExtractor({
+      unet,
+      blocks: [4],
+      timesteps: [50],
+      runner: cpu,
+      cacheDirectory,
+      onSetup: (event) => events.push(event),
+    });
     await fromMemory.release();
     expect(events.map((event) => event.stage)).toEqual(['hash', 'build', 'save', 'session', 'ready']);
   });
@@ -148,16 +177,21 @@ describe('compiled-model cache', () => {
     const cacheDirectory = mkdtempSync(join(tmpdir(), 'diffssl-cache-'));
     const go = join(cacheDirectory, '..', `go-${process.pid}-${Date.now()}`);
     const start = () => {
-      const process_ = spawn(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', fixture('build-cache-entry.ts'), cacheDirectory, go], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const process_ = spawn(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', fixture('build-cache-entry.ts'), cacheDirectory, go], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
-      const ready = new Promise<void>((resolve) => process_.stdout.on('data', (chunk: Buffer) => {
+      const ready = new Promise<void>((resolve) =>
+        process_.stdout.on('data', (chunk: Buffer) => {
           stdout += chunk.toString();
           if (stdout.includes('ready\n')) resolve();
         }),
       );
       process_.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => process_.on('close', (code) => resolve({ code, stdout, stderr })));
+      const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+        process_.on('close', (code) => resolve({ code, stdout, stderr })),
+      );
       return { ready, done };
     };
     const children = [start(), start()];
@@ -175,7 +209,14 @@ describe('compiled-model cache', () => {
     expect(entries[0]).toMatch(/^unet-[0-9a-f]{24}$/);
     expect(existsSync(join(cacheDirectory, entries[0]!, 'info.json'))).toBe(true);
     // The entry is valid: a third start uses it and extracts what an uncached extractor extracts.
-    const cached = await createFeatureExtractor({ checkpoint: EMBEDDED_MODEL.checkpoint, config: flags, blocks: [7], timesteps: [150], cacheDirectory, runner: cpu });
+    const cached = await createFeatureExtractor({
+      checkpoint: EMBEDDED_MODEL.checkpoint,
+      config: flags,
+      blocks: [7],
+      timesteps: [150],
+      cacheDirectory,
+      runner: cpu,
+    });
     const fresh = await createFeatureExtractor({ unet, blocks: [7], timesteps: [150], runner: cpu });
     expect(cached.fromCache).toBe(true);
     const fromCache = (await cached.extract(images, { ids: [1, 2] })).get(featureKey(150, 7))!;

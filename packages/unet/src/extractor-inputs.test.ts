@@ -16,7 +16,11 @@ const schedule = noiseSchedule('linear', 1000);
 
 /** Distinct images: image k has pixels sin(k * 100 + i) * 0.9. */
 function images(...indices: number[]): HostTensor<'float32'> {
-  return HostTensor.from('float32', [indices.length, 3, 4, 4], indices.flatMap((k) => Array.from({ length: PER_IMAGE }, (_, i) => Math.sin(k * 100 + i) * 0.9)));
+  return HostTensor.from(
+    'float32',
+    [indices.length, 3, 4, 4],
+    indices.flatMap((k) => Array.from({ length: PER_IMAGE }, (_, i) => Math.sin(k * 100 + i) * 0.9)),
+  );
 }
 
 /** The noise the extractor used for image b: (x_t - sqrt(abar) x_start) / sqrt(1 - abar), in float64. */
@@ -111,7 +115,9 @@ describe('noise ids', () => {
     for (const t of [0, T]) {
       const tensor = features.get(featureKey(t, 1))!;
       expect(tensor.shape).toEqual([5, 3, 4, 4]);
-      ids.forEach((id, b) => expect(close(recoveredNoise(tensor, x, b, t), seededNoise(0, id, t, PER_IMAGE), t === 0 ? 2e-2 : 1e-4), `t=${t} image ${b}`).toBe(true));
+      ids.forEach((id, b) =>
+        expect(close(recoveredNoise(tensor, x, b, t), seededNoise(0, id, t, PER_IMAGE), t === 0 ? 2e-2 : 1e-4), `t=${t} image ${b}`).toBe(true),
+      );
     }
   });
 });
@@ -127,13 +133,23 @@ describe('class labels in the extractor', () => {
     const withoutLabels = await plain.extract(x, { ids });
     await plain.release();
     const label = (features: Map<string, HostTensor>, t: number, b: number) =>
-      features.get(featureKey(t, 1))!.slice([b], [b + 1]).toArray().map((v, i) => v - withoutLabels.get(featureKey(t, 1))!.data[b * PER_IMAGE + i]!);
+      features
+        .get(featureKey(t, 1))!
+        .slice([b], [b + 1])
+        .toArray()
+        .map((v, i) => v - withoutLabels.get(featureKey(t, 1))!.data[b * PER_IMAGE + i]!);
     const fixed = await extractor.extract(x, { ids });
     const perImage = await extractor.extract(x, { ids, labels: [3, 0, 9] });
     for (const t of [0, T]) {
       for (let b = 0; b < 3; b++) {
-        expect(label(fixed, t, b).every((v) => Math.abs(v - 7) < 1e-5), `fixed t=${t} image ${b}`).toBe(true);
-        expect(label(perImage, t, b).every((v) => Math.abs(v - [3, 0, 9][b]!) < 1e-5), `per image t=${t} image ${b}`).toBe(true);
+        expect(
+          label(fixed, t, b).every((v) => Math.abs(v - 7) < 1e-5),
+          `fixed t=${t} image ${b}`,
+        ).toBe(true);
+        expect(
+          label(perImage, t, b).every((v) => Math.abs(v - [3, 0, 9][b]!) < 1e-5),
+          `per image t=${t} image ${b}`,
+        ).toBe(true);
       }
     }
     await expect(extractor.extract(x, { labels: [1, 2] })).rejects.toThrow(ShapeError);
@@ -148,8 +164,12 @@ describe('class labels in the extractor', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(/class-conditional \(10 classes\); pass labels .* or classLabel/);
     await extractor.release();
-    await expect(createFeatureExtractor({ unet: conditional, blocks: [1], timesteps: [T], classLabel: 10, runner: cpu })).rejects.toThrow(/classLabel must be an integer in 0\.\.9; found 10/);
-    await expect(createFeatureExtractor({ unet: identityUNet(), blocks: [1], timesteps: [T], classLabel: 1, runner: cpu })).rejects.toThrow(/classLabel is set, but this U-Net is unconditional/);
+    await expect(createFeatureExtractor({ unet: conditional, blocks: [1], timesteps: [T], classLabel: 10, runner: cpu })).rejects.toThrow(
+      /classLabel must be an integer in 0\.\.9; found 10/,
+    );
+    await expect(createFeatureExtractor({ unet: identityUNet(), blocks: [1], timesteps: [T], classLabel: 1, runner: cpu })).rejects.toThrow(
+      /classLabel is set, but this U-Net is unconditional/,
+    );
     const unconditional = await createFeatureExtractor({ unet: identityUNet(), blocks: [1], timesteps: [T], runner: cpu });
     await expect(unconditional.extract(images(1), { labels: [1] })).rejects.toThrow(/labels were given, but this U-Net is unconditional/);
     await unconditional.release();

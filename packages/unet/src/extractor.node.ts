@@ -7,7 +7,14 @@ import { AdmUNet } from './adm-unet.js';
 import { loadCheckpoint } from './checkpoint/torch-checkpoint.js';
 import { admConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 import type { DiffusionUNet } from './diffusion-unet.js';
-import { compileExtraction, EXTRACTION_GRAPH_VERSION, openFeatureExtractor, type ExtractionModelInfo, type ExtractionOptions, type FeatureExtractor } from './extractor.js';
+import {
+  compileExtraction,
+  EXTRACTION_GRAPH_VERSION,
+  openFeatureExtractor,
+  type ExtractionModelInfo,
+  type ExtractionOptions,
+  type FeatureExtractor,
+} from './extractor.js';
 import { weightSpecs } from './layout.js';
 import { createTemporaryDirectory, removeTemporary, trackTemporary } from './temporary-files.js';
 
@@ -178,13 +185,22 @@ async function writeCacheEntry(entry: string, key: CacheKey, model: OnnxModel, i
  * will run in half precision are cast as each tensor is read, so the float32
  * copy of the model is never held whole.
  */
-async function loadAdmUNet(path: string, flags: GuidedDiffusionFlags | AdmPresetName, dtype: 'float32' | 'float16', onProgress?: (progress: ExtractorSetupProgress) => void): Promise<AdmUNet> {
+async function loadAdmUNet(
+  path: string,
+  flags: GuidedDiffusionFlags | AdmPresetName,
+  dtype: 'float32' | 'float16',
+  onProgress?: (progress: ExtractorSetupProgress) => void,
+): Promise<AdmUNet> {
   const config = admConfig(flags);
   const progress = onProgress ? (bytesRead: number, totalBytes: number) => onProgress({ stage: 'read', bytesRead, totalBytes }) : undefined;
   onProgress?.({ stage: 'read', bytesRead: 0, totalBytes: 0 });
   if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path, { onProgress: progress }));
   // Only tensors of the expected shape: a hostile file could otherwise name one huge view many times and have each cast.
-  const halves = new Map(weightSpecs(config).filter((spec) => spec.precision === 'compute').map((spec) => [spec.name, spec.shape.join()]));
+  const halves = new Map(
+    weightSpecs(config)
+      .filter((spec) => spec.precision === 'compute')
+      .map((spec) => [spec.name, spec.shape.join()]),
+  );
   const transform = (name: string, tensor: HostTensor) => (halves.get(name) === tensor.shape.join() ? tensor.cast('float16') : tensor);
   return new AdmUNet(config, await loadCheckpoint(path, { transform, onProgress: progress }));
 }

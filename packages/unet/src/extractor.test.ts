@@ -3,7 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileModel, ConfigError, createRunner, Graph, HostTensor, NonFiniteError, ShapeError } from '@diffssl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdmUNet, CheckpointMismatchError, createFeatureExtractor, featureKey, noiseSchedule, qSample, readTorchCheckpoint, seededNoise, type FeatureExtractor } from './index.js';
+import {
+  AdmUNet,
+  CheckpointMismatchError,
+  createFeatureExtractor,
+  featureKey,
+  noiseSchedule,
+  qSample,
+  readTorchCheckpoint,
+  seededNoise,
+  type FeatureExtractor,
+} from './index.js';
 import { expectClose, fixturePath, loadFeatures, relativeError } from '@diffssl/testing';
 
 const fixture = loadFeatures('adm-fm28');
@@ -13,8 +23,12 @@ const cpu = { executionProviders: ['cpu'] as const };
 
 function images(count: number): HostTensor<'float32'> {
   const x = fixture.tensor('x_start').toArray();
-  const out = new Float32Array(count * x.length / 2);
-  for (let i = 0; i < count; i++) out.set(x.slice(((i % 2) * x.length) / 2, ((i % 2) + 1) * x.length / 2).map((v) => v * (1 - 0.1 * i)), (i * x.length) / 2);
+  const out = new Float32Array((count * x.length) / 2);
+  for (let i = 0; i < count; i++)
+    out.set(
+      x.slice(((i % 2) * x.length) / 2, (((i % 2) + 1) * x.length) / 2).map((v) => v * (1 - 0.1 * i)),
+      (i * x.length) / 2,
+    );
   return HostTensor.from('float32', [count, 3, 28, 28], out);
 }
 
@@ -67,7 +81,11 @@ describe('FeatureExtractor', () => {
     const runner = await createRunner(compileModel({ outputs: { b5: blocks.get(5)!, b10: blocks.get(10)! } }), cpu);
     const schedule = noiseSchedule('linear', 1000);
     for (const timestep of [0, 150]) {
-      const noise = HostTensor.from('float32', [3, 3, 28, 28], [10, 11, 12].flatMap((id) => [...seededNoise(0, id, timestep, 3 * 28 * 28)]));
+      const noise = HostTensor.from(
+        'float32',
+        [3, 3, 28, 28],
+        [10, 11, 12].flatMap((id) => [...seededNoise(0, id, timestep, 3 * 28 * 28)]),
+      );
       const xt = qSample(schedule, x, [timestep, timestep, timestep], noise);
       const direct = await runner.run({ x: xt, t: HostTensor.from('int64', [3], [timestep, timestep, timestep].map(BigInt)) });
       // Shapes first (expectClose checks them too), so a short or empty output cannot pass.
@@ -82,7 +100,11 @@ describe('FeatureExtractor', () => {
   it('gives each image the same features whatever its batch and position', async () => {
     const x = images(5);
     const together = await extractor.extract(x, { ids: [0, 1, 2, 3, 4] });
-    const reversedImages = HostTensor.from('float32', x.shape, [4, 3, 2, 1, 0].flatMap((i) => x.slice([i], [i + 1]).toArray()));
+    const reversedImages = HostTensor.from(
+      'float32',
+      x.shape,
+      [4, 3, 2, 1, 0].flatMap((i) => x.slice([i], [i + 1]).toArray()),
+    );
     const reversed = await extractor.extract(reversedImages, { ids: [4, 3, 2, 1, 0] });
     const a = together.get(featureKey(150, 10))!;
     const b = reversed.get(featureKey(150, 10))!;
@@ -119,12 +141,22 @@ describe('FeatureExtractor', () => {
       expect(got.shape).toEqual([2, 64, 3, 3]);
       expect(relativeError(got, adaptive(full.get(featureKey(150, block))!, 3))).toBeLessThan(1e-5);
     }
-    await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [5], timesteps: [150], pool: 0, runner: cpu })).rejects.toThrow(/pool must be a positive integer/);
+    await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [5], timesteps: [150], pool: 0, runner: cpu })).rejects.toThrow(
+      /pool must be a positive integer/,
+    );
   });
 
   it('scales uint8 pixels as guided-diffusion does (x / 127.5 - 1 in float32, step by step) and replicates gray to RGB', async () => {
-    const gray = HostTensor.from('uint8', [1, 1, 28, 28], Array.from({ length: 784 }, (_, i) => (i * 7) % 256));
-    const rgb = HostTensor.from('float32', [1, 3, 28, 28], [0, 1, 2].flatMap(() => gray.toArray().map((v) => Math.fround(Math.fround(v / 127.5) - 1))));
+    const gray = HostTensor.from(
+      'uint8',
+      [1, 1, 28, 28],
+      Array.from({ length: 784 }, (_, i) => (i * 7) % 256),
+    );
+    const rgb = HostTensor.from(
+      'float32',
+      [1, 3, 28, 28],
+      [0, 1, 2].flatMap(() => gray.toArray().map((v) => Math.fround(Math.fround(v / 127.5) - 1))),
+    );
     const fromGray = (await extractor.extract(gray)).get(featureKey(0, 5))!;
     const fromFloat = (await extractor.extract(rgb)).get(featureKey(0, 5))!;
     expect(fromFloat.shape).toEqual([1, 64, 14, 14]);
@@ -138,9 +170,15 @@ describe('FeatureExtractor', () => {
     nan.data[100] = Number.NaN;
     await expect(extractor.extract(nan)).rejects.toThrow(NonFiniteError);
     await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [20], timesteps: [0], runner: cpu })).rejects.toThrow(/block 20 is outside 1..19/);
-    await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [5], timesteps: [1000], runner: cpu })).rejects.toThrow(/timestep 1000 is outside \[0, 1000\)/);
-    await expect(createFeatureExtractor({ checkpoint, config: { ...(fixture.config as object), num_channels: 64 } as never, blocks: [5], timesteps: [0], runner: cpu })).rejects.toThrow(CheckpointMismatchError);
-    await expect(createFeatureExtractor({ checkpoint, config: { ...(fixture.config as object), num_res_blocks: 3 } as never, blocks: [5], timesteps: [0], runner: cpu })).rejects.toThrow(/missing/);
+    await expect(createFeatureExtractor({ checkpoint, config: flags, blocks: [5], timesteps: [1000], runner: cpu })).rejects.toThrow(
+      /timestep 1000 is outside \[0, 1000\)/,
+    );
+    await expect(
+      createFeatureExtractor({ checkpoint, config: { ...(fixture.config as object), num_channels: 64 } as never, blocks: [5], timesteps: [0], runner: cpu }),
+    ).rejects.toThrow(CheckpointMismatchError);
+    await expect(
+      createFeatureExtractor({ checkpoint, config: { ...(fixture.config as object), num_res_blocks: 3 } as never, blocks: [5], timesteps: [0], runner: cpu }),
+    ).rejects.toThrow(/missing/);
   });
 
   it('in float16 from a checkpoint (cast as each tensor is read) equals float16 from the loaded U-Net, and float32 within half precision', async () => {
@@ -201,11 +239,15 @@ describe('AdmUNet configuration', () => {
     expect(layout.blocks[23]).toMatchObject({ part: 'decoder', channels: 1024, resolution: 16 });
     // Parameter counts of the published models as the ADM paper reports them (millions):
     // an independent check of the layout for every preset (new attention order, num_heads, class embedding).
-    const millions = (name: string) => Math.round([...expectedWeights(admConfig(name as never)).values()].reduce((total, shape) => total + shape.reduce((a, b) => a * b, 1), 0) / 1e6);
-    expect(['256x256_diffusion_uncond', '256x256_diffusion', '128x128_diffusion', '64x64_diffusion', '512x512_diffusion'].map(millions)).toEqual([553, 554, 422, 296, 559]);
-    expect(() => admConfig({ image_size: 100, num_channels: 8, num_res_blocks: 1, attention_resolutions: '' })).toThrow(/no default channel_mult for image_size 100/);
+    const millions = (name: string) =>
+      Math.round([...expectedWeights(admConfig(name as never)).values()].reduce((total, shape) => total + shape.reduce((a, b) => a * b, 1), 0) / 1e6);
+    expect(['256x256_diffusion_uncond', '256x256_diffusion', '128x128_diffusion', '64x64_diffusion', '512x512_diffusion'].map(millions)).toEqual([
+      553, 554, 422, 296, 559,
+    ]);
+    expect(() => admConfig({ image_size: 100, num_channels: 8, num_res_blocks: 1, attention_resolutions: '' })).toThrow(
+      /no default channel_mult for image_size 100/,
+    );
     expect(() => admConfig('nope' as never)).toThrow(/preset 'nope' is unknown/);
     expect(() => admConfig({ ...(fixture.config as object), colour: 1 } as never)).toThrow(/unknown flag\(s\) colour/);
   });
 });
-

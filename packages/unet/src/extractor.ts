@@ -1,5 +1,21 @@
 import {
-  adaptiveAvgPool2d, add, ConfigError, fmix32, compileModel, gather, Graph, HostTensor, mul, NonFiniteError, reshape, ShapeError, type ModelSource, type OnnxModel, type Runner, type RunnerOptions, type SymbolicTensor,
+  adaptiveAvgPool2d,
+  add,
+  ConfigError,
+  fmix32,
+  compileModel,
+  gather,
+  Graph,
+  HostTensor,
+  mul,
+  NonFiniteError,
+  reshape,
+  ShapeError,
+  type ModelSource,
+  type OnnxModel,
+  type Runner,
+  type RunnerOptions,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import type { DiffusionUNet } from './diffusion-unet.js';
 import { checkTimestep, noiseSchedule, seededNoise, type NoiseSchedule, type NoiseSplit } from './schedule.js';
@@ -219,7 +235,11 @@ export class FeatureExtractor {
         }
       }
       const shape = [rows, ...normalized.shape.slice(1)];
-      const feeds: Record<string, HostTensor> = { x_start: HostTensor.from('float32', shape, x), noise: HostTensor.from('float32', shape, noise), t: HostTensor.from('int64', [rows], t) };
+      const feeds: Record<string, HostTensor> = {
+        x_start: HostTensor.from('float32', shape, x),
+        noise: HostTensor.from('float32', shape, noise),
+        t: HostTensor.from('int64', [rows], t),
+      };
       if (y) feeds.y = HostTensor.from('int64', [rows], y);
       const result = await this.runner.run(feeds);
       const features = new Map<string, HostTensor<'float32'>>();
@@ -227,7 +247,10 @@ export class FeatureExtractor {
         for (const block of blocks) {
           const all = result[`block${block}`] as HostTensor<'float32'>;
           const size = all.size / rows;
-          features.set(featureKey(timestep, block), HostTensor.from('float32', [n, ...all.shape.slice(1)], all.data.subarray(ti * n * size, (ti + 1) * n * size)));
+          features.set(
+            featureKey(timestep, block),
+            HostTensor.from('float32', [n, ...all.shape.slice(1)], all.data.subarray(ti * n * size, (ti + 1) * n * size)),
+          );
         }
       });
       this.options.onProgress?.({ done: end, total: count });
@@ -251,7 +274,9 @@ export class FeatureExtractor {
     }
     const fixed = this.options.classLabel;
     if (labels === undefined && fixed === undefined) {
-      throw new ConfigError(`FeatureExtractor: this U-Net is class-conditional (${classes} classes); pass labels (one per image) to extract()/stream(), or classLabel to createFeatureExtractor`);
+      throw new ConfigError(
+        `FeatureExtractor: this U-Net is class-conditional (${classes} classes); pass labels (one per image) to extract()/stream(), or classLabel to createFeatureExtractor`,
+      );
     }
     const resolved = labels ?? new Array<number>(count).fill(fixed!);
     if (resolved.length !== count) throw new ShapeError(`FeatureExtractor: expected ${count} labels (one per image); found ${resolved.length}`);
@@ -263,11 +288,14 @@ export class FeatureExtractor {
   private normalizeImages(images: HostTensor): HostTensor<'float32'> {
     const { imageSize: size, inChannels } = this.info;
     if (images.rank !== 4 || images.shape[2] !== size || images.shape[3] !== size) {
-      throw new ShapeError(`FeatureExtractor: expected images [N, ${inChannels}, ${size}, ${size}] (or uint8 [N, 1|${inChannels}, ${size}, ${size}]); found [${images.shape.join(', ')}]`);
+      throw new ShapeError(
+        `FeatureExtractor: expected images [N, ${inChannels}, ${size}, ${size}] (or uint8 [N, 1|${inChannels}, ${size}, ${size}]); found [${images.shape.join(', ')}]`,
+      );
     }
     const channels = images.shape[1]!;
     if (images.dtype === 'uint8') {
-      if (channels !== 1 && channels !== inChannels) throw new ShapeError(`FeatureExtractor: expected 1 or ${inChannels} channels of uint8 pixels; found ${channels}`);
+      if (channels !== 1 && channels !== inChannels)
+        throw new ShapeError(`FeatureExtractor: expected 1 or ${inChannels} channels of uint8 pixels; found ${channels}`);
       const n = images.shape[0]!;
       const pixels = images.contiguous().data as Uint8Array;
       const out = new Float32Array(n * inChannels * size * size);
@@ -285,7 +313,8 @@ export class FeatureExtractor {
     const dense = images.contiguous() as HostTensor<'float32'>;
     if (this.options.checkInputs ?? true) {
       const index = dense.data.findIndex((v) => !Number.isFinite(v));
-      if (index >= 0) throw new NonFiniteError(`FeatureExtractor: image ${Math.floor(index / (inChannels * size * size))} has a non-finite pixel (${dense.data[index]})`);
+      if (index >= 0)
+        throw new NonFiniteError(`FeatureExtractor: image ${Math.floor(index / (inChannels * size * size))} has a non-finite pixel (${dense.data[index]})`);
     }
     return dense;
   }
@@ -317,12 +346,19 @@ export class FeatureExtractor {
 export function qSampleGraph(schedule: NoiseSchedule, xStart: SymbolicTensor, noise: SymbolicTensor, timesteps: SymbolicTensor): SymbolicTensor {
   const graph = xStart.graph;
   const batch = xStart.shape[0]!;
-  const coefficient = (table: Float64Array) => reshape(gather(graph.constant(HostTensor.from('float32', [table.length], table)), timesteps, 0), [batch, 1, 1, 1]);
+  const coefficient = (table: Float64Array) =>
+    reshape(gather(graph.constant(HostTensor.from('float32', [table.length], table)), timesteps, 0), [batch, 1, 1, 1]);
   return add(mul(coefficient(schedule.sqrtAlphasCumprod), xStart), mul(coefficient(schedule.sqrtOneMinusAlphasCumprod), noise));
 }
 
 /** Builds the extraction graph: q_sample, then the U-Net up to the deepest block, then the optional pooling. @public */
-export function buildExtractionModel(unet: DiffusionUNet, schedule: NoiseSchedule, blocks: readonly number[], dtype: 'float32' | 'float16', pool?: number): OnnxModel {
+export function buildExtractionModel(
+  unet: DiffusionUNet,
+  schedule: NoiseSchedule,
+  blocks: readonly number[],
+  dtype: 'float32' | 'float16',
+  pool?: number,
+): OnnxModel {
   const graph = new Graph();
   const { imageSize: size, inChannels, numClasses } = unet.info;
   const xStart = graph.input('x_start', 'float32', ['batch', inChannels, size, size]);
@@ -354,15 +390,20 @@ export function checkExtraction(info: ExtractionModelInfo, options: ExtractionOp
   if (options.blocks.length === 0) throw new ConfigError('createFeatureExtractor: expected at least one block; found none');
   if (options.timesteps.length === 0) throw new ConfigError('createFeatureExtractor: expected at least one timestep; found none');
   const batchSize = options.batchSize ?? 16;
-  if (!Number.isSafeInteger(batchSize) || batchSize <= 0) throw new ConfigError(`createFeatureExtractor: batchSize must be a positive integer; found ${batchSize}`);
+  if (!Number.isSafeInteger(batchSize) || batchSize <= 0)
+    throw new ConfigError(`createFeatureExtractor: batchSize must be a positive integer; found ${batchSize}`);
   for (const block of options.blocks) {
-    if (!Number.isInteger(block) || block < 1 || block > info.blockCount) throw new ConfigError(`createFeatureExtractor: block ${block} is outside 1..${info.blockCount}`);
+    if (!Number.isInteger(block) || block < 1 || block > info.blockCount)
+      throw new ConfigError(`createFeatureExtractor: block ${block} is outside 1..${info.blockCount}`);
   }
   const seed = options.seed ?? 0;
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new ConfigError(`createFeatureExtractor: seed must be an integer in [0, 2^32); found ${seed}`);
-  if (options.pool !== undefined && !(Number.isSafeInteger(options.pool) && options.pool > 0)) throw new ConfigError(`createFeatureExtractor: pool must be a positive integer; found ${options.pool}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new ConfigError(`createFeatureExtractor: seed must be an integer in [0, 2^32); found ${seed}`);
+  if (options.pool !== undefined && !(Number.isSafeInteger(options.pool) && options.pool > 0))
+    throw new ConfigError(`createFeatureExtractor: pool must be a positive integer; found ${options.pool}`);
   if (options.classLabel !== undefined) {
-    if (info.numClasses === null) throw new ConfigError('createFeatureExtractor: classLabel is set, but this U-Net is unconditional (class_cond false); remove classLabel');
+    if (info.numClasses === null)
+      throw new ConfigError('createFeatureExtractor: classLabel is set, but this U-Net is unconditional (class_cond false); remove classLabel');
     if (!Number.isInteger(options.classLabel) || options.classLabel < 0 || options.classLabel >= info.numClasses) {
       throw new ConfigError(`createFeatureExtractor: classLabel must be an integer in 0..${info.numClasses - 1}; found ${options.classLabel}`);
     }

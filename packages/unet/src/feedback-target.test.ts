@@ -14,7 +14,8 @@ describe('feedbackTarget (DifFeed: decoder block b feeds encoder block 2*N_in + 
 
   it('refuses an encoder block, the middle block and a block outside the U-Net', () => {
     const blocks = unetLayout(admConfig('256x256_diffusion_uncond')).blocks;
-    for (const b of [5, 18, 19, 0, 38]) expect(() => feedbackTarget(blocks, b), `block ${b}`).toThrow(new RegExp(`block ${b} is not a decoder block \\(20\\.\\.37\\)`));
+    for (const b of [5, 18, 19, 0, 38])
+      expect(() => feedbackTarget(blocks, b), `block ${b}`).toThrow(new RegExp(`block ${b} is not a decoder block \\(20\\.\\.37\\)`));
     expect(() => feedbackTarget(blocks, 19)).toThrow(ConfigError);
   });
 

@@ -51,12 +51,20 @@ describe('@diffssl/unet in the browser (onnxruntime-web, WASM)', () => {
     // The Node build exports saveModel; the browser build, mocked in above, does not.
     expect(typeof (nodeCore as Record<string, unknown>).saveModel).toBe('function');
     expect('saveModel' in core).toBe(false);
-    const reference = await node.createFeatureExtractor({ checkpoint: fixturePath('adm-fm28.pt'), config: fixture.config as never, ...extraction, runner: { executionProviders: ['cpu'] } });
+    const reference = await node.createFeatureExtractor({
+      checkpoint: fixturePath('adm-fm28.pt'),
+      config: fixture.config as never,
+      ...extraction,
+      runner: { executionProviders: ['cpu'] },
+    });
     expect(reference.provider).toBe('cpu');
     const want = await reference.extract(xStart);
     const wantWithIds = await reference.extract(xStart, { ids: [11, 12] });
     await reference.release();
-    for (const [got, expected, ids] of [[features, want, 'pixel-hash ids'], [withIds, wantWithIds, 'ids 11, 12']] as const) {
+    for (const [got, expected, ids] of [
+      [features, want, 'pixel-hash ids'],
+      [withIds, wantWithIds, 'ids 11, 12'],
+    ] as const) {
       expect([...got.keys()].sort(), ids).toEqual([...expected.keys()].sort());
       expect(got.size).toBe(4);
       for (const [key, tensor] of expected) expect(relativeError(got.get(key)!, tensor), `${key}, ${ids}`).toBeLessThanOrEqual(1e-5);

@@ -12,18 +12,37 @@ describe('initialAdmWeights (the random U-Net baseline)', () => {
     // fan_in of the first conv: 3 channels x 3 x 3.
     expect(Math.max(...stem.map(Math.abs))).toBeLessThanOrEqual(1 / Math.sqrt(27));
     expect(Math.max(...stem.map(Math.abs))).toBeGreaterThan(0.9 / Math.sqrt(27));
-    for (const name of ['input_blocks.2.0.out_layers.3.weight', 'input_blocks.2.0.out_layers.3.bias', 'out.2.weight', 'out.2.bias', 'middle_block.1.proj_out.weight']) {
-      expect(weights.get(name)!.toArray().every((v) => v === 0), name).toBe(true);
+    for (const name of [
+      'input_blocks.2.0.out_layers.3.weight',
+      'input_blocks.2.0.out_layers.3.bias',
+      'out.2.weight',
+      'out.2.bias',
+      'middle_block.1.proj_out.weight',
+    ]) {
+      expect(
+        weights
+          .get(name)!
+          .toArray()
+          .every((v) => v === 0),
+        name,
+      ).toBe(true);
     }
-    expect(weights.get('middle_block.1.norm.weight')!.toArray().every((v) => v === 1)).toBe(true);
+    expect(
+      weights
+        .get('middle_block.1.norm.weight')!
+        .toArray()
+        .every((v) => v === 1),
+    ).toBe(true);
     expect(initialAdmWeights(config, 3).get('time_embed.0.weight')!.toArray()).toEqual(weights.get('time_embed.0.weight')!.toArray());
     expect(initialAdmWeights(config, 4).get('time_embed.0.weight')!.toArray()).not.toEqual(weights.get('time_embed.0.weight')!.toArray());
-    const conditional = initialAdmWeights(admConfig({ ...(embeddedFlags() as object), class_cond: true } as never), 1).get('label_emb.weight')!.toArray();
+    const conditional = initialAdmWeights(admConfig({ ...(embeddedFlags() as object), class_cond: true } as never), 1)
+      .get('label_emb.weight')!
+      .toArray();
     const variance = conditional.reduce((a, v) => a + v * v, 0) / conditional.length;
     expect(Math.abs(variance - 1)).toBeLessThan(0.1);
   });
 
-  it('draws every Linear and Conv weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in from the weight\'s own shape (KS test on the pooled draws)', () => {
+  it("draws every Linear and Conv weight and bias from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in from the weight's own shape (KS test on the pooled draws)", () => {
     const weights = initialAdmWeights(config, 11);
     // Scaled by the bound PyTorch would use, every drawn value is U(-1, 1): fan_in = shape[1] x kernel size, the bias that of its weight.
     const scaled: number[] = [];
@@ -35,9 +54,16 @@ describe('initialAdmWeights (the random U-Net baseline)', () => {
       expect(weight.shape.length, name).toBeGreaterThanOrEqual(2);
       const fanIn = weight.shape.slice(1).reduce((a, b) => a * b, 1);
       const bound = 1 / Math.sqrt(fanIn);
-      expect(values.reduce((a, v) => Math.max(a, Math.abs(v)), 0), name).toBeLessThanOrEqual(bound);
+      expect(
+        values.reduce((a, v) => Math.max(a, Math.abs(v)), 0),
+        name,
+      ).toBeLessThanOrEqual(bound);
       // Large tensors reach close to their bound: a bound drawn from a wrong fan_in (too small) would not.
-      if (values.length >= 2000) expect(values.reduce((a, v) => Math.max(a, Math.abs(v)), 0), name).toBeGreaterThan(0.99 * bound);
+      if (values.length >= 2000)
+        expect(
+          values.reduce((a, v) => Math.max(a, Math.abs(v)), 0),
+          name,
+        ).toBeGreaterThan(0.99 * bound);
       for (const v of values) scaled.push(v / bound);
       tensors++;
     }
@@ -60,7 +86,11 @@ describe('initialAdmWeights (the random U-Net baseline)', () => {
     const t = graph.input('t', 'int64', ['batch']);
     const { blocks, output } = unet.build(graph, { x, timesteps: t, taps: [2, 3], output: true });
     const runner = await createRunner(compileModel({ outputs: { b2: blocks.get(2)!, b3: blocks.get(3)!, out: output! } }), { executionProviders: ['cpu'] });
-    const input = HostTensor.from('float32', [1, 3, 28, 28], Array.from({ length: 3 * 784 }, (_, i) => Math.sin(i)));
+    const input = HostTensor.from(
+      'float32',
+      [1, 3, 28, 28],
+      Array.from({ length: 3 * 784 }, (_, i) => Math.sin(i)),
+    );
     const result = await runner.run({ x: input, t: HostTensor.from('int64', [1], [50n]) });
     await runner.release();
     // Block 3 is a ResBlock 32 -> 32 whose zero-initialized last conv makes it the identity.

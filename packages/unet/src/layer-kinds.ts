@@ -1,7 +1,22 @@
 // The one place that knows each kind of layer of an ADM U-Net: the weights it
 // holds (names, shapes, precision), the graph it builds and its cost.
 import {
-  add, avgPool2d, cast, conv2d, groupNorm, linear, matmul, mul, reshape, silu, slice, softmax, transpose, upsampleNearest2x, type Graph, type SymbolicTensor,
+  add,
+  avgPool2d,
+  cast,
+  conv2d,
+  groupNorm,
+  linear,
+  matmul,
+  mul,
+  reshape,
+  silu,
+  slice,
+  softmax,
+  transpose,
+  upsampleNearest2x,
+  type Graph,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import type { LayerSpec } from './layout.js';
 
@@ -66,14 +81,20 @@ const compute = (name: string, shape: readonly number[], init: Init): WeightSpec
 /** A weight guided-diffusion keeps in float32 (normalization, embeddings, the `out` head). @internal */
 export const float32 = (name: string, shape: readonly number[], init: Init): WeightSpec => ({ name, shape, precision: 'float32', init });
 /** A GroupNorm's weight (ones) and bias (zeros), both float32. @internal */
-export const groupNormWeights = (prefix: string, channels: number): WeightSpec[] => [float32(`${prefix}.weight`, [channels], { kind: 'ones' }), float32(`${prefix}.bias`, [channels], ZEROS)];
+export const groupNormWeights = (prefix: string, channels: number): WeightSpec[] => [
+  float32(`${prefix}.weight`, [channels], { kind: 'ones' }),
+  float32(`${prefix}.bias`, [channels], ZEROS),
+];
 
 /**
  * guided-diffusion's GroupNorm32: statistics in float32 over 32 groups, the
  * result cast back to the compute precision.
  */
 export function groupNorm32(context: Pick<LayerBuildContext, 'weight'>, h: SymbolicTensor, prefix: string, dtype: 'float32' | 'float16'): SymbolicTensor {
-  const normalized = groupNorm(cast(h, 'float32'), context.weight(`${prefix}.weight`, 'float32'), context.weight(`${prefix}.bias`, 'float32'), { groups: 32, epsilon: 1e-5 });
+  const normalized = groupNorm(cast(h, 'float32'), context.weight(`${prefix}.weight`, 'float32'), context.weight(`${prefix}.bias`, 'float32'), {
+    groups: 32,
+    epsilon: 1e-5,
+  });
   return cast(normalized, dtype);
 }
 
@@ -92,12 +113,14 @@ export const LAYER_KINDS: Kinds = {
   },
   downsample: {
     weights: (layer) => conv3x3(`${layer.prefix}.op`, layer.channels, layer.channels),
-    build: ({ weight, dtype }, layer, h) => conv2d(h, weight(`${layer.prefix}.op.weight`, dtype), weight(`${layer.prefix}.op.bias`, dtype), { padding: 1, stride: 2 }),
+    build: ({ weight, dtype }, layer, h) =>
+      conv2d(h, weight(`${layer.prefix}.op.weight`, dtype), weight(`${layer.prefix}.op.bias`, dtype), { padding: 1, stride: 2 }),
     macs: (layer) => layer.channels ** 2 * 9 * layer.resolution ** 2,
   },
   upsample: {
     weights: (layer) => conv3x3(`${layer.prefix}.conv`, layer.channels, layer.channels),
-    build: ({ weight, dtype }, layer, h) => conv2d(upsampleNearest2x(h), weight(`${layer.prefix}.conv.weight`, dtype), weight(`${layer.prefix}.conv.bias`, dtype), { padding: 1 }),
+    build: ({ weight, dtype }, layer, h) =>
+      conv2d(upsampleNearest2x(h), weight(`${layer.prefix}.conv.weight`, dtype), weight(`${layer.prefix}.conv.bias`, dtype), { padding: 1 }),
     macs: (layer) => layer.channels ** 2 * 9 * layer.resolution ** 2,
   },
   resblock: {
@@ -113,7 +136,10 @@ export const LAYER_KINDS: Kinds = {
         ...conv3x3(`${p}.out_layers.3`, outChannels, outChannels, true),
         ...(inChannels === outChannels
           ? []
-          : [compute(`${p}.skip_connection.weight`, [outChannels, inChannels, 1, 1], fanIn(inChannels)), compute(`${p}.skip_connection.bias`, [outChannels], fanIn(inChannels))]),
+          : [
+              compute(`${p}.skip_connection.weight`, [outChannels, inChannels, 1, 1], fanIn(inChannels)),
+              compute(`${p}.skip_connection.bias`, [outChannels], fanIn(inChannels)),
+            ]),
       ];
     },
     build: (context, layer, x) => {
@@ -134,7 +160,8 @@ export const LAYER_KINDS: Kinds = {
         h = groupNorm32(context, add(h, reshape(embOut, [batch, out, 1, 1])), `${p}.out_layers.0`, dtype);
       }
       h = conv2d(silu(h), weight(`${p}.out_layers.3.weight`, dtype), weight(`${p}.out_layers.3.bias`, dtype), { padding: 1 });
-      const skip = layer.inChannels === out ? skipInput : conv2d(skipInput, weight(`${p}.skip_connection.weight`, dtype), weight(`${p}.skip_connection.bias`, dtype));
+      const skip =
+        layer.inChannels === out ? skipInput : conv2d(skipInput, weight(`${p}.skip_connection.weight`, dtype), weight(`${p}.skip_connection.bias`, dtype));
       return add(skip, h);
     },
     macs: (layer, facts) => {

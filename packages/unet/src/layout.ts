@@ -48,7 +48,8 @@ export function feedbackTarget(blocks: readonly UNetBlock[], decoderBlock: numbe
   const spec = blocks[decoderBlock - 1];
   if (!spec || spec.part !== 'decoder') throw new ConfigError(`U-Net: block ${decoderBlock} is not a decoder block (${encoderBlocks + 2}..${blocks.length})`);
   const target = 2 * encoderBlocks + 2 - decoderBlock;
-  if (blocks[target - 1]?.part !== 'encoder') throw new ConfigError(`U-Net: decoder block ${decoderBlock} would feed block ${target}, which is not an encoder block`);
+  if (blocks[target - 1]?.part !== 'encoder')
+    throw new ConfigError(`U-Net: decoder block ${decoderBlock} would feed block ${target}, which is not an encoder block`);
   return target;
 }
 
@@ -92,14 +93,23 @@ export function unetLayout(config: AdmConfig): UNetLayout {
   let resolution = config.imageSize;
   let ds = 1;
   const skipChannels = [ch];
-  blocks.push({ number: 1, part: 'encoder', moduleIndex: 0, channels: ch, resolution, skipChannels: 0, layers: [{ kind: 'conv', prefix: 'input_blocks.0.0', resolution, inChannels: config.inChannels, outChannels: ch }] });
+  blocks.push({
+    number: 1,
+    part: 'encoder',
+    moduleIndex: 0,
+    channels: ch,
+    resolution,
+    skipChannels: 0,
+    layers: [{ kind: 'conv', prefix: 'input_blocks.0.0', resolution, inChannels: config.inChannels, outChannels: ch }],
+  });
   config.channelMult.forEach((mult, level) => {
     for (let r = 0; r < config.numResBlocks; r++) {
       const index = blocks.length;
       const out = Math.trunc(mult * mc);
       const layers: LayerSpec[] = [{ kind: 'resblock', prefix: `input_blocks.${index}.0`, resolution, inChannels: ch, outChannels: out, resample: 'none' }];
       ch = out;
-      if (config.attentionDownsampleFactors.includes(ds)) layers.push({ kind: 'attention', prefix: `input_blocks.${index}.1`, resolution, channels: ch, heads: headsFor(config, ch, false) });
+      if (config.attentionDownsampleFactors.includes(ds))
+        layers.push({ kind: 'attention', prefix: `input_blocks.${index}.1`, resolution, channels: ch, heads: headsFor(config, ch, false) });
       blocks.push({ number: index + 1, part: 'encoder', moduleIndex: index, channels: ch, resolution, skipChannels: 0, layers });
       skipChannels.push(ch);
     }
@@ -136,7 +146,8 @@ export function unetLayout(config: AdmConfig): UNetLayout {
       const prefix = `output_blocks.${outputIndex}`;
       const layers: LayerSpec[] = [{ kind: 'resblock', prefix: `${prefix}.0`, resolution, inChannels: ch + skip, outChannels: out, resample: 'none' }];
       ch = out;
-      if (config.attentionDownsampleFactors.includes(ds)) layers.push({ kind: 'attention', prefix: `${prefix}.1`, resolution, channels: ch, heads: headsFor(config, ch, true) });
+      if (config.attentionDownsampleFactors.includes(ds))
+        layers.push({ kind: 'attention', prefix: `${prefix}.1`, resolution, channels: ch, heads: headsFor(config, ch, true) });
       if (level > 0 && i === config.numResBlocks) {
         const layerPrefix = `${prefix}.${layers.length}`;
         ds /= 2;
@@ -207,7 +218,13 @@ export function initialAdmWeights(config: AdmConfig, seed: number): Map<string, 
   for (const spec of weightSpecs(config)) {
     const { init: rule, shape } = spec;
     const value =
-      rule.kind === 'fanIn' ? init.fanIn(shape, rule.fanIn, generator) : rule.kind === 'normal' ? init.normal(shape, 1, generator) : rule.kind === 'ones' ? init.ones(shape) : init.zeros(shape);
+      rule.kind === 'fanIn'
+        ? init.fanIn(shape, rule.fanIn, generator)
+        : rule.kind === 'normal'
+          ? init.normal(shape, 1, generator)
+          : rule.kind === 'ones'
+            ? init.ones(shape)
+            : init.zeros(shape);
     weights.set(spec.name, value);
   }
   return weights;

@@ -37,11 +37,22 @@ describe('cosine schedule', () => {
     const betas = betaSchedule('cosine', 1000);
     const schedule = noiseSchedule('cosine', 1000);
     // Python 3: betas_for_alpha_bar as in guided-diffusion, math.cos in float64.
-    const pythonBetas: [number, number][] = [[0, 4.128422482196914e-5], [1, 4.614175273665033e-5], [150, 7.855375417102906e-4], [500, 3.155691441585007e-3], [998, 0.7499993929011166]];
+    const pythonBetas: [number, number][] = [
+      [0, 4.128422482196914e-5],
+      [1, 4.614175273665033e-5],
+      [150, 7.855375417102906e-4],
+      [500, 3.155691441585007e-3],
+      [998, 0.7499993929011166],
+    ];
     for (const [t, beta] of pythonBetas) expect(relative(betas[t]!, beta), `beta ${t}`).toBeLessThan(1e-12);
     expect(betas[999]).toBe(0.999);
     expect(betas.filter((beta) => beta === 0.999)).toHaveLength(1);
-    const pythonAlphasCumprod: [number, number][] = [[0, 0.999958715775178], [150, 0.9400000146503524], [500, 0.49228517244880304], [999, 2.4287669070348567e-9]];
+    const pythonAlphasCumprod: [number, number][] = [
+      [0, 0.999958715775178],
+      [150, 0.9400000146503524],
+      [500, 0.49228517244880304],
+      [999, 2.4287669070348567e-9],
+    ];
     for (const [t, value] of pythonAlphasCumprod) expect(relative(schedule.alphasCumprod[t]!, value), `alphas_cumprod ${t}`).toBeLessThan(1e-12);
   });
 
@@ -93,8 +104,17 @@ describe('qSample', () => {
   });
 
   it('is what the extractor feeds a cosine-schedule U-Net (x_t read back through a U-Net that returns its input)', async () => {
-    const extractor = await createFeatureExtractor({ unet: identityUNet({ schedule: 'cosine' }), blocks: [1], timesteps: [150, 500], runner: { executionProviders: ['cpu'] } });
-    const images = HostTensor.from('float32', [2, 3, 4, 4], Array.from({ length: 96 }, (_, i) => Math.sin(i) * 0.9));
+    const extractor = await createFeatureExtractor({
+      unet: identityUNet({ schedule: 'cosine' }),
+      blocks: [1],
+      timesteps: [150, 500],
+      runner: { executionProviders: ['cpu'] },
+    });
+    const images = HostTensor.from(
+      'float32',
+      [2, 3, 4, 4],
+      Array.from({ length: 96 }, (_, i) => Math.sin(i) * 0.9),
+    );
     const features = await extractor.extract(images, { ids: [7, 8] });
     await extractor.release();
     const { alphasCumprod } = cosineByHand(1000);

@@ -72,7 +72,8 @@ export function noiseSchedule(schedule: 'linear' | 'cosine', steps: number): Noi
  * @public
  */
 export function qSample(schedule: NoiseSchedule, xStart: HostTensor, timesteps: readonly number[], noise: HostTensor): HostTensor<'float32'> {
-  if (xStart.shape.join() !== noise.shape.join()) throw new ShapeError(`qSample: noise shape [${noise.shape.join(', ')}] differs from x_start [${xStart.shape.join(', ')}]`);
+  if (xStart.shape.join() !== noise.shape.join())
+    throw new ShapeError(`qSample: noise shape [${noise.shape.join(', ')}] differs from x_start [${xStart.shape.join(', ')}]`);
   const batch = xStart.shape[0]!;
   if (timesteps.length !== batch) throw new ShapeError(`qSample: expected ${batch} timesteps (one per image); found ${timesteps.length}`);
   const x = xStart.toArray();
@@ -130,11 +131,15 @@ const SPLIT_STREAMS: Readonly<Record<NoiseSplit, number>> = { train: 0x5452_4149
  * @public
  */
 export function seededNoise(seed: number, imageId: number, timestep: number, size: number, split: NoiseSplit = 'test'): Float32Array {
-  for (const [name, value] of [['seed', seed], ['imageId', imageId], ['timestep', timestep]] as const) {
-    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new ConfigError(`seededNoise: ${name} must be an integer in [0, 2^32); found ${value}`);
+  for (const [name, value] of [
+    ['seed', seed],
+    ['imageId', imageId],
+    ['timestep', timestep],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
+      throw new ConfigError(`seededNoise: ${name} must be an integer in [0, 2^32); found ${value}`);
   }
   const splitStream = Object.hasOwn(SPLIT_STREAMS, split) ? SPLIT_STREAMS[split] : undefined;
   if (splitStream === undefined) throw new ConfigError(`seededNoise: split must be 'train' or 'test'; found ${JSON.stringify(split)}`);
   return new RandomGenerator(seed, NOISE_STREAM, splitStream, imageId, timestep).fillNormal(new Float32Array(size));
 }
-

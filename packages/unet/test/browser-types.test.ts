@@ -27,7 +27,12 @@ function typeCheck(conditions: string[]): string[] {
     noEmit: true,
     skipLibCheck: true,
   });
-  return ts.getPreEmitDiagnostics(program).map((d) => `${d.file ? `${d.file.fileName.split('/').pop()}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : ''} TS${d.code} ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`);
+  return ts
+    .getPreEmitDiagnostics(program)
+    .map(
+      (d) =>
+        `${d.file ? `${d.file.fileName.split('/').pop()}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : ''} TS${d.code} ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`,
+    );
 }
 
 /** The consumers' @ts-expect-error directives: 9 on Node-only imports, 1 on a checkpoint-path call. */
@@ -43,6 +48,8 @@ describe('browser types', () => {
     const unused = diagnostics.filter((d) => d.includes("TS2578 Unused '@ts-expect-error' directive"));
     expect(unused, diagnostics.join('\n')).toHaveLength(directives);
     // And the one browser-only name is missing there.
-    expect(diagnostics.filter((d) => !unused.includes(d))).toEqual([expect.stringMatching(/core-browser-consumer\.ts:3 TS2724 .*no exported member named 'DEFAULT_BROWSER_PROVIDERS'/)]);
+    expect(diagnostics.filter((d) => !unused.includes(d))).toEqual([
+      expect.stringMatching(/core-browser-consumer\.ts:3 TS2724 .*no exported member named 'DEFAULT_BROWSER_PROVIDERS'/),
+    ]);
   }, 60_000);
 });

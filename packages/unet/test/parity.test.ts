@@ -68,7 +68,9 @@ describe.each(['adm-fm28', 'adm-37block-random'] as const)('%s', (model) => {
     // (GroupNorm affine), the timestep embedding and guided-diffusion's `out` layer stay float32.
     const weights = [...compiled.initializers].filter(([name]) => !name.startsWith('const_'));
     const keptSingle = /(^|\.)(in_layers\.0|out_layers\.0|norm|time_embed\.\d|emb_layers\.1)\.(weight|bias)$|^out\.\d\./;
-    const wrong = weights.filter(([name, tensor]) => tensor.dtype !== (keptSingle.test(name) ? 'float32' : 'float16')).map(([name, tensor]) => `${name}:${tensor.dtype}`);
+    const wrong = weights
+      .filter(([name, tensor]) => tensor.dtype !== (keptSingle.test(name) ? 'float32' : 'float16'))
+      .map(([name, tensor]) => `${name}:${tensor.dtype}`);
     expect(wrong).toEqual([]);
     expect(weights.filter(([, tensor]) => tensor.dtype === 'float16').length).toBeGreaterThan(100);
     expect(weights.filter(([name]) => name.startsWith('out.')).length).toBe(4);
@@ -88,7 +90,10 @@ describe.each(['adm-fm28', 'adm-37block-random'] as const)('%s', (model) => {
     const size = unet.config.imageSize;
     const x = graph.input('x', 'float32', ['batch', 3, size, size]);
     const t = graph.input('t', 'int64', ['batch']);
-    const feeds: Record<string, HostTensor> = { x: fixture.tensor(`t${feedback.t}/x_t`), t: HostTensor.from('int64', [2], [BigInt(feedback.t), BigInt(feedback.t)]) };
+    const feeds: Record<string, HostTensor> = {
+      x: fixture.tensor(`t${feedback.t}/x_t`),
+      t: HostTensor.from('int64', [2], [BigInt(feedback.t), BigInt(feedback.t)]),
+    };
     const inputs = new Map<number, SymbolicTensor>();
     for (const source of feedback.feedback_b_list) {
       const target = unet.feedbackTarget(source);
@@ -103,7 +108,9 @@ describe.each(['adm-fm28', 'adm-37block-random'] as const)('%s', (model) => {
     const result = await secondPass.run(feeds);
     await secondPass.release();
     for (const block of feedback.second_fw_b_list) {
-      expect(relativeError(result[blockName(block)]!, fixture.tensor(`feedback/second/${blockName(block)}`)), `second pass block ${block}`).toBeLessThanOrEqual(1e-4);
+      expect(relativeError(result[blockName(block)]!, fixture.tensor(`feedback/second/${blockName(block)}`)), `second pass block ${block}`).toBeLessThanOrEqual(
+        1e-4,
+      );
     }
   });
 });

@@ -49,11 +49,19 @@ await build({
   plugins: [nodeBuiltinGuard],
   customLogger: {
     info() {},
-    warn(message) { warnings.push(message); },
-    warnOnce(message) { warnings.push(message); },
-    error(message) { warnings.push(message); },
+    warn(message) {
+      warnings.push(message);
+    },
+    warnOnce(message) {
+      warnings.push(message);
+    },
+    error(message) {
+      warnings.push(message);
+    },
     clearScreen() {},
-    hasErrorLogged() { return false; },
+    hasErrorLogged() {
+      return false;
+    },
     hasWarned: false,
   },
   build: { outDir: join(here, 'dist'), emptyOutDir: true, minify: false, chunkSizeWarningLimit: 100_000 },
@@ -75,4 +83,6 @@ if (pulledIn.length > 0 || externalized.length > 0 || leftImports.length > 0) {
 }
 const bytes = files.reduce((sum, name) => sum + readFileSync(join(here, 'dist', 'assets', name)).length, 0);
 const notes = [...mappedAway].map((note) => `\n  allowed: ${note}`).join('');
-console.log(`browser bundle: ${files.length} JS file(s), ${(bytes / 1e6).toFixed(2)} MB, no Node built-ins${notes}${warnings.length ? `\n  other Vite messages:\n${warnings.join('\n')}` : ''}`);
+console.log(
+  `browser bundle: ${files.length} JS file(s), ${(bytes / 1e6).toFixed(2)} MB, no Node built-ins${notes}${warnings.length ? `\n  other Vite messages:\n${warnings.join('\n')}` : ''}`,
+);

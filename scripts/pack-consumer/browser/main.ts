@@ -11,7 +11,14 @@ const exported = { core, unet, pool, difformer, heads };
 
 /** Builds a tiny random U-Net, extracts features and scores them with a linear head, all on onnxruntime-web. */
 export async function tinyPipeline(): Promise<number[]> {
-  const config = unet.admConfig({ image_size: 16, num_channels: 32, num_res_blocks: 1, channel_mult: '1,2', attention_resolutions: '8', num_head_channels: 32 });
+  const config = unet.admConfig({
+    image_size: 16,
+    num_channels: 32,
+    num_res_blocks: 1,
+    channel_mult: '1,2',
+    attention_resolutions: '8',
+    num_head_channels: 32,
+  });
   const model = new unet.AdmUNet(config, unet.initialAdmWeights(config, 0));
   const extractor = await unet.createFeatureExtractor({ unet: model, blocks: [3], timesteps: [150], runner: { executionProviders: ['wasm'] } });
   const images = core.HostTensor.zeros('float32', [2, 3, 16, 16]);
@@ -27,5 +34,7 @@ export async function tinyPipeline(): Promise<number[]> {
   return result.logits!.toArray();
 }
 
-document.body.dataset.exports = Object.values(exported).map((module) => Object.keys(module).length).join(',');
+document.body.dataset.exports = Object.values(exported)
+  .map((module) => Object.keys(module).length)
+  .join(',');
 document.body.addEventListener('click', () => void tinyPipeline());

@@ -36,9 +36,20 @@ async function main() {
   assert.ok(new ConfigError('x') instanceof DiffSSLError);
 
   // unet: a tiny ADM U-Net's features through the compiled-model cache (package versions read beside the .cjs file), twice.
-  const config = unet.admConfig({ image_size: 16, num_channels: 32, num_res_blocks: 1, channel_mult: '1,2', attention_resolutions: '8', num_head_channels: 32 });
+  const config = unet.admConfig({
+    image_size: 16,
+    num_channels: 32,
+    num_res_blocks: 1,
+    channel_mult: '1,2',
+    attention_resolutions: '8',
+    num_head_channels: 32,
+  });
   const model = new unet.AdmUNet(config, unet.initialAdmWeights(config, 0));
-  const images = HostTensor.from('float32', [2, 3, 16, 16], Array.from({ length: 2 * 3 * 16 * 16 }, (_, i) => 0.9 * Math.sin(i)));
+  const images = HostTensor.from(
+    'float32',
+    [2, 3, 16, 16],
+    Array.from({ length: 2 * 3 * 16 * 16 }, (_, i) => 0.9 * Math.sin(i)),
+  );
   const cacheDirectory = mkdtempSync(join(tmpdir(), 'diffssl-cjs-'));
   let features;
   try {
@@ -73,7 +84,16 @@ async function main() {
   assert.equal(typeof classifier.classifierFeeds, 'function');
   // eval/heads: the head registry builds a protocol model on the tiny U-Net.
   assert.deepEqual(heads.PROTOCOLS, ['pixels', 'random', 'linear', 'attention', 'difformer', 'diffeed']);
-  const attention = heads.createProtocolModel({ protocol: 'attention', blocks: [3], timesteps: [150], numClasses: 4, fusionArc: 'Use_CLS_Token:True:32,Insert_CLS_Token,Attention:32:2:2:1,Extract_CLS_Token' }, model);
+  const attention = heads.createProtocolModel(
+    {
+      protocol: 'attention',
+      blocks: [3],
+      timesteps: [150],
+      numClasses: 4,
+      fusionArc: 'Use_CLS_Token:True:32,Insert_CLS_Token,Attention:32:2:2:1,Extract_CLS_Token',
+    },
+    model,
+  );
   assert.deepEqual([...attention.inputs().keys()], ['t150/block03']);
   console.log(`required 8 entry points from CommonJS; features [${features.shape.join(', ')}], logits [${scores.shape.join(', ')}], top-1 ${metrics.top1}%`);
 }

@@ -29,7 +29,15 @@ const generated = `${dist}generated/`;
 const results = `${root}test-results/`;
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // The machine has no network: without these flags Chromium stalls on background requests.
-const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const chromiumArgs = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const TOLERANCE = 1e-4;
 
 let server: PreviewServer;
@@ -45,7 +53,8 @@ beforeAll(async () => {
   if (!existsSync(`${dist}index.html`) || !existsSync(`${generated}classifier.onnx`)) {
     throw new Error(`e2e: the built page is missing under ${dist}; run 'pnpm --filter @diffssl/web-example build' (pnpm test:e2e does)`);
   }
-  if (!existsSync(chromiumPath)) throw new Error(`e2e: no Chromium at ${chromiumPath}; install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH`);
+  if (!existsSync(chromiumPath))
+    throw new Error(`e2e: no Chromium at ${chromiumPath}; install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH`);
   server = await preview({ root, configFile: false, base: './', preview: { port: 0, host: '127.0.0.1', open: false }, logLevel: 'warn' });
   browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
@@ -71,7 +80,13 @@ describe('the web example in headless Chromium', () => {
     expect(state.classifierReady).toBe(true);
     expect(['wasm', 'webgpu']).toContain(state.model!.provider);
     expect(await page.locator('#model-status').textContent()).toContain(`on ${state.model!.provider}`);
-    Object.assign(timings, { provider: state.model!.provider, modelBytes: state.model!.bytes, modelLoadMs: state.model!.loadMs, modelDownloadMs: state.model!.fetchMs, sessionCreateMs: state.model!.sessionMs });
+    Object.assign(timings, {
+      provider: state.model!.provider,
+      modelBytes: state.model!.bytes,
+      modelLoadMs: state.model!.loadMs,
+      modelDownloadMs: state.model!.fetchMs,
+      sessionCreateMs: state.model!.sessionMs,
+    });
   });
 
   it('classifies every shipped sample as the Node pipeline does (same class, probabilities within 1e-4), most of them correctly', async () => {
@@ -85,7 +100,9 @@ describe('the web example in headless Chromium', () => {
     try {
       for (const [n, sample] of samples.entries()) {
         await page.click(`#samples button[data-file="${sample.file}"]`);
-        await page.waitForFunction((count) => window.diffsslPage.classifications === count || window.diffsslPage.error !== undefined, n + 1, { timeout: 60_000 });
+        await page.waitForFunction((count) => window.diffsslPage.classifications === count || window.diffsslPage.error !== undefined, n + 1, {
+          timeout: 60_000,
+        });
         const state = await pageState();
         expect(state.error).toBeUndefined();
         const shown = state.last!;
@@ -95,7 +112,11 @@ describe('the web example in headless Chromium', () => {
         // The Node pipeline: decode with sharp, preprocess with the eval batches, run on onnxruntime-node.
         const decoded = await decodeImage(await readFile(`${generated}${sample.file}`), sample.file);
         expect(shown.gray).toEqual(Array.from(decoded.data));
-        const dataset = arrayDataset({ images: decoded.reshape([1, ...decoded.shape]) as HostTensor<'uint8'>, labels: [sample.label], classes: info.classNames });
+        const dataset = arrayDataset({
+          images: decoded.reshape([1, ...decoded.shape]) as HostTensor<'uint8'>,
+          labels: [sample.label],
+          classes: info.classNames,
+        });
         const { images } = await loadBatch(dataset, [0], { channels: info.channels as 1 | 3 });
         const expected = (await runner.run(classifierFeeds(info, images))).probabilities!.toArray();
         const worst = Math.max(...expected.map((p, k) => Math.abs(p - shown.probabilities[k]!)));
@@ -109,7 +130,12 @@ describe('the web example in headless Chromium', () => {
     } finally {
       await runner.release();
     }
-    Object.assign(timings, { classifyFirstMs: pageMs[0]!, classifyMedianMs: median(pageMs.slice(1)), samplesCorrect: `${correct}/${samples.length}`, largestProbabilityDifference: worstOverall });
+    Object.assign(timings, {
+      classifyFirstMs: pageMs[0]!,
+      classifyMedianMs: median(pageMs.slice(1)),
+      samplesCorrect: `${correct}/${samples.length}`,
+      largestProbabilityDifference: worstOverall,
+    });
     // The samples are one test image of each class, so a constant answer gets one right and guessing one in ten;
     // the shipped GD(L) head (about 80 % top-1 on FM-10k) gets most of them (P(at least 6 of 10 by guessing) < 2e-4).
     expect(new Set(samples.map((sample) => sample.label)).size).toBe(samples.length);
@@ -124,7 +150,9 @@ describe('the web example in headless Chromium', () => {
     const before = (await pageState()).classifications;
     await page.uncheck('#invert');
     await page.setInputFiles('#upload', `${generated}${sample.file}`);
-    await page.waitForFunction((count) => window.diffsslPage.classifications === count || window.diffsslPage.error !== undefined, before + 1, { timeout: 60_000 });
+    await page.waitForFunction((count) => window.diffsslPage.classifications === count || window.diffsslPage.error !== undefined, before + 1, {
+      timeout: 60_000,
+    });
     const uploaded = (await pageState()).last!;
     expect(uploaded.source).toBe(sample.file.split('/').at(-1));
     expect(uploaded.gray).toEqual(picked.gray);
@@ -135,7 +163,9 @@ describe('the web example in headless Chromium', () => {
     await page.fill('#epochs', '8');
     await page.selectOption('#head', 'linear');
     await page.click('#train-button');
-    await page.waitForFunction(() => window.diffsslPage.training?.head === 'linear' && ['done', 'error'].includes(window.diffsslPage.training.state), null, { timeout: 240_000 });
+    await page.waitForFunction(() => window.diffsslPage.training?.head === 'linear' && ['done', 'error'].includes(window.diffsslPage.training.state), null, {
+      timeout: 240_000,
+    });
     const { training } = await pageState();
     expect(training!.error).toBeUndefined();
     const result = training!.result!;
@@ -168,7 +198,9 @@ describe('the web example in headless Chromium', () => {
     await page.fill('#epochs', '2');
     await page.selectOption('#head', 'attention');
     await page.click('#train-button');
-    await page.waitForFunction(() => window.diffsslPage.training?.head === 'attention' && ['done', 'error'].includes(window.diffsslPage.training.state), null, { timeout: 240_000 });
+    await page.waitForFunction(() => window.diffsslPage.training?.head === 'attention' && ['done', 'error'].includes(window.diffsslPage.training.state), null, {
+      timeout: 240_000,
+    });
     const attention = (await pageState()).training!;
     expect(attention.error).toBeUndefined();
     // It trained: the second epoch's mean loss is below the first's, and the held-out accuracy is well above
@@ -177,12 +209,17 @@ describe('the web example in headless Chromium', () => {
     expect(attention.result!.epochLosses[1]!).toBeLessThan(0.9 * attention.result!.epochLosses[0]!);
     expect(attention.result!.accuracy).toBeGreaterThanOrEqual(0.25);
     expect(await page.locator('#train-result').textContent()).toContain(`Held-out accuracy: ${(100 * attention.result!.accuracy).toFixed(1)}%`);
-    Object.assign(timings, { attentionSteps: attention.result!.steps, attentionStepsPerSecond: attention.result!.stepsPerSecond, attentionHeldOutAccuracy: attention.result!.accuracy });
+    Object.assign(timings, {
+      attentionSteps: attention.result!.steps,
+      attentionStepsPerSecond: attention.result!.stepsPerSecond,
+      attentionHeldOutAccuracy: attention.result!.accuracy,
+    });
   });
 
   it('raised no page error', () => {
     expect(pageErrors).toEqual([]);
-    const show = (value: number | string) => (typeof value !== 'number' ? value : Math.abs(value) < 0.01 && value !== 0 ? value.toExponential(2) : String(Number(value.toFixed(3))));
+    const show = (value: number | string) =>
+      typeof value !== 'number' ? value : Math.abs(value) < 0.01 && value !== 0 ? value.toExponential(2) : String(Number(value.toFixed(3)));
     const lines = Object.entries(timings).map(([key, value]) => `  ${key}: ${show(value)}`);
     console.log(`e2e: page timings (headless Chromium, ${String(timings.provider)}):\n${lines.join('\n')}`);
   });

@@ -71,7 +71,9 @@ export function gradients(output: SymbolicTensor, wrt: readonly SymbolicTensor[]
       const gradient = inputGradients[i];
       if (!needsGradient[i] || !gradient) return;
       if (gradient.rank !== input.rank || gradient.shape.some((d, axis) => !dimsEqual(d, input.shape[axis]!))) {
-        throw new ConfigError(`gradients: the gradient of '${node.op.name}' for input ${i} has shape ${formatShape(gradient.shape)}; expected ${formatShape(input.shape)}`);
+        throw new ConfigError(
+          `gradients: the gradient of '${node.op.name}' for input ${i} has shape ${formatShape(gradient.shape)}; expected ${formatShape(input.shape)}`,
+        );
       }
       accumulate(input, gradient);
     });

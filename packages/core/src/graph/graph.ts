@@ -47,7 +47,13 @@ export class SymbolicTensor implements TensorInfo {
   value: HostTensor | undefined;
 
   /** @internal */
-  constructor(graph: Graph, id: number, info: TensorInfo, source: TensorSource, extra: { name?: string; producer?: GraphNode; outputIndex?: number; value?: HostTensor }) {
+  constructor(
+    graph: Graph,
+    id: number,
+    info: TensorInfo,
+    source: TensorSource,
+    extra: { name?: string; producer?: GraphNode; outputIndex?: number; value?: HostTensor },
+  ) {
     this.graph = graph;
     this.id = id;
     this.dtype = info.dtype;
@@ -124,7 +130,9 @@ export class Graph {
 
   private register(name: string, tensor: SymbolicTensor): SymbolicTensor {
     if (this.namedTensors.has(name)) {
-      throw new ConfigError(`Graph: the name '${name}' is already used by ${this.namedTensors.get(name)!.describe()}; names of inputs and weights must be unique`);
+      throw new ConfigError(
+        `Graph: the name '${name}' is already used by ${this.namedTensors.get(name)!.describe()}; names of inputs and weights must be unique`,
+      );
     }
     this.namedTensors.set(name, tensor);
     return tensor;

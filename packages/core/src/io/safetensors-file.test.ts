@@ -44,14 +44,19 @@ describe('readSafetensorsFile', () => {
     const calls: [number, number][] = [];
     await readSafetensorsFile(path, { onProgress: (read, total) => calls.push([read, total]) });
     // 24, 10 and 32 bytes, 66 in all, in file order.
-    expect(calls).toEqual([[24, 66], [34, 66], [66, 66]]);
+    expect(calls).toEqual([
+      [24, 66],
+      [34, 66],
+      [66, 66],
+    ]);
   });
 
   it('hands each tensor to transform as it is read and keeps what it returns', async () => {
     const path = join(directory, 'cast.safetensors');
     writeFileSync(path, writeSafetensors({ a: HostTensor.from('float32', [2], [1.5, -3]), b: HostTensor.from('float32', [1], [0.25]) }));
     const seen: string[] = [];
-    const file = await readSafetensorsFile(path, { transform: (name, tensor) => {
+    const file = await readSafetensorsFile(path, {
+      transform: (name, tensor) => {
         seen.push(name);
         return name === 'a' ? tensor.cast('float16') : tensor;
       },

@@ -52,7 +52,9 @@ export async function readSafetensorsFile(path: string, options: ReadSafetensors
     const ranges = [...entries].filter((entry) => entry.end > entry.begin).sort((a, b) => a.begin - b.begin);
     for (let i = 1; i < ranges.length; i++) {
       if (ranges[i]!.begin < ranges[i - 1]!.end) {
-        throw new FormatError(`safetensors: tensors ${ranges[i - 1]!.name} and ${ranges[i]!.name} overlap ([${ranges[i - 1]!.begin}, ${ranges[i - 1]!.end}) and [${ranges[i]!.begin}, ${ranges[i]!.end}))`);
+        throw new FormatError(
+          `safetensors: tensors ${ranges[i - 1]!.name} and ${ranges[i]!.name} overlap ([${ranges[i - 1]!.begin}, ${ranges[i - 1]!.end}) and [${ranges[i]!.begin}, ${ranges[i]!.end}))`,
+        );
       }
     }
     const tensors = new Map<string, HostTensor>();
@@ -82,7 +84,10 @@ async function readFully(handle: Awaited<ReturnType<typeof open>>, target: Uint8
   while (done < target.byteLength) {
     const length = Math.min(READ_CHUNK_BYTES, target.byteLength - done);
     const { bytesRead } = await handle.read(target, done, length, position + done);
-    if (bytesRead === 0) throw new FormatError(`safetensors: ${path} ended at byte ${position + done}; expected ${target.byteLength - done} more bytes (truncated while reading?)`);
+    if (bytesRead === 0)
+      throw new FormatError(
+        `safetensors: ${path} ended at byte ${position + done}; expected ${target.byteLength - done} more bytes (truncated while reading?)`,
+      );
     done += bytesRead;
   }
 }

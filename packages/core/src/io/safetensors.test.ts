@@ -97,7 +97,17 @@ describe('safetensors', () => {
   });
 
   it('rejects every truncation, and survives random truncation and corruption with typed errors only', () => {
-    const valid = writeSafetensors({ w: HostTensor.from('float32', [4, 4], Array.from({ length: 16 }, (_, i) => i)), n: HostTensor.from('int64', [2], [1n, 2n]) }, { m: 'x' });
+    const valid = writeSafetensors(
+      {
+        w: HostTensor.from(
+          'float32',
+          [4, 4],
+          Array.from({ length: 16 }, (_, i) => i),
+        ),
+        n: HostTensor.from('int64', [2], [1n, 2n]),
+      },
+      { m: 'x' },
+    );
     // The writer leaves no slack after the last tensor, so every strict prefix cuts the length field, the
     // header or the data of the last tensor: all of them must be rejected.
     for (let length = 0; length < valid.length; length++) {
@@ -147,7 +157,10 @@ describe('safetensors', () => {
 function expectConsistent(bytes: Uint8Array, file: ReturnType<typeof readSafetensors>, label: string): void {
   const codes: Record<string, string> = { float32: 'F32', float64: 'F64', float16: 'F16', int32: 'I32', int64: 'I64', uint8: 'U8', bool: 'BOOL' };
   const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   expect([...file.tensors.keys()], label).toEqual(Object.keys(header).filter((name) => name !== '__metadata__'));
   for (const [name, tensor] of file.tensors) {
     const entry = header[name]!;

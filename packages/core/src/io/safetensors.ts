@@ -136,7 +136,9 @@ function parseEntry(name: string, entry: unknown, dataBytes: number): Safetensor
   const size = (shape as number[]).reduce((a, b) => a * b, 1);
   const byteLength = size * bytesPerElement(dataType);
   if (begin > end || end > dataBytes || end - begin !== byteLength) {
-    throw new FormatError(`safetensors: tensor ${name} of dtype ${String(dtype)} and shape [${(shape as number[]).join(', ')}] needs ${byteLength} bytes; data_offsets [${begin}, ${end}] in a data section of ${dataBytes} bytes`);
+    throw new FormatError(
+      `safetensors: tensor ${name} of dtype ${String(dtype)} and shape [${(shape as number[]).join(', ')}] needs ${byteLength} bytes; data_offsets [${begin}, ${end}] in a data section of ${dataBytes} bytes`,
+    );
   }
   return { name, dtype: dataType, shape: shape as number[], begin, end };
 }
@@ -177,7 +179,11 @@ export function writeSafetensors(tensors: Map<string, HostTensor> | Record<strin
   out.set(json, 8);
   let cursor = 8 + json.byteLength;
   for (const dense of contiguous) {
-    const bytes = new Uint8Array(dense.data.buffer, dense.data.byteOffset + dense.offset * dense.data.BYTES_PER_ELEMENT, dense.size * dense.data.BYTES_PER_ELEMENT);
+    const bytes = new Uint8Array(
+      dense.data.buffer,
+      dense.data.byteOffset + dense.offset * dense.data.BYTES_PER_ELEMENT,
+      dense.size * dense.data.BYTES_PER_ELEMENT,
+    );
     out.set(bytes, cursor);
     cursor += bytes.byteLength;
   }

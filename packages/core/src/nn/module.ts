@@ -57,7 +57,8 @@ export abstract class Module {
   private readonly childModules = new Map<string, Module>();
 
   private checkName(kind: string, name: string): void {
-    if (!NAME_PATTERN.test(name)) throw new ConfigError(`${this.constructor.name}: ${kind} name '${name}' must be letters, digits and '_' (dots separate levels)`);
+    if (!NAME_PATTERN.test(name))
+      throw new ConfigError(`${this.constructor.name}: ${kind} name '${name}' must be letters, digits and '_' (dots separate levels)`);
     if (this.ownTensors.has(name) || this.childModules.has(name)) throw new ConfigError(`${this.constructor.name}: the name '${name}' is already used`);
   }
 
@@ -95,7 +96,9 @@ export abstract class Module {
    */
   namedTensors(prefix = ''): [string, ModuleTensor][] {
     const own = [...this.ownTensors];
-    const out: [string, ModuleTensor][] = [...own.filter(([, t]) => t.role === 'parameter'), ...own.filter(([, t]) => t.role === 'buffer')].map(([name, tensor]) => [`${prefix}${name}`, tensor]);
+    const out: [string, ModuleTensor][] = [...own.filter(([, t]) => t.role === 'parameter'), ...own.filter(([, t]) => t.role === 'buffer')].map(
+      ([name, tensor]) => [`${prefix}${name}`, tensor],
+    );
     for (const [name, child] of this.childModules) out.push(...child.namedTensors(`${prefix}${name}.`));
     return out;
   }
@@ -135,7 +138,10 @@ export abstract class Module {
     const converted = new Map<string, HostTensor>();
     for (const [name, value] of given) {
       const target = own.get(name)?.value;
-      converted.set(name, target && value.dtype !== target.dtype && isFloatDataType(value.dtype) && isFloatDataType(target.dtype) ? value.cast(target.dtype) : value);
+      converted.set(
+        name,
+        target && value.dtype !== target.dtype && isFloatDataType(value.dtype) && isFloatDataType(target.dtype) ? value.cast(target.dtype) : value,
+      );
     }
     checkStateDict(`${this.constructor.name}.loadStateDict`, expected, converted, options.allowUnexpected);
     for (const [name, value] of converted) {

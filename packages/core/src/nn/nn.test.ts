@@ -1,8 +1,35 @@
 import { randomTensor } from '@diffssl/testing';
 import { describe, expect, it } from 'vitest';
 import {
-  BatchNorm2d, BuildContext, compileModel, compileModuleTrainStep, compileTrainStep, ConfigError, Conv2d, createRunner, crossEntropy, gradients, Graph, GroupNorm,
-  HostTensor, init, LayerNorm, Linear, mean, Module, ModuleDict, RandomGenerator, ReLU, reshape, Sequential, sgd, StateDictMismatchError, stopGradient, mul, sum, adamw,
+  BatchNorm2d,
+  BuildContext,
+  compileModel,
+  compileModuleTrainStep,
+  compileTrainStep,
+  ConfigError,
+  Conv2d,
+  createRunner,
+  crossEntropy,
+  gradients,
+  Graph,
+  GroupNorm,
+  HostTensor,
+  init,
+  LayerNorm,
+  Linear,
+  mean,
+  Module,
+  ModuleDict,
+  RandomGenerator,
+  ReLU,
+  reshape,
+  Sequential,
+  sgd,
+  StateDictMismatchError,
+  stopGradient,
+  mul,
+  sum,
+  adamw,
   type SymbolicTensor,
 } from '../index.js';
 
@@ -15,7 +42,10 @@ class TinyNet extends Module {
   constructor(seed: number) {
     super();
     const generator = new RandomGenerator(seed);
-    this.features = this.registerModule('features', new Sequential([new Conv2d(2, 3, generator, { kernelSize: 3, padding: 1, bias: false }), new BatchNorm2d(3), ReLU()]));
+    this.features = this.registerModule(
+      'features',
+      new Sequential([new Conv2d(2, 3, generator, { kernelSize: 3, padding: 1, bias: false }), new BatchNorm2d(3), ReLU()]),
+    );
     this.classifier = this.registerModule('classifier', new Linear(3 * 4 * 4, 5, generator));
   }
   forward(context: BuildContext, x: SymbolicTensor): SymbolicTensor {
@@ -24,7 +54,14 @@ class TinyNet extends Module {
 }
 
 function batch(seed: number) {
-  return { x: randomTensor([6, 2, 4, 4], seed, -2, 2), labels: HostTensor.from('int64', [6], [0, 1, 2, 3, 4, 0].map((v) => BigInt((v + seed) % 5))) };
+  return {
+    x: randomTensor([6, 2, 4, 4], seed, -2, 2),
+    labels: HostTensor.from(
+      'int64',
+      [6],
+      [0, 1, 2, 3, 4, 0].map((v) => BigInt((v + seed) % 5)),
+    ),
+  };
 }
 
 async function trainer(net: TinyNet, optimizer = sgd({ momentum: 0.9 })) {
@@ -41,8 +78,13 @@ describe('Module', () => {
     const net = new TinyNet(1);
     expect([...net.stateDict().keys()]).toEqual([
       'features.0.weight',
-      'features.1.weight', 'features.1.bias', 'features.1.running_mean', 'features.1.running_var', 'features.1.num_batches_tracked',
-      'classifier.weight', 'classifier.bias',
+      'features.1.weight',
+      'features.1.bias',
+      'features.1.running_mean',
+      'features.1.running_var',
+      'features.1.num_batches_tracked',
+      'classifier.weight',
+      'classifier.bias',
     ]);
     expect(net.namedBuffers().map(([name]) => name)).toEqual(['features.1.running_mean', 'features.1.running_var', 'features.1.num_batches_tracked']);
     expect(net.parameterCount()).toBe(3 * 2 * 9 + 3 + 3 + 5 * 48 + 5);
@@ -65,7 +107,13 @@ describe('Module', () => {
     broken.set('head.weight', HostTensor.zeros('float32', [1]));
     broken.set('classifier.weight', HostTensor.zeros('float32', [5, 47]));
     const before = net.classifier.weight.value;
-    const error = (() => { try { net.loadStateDict(broken); } catch (e) { return e; } })() as StateDictMismatchError;
+    const error = (() => {
+      try {
+        net.loadStateDict(broken);
+      } catch (e) {
+        return e;
+      }
+    })() as StateDictMismatchError;
     expect(error).toBeInstanceOf(StateDictMismatchError);
     expect(error.missing).toEqual(['features.1.running_var']);
     expect(error.unexpected).toEqual(['head.weight']);
@@ -78,7 +126,12 @@ describe('Module', () => {
     const generator = new RandomGenerator(7);
     const linear = new Linear(400, 300, generator);
     const conv = new Conv2d(16, 32, generator, { kernelSize: 3, groups: 4 });
-    for (const [tensor, fanIn] of [[linear.weight, 400], [linear.bias!, 400], [conv.weight, 4 * 9], [conv.bias!, 4 * 9]] as const) {
+    for (const [tensor, fanIn] of [
+      [linear.weight, 400],
+      [linear.bias!, 400],
+      [conv.weight, 4 * 9],
+      [conv.bias!, 4 * 9],
+    ] as const) {
       const values = tensor.value.toArray();
       const bound = 1 / Math.sqrt(fanIn);
       expect(Math.max(...values.map(Math.abs))).toBeLessThanOrEqual(bound);
@@ -103,7 +156,7 @@ describe('Module', () => {
   });
 });
 
-describe('initial distributions against PyTorch\'s (Kolmogorov-Smirnov on large draws)', () => {
+describe("initial distributions against PyTorch's (Kolmogorov-Smirnov on large draws)", () => {
   /** sup |F_n(x) - F(x)| of the draws against a CDF. */
   const ksStatistic = (draws: ArrayLike<number>, cdf: (x: number) => number): number => {
     const sorted = Float64Array.from(draws).sort();
@@ -150,19 +203,25 @@ describe('initial distributions against PyTorch\'s (Kolmogorov-Smirnov on large 
       // or a normal of the same variance, are rejected.
       expect(ksStatistic(draws, uniformCdf(bound * 1.03)), name).toBeGreaterThan(critical(draws.length));
       expect(ksStatistic(draws, uniformCdf(Math.sqrt(6 / fanIn))), name).toBeGreaterThan(critical(draws.length));
-      expect(ksStatistic(draws, (x) => normalCdf(x / (bound / Math.sqrt(3)))), name).toBeGreaterThan(critical(draws.length));
-      expect(draws.reduce((a, v) => Math.max(a, Math.abs(v)), 0), name).toBeLessThanOrEqual(bound);
+      expect(
+        ksStatistic(draws, (x) => normalCdf(x / (bound / Math.sqrt(3)))),
+        name,
+      ).toBeGreaterThan(critical(draws.length));
+      expect(
+        draws.reduce((a, v) => Math.max(a, Math.abs(v)), 0),
+        name,
+      ).toBeLessThanOrEqual(bound);
     }
   });
 
-  it('init.normal is N(0, std^2) (nn.Embedding\'s N(0, 1) with std 1)', () => {
+  it("init.normal is N(0, std^2) (nn.Embedding's N(0, 1) with std 1)", () => {
     const draws = init.normal([200_000], 0.5, new RandomGenerator(7)).toArray();
     expect(ksStatistic(draws, (x) => normalCdf(x / 0.5))).toBeLessThan(critical(draws.length));
     expect(ksStatistic(draws, (x) => normalCdf(x / 0.52))).toBeGreaterThan(critical(draws.length));
     expect(ksStatistic(draws, uniformCdf(0.5 * Math.sqrt(3)))).toBeGreaterThan(critical(draws.length));
   });
 
-  it('LayerNorm, BatchNorm2d and GroupNorm start at weight 1 and bias 0, BatchNorm\'s running statistics at 0 and 1 (PyTorch\'s reset_parameters)', () => {
+  it("LayerNorm, BatchNorm2d and GroupNorm start at weight 1 and bias 0, BatchNorm's running statistics at 0 and 1 (PyTorch's reset_parameters)", () => {
     const layer = new LayerNorm([4, 3, 3]);
     expect(new Set(layer.weight.value.toArray())).toEqual(new Set([1]));
     expect(new Set(layer.bias.value.toArray())).toEqual(new Set([0]));
@@ -203,7 +262,9 @@ describe('BuildContext and module train steps', () => {
     const graph = new Graph();
     const context = new BuildContext(graph, norm, { mode: 'train' });
     const y = norm.forward(context, graph.input('x', 'float32', [3, 2, 1, 2]));
-    await expect(compileTrainStep({ loss: mean(y), parameters: [context.weight(norm.weight)], optimizer: sgd() })).rejects.toThrow(/no update for running_mean, running_var/);
+    await expect(compileTrainStep({ loss: mean(y), parameters: [context.weight(norm.weight)], optimizer: sgd() })).rejects.toThrow(
+      /no update for running_mean, running_var/,
+    );
     const evalGraph = new Graph();
     const evalContext = new BuildContext(evalGraph, norm);
     expect(() => evalContext.updateBuffer(norm.runningMean, evalGraph.scalar(0))).toThrow(ConfigError);

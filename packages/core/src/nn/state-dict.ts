@@ -27,7 +27,8 @@ export function checkStateDict(
   for (const [name, tensor] of expected) {
     const value = given.get(name);
     if (!value) missing.push(name);
-    else if (value.dtype !== tensor.dtype || value.shape.join() !== tensor.shape.join()) misshaped.push(`${name}: expected ${describeTensor(tensor)}, found ${describeTensor(value)}`);
+    else if (value.dtype !== tensor.dtype || value.shape.join() !== tensor.shape.join())
+      misshaped.push(`${name}: expected ${describeTensor(tensor)}, found ${describeTensor(value)}`);
   }
   const unexpected = [...given.keys()].filter((name) => !expected.has(name) && !allowUnexpected(name));
   if (missing.length || unexpected.length || misshaped.length) throw new StateDictMismatchError(what, { missing, unexpected, misshaped });

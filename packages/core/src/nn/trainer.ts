@@ -92,7 +92,13 @@ export class ModuleTrainStep {
   saveState(metadata: Record<string, string> = {}): Uint8Array {
     const roles: Record<string, string> = Object.fromEntries(this.step.stateRoles());
     for (const { name } of this.counters) roles[name] = 'counter';
-    return writeSafetensors(this.state(), { ...metadata, format: STATE_FORMAT, version: STATE_VERSION, optimizer: this.optimizerName, roles: JSON.stringify(roles) });
+    return writeSafetensors(this.state(), {
+      ...metadata,
+      format: STATE_FORMAT,
+      version: STATE_VERSION,
+      optimizer: this.optimizerName,
+      roles: JSON.stringify(roles),
+    });
   }
 
   /**
@@ -106,7 +112,9 @@ export class ModuleTrainStep {
     if (source instanceof Uint8Array) {
       const file = readTrainingState(source);
       if (file.metadata.optimizer !== this.optimizerName) {
-        throw new ConfigError(`ModuleTrainStep.loadState: the state was saved with optimizer '${file.metadata.optimizer}'; this step uses '${this.optimizerName}'`);
+        throw new ConfigError(
+          `ModuleTrainStep.loadState: the state was saved with optimizer '${file.metadata.optimizer}'; this step uses '${this.optimizerName}'`,
+        );
       }
       state = file.state;
     } else {
@@ -140,7 +148,8 @@ export function readTrainingState(bytes: Uint8Array): {
   metadata: Record<string, string>;
 } {
   const file = readSafetensors(bytes);
-  if (file.metadata.format !== STATE_FORMAT) throw new FormatError(`training state: expected a ${STATE_FORMAT} file; found format ${file.metadata.format ?? 'none'}`);
+  if (file.metadata.format !== STATE_FORMAT)
+    throw new FormatError(`training state: expected a ${STATE_FORMAT} file; found format ${file.metadata.format ?? 'none'}`);
   return { state: file.tensors, metadata: file.metadata };
 }
 

@@ -20,7 +20,11 @@ export interface NodeProtoObject {
 /** The ONNX TensorProto plain object of a host tensor (raw little-endian bytes). */
 export function tensorProto(name: string, tensor: HostTensor): object {
   const dense = tensor.contiguous();
-  const bytes = new Uint8Array(dense.data.buffer, dense.data.byteOffset + dense.offset * dense.data.BYTES_PER_ELEMENT, dense.size * dense.data.BYTES_PER_ELEMENT);
+  const bytes = new Uint8Array(
+    dense.data.buffer,
+    dense.data.byteOffset + dense.offset * dense.data.BYTES_PER_ELEMENT,
+    dense.size * dense.data.BYTES_PER_ELEMENT,
+  );
   return { name, dims: [...tensor.shape], dataType: ONNX_DATA_TYPE[tensor.dtype], rawData: bytes };
 }
 
@@ -163,7 +167,14 @@ export class GraphLowering {
       });
       return outputs;
     };
-    const int64s = (values: readonly number[]) => this.addInitializer(HostTensor.from('int64', [values.length], values.map((v) => BigInt(v))));
+    const int64s = (values: readonly number[]) =>
+      this.addInitializer(
+        HostTensor.from(
+          'int64',
+          [values.length],
+          values.map((v) => BigInt(v)),
+        ),
+      );
     const dimTensor = (dim: Dim): string => {
       const key = String(dim);
       const cached = this.dimCache.get(key);
@@ -198,7 +209,11 @@ export class GraphLowering {
       constant: (value) => this.addInitializer(value),
       shapeTensor: (shape) => {
         if (shape.every(isStaticDim)) return int64s(shape as number[]);
-        return emit('Concat', shape.map((d) => (isStaticDim(d) ? int64s([d]) : dimTensor(d))), { axis: { type: 'int', value: 0 } })[0]!;
+        return emit(
+          'Concat',
+          shape.map((d) => (isStaticDim(d) ? int64s([d]) : dimTensor(d))),
+          { axis: { type: 'int', value: 0 } },
+        )[0]!;
       },
     };
   }

@@ -44,7 +44,9 @@ describe('compileModel', () => {
     expect(() => matmul(a, b)).toThrow(/matmul: inner dimensions differ: a \[2, 3\] has 3 columns, b \[4, 5\] has 4 rows/);
     expect(() => add(a, b)).toThrow(/add: shapes \[2, 3\] and \[4, 5\] do not broadcast/);
     const image = graph.input('image', 'float32', [1, 3, 8, 8]);
-    expect(() => conv2d(image, graph.weight('w', HostTensor.zeros('float32', [4, 2, 3, 3])))).toThrow(/conv2d: weight \[4, 2, 3, 3\] with groups 1 expects 2 input channels; x \[1, 3, 8, 8\] has 3/);
+    expect(() => conv2d(image, graph.weight('w', HostTensor.zeros('float32', [4, 2, 3, 3])))).toThrow(
+      /conv2d: weight \[4, 2, 3, 3\] with groups 1 expects 2 input channels; x \[1, 3, 8, 8\] has 3/,
+    );
     expect(() => sum(a, 5)).toThrow(/sum: axis 5 is out of range for a tensor of rank 2/);
     expect(() => compileModel({ outputs: {} })).toThrow(/at least one output/);
     const other = new Graph().input('c', 'float32', [2, 3]);

@@ -114,7 +114,9 @@ export class OnnxModel {
       return entry;
     });
     if (inlineBytes > 2 ** 31 - 1 - 64 * 1024 * 1024) {
-      throw new ConfigError(`OnnxModel.serialize: ${inlineBytes} bytes of inline initializers exceed protobuf's 2 GB limit; set externalDataThreshold (for example 1024)`);
+      throw new ConfigError(
+        `OnnxModel.serialize: ${inlineBytes} bytes of inline initializers exceed protobuf's 2 GB limit; set externalDataThreshold (for example 1024)`,
+      );
     }
     const model = {
       irVersion: IR_VERSION,
@@ -127,7 +129,9 @@ export class OnnxModel {
         output: this.outputs.map((output) => valueInfo(output.name, output)),
       },
     };
-    const bytes = onnxType('ModelProto').encode(model as never).finish();
+    const bytes = onnxType('ModelProto')
+      .encode(model as never)
+      .finish();
     return { model: bytes, externalData, externalDataLocation: externalData.length > 0 ? location : undefined };
   }
 }
@@ -196,7 +200,10 @@ export function validateFeeds(inputs: readonly ValueDescription[], feeds: Record
   const namedSizes = new Map<string, { size: number; from: string }>();
   for (const input of inputs) {
     const feed = feeds[input.name];
-    if (!feed) throw new ConfigError(`${where}: missing input '${input.name}' (${input.dtype}${formatShape(input.shape)}); given: ${Object.keys(feeds).join(', ') || 'nothing'}`);
+    if (!feed)
+      throw new ConfigError(
+        `${where}: missing input '${input.name}' (${input.dtype}${formatShape(input.shape)}); given: ${Object.keys(feeds).join(', ') || 'nothing'}`,
+      );
     if (feed.dtype !== input.dtype) throw new DTypeError(`${where}: input '${input.name}' must be ${input.dtype}; found ${feed.dtype}`);
     if (feed.shape.length !== input.shape.length) {
       throw new ShapeError(`${where}: input '${input.name}' must have shape ${formatShape(input.shape)}; found [${feed.shape.join(', ')}]`);

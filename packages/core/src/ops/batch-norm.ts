@@ -66,14 +66,24 @@ export const batchNormOp = defineOp<BatchNormAttributes>({
     const variance = context.emit('ReduceMean', [context.emit('Mul', [centered, centered])[0]!, axes], { keepdims: attr.int(1) })[0]!;
     const inverseStd = context.emit('Reciprocal', [context.emit('Sqrt', [context.emit('Add', [variance, scalar(epsilon)])[0]!])[0]!])[0]!;
     const normalized = context.emit('Mul', [centered, inverseStd])[0]!;
-    const y = context.emit('Add', [context.emit('Mul', [normalized, context.emit('Reshape', [weight!, perChannel])[0]!])[0]!, context.emit('Reshape', [bias!, perChannel])[0]!])[0]!;
-    const count = context.emit('Cast', [context.emit('ReduceProd', [context.shapeTensor(statisticAxes(input.shape.length).map((a) => input.shape[a]!))], { keepdims: attr.int(0) })[0]!], {
-      to: attr.int(ONNX_DATA_TYPE[dtype]),
-    })[0]!;
+    const y = context.emit('Add', [
+      context.emit('Mul', [normalized, context.emit('Reshape', [weight!, perChannel])[0]!])[0]!,
+      context.emit('Reshape', [bias!, perChannel])[0]!,
+    ])[0]!;
+    const count = context.emit(
+      'Cast',
+      [context.emit('ReduceProd', [context.shapeTensor(statisticAxes(input.shape.length).map((a) => input.shape[a]!))], { keepdims: attr.int(0) })[0]!],
+      {
+        to: attr.int(ONNX_DATA_TYPE[dtype]),
+      },
+    )[0]!;
     const unbiased = context.emit('Div', [context.emit('Mul', [variance, count])[0]!, context.emit('Sub', [count, scalar(1)])[0]!])[0]!;
     const flat = context.int64s([input.shape[1] as number]);
     const update = (running: string, batch: string) =>
-      context.emit('Add', [context.emit('Mul', [running, scalar(1 - momentum)])[0]!, context.emit('Mul', [context.emit('Reshape', [batch, flat])[0]!, scalar(momentum)])[0]!])[0]!;
+      context.emit('Add', [
+        context.emit('Mul', [running, scalar(1 - momentum)])[0]!,
+        context.emit('Mul', [context.emit('Reshape', [batch, flat])[0]!, scalar(momentum)])[0]!,
+      ])[0]!;
     return [y, update(runningMean!, batchMean), update(runningVar!, unbiased)];
   },
   reference([x, weight, bias, runningMean, runningVar], { training, momentum, epsilon }) {

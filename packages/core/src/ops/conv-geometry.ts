@@ -42,7 +42,10 @@ export function convOutputSize(opName: string, inputShape: readonly Dim[], axis:
   const size = inputShape[2 + axis]!;
   if (!isStaticDim(size)) throw new ShapeError(`${opName}: expected static spatial sizes; found ${formatShape(inputShape)}`);
   const out = Math.floor((size + 2 * geometry.padding[axis] - geometry.dilation[axis] * (kernel - 1) - 1) / geometry.stride[axis]) + 1;
-  if (out <= 0) throw new ShapeError(`${opName}: kernel ${kernel} (dilation ${geometry.dilation[axis]}) does not fit input ${formatShape(inputShape)} with padding ${geometry.padding[axis]}`);
+  if (out <= 0)
+    throw new ShapeError(
+      `${opName}: kernel ${kernel} (dilation ${geometry.dilation[axis]}) does not fit input ${formatShape(inputShape)} with padding ${geometry.padding[axis]}`,
+    );
   return out;
 }
 

@@ -40,7 +40,9 @@ export const conv2dBackpropFilterOp = defineOp<BackpropFilterAttributes>({
     expectRank('conv2dBackpropFilter', 'dy', dy!.shape, 4);
     const [c, o] = [x!.shape[1]!, dy!.shape[1]!];
     if (!isStaticDim(c) || !isStaticDim(o) || c % attributes.groups !== 0 || o % attributes.groups !== 0) {
-      throw new ShapeError(`conv2dBackpropFilter: expected static channel counts divisible by groups ${attributes.groups}; found x ${formatShape(x!.shape)} and dy ${formatShape(dy!.shape)}`);
+      throw new ShapeError(
+        `conv2dBackpropFilter: expected static channel counts divisible by groups ${attributes.groups}; found x ${formatShape(x!.shape)} and dy ${formatShape(dy!.shape)}`,
+      );
     }
     return [{ dtype: x!.dtype, shape: [o, c / attributes.groups, ...attributes.kernelSize] }];
   },

@@ -24,7 +24,9 @@ export const conv2dBackpropInputOp = defineOp<BackpropInputAttributes>({
     const oh = convOutputSize('conv2dBackpropInput', inputShape, 0, w!.shape[2] as number, attributes);
     const ow = convOutputSize('conv2dBackpropInput', inputShape, 1, w!.shape[3] as number, attributes);
     if (dy!.shape[2] !== oh || dy!.shape[3] !== ow || dy!.shape[1] !== w!.shape[0]) {
-      throw new ShapeError(`conv2dBackpropInput: dy ${formatShape(dy!.shape)} does not match a convolution of ${formatShape(inputShape)} by ${formatShape(w!.shape)} (expected [N, ${w!.shape[0]}, ${oh}, ${ow}])`);
+      throw new ShapeError(
+        `conv2dBackpropInput: dy ${formatShape(dy!.shape)} does not match a convolution of ${formatShape(inputShape)} by ${formatShape(w!.shape)} (expected [N, ${w!.shape[0]}, ${oh}, ${ow}])`,
+      );
     }
     return [{ dtype: dy!.dtype, shape: inputShape }];
   },

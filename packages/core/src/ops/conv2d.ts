@@ -14,7 +14,15 @@ import { sum } from './sum.js';
  * Reference 2-D convolution (cross-correlation, NCHW, OIHW weights); also used
  * by the backprop ops' reference kernels through their own loops.
  */
-export function conv2dKernel(x: FloatArray, xShape: readonly number[], w: FloatArray, wShape: readonly number[], out: FloatArray, outShape: readonly number[], g: ConvGeometry): void {
+export function conv2dKernel(
+  x: FloatArray,
+  xShape: readonly number[],
+  w: FloatArray,
+  wShape: readonly number[],
+  out: FloatArray,
+  outShape: readonly number[],
+  g: ConvGeometry,
+): void {
   const [n, c, h, width] = xShape as [number, number, number, number];
   const [o, cg, kh, kw] = wShape as [number, number, number, number];
   const [, , oh, ow] = outShape as [number, number, number, number];
@@ -57,7 +65,9 @@ export const conv2dOp = defineOp<ConvGeometry>({
       throw new ShapeError(`conv2d: expected weight [out, in/groups, kh, kw] with out divisible by groups ${geometry.groups}; found ${formatShape(w!.shape)}`);
     }
     if (!dimsEqual(multiplyDims(cg!, geometry.groups), x!.shape[1]!)) {
-      throw new ShapeError(`conv2d: weight ${formatShape(w!.shape)} with groups ${geometry.groups} expects ${multiplyDims(cg!, geometry.groups)} input channels; x ${formatShape(x!.shape)} has ${x!.shape[1]}`);
+      throw new ShapeError(
+        `conv2d: weight ${formatShape(w!.shape)} with groups ${geometry.groups} expects ${multiplyDims(cg!, geometry.groups)} input channels; x ${formatShape(x!.shape)} has ${x!.shape[1]}`,
+      );
     }
     if (bias && (bias.shape.length !== 1 || bias.shape[0] !== o)) {
       throw new ShapeError(`conv2d: expected bias of shape [${o}]; found ${formatShape(bias.shape)}`);
@@ -68,7 +78,12 @@ export const conv2dOp = defineOp<ConvGeometry>({
   },
   lower(context, inputs, geometry) {
     const g = onnxGeometry(geometry);
-    return context.emit('Conv', inputs, { strides: attr.ints(g.strides), pads: attr.ints(g.pads), dilations: attr.ints(g.dilations), group: attr.int(g.group) });
+    return context.emit('Conv', inputs, {
+      strides: attr.ints(g.strides),
+      pads: attr.ints(g.pads),
+      dilations: attr.ints(g.dilations),
+      group: attr.int(g.group),
+    });
   },
   reference([x, w, bias], geometry) {
     const [n] = x!.shape as [number];

@@ -30,7 +30,9 @@ export const crossEntropyOp = defineOp<CrossEntropyAttributes>({
     expectRank('crossEntropy', 'logits', logits!.shape, 2);
     expectRank('crossEntropy', 'labels', labels!.shape, 1);
     if (!dimsEqual(logits!.shape[0]!, labels!.shape[0]!)) {
-      throw new ShapeError(`crossEntropy: expected labels of shape [${logits!.shape[0]}] for logits ${formatShape(logits!.shape)}; found ${formatShape(labels!.shape)}`);
+      throw new ShapeError(
+        `crossEntropy: expected labels of shape [${logits!.shape[0]}] for logits ${formatShape(logits!.shape)}; found ${formatShape(labels!.shape)}`,
+      );
     }
     if (!['mean', 'sum', 'none'].includes(reduction)) throw new ConfigError(`crossEntropy: expected reduction 'mean', 'sum' or 'none'; found '${reduction}'`);
     return [{ dtype: logits!.dtype, shape: reduction === 'none' ? [logits!.shape[0]!] : [] }];

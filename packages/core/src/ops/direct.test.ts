@@ -8,7 +8,22 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  adaptiveAvgPool2d, avgPool2d, batchNorm, conv2dBackpropFilter, conv2dBackpropInput, crossEntropy, equal, evaluateReference, gradients, Graph, greater, HostTensor, oneHot, resizeBilinear, scatterAdd, separableMap,
+  adaptiveAvgPool2d,
+  avgPool2d,
+  batchNorm,
+  conv2dBackpropFilter,
+  conv2dBackpropInput,
+  crossEntropy,
+  equal,
+  evaluateReference,
+  gradients,
+  Graph,
+  greater,
+  HostTensor,
+  oneHot,
+  resizeBilinear,
+  scatterAdd,
+  separableMap,
   type SymbolicTensor,
 } from '../index.js';
 import { expectClose, randomTensor, runOnnx } from '@diffssl/testing';
@@ -16,13 +31,24 @@ import { expectClose, randomTensor, runOnnx } from '@diffssl/testing';
 type Expected = { dtype?: string; shape: number[]; values: number[] };
 
 /** Runs `outputs` on ONNX Runtime and with the reference kernels, and checks both against `expected`. */
-async function expectBothPaths(outputs: Record<string, SymbolicTensor>, feeds: Record<string, HostTensor>, expected: Record<string, Expected>, tolerance = 1e-6): Promise<void> {
+async function expectBothPaths(
+  outputs: Record<string, SymbolicTensor>,
+  feeds: Record<string, HostTensor>,
+  expected: Record<string, Expected>,
+  tolerance = 1e-6,
+): Promise<void> {
   const names = Object.keys(outputs);
   const onnx = await runOnnx(outputs, feeds);
-  const reference = evaluateReference(names.map((name) => outputs[name]!), feeds);
+  const reference = evaluateReference(
+    names.map((name) => outputs[name]!),
+    feeds,
+  );
   names.forEach((name, i) => {
     const want = expected[name]!;
-    for (const [path, actual] of [['ONNX', onnx[name]!], ['reference', reference[i]!]] as const) {
+    for (const [path, actual] of [
+      ['ONNX', onnx[name]!],
+      ['reference', reference[i]!],
+    ] as const) {
       const label = `${name} (${path})`;
       expect(actual.shape, label).toEqual(want.shape);
       // The reference computes float32 values in float64; the ONNX path keeps the dtype of the graph.
@@ -34,7 +60,12 @@ async function expectBothPaths(outputs: Record<string, SymbolicTensor>, feeds: R
 }
 
 const f32 = (shape: number[], values: number[]) => HostTensor.from('float32', shape, values);
-const i64 = (shape: number[], values: number[]) => HostTensor.from('int64', shape, values.map((v) => BigInt(v)));
+const i64 = (shape: number[], values: number[]) =>
+  HostTensor.from(
+    'int64',
+    shape,
+    values.map((v) => BigInt(v)),
+  );
 
 describe('equal and greater', () => {
   it('equal: broadcasting, a number operand, NaN, int64', async () => {
@@ -123,7 +154,12 @@ describe('separableMap', () => {
   });
 });
 
-const geometry = (stride: number, padding: number, groups = 1) => ({ stride: [stride, stride] as const, padding: [padding, padding] as const, dilation: [1, 1] as const, groups });
+const geometry = (stride: number, padding: number, groups = 1) => ({
+  stride: [stride, stride] as const,
+  padding: [padding, padding] as const,
+  dilation: [1, 1] as const,
+  groups,
+});
 
 describe('conv2dBackpropInput', () => {
   it('stride 1: each dy value spreads the kernel over the input it saw (two input channels)', async () => {
@@ -134,7 +170,9 @@ describe('conv2dBackpropInput', () => {
     // channel 0: dx[1][1] = 1*1000 + 2*100 + 3*10 + 4*1 = 1234, and so on; channel 1 (kernel [[1,0],[0,0]]) copies dy to the top-left
     const channel0 = [1, 12, 20, 103, 1234, 2040, 300, 3400, 4000];
     const channel1 = [1, 2, 0, 3, 4, 0, 0, 0, 0];
-    await expectBothPaths({ dx: conv2dBackpropInput(dy, w, [3, 3], geometry(1, 0)) }, feeds, { dx: { shape: [1, 2, 3, 3], values: [...channel0, ...channel1] } });
+    await expectBothPaths({ dx: conv2dBackpropInput(dy, w, [3, 3], geometry(1, 0)) }, feeds, {
+      dx: { shape: [1, 2, 3, 3], values: [...channel0, ...channel1] },
+    });
   });
 
   it('stride 2, padding 1, 3x3 kernel, input 4x4 (needs output padding)', async () => {
@@ -157,14 +195,22 @@ describe('conv2dBackpropFilter', () => {
     const dy = graph.input('dy', 'float32', [1, 1, 2, 2]);
     const feeds = { x: f32([1, 1, 3, 3], x3), dy: f32([1, 1, 2, 2], [1, 10, 100, 1000]) };
     // dW00 = 1 + 10*2 + 100*4 + 1000*5 = 5421; dW01 = 2 + 30 + 500 + 6000; dW10 = 4 + 50 + 700 + 8000; dW11 = 5 + 60 + 800 + 9000
-    await expectBothPaths({ dw: conv2dBackpropFilter(x, dy, [2, 2], geometry(1, 0)) }, feeds, { dw: { shape: [1, 1, 2, 2], values: [5421, 6532, 8754, 9865] } });
+    await expectBothPaths({ dw: conv2dBackpropFilter(x, dy, [2, 2], geometry(1, 0)) }, feeds, {
+      dw: { shape: [1, 1, 2, 2], values: [5421, 6532, 8754, 9865] },
+    });
   });
 
   it('stride 2, padding 1, 3x3 kernel over a 4x4 input', async () => {
     const graph = new Graph();
     const x = graph.input('x', 'float32', [1, 1, 4, 4]);
     const dy = graph.input('dy', 'float32', [1, 1, 2, 2]);
-    const feeds = { x: f32([1, 1, 4, 4], Array.from({ length: 16 }, (_, k) => k + 1)), dy: f32([1, 1, 2, 2], [1, 2, 3, 4]) };
+    const feeds = {
+      x: f32(
+        [1, 1, 4, 4],
+        Array.from({ length: 16 }, (_, k) => k + 1),
+      ),
+      dy: f32([1, 1, 2, 2], [1, 2, 3, 4]),
+    };
     // With X(r, c) = 4r + c + 1 inside and 0 outside: dW[i][j] = X(i-1,j-1) + 2 X(i-1,j+1) + 3 X(i+1,j-1) + 4 X(i+1,j+1)
     // row 0: [4*6, 3*5 + 4*7, 3*6 + 4*8]; row 1: [2*2 + 4*10, 1 + 6 + 27 + 44, 2 + 8 + 30 + 48]; row 2: [12 + 56, 5 + 14 + 39 + 60, 6 + 16 + 42 + 64]
     const dw = [24, 43, 50, 44, 78, 88, 68, 118, 128];
@@ -177,7 +223,9 @@ describe('conv2dBackpropFilter', () => {
     const dy = graph.input('dy', 'float32', [1, 2, 2, 2]);
     const feeds = { x: f32([1, 2, 3, 3], [...x3, ...new Array<number>(9).fill(1)]), dy: f32([1, 2, 2, 2], [1, 10, 100, 1000, 1, 2, 3, 4]) };
     // group 0 as above; group 1: ones against [1,2,3,4] sums to 10 at every tap
-    await expectBothPaths({ dw: conv2dBackpropFilter(x, dy, [2, 2], geometry(1, 0, 2)) }, feeds, { dw: { shape: [2, 1, 2, 2], values: [5421, 6532, 8754, 9865, 10, 10, 10, 10] } });
+    await expectBothPaths({ dw: conv2dBackpropFilter(x, dy, [2, 2], geometry(1, 0, 2)) }, feeds, {
+      dw: { shape: [2, 1, 2, 2], values: [5421, 6532, 8754, 9865, 10, 10, 10, 10] },
+    });
   });
 });
 
@@ -188,8 +236,19 @@ describe('batchNorm in training mode', () => {
   const setup = () => {
     const graph = new Graph();
     const x = graph.input('x', 'float32', [2, 2, 1, 2]);
-    const [weight, bias, runningMean, runningVar] = ['weight', 'bias', 'runningMean', 'runningVar'].map((name) => graph.input(name, 'float32', [2])) as [SymbolicTensor, SymbolicTensor, SymbolicTensor, SymbolicTensor];
-    const feeds = { x: f32([2, 2, 1, 2], xValues), weight: f32([2], [1, 2]), bias: f32([2], [0, 1]), runningMean: f32([2], [0.5, -1]), runningVar: f32([2], [2, 1]) };
+    const [weight, bias, runningMean, runningVar] = ['weight', 'bias', 'runningMean', 'runningVar'].map((name) => graph.input(name, 'float32', [2])) as [
+      SymbolicTensor,
+      SymbolicTensor,
+      SymbolicTensor,
+      SymbolicTensor,
+    ];
+    const feeds = {
+      x: f32([2, 2, 1, 2], xValues),
+      weight: f32([2], [1, 2]),
+      bias: f32([2], [0, 1]),
+      runningMean: f32([2], [0.5, -1]),
+      runningVar: f32([2], [2, 1]),
+    };
     return { x, parameters: { weight, bias, runningMean, runningVar }, feeds };
   };
 
@@ -274,7 +333,6 @@ describe('adaptiveAvgPool2d with sizes that do not divide', () => {
   });
 });
 
-
 /**
  * PyTorch's `F.interpolate(mode='bilinear', align_corners=False)` written out
  * as upsample_bilinear2d computes it, in float64: source coordinate
@@ -312,9 +370,13 @@ describe('resizeBilinear as F.interpolate(bilinear, align_corners=False)', () =>
     const x = graph.input('x', 'float32', [1, 2, 1, 2]);
     // Sources (i + 0.5) / 2 - 0.5 = -0.25 -> 0, 0.25, 0.75, 1.25 (-> last index only).
     // channel 0: a=1, b=5 -> [1, 2, 4, 5]; channel 1: a=-2, b=6 -> [-2, 0, 4, 6]
-    await expectBothPaths({ y: resizeBilinear(x, [1, 4]) }, { x: f32([1, 2, 1, 2], [1, 5, -2, 6]) }, {
-      y: { dtype: 'float32', shape: [1, 2, 1, 4], values: [1, 2, 4, 5, -2, 0, 4, 6] },
-    });
+    await expectBothPaths(
+      { y: resizeBilinear(x, [1, 4]) },
+      { x: f32([1, 2, 1, 2], [1, 5, -2, 6]) },
+      {
+        y: { dtype: 'float32', shape: [1, 2, 1, 4], values: [1, 2, 4, 5, -2, 0, 4, 6] },
+      },
+    );
   });
 
   it('2 -> 4 along the height, the same weights down a column', async () => {
@@ -346,10 +408,14 @@ describe('resizeBilinear as F.interpolate(bilinear, align_corners=False)', () =>
     const graph = new Graph();
     const row = graph.input('row', 'float32', [1, 1, 1, 1]);
     const pixel = graph.input('pixel', 'float32', [1, 2, 1, 1]);
-    await expectBothPaths({ wide: resizeBilinear(row, [1, 4]), grid: resizeBilinear(pixel, [4, 4]) }, { row: f32([1, 1, 1, 1], [3.5]), pixel: f32([1, 2, 1, 1], [-1.25, 7]) }, {
-      wide: { shape: [1, 1, 1, 4], values: [3.5, 3.5, 3.5, 3.5] },
-      grid: { shape: [1, 2, 4, 4], values: [...new Array<number>(16).fill(-1.25), ...new Array<number>(16).fill(7)] },
-    });
+    await expectBothPaths(
+      { wide: resizeBilinear(row, [1, 4]), grid: resizeBilinear(pixel, [4, 4]) },
+      { row: f32([1, 1, 1, 1], [3.5]), pixel: f32([1, 2, 1, 1], [-1.25, 7]) },
+      {
+        wide: { shape: [1, 1, 1, 4], values: [3.5, 3.5, 3.5, 3.5] },
+        grid: { shape: [1, 2, 4, 4], values: [...new Array<number>(16).fill(-1.25), ...new Array<number>(16).fill(7)] },
+      },
+    );
   });
 
   it('2x2 -> 3x3 by hand: rows and columns take sources 0, 0.5, 1', async () => {
@@ -357,9 +423,13 @@ describe('resizeBilinear as F.interpolate(bilinear, align_corners=False)', () =>
     const x = graph.input('x', 'float32', [1, 1, 2, 2]);
     // Sources (i + 0.5) * 2/3 - 0.5 = -1/6 -> 0, 0.5, 7/6 (-> last index only).
     // [[1, 2], [3, 10]]: row 0 [1, 1.5, 2]; row 2 [3, 6.5, 10]; row 1 their mean [2, 4, 6] (centre (1+2+3+10)/4)
-    await expectBothPaths({ y: resizeBilinear(x, [3, 3]) }, { x: f32([1, 1, 2, 2], [1, 2, 3, 10]) }, {
-      y: { shape: [1, 1, 3, 3], values: [1, 1.5, 2, 2, 4, 6, 3, 6.5, 10] },
-    });
+    await expectBothPaths(
+      { y: resizeBilinear(x, [3, 3]) },
+      { x: f32([1, 1, 2, 2], [1, 2, 3, 10]) },
+      {
+        y: { shape: [1, 1, 3, 3], values: [1, 1.5, 2, 2, 4, 6, 3, 6.5, 10] },
+      },
+    );
   });
 
   it('the hand-worked formula reproduces the hand cases', () => {
@@ -393,7 +463,12 @@ describe('avgPool2d with padding (count_include_pad=True, as nn.AvgPool2d by def
     // (0,0) 1+2+6+7 = 16; (0,1) 2+3+4+7+8+9 = 33; (0,2) 4+5+9+10 = 28;
     // (1,0) 6+7+11+12+16+17 = 69; (1,1) 9 * 13 = 117; (1,2) 9+10+14+15+19+20 = 87;
     // (2,0) 16+17+21+22 = 76; (2,1) 17+18+19+22+23+24 = 123; (2,2) 19+20+24+25 = 88
-    const feeds = { x: f32([1, 1, 5, 5], Array.from({ length: 25 }, (_, k) => k + 1)) };
+    const feeds = {
+      x: f32(
+        [1, 1, 5, 5],
+        Array.from({ length: 25 }, (_, k) => k + 1),
+      ),
+    };
     await expectBothPaths({ y: avgPool2d(x, 3, { stride: 2, padding: 1 }) }, feeds, {
       y: { dtype: 'float32', shape: [1, 1, 3, 3], values: [16, 33, 28, 69, 117, 87, 76, 123, 88].map((total) => total / 9) },
     });
@@ -408,8 +483,12 @@ describe('avgPool2d with padding (count_include_pad=True, as nn.AvgPool2d by def
     // (2,0) 19+20+25+26+31+32 = 153; full windows X(4,2) = 27, X(4,4) = 29. Channel 1 is channel 0 negated.
     const ramp = Array.from({ length: 36 }, (_, k) => k + 1);
     const channel0 = [18 / 9, 36 / 9, 48 / 9, 81 / 9, 15, 17, 153 / 9, 27, 29];
-    await expectBothPaths({ y: avgPool2d(x, [3, 3], { stride: [2, 2], padding: [1, 1] }) }, { x: f32([1, 2, 6, 6], [...ramp, ...ramp.map((v) => -v)]) }, {
-      y: { shape: [1, 2, 3, 3], values: [...channel0, ...channel0.map((v) => -v)] },
-    });
+    await expectBothPaths(
+      { y: avgPool2d(x, [3, 3], { stride: [2, 2], padding: [1, 1] }) },
+      { x: f32([1, 2, 6, 6], [...ramp, ...ramp.map((v) => -v)]) },
+      {
+        y: { shape: [1, 2, 3, 3], values: [...channel0, ...channel0.map((v) => -v)] },
+      },
+    );
   });
 });

@@ -42,7 +42,13 @@ export interface BinarySpec {
   onnx: Lowering;
   kernel: (a: number, b: number) => number;
   /** Gradients with respect to a and b, in the broadcast output shape (reduced afterwards). */
-  gradient: (dy: SymbolicTensor, a: SymbolicTensor, b: SymbolicTensor, y: SymbolicTensor, needs: readonly boolean[]) => [SymbolicTensor | undefined, SymbolicTensor | undefined];
+  gradient: (
+    dy: SymbolicTensor,
+    a: SymbolicTensor,
+    b: SymbolicTensor,
+    y: SymbolicTensor,
+    needs: readonly boolean[],
+  ) => [SymbolicTensor | undefined, SymbolicTensor | undefined];
 }
 
 /** Defines an elementwise binary op with NumPy broadcasting. */

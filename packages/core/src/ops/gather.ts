@@ -13,7 +13,11 @@ export interface GatherAttributes {
 }
 
 /** Copies slices `index` of `x` along `axis` into `out` at `position`. Shared by gather and scatterAdd. */
-export function forEachAxisSlice(shape: readonly number[], axis: number, visit: (outer: number, index: number, inner: number, innerSize: number) => void): void {
+export function forEachAxisSlice(
+  shape: readonly number[],
+  axis: number,
+  visit: (outer: number, index: number, inner: number, innerSize: number) => void,
+): void {
   const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   for (let o = 0; o < outer; o++) for (let i = 0; i < shape[axis]!; i++) visit(o, i, inner, inner);
@@ -60,7 +64,16 @@ export const gatherOp = defineOp<GatherAttributes>({
  * @public
  */
 export function gather(x: SymbolicTensor, indices: SymbolicTensor | readonly number[], axis = 0): SymbolicTensor {
-  const resolved = indices instanceof SymbolicTensor ? indices : x.graph.constant(HostTensor.from('int64', [indices.length], indices.map((i) => BigInt(i))));
+  const resolved =
+    indices instanceof SymbolicTensor
+      ? indices
+      : x.graph.constant(
+          HostTensor.from(
+            'int64',
+            [indices.length],
+            indices.map((i) => BigInt(i)),
+          ),
+        );
   if (!(indices instanceof SymbolicTensor)) {
     const size = x.shape[normalizeAxis('gather', axis, x.rank)];
     if (typeof size === 'number' && indices.some((i) => !Number.isInteger(i) || i < -size || i >= size)) {

@@ -67,10 +67,16 @@ export const groupNormOp = defineOp<GroupNormAttributes>({
     expectPositiveInteger('groupNorm', 'groups', groups);
     const channels = x!.shape[1];
     if (x!.shape.length < 2 || !isStaticDim(channels!) || channels % groups !== 0 || !isStaticShape(x!.shape.slice(1))) {
-      throw new ShapeError(`groupNorm: expected x [N, C, ...] with static C divisible by ${groups} groups and static spatial sizes; found ${formatShape(x!.shape)}`);
+      throw new ShapeError(
+        `groupNorm: expected x [N, C, ...] with static C divisible by ${groups} groups and static spatial sizes; found ${formatShape(x!.shape)}`,
+      );
     }
-    for (const [name, info] of [['weight', weight], ['bias', bias]] as const) {
-      if (info!.shape.length !== 1 || info!.shape[0] !== channels) throw new ShapeError(`groupNorm: expected ${name} of shape [${channels}]; found ${formatShape(info!.shape)}`);
+    for (const [name, info] of [
+      ['weight', weight],
+      ['bias', bias],
+    ] as const) {
+      if (info!.shape.length !== 1 || info!.shape[0] !== channels)
+        throw new ShapeError(`groupNorm: expected ${name} of shape [${channels}]; found ${formatShape(info!.shape)}`);
     }
     return [{ dtype: x!.dtype, shape: x!.shape }];
   },
@@ -90,7 +96,10 @@ export const groupNormOp = defineOp<GroupNormAttributes>({
     const inverseStd = context.emit('Reciprocal', [context.emit('Sqrt', [context.emit('Add', [variance, epsilonConstant])[0]!])[0]!])[0]!;
     // [N, G, 1] -> [N, C]: each group's statistic repeated over its channels.
     const perChannel = (value: string) =>
-      context.emit('Reshape', [context.emit('Expand', [value, context.shapeTensor([batch, groups, channels / groups])])[0]!, context.shapeTensor([batch, channels])])[0]!;
+      context.emit('Reshape', [
+        context.emit('Expand', [value, context.shapeTensor([batch, groups, channels / groups])])[0]!,
+        context.shapeTensor([batch, channels]),
+      ])[0]!;
     const scale = context.emit('Mul', [perChannel(inverseStd), weight!])[0]!;
     const shift = context.emit('Sub', [bias!, context.emit('Mul', [perChannel(average), scale])[0]!])[0]!;
     const spatialOnes = context.shapeTensor([batch, channels, ...input.shape.slice(2).map(() => 1)]);
@@ -137,6 +146,11 @@ export const groupNormOp = defineOp<GroupNormAttributes>({
  * @throws {@link ShapeError} when C is not divisible by the groups
  * @public
  */
-export function groupNorm(x: SymbolicTensor, weight: SymbolicTensor, bias: SymbolicTensor, options: { groups?: number; epsilon?: number } = {}): SymbolicTensor {
+export function groupNorm(
+  x: SymbolicTensor,
+  weight: SymbolicTensor,
+  bias: SymbolicTensor,
+  options: { groups?: number; epsilon?: number } = {},
+): SymbolicTensor {
   return groupNormOp.apply([x, weight, bias], { groups: options.groups ?? 32, epsilon: options.epsilon ?? 1e-5 })[0]!;
 }

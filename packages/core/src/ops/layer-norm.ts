@@ -36,7 +36,9 @@ export const layerNormOp = defineOp<LayerNormAttributes>({
     if (hasBias) params.push(['bias', inputs[hasWeight ? 2 : 1]]);
     for (const [name, info] of params) {
       if (!info || info.shape.length !== normalized.length || info.shape.some((d, i) => !dimsEqual(d, normalized[i]!))) {
-        throw new ShapeError(`layerNorm: expected ${name} of shape ${formatShape(normalized)} (x ${formatShape(x.shape)} from axis ${axis}); found ${info ? formatShape(info.shape) : 'none'}`);
+        throw new ShapeError(
+          `layerNorm: expected ${name} of shape ${formatShape(normalized)} (x ${formatShape(x.shape)} from axis ${axis}); found ${info ? formatShape(info.shape) : 'none'}`,
+        );
       }
     }
     return [{ dtype: x.dtype, shape: x.shape }];
@@ -95,9 +97,13 @@ export const layerNormOp = defineOp<LayerNormAttributes>({
  * @throws {@link ShapeError} when weight or bias does not have the normalized shape
  * @public
  */
-export function layerNorm(x: SymbolicTensor, weight?: SymbolicTensor, bias?: SymbolicTensor, options: { axis?: number; epsilon?: number } = {}): SymbolicTensor {
+export function layerNorm(
+  x: SymbolicTensor,
+  weight?: SymbolicTensor,
+  bias?: SymbolicTensor,
+  options: { axis?: number; epsilon?: number } = {},
+): SymbolicTensor {
   const axis = normalizeAxis('layerNorm', options.axis ?? -1, x.rank);
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return layerNormOp.apply(inputs, { axis, epsilon: options.epsilon ?? 1e-5, hasWeight: !!weight, hasBias: !!bias })[0]!;
 }
-

@@ -31,7 +31,9 @@ export const matmulOp = defineOp<object>({
     }
     const k = a!.shape[a!.shape.length - 1]!;
     if (!dimsEqual(k, b!.shape[b!.shape.length - 2]!)) {
-      throw new ShapeError(`matmul: inner dimensions differ: a ${formatShape(a!.shape)} has ${k} columns, b ${formatShape(b!.shape)} has ${b!.shape[b!.shape.length - 2]} rows`);
+      throw new ShapeError(
+        `matmul: inner dimensions differ: a ${formatShape(a!.shape)} has ${k} columns, b ${formatShape(b!.shape)} has ${b!.shape[b!.shape.length - 2]} rows`,
+      );
     }
     const batch = broadcastShapes('matmul', a!.shape.slice(0, -2), b!.shape.slice(0, -2));
     return [{ dtype: a!.dtype, shape: [...batch, a!.shape[a!.shape.length - 2]!, b!.shape[b!.shape.length - 1]!] }];

@@ -25,7 +25,9 @@ export const oneHotOp = defineOp<OneHotAttributes>({
   // float16 values): lower to that and cast around it.
   lower(context, [labels], { depth, dtype }) {
     const indices = context.node.inputs[0]!.dtype === 'int64' ? labels! : context.emit('Cast', [labels!], { to: attr.int(ONNX_DATA_TYPE.int64) })[0]!;
-    const encoded = context.emit('OneHot', [indices, context.int64s([depth]), context.constant(HostTensor.from('float32', [2], [0, 1]))], { axis: attr.int(-1) });
+    const encoded = context.emit('OneHot', [indices, context.int64s([depth]), context.constant(HostTensor.from('float32', [2], [0, 1]))], {
+      axis: attr.int(-1),
+    });
     return dtype === 'float32' ? encoded : context.emit('Cast', encoded, { to: attr.int(ONNX_DATA_TYPE[dtype]) });
   },
   reference([labels], { depth, dtype }) {

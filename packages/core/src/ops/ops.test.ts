@@ -8,9 +8,52 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  adaptiveAvgPool2d, add, avgPool2d, batchNorm, broadcastTo, cast, concat, conv2d, cos, crossEntropy, div, erf, evaluateReference, exp, gather,
-  gelu, gradients, Graph, groupNorm, HostTensor, layerNorm, linear, log, logSoftmax, matmul, max, mean, mul, neg, pad, pow, relu, reshape,
-  resizeBilinear, sigmoid, silu, sin, slice, softmax, sqrt, sub, sum, tanh, transpose, upsampleNearest2x, type SymbolicTensor,
+  adaptiveAvgPool2d,
+  add,
+  avgPool2d,
+  batchNorm,
+  broadcastTo,
+  cast,
+  concat,
+  conv2d,
+  cos,
+  crossEntropy,
+  div,
+  erf,
+  evaluateReference,
+  exp,
+  gather,
+  gelu,
+  gradients,
+  Graph,
+  groupNorm,
+  HostTensor,
+  layerNorm,
+  linear,
+  log,
+  logSoftmax,
+  matmul,
+  max,
+  mean,
+  mul,
+  neg,
+  pad,
+  pow,
+  relu,
+  reshape,
+  resizeBilinear,
+  sigmoid,
+  silu,
+  sin,
+  slice,
+  softmax,
+  sqrt,
+  sub,
+  sum,
+  tanh,
+  transpose,
+  upsampleNearest2x,
+  type SymbolicTensor,
 } from '../index.js';
 import { expectClose, randomTensor, runOnnx, seededRandom } from '@diffssl/testing';
 
@@ -66,12 +109,22 @@ const cases: OpCase[] = [
     inputs: { x: { shape: [2, 4, 5, 5] }, w: { shape: [6, 2, 3, 3] } },
     build: ({ x, w }) => conv2d(x!, w!, undefined, { padding: 1, groups: 2 }),
   },
-  { name: 'conv2d 1x1 (named batch)', inputs: { x: { shape: [3, 4, 2, 2] }, w: { shape: [5, 4, 1, 1] } }, named: { x: { 0: 'batch' } }, build: ({ x, w }) => conv2d(x!, w!) },
+  {
+    name: 'conv2d 1x1 (named batch)',
+    inputs: { x: { shape: [3, 4, 2, 2] }, w: { shape: [5, 4, 1, 1] } },
+    named: { x: { 0: 'batch' } },
+    build: ({ x, w }) => conv2d(x!, w!),
+  },
   { name: 'avgPool2d 2x2', inputs: { x: { shape: [2, 3, 6, 5] } }, build: ({ x }) => avgPool2d(x!, 2) },
   { name: 'avgPool2d 3x3 stride 2 pad 1', inputs: { x: { shape: [1, 2, 7, 7] } }, build: ({ x }) => avgPool2d(x!, 3, { stride: 2, padding: 1 }) },
   { name: 'adaptiveAvgPool2d 7->2 (overlapping bins)', inputs: { x: { shape: [2, 3, 7, 7] } }, build: ({ x }) => adaptiveAvgPool2d(x!, 2) },
   { name: 'adaptiveAvgPool2d 8->4 (even)', inputs: { x: { shape: [2, 2, 8, 8] } }, build: ({ x }) => adaptiveAvgPool2d(x!, 4) },
-  { name: 'adaptiveAvgPool2d 14->7 named batch', inputs: { x: { shape: [2, 2, 14, 14] } }, named: { x: { 0: 'batch' } }, build: ({ x }) => adaptiveAvgPool2d(x!, [7, 5]) },
+  {
+    name: 'adaptiveAvgPool2d 14->7 named batch',
+    inputs: { x: { shape: [2, 2, 14, 14] } },
+    named: { x: { 0: 'batch' } },
+    build: ({ x }) => adaptiveAvgPool2d(x!, [7, 5]),
+  },
   { name: 'upsampleNearest2x', inputs: { x: { shape: [2, 3, 3, 4] } }, build: ({ x }) => upsampleNearest2x(x!) },
   { name: 'resizeBilinear up 3->8', inputs: { x: { shape: [2, 2, 3, 3] } }, build: ({ x }) => resizeBilinear(x!, [8, 5]) },
   { name: 'resizeBilinear 1->4', inputs: { x: { shape: [1, 2, 1, 1] } }, build: ({ x }) => resizeBilinear(x!, [4, 4]) },
@@ -128,11 +181,22 @@ const cases: OpCase[] = [
   { name: 'pad', inputs: { x: { shape: [2, 3] } }, build: ({ x }) => pad(x!, [1, 0], [0, 2]) },
   { name: 'gather (repeated indices)', inputs: { x: { shape: [4, 3] } }, build: ({ x }) => gather(x!, [2, 0, 2], 0) },
   { name: 'gather axis 1', inputs: { x: { shape: [2, 4] } }, build: ({ x }) => gather(x!, [3, 1], 1) },
-  { name: 'broadcastTo (named)', inputs: { x: { shape: [1, 3] }, like: { shape: [2, 3] } }, named: { like: { 0: 'batch' } }, build: ({ x, like }) => add(broadcastTo(x!, like!.shape), like!) },
+  {
+    name: 'broadcastTo (named)',
+    inputs: { x: { shape: [1, 3] }, like: { shape: [2, 3] } },
+    named: { like: { 0: 'batch' } },
+    build: ({ x, like }) => add(broadcastTo(x!, like!.shape), like!),
+  },
   { name: 'sum axes keepDims', inputs: { x: { shape: [2, 3, 4] } }, build: ({ x }) => sum(x!, [0, 2], true) },
   { name: 'mean (named batch)', inputs: { x: { shape: [3, 4] } }, named: { x: { 0: 'batch' } }, build: ({ x }) => mean(x!, 0) },
   { name: 'max', inputs: { x: { shape: [3, 4] } }, build: ({ x }) => max(x!, 1) },
-  { name: 'cast float16 round trip', inputs: { x: { shape: [6] } }, build: ({ x }) => cast(cast(x!, 'float16'), 'float32'), forwardTolerance: 1e-4, skipFiniteDifferences: true },
+  {
+    name: 'cast float16 round trip',
+    inputs: { x: { shape: [6] } },
+    build: ({ x }) => cast(cast(x!, 'float16'), 'float32'),
+    forwardTolerance: 1e-4,
+    skipFiniteDifferences: true,
+  },
 ];
 
 function makeInputs(testCase: OpCase, seed: number) {
@@ -143,7 +207,11 @@ function makeInputs(testCase: OpCase, seed: number) {
     const shape = spec.shape.map((d, axis) => testCase.named?.[name]?.[axis] ?? d);
     if (spec.dtype === 'int64') {
       symbols[name] = graph.input(name, 'int64', shape);
-      feeds[name] = HostTensor.from('int64', spec.shape, spec.values!.map((v) => BigInt(v)));
+      feeds[name] = HostTensor.from(
+        'int64',
+        spec.shape,
+        spec.values!.map((v) => BigInt(v)),
+      );
     } else {
       symbols[name] = graph.input(name, 'float32', shape);
       feeds[name] = randomTensor(spec.shape, seed + index * 101, spec.low ?? -1, spec.high ?? 1);
@@ -184,7 +252,10 @@ describe.each(cases)('$name', (testCase) => {
     feeds.projection = randomTensor(forward!.shape, 99);
     const loss = sum(mul(output, projection));
     const wrtNames = Object.keys(testCase.inputs).filter((name) => testCase.inputs[name]!.dtype !== 'int64' && !testCase.constantInputs?.includes(name));
-    const grads = gradients(loss, wrtNames.map((name) => symbols[name]!));
+    const grads = gradients(
+      loss,
+      wrtNames.map((name) => symbols[name]!),
+    );
     const referenceGrads = evaluateReference(grads, feeds);
     const random = seededRandom(5);
     wrtNames.forEach((name, i) => {
@@ -194,7 +265,9 @@ describe.each(cases)('$name', (testCase) => {
       const numeric = finiteDifferences(loss, feeds, name, samples);
       const analytic = samples.map((k) => referenceGrads[i]!.toArray()[k]!);
       const scale = Math.max(1, ...numeric.map(Math.abs));
-      numeric.forEach((value, k) => expect(Math.abs(analytic[k]! - value) / scale, `${name}[${samples[k]}]: analytic ${analytic[k]} vs numeric ${value}`).toBeLessThan(1e-6));
+      numeric.forEach((value, k) =>
+        expect(Math.abs(analytic[k]! - value) / scale, `${name}[${samples[k]}]: analytic ${analytic[k]} vs numeric ${value}`).toBeLessThan(1e-6),
+      );
     });
     const onnx = await runOnnx(Object.fromEntries(grads.map((g, i) => [`d_${wrtNames[i]}`, g])), feeds);
     wrtNames.forEach((name, i) => expectClose(onnx[`d_${name}`]!, referenceGrads[i]!, testCase.gradientTolerance ?? 5e-5, `gradient of ${name}`));

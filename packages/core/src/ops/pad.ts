@@ -31,7 +31,10 @@ export const padOp = defineOp<PadAttributes>({
   reference([x], { before, after }) {
     const shape = x!.shape.map((d, i) => d + before[i]! + after[i]!);
     const out = HostTensor.zeros(x!.dtype, shape);
-    const window = out.slice(before, x!.shape.map((d, i) => d + before[i]!));
+    const window = out.slice(
+      before,
+      x!.shape.map((d, i) => d + before[i]!),
+    );
     const values = x!.contiguous();
     const rank = shape.length;
     const index = new Array<number>(rank).fill(0);

@@ -10,10 +10,7 @@ export const powOp = defineBinaryOp({
   name: 'pow',
   onnx: 'Pow',
   kernel: (a, b) => a ** b,
-  gradient: (dy, a, b, y, needs) => [
-    needs[0] ? mul(dy, mul(b, pow(a, sub(b, 1)))) : undefined,
-    needs[1] ? mul(dy, mul(y, log(a))) : undefined,
-  ],
+  gradient: (dy, a, b, y, needs) => [needs[0] ? mul(dy, mul(b, pow(a, sub(b, 1)))) : undefined, needs[1] ? mul(dy, mul(y, log(a))) : undefined],
 });
 
 /**

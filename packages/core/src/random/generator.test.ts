@@ -52,14 +52,23 @@ const draws = (generator: RandomGenerator, count: number): number[] => Array.fro
 
 describe('RandomGenerator', () => {
   it('a seed and at most one stream key fill the state directly, as documented', () => {
-    for (const [seed, stream] of [[0, 0], [42, 0], [7, 3], [0xffffffff, 0x12345678]] as const) {
+    for (const [seed, stream] of [
+      [0, 0],
+      [42, 0],
+      [7, 3],
+      [0xffffffff, 0x12345678],
+    ] as const) {
       expect(draws(new RandomGenerator(seed, stream), 6)).toEqual(pairStream(seed, stream, 6));
     }
     expect(draws(new RandomGenerator(9), 6)).toEqual(pairStream(9, 0, 6));
   });
 
   it('three or more keys are hashed lane by lane, as documented', () => {
-    for (const keys of [[1, 2, 3], [0, 0x5348_5546, 4], [5, 6, 7, 8, 9]]) {
+    for (const keys of [
+      [1, 2, 3],
+      [0, 0x5348_5546, 4],
+      [5, 6, 7, 8, 9],
+    ]) {
       const [seed, ...streams] = keys as [number, ...number[]];
       expect(draws(new RandomGenerator(seed, ...streams), 6)).toEqual(tupleStream(keys, 6));
     }

@@ -103,7 +103,8 @@ export class RandomGenerator {
    */
   constructor(seed: number, ...streams: number[]) {
     for (const [name, value] of [['seed', seed], ...streams.map((stream) => ['stream', stream] as const)] as const) {
-      if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new ConfigError(`RandomGenerator: ${name} must be an integer in [0, 2^32); found ${value}`);
+      if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
+        throw new ConfigError(`RandomGenerator: ${name} must be an integer in [0, 2^32); found ${value}`);
     }
     if (streams.length <= 1) {
       const s0 = fmix32(seed);
@@ -145,7 +146,8 @@ export class RandomGenerator {
    * @throws {@link ConfigError} for another bound
    */
   integer(bound: number): number {
-    if (!Number.isInteger(bound) || bound < 1 || bound > 0x100000000) throw new ConfigError(`RandomGenerator.integer: bound must be an integer in 1..2^32; found ${bound}`);
+    if (!Number.isInteger(bound) || bound < 1 || bound > 0x100000000)
+      throw new ConfigError(`RandomGenerator.integer: bound must be an integer in 1..2^32; found ${bound}`);
     const limit = 0x100000000 - (0x100000000 % bound);
     for (;;) {
       const value = this.nextUint32();

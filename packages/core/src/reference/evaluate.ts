@@ -42,7 +42,11 @@ export function evaluateReference(outputs: readonly SymbolicTensor[], feeds: Rec
   }
   // In float64 mode float32 inputs are computed (and may be fed) in float64.
   const expectedDtype = (dtype: SymbolicTensor['dtype']) => (promote && dtype === 'float32' ? 'float64' : dtype);
-  validateFeeds([...inputs.values()].map((t) => ({ name: t.name!, dtype: expectedDtype(t.dtype), shape: t.shape })), neededFeeds, 'evaluateReference');
+  validateFeeds(
+    [...inputs.values()].map((t) => ({ name: t.name!, dtype: expectedDtype(t.dtype), shape: t.shape })),
+    neededFeeds,
+    'evaluateReference',
+  );
   const sizes = new Map<string, number>();
   for (const input of inputs.values()) {
     input.shape.forEach((dim, axis) => {

@@ -25,6 +25,8 @@ describe('browser runner (onnxruntime-web)', () => {
   it('fails under strict when WebGPU is missing', async () => {
     const graph = new Graph();
     const x = graph.input('x', 'float32', [1]);
-    await expect(createRunner(compileModel({ outputs: { y: relu(x) } }), { executionProviders: ['webgpu', 'wasm'], strict: true })).rejects.toThrow(ProviderUnavailableError);
+    await expect(createRunner(compileModel({ outputs: { y: relu(x) } }), { executionProviders: ['webgpu', 'wasm'], strict: true })).rejects.toThrow(
+      ProviderUnavailableError,
+    );
   });
 });

@@ -1,5 +1,13 @@
 import type { OnnxModel } from '../onnx/model.js';
-import { createRunnerWith, type ExecutionProvider, type ModelSource, type OrtBinding, type Runner, type RunnerOptions, type RuntimeEnvironment } from './runner.js';
+import {
+  createRunnerWith,
+  type ExecutionProvider,
+  type ModelSource,
+  type OrtBinding,
+  type Runner,
+  type RunnerOptions,
+  type RuntimeEnvironment,
+} from './runner.js';
 
 /** Providers tried by default in browsers: WebGPU, then WASM. @public */
 export const DEFAULT_BROWSER_PROVIDERS: readonly ExecutionProvider[] = ['webgpu', 'wasm'];

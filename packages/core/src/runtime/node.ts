@@ -4,7 +4,15 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { OnnxModel } from '../onnx/model.js';
-import { createRunnerWith, type ExecutionProvider, type ModelSource, type OrtBinding, type Runner, type RunnerOptions, type RuntimeEnvironment } from './runner.js';
+import {
+  createRunnerWith,
+  type ExecutionProvider,
+  type ModelSource,
+  type OrtBinding,
+  type Runner,
+  type RunnerOptions,
+  type RuntimeEnvironment,
+} from './runner.js';
 import { createWorkerRunner } from './worker-runner.js';
 
 /** Providers tried by default in Node: CUDA, then CPU. @public */

@@ -6,8 +6,27 @@
  * CUDA request, or use a device that exists nowhere.
  */
 import { describe, expect, it } from 'vitest';
-import { compileModel, ConfigError, createRunner, DTypeError, Graph, HostTensor, ProviderUnavailableError, relu, ShapeError, UnsupportedError } from '../index.js';
-import { createRunnerWith, type ExecutionProvider, type OrtBinding, type OrtSession, type OrtTensor, type RuntimeEnvironment, type SessionOptions } from './runner.js';
+import {
+  compileModel,
+  ConfigError,
+  createRunner,
+  DTypeError,
+  Graph,
+  HostTensor,
+  ProviderUnavailableError,
+  relu,
+  ShapeError,
+  UnsupportedError,
+} from '../index.js';
+import {
+  createRunnerWith,
+  type ExecutionProvider,
+  type OrtBinding,
+  type OrtSession,
+  type OrtTensor,
+  type RuntimeEnvironment,
+  type SessionOptions,
+} from './runner.js';
 
 function model() {
   const graph = new Graph();
@@ -72,7 +91,11 @@ describe('createRunnerWith (fake ONNX Runtime binding)', () => {
     const ort = fakeOrt({ cuda: true, cpu: true });
     const warnings: string[] = [];
     const providers: ExecutionProvider[] = [{ name: 'cuda', deviceId: 1 }, 'cpu'];
-    const runner = await createRunnerWith(ort.binding, environment(), model(), { executionProviders: providers, intraOpThreads: 2, onWarning: (m) => warnings.push(m) });
+    const runner = await createRunnerWith(ort.binding, environment(), model(), {
+      executionProviders: providers,
+      intraOpThreads: 2,
+      onWarning: (m) => warnings.push(m),
+    });
     expect(runner.provider).toBe('cuda');
     expect(warnings).toEqual([]);
     expect(ort.tried()).toEqual([{ name: 'cuda', deviceId: 1 }]);
@@ -92,7 +115,9 @@ describe('createRunnerWith (fake ONNX Runtime binding)', () => {
     const runner = await createRunnerWith(ort.binding, environment(), model(), { onWarning: (m) => warnings.push(m) });
     expect(runner.provider).toBe('cpu');
     expect(ort.tried()).toEqual(['cuda', 'cpu']);
-    expect(warnings).toEqual(["@diffssl/core: execution provider 'cuda' is unavailable (cuda: CUDA failure 100: no CUDA-capable device is detected ; GPU=-1 ; hostname=x ; file=cuda_call.cc); using 'cpu'"]);
+    expect(warnings).toEqual([
+      "@diffssl/core: execution provider 'cuda' is unavailable (cuda: CUDA failure 100: no CUDA-capable device is detected ; GPU=-1 ; hostname=x ; file=cuda_call.cc); using 'cpu'",
+    ]);
     const { y } = await runner.run({ x: HostTensor.from('float32', [1, 3], [1, 2, 3]) });
     expect(y!.toArray()).toEqual([2, 4, 6]);
     await runner.release();
@@ -115,7 +140,9 @@ describe('createRunnerWith (fake ONNX Runtime binding)', () => {
     const error = await createRunnerWith(ort.binding, environment(), model(), { strict: true, onWarning: (m) => warnings.push(m) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ProviderUnavailableError);
     expect((error as ProviderUnavailableError).code).toBe('ERR_PROVIDER_UNAVAILABLE');
-    expect((error as Error).message).toBe("createRunner: execution provider 'cuda' is unavailable and strict is set: CUDA failure 100: no CUDA-capable device is detected ; GPU=-1 ; hostname=x ; file=cuda_call.cc");
+    expect((error as Error).message).toBe(
+      "createRunner: execution provider 'cuda' is unavailable and strict is set: CUDA failure 100: no CUDA-capable device is detected ; GPU=-1 ; hostname=x ; file=cuda_call.cc",
+    );
     expect(ort.tried()).toEqual(['cuda']);
     expect(warnings).toEqual([]);
     // strict with a first provider that loads is an ordinary runner

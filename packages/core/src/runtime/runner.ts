@@ -255,7 +255,8 @@ async function openOn(plan: RunnerPlan, open: SessionOpener, provider: Execution
   } catch (error) {
     const reason = error instanceof Error ? error.message.split('\n')[0]! : String(error);
     // The CPU and WASM providers are always present: a failure there is the model's.
-    if (name === 'cpu' || name === 'wasm') throw new ConfigError(`createRunner: ONNX Runtime could not load the model on '${name}': ${reason}`, { cause: error });
+    if (name === 'cpu' || name === 'wasm')
+      throw new ConfigError(`createRunner: ONNX Runtime could not load the model on '${name}': ${reason}`, { cause: error });
     return { reason };
   }
 }
@@ -280,13 +281,19 @@ function warnOnce(message: string): void {
  * @param inputs - the model inputs to validate feeds against, when known
  * @throws {@link ProviderUnavailableError} when no provider loads, or the first fails under `strict`; {@link ConfigError} when the model does not load on CPU/WASM
  */
-export async function openRunner(plan: RunnerPlan, open: SessionOpener, tensors: Pick<OrtBinding, 'Tensor'>, inputs: readonly ValueDescription[] | undefined): Promise<Runner> {
+export async function openRunner(
+  plan: RunnerPlan,
+  open: SessionOpener,
+  tensors: Pick<OrtBinding, 'Tensor'>,
+  inputs: readonly ValueDescription[] | undefined,
+): Promise<Runner> {
   const failures: string[] = [];
   for (const provider of plan.providers) {
     const name = providerName(provider);
     const attempt = await openOn(plan, open, provider);
     if ('session' in attempt) {
-      if (failures.length > 0) plan.warn(`@diffssl/core: execution provider '${providerName(plan.providers[0]!)}' is unavailable (${failures.join('; ')}); using '${name}'`);
+      if (failures.length > 0)
+        plan.warn(`@diffssl/core: execution provider '${providerName(plan.providers[0]!)}' is unavailable (${failures.join('; ')}); using '${name}'`);
       return new Runner(attempt.session, tensors, name, inputs, plan.validate);
     }
     if (plan.strict) throw new ProviderUnavailableError(`createRunner: execution provider '${name}' is unavailable and strict is set: ${attempt.reason}`);
@@ -311,7 +318,8 @@ export function modelInputs(model: ModelSource): readonly ValueDescription[] | u
  * @throws {@link UnsupportedError} for `thread: 'worker'`; as {@link openRunner}
  */
 export async function createRunnerWith(binding: OrtBinding, environment: RuntimeEnvironment, model: ModelSource, options: RunnerOptions = {}): Promise<Runner> {
-  if (options.thread === 'worker') throw new UnsupportedError("createRunner: thread 'worker' is only available in Node (the @diffssl/core Node entry); found it in this entry point");
+  if (options.thread === 'worker')
+    throw new UnsupportedError("createRunner: thread 'worker' is only available in Node (the @diffssl/core Node entry); found it in this entry point");
   const plan = planRunner(environment, options);
   const source = model instanceof OnnxModel ? await environment.loadModel(model) : model;
   return openRunner(plan, (sessionOptions) => binding.InferenceSession.create(source, sessionOptions), binding, modelInputs(model));

@@ -8,8 +8,26 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
-  cast, compileModel, compileTrainStep, ConfigError, createRunner, crossEntropy, DTypeError, Graph, greater, HostTensor, linear, matmul, ProviderUnavailableError, relu, sgd,
-  ShapeError, tanh, type ExecutionProvider, type Runner, type RunnerOptions,
+  cast,
+  compileModel,
+  compileTrainStep,
+  ConfigError,
+  createRunner,
+  crossEntropy,
+  DTypeError,
+  Graph,
+  greater,
+  HostTensor,
+  linear,
+  matmul,
+  ProviderUnavailableError,
+  relu,
+  sgd,
+  ShapeError,
+  tanh,
+  type ExecutionProvider,
+  type Runner,
+  type RunnerOptions,
 } from '../index.js';
 import { randomTensor } from '@diffssl/testing';
 
@@ -120,7 +138,9 @@ describe("createRunner with thread: 'worker'", () => {
     expect(unloadable.message).toMatch(/could not load the model on 'cpu'/);
 
     const noDevice: ExecutionProvider = { name: 'cuda', deviceId: 4096 };
-    await expect(createRunner(smallModel(), { thread: 'worker', executionProviders: [noDevice, 'cpu'], strict: true })).rejects.toThrow(ProviderUnavailableError);
+    await expect(createRunner(smallModel(), { thread: 'worker', executionProviders: [noDevice, 'cpu'], strict: true })).rejects.toThrow(
+      ProviderUnavailableError,
+    );
     const warnings: string[] = [];
     const fallback = await open(smallModel(), { thread: 'worker', executionProviders: [noDevice, 'cpu'], onWarning: (m) => warnings.push(m) });
     expect(fallback.provider).toBe('cpu');
@@ -151,7 +171,11 @@ describe("createRunner with thread: 'worker'", () => {
       const runner = await createRunner(compileModel({ outputs: { y: relu(x) } }), { executionProviders: ['cpu'], thread: 'worker' });
       const { y } = await runner.run({ x: HostTensor.from('float32', [2], [-1, 3]) });
       console.log(JSON.stringify(y.toArray()));`;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', timeout: 60_000 });
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(child.error, child.stderr).toBeUndefined();
     expect(child.status, child.stderr).toBe(0);
     expect(child.stdout.trim()).toBe('[0,3]');
@@ -164,7 +188,12 @@ describe("createRunner with thread: 'worker'", () => {
       const labels = graph.input('labels', 'int64', [6]);
       const weight = graph.weight('weight', randomTensor([3, 4], 1));
       const bias = graph.weight('bias', randomTensor([3], 2));
-      return compileTrainStep({ loss: crossEntropy(linear(x, weight, bias), labels), parameters: [weight, bias], optimizer: sgd({ momentum: 0.9 }), runner: { ...CPU, thread } });
+      return compileTrainStep({
+        loss: crossEntropy(linear(x, weight, bias), labels),
+        parameters: [weight, bias],
+        optimizer: sgd({ momentum: 0.9 }),
+        runner: { ...CPU, thread },
+      });
     };
     const [onWorker, onMain] = await Promise.all([build('worker'), build('main')]);
     const batch = { x: randomTensor([6, 4], 5, -2, 2), labels: HostTensor.from('int64', [6], [0n, 1n, 2n, 0n, 1n, 2n]) };

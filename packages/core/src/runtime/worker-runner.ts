@@ -21,7 +21,17 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { OnnxModel } from '../onnx/model.js';
-import { modelInputs, openRunner, planRunner, type ModelSource, type OrtSession, type OrtTensor, type Runner, type RunnerOptions, type RuntimeEnvironment } from './runner.js';
+import {
+  modelInputs,
+  openRunner,
+  planRunner,
+  type ModelSource,
+  type OrtSession,
+  type OrtTensor,
+  type Runner,
+  type RunnerOptions,
+  type RuntimeEnvironment,
+} from './runner.js';
 
 /**
  * The worker's program: plain JavaScript, evaluated as is in the worker. It

@@ -1,6 +1,16 @@
 import ndarray from 'ndarray';
 import { describe, expect, it } from 'vitest';
-import { DTypeError, float16BitsToFloat32, float32ToFloat16Bits, fromNdarray, fromOrtTensor, HostTensor, ShapeError, toNdarray, toOrtTensor } from '../index.js';
+import {
+  DTypeError,
+  float16BitsToFloat32,
+  float32ToFloat16Bits,
+  fromNdarray,
+  fromOrtTensor,
+  HostTensor,
+  ShapeError,
+  toNdarray,
+  toOrtTensor,
+} from '../index.js';
 import * as ort from 'onnxruntime-node';
 import { seededRandom } from '@diffssl/testing';
 
@@ -32,7 +42,7 @@ describe('HostTensor', () => {
     expect(x.cast('float16').cast('float32').toArray()).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it("casts to float16 as the nearest half (ties to even) of the float32 value, checked against a search over all 65,536 halves", () => {
+  it('casts to float16 as the nearest half (ties to even) of the float32 value, checked against a search over all 65,536 halves', () => {
     // Independent reference: every non-negative half up to infinity, decoded (in
     // increasing order);
     // the answer for v is the nearest by absolute distance, ties to the even
@@ -56,7 +66,30 @@ describe('HostTensor', () => {
       return sign | pick.bits;
     };
     const random = seededRandom(5);
-    const tricky = [0, -0, 1, -1, 65504, 65519.99, 65520, 1e6, -1e6, Infinity, -Infinity, 2 ** -24, 2 ** -25, 2 ** -25 + 2 ** -40, 3 * 2 ** -25, 6.097555160522461e-5, 2 ** -14, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 1e-30, 0.1, 1 / 3];
+    const tricky = [
+      0,
+      -0,
+      1,
+      -1,
+      65504,
+      65519.99,
+      65520,
+      1e6,
+      -1e6,
+      Infinity,
+      -Infinity,
+      2 ** -24,
+      2 ** -25,
+      2 ** -25 + 2 ** -40,
+      3 * 2 ** -25,
+      6.097555160522461e-5,
+      2 ** -14,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      1e-30,
+      0.1,
+      1 / 3,
+    ];
     const values = [...tricky, ...Array.from({ length: 20_000 }, () => (random() - 0.5) * 10 ** Math.floor(random() * 12 - 8))];
     for (const dtype of ['float32', 'float64'] as const) {
       const tensor = HostTensor.from(dtype, [values.length], values);

@@ -86,7 +86,9 @@ export class HostTensor<D extends DataType = DataType> {
         else first += reach;
       }
       if (first < 0 || last >= data.length) {
-        throw new ShapeError(`HostTensor: shape [${shape.join(', ')}] with strides [${this.strides.join(', ')}] and offset ${offset} needs elements ${first}..${last}; data holds ${data.length}`);
+        throw new ShapeError(
+          `HostTensor: shape [${shape.join(', ')}] with strides [${this.strides.join(', ')}] and offset ${offset} needs elements ${first}..${last}; data holds ${data.length}`,
+        );
       }
     }
   }
@@ -237,7 +239,13 @@ export class HostTensor<D extends DataType = DataType> {
     if (perm.length !== this.rank || sorted.some((axis, i) => axis !== i)) {
       throw new ShapeError(`HostTensor.transpose: expected a permutation of 0..${this.rank - 1}; found [${perm.join(', ')}]`);
     }
-    return new HostTensor(this.dtype, this.data, perm.map((a) => this.shape[a]!), perm.map((a) => this.strides[a]!), this.offset);
+    return new HostTensor(
+      this.dtype,
+      this.data,
+      perm.map((a) => this.shape[a]!),
+      perm.map((a) => this.strides[a]!),
+      this.offset,
+    );
   }
 
   /**
@@ -288,7 +296,12 @@ export class HostTensor<D extends DataType = DataType> {
     const values = this.toArray();
     if (dtype === 'int64') return HostTensor.from(dtype, this.shape, values.map((v) => BigInt(Math.trunc(v))) as unknown as ArrayLike<bigint>);
     if (!isFloatDataType(dtype) && dtype !== 'bool') return HostTensor.from(dtype, this.shape, values.map(Math.trunc));
-    if (dtype === 'bool') return HostTensor.from(dtype, this.shape, values.map((v) => (v !== 0 ? 1 : 0)));
+    if (dtype === 'bool')
+      return HostTensor.from(
+        dtype,
+        this.shape,
+        values.map((v) => (v !== 0 ? 1 : 0)),
+      );
     return HostTensor.from(dtype, this.shape, values);
   }
 }

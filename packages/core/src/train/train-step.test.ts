@@ -16,7 +16,11 @@ function problem(seed: number) {
 function batches(count: number) {
   return Array.from({ length: count }, (_, i) => ({
     x: randomTensor([6, 4], 100 + i, -2, 2),
-    labels: HostTensor.from('int64', [6], [0, 1, 2, 0, 1, 2].map((v) => BigInt((v + i) % 3))),
+    labels: HostTensor.from(
+      'int64',
+      [6],
+      [0, 1, 2, 0, 1, 2].map((v) => BigInt((v + i) % 3)),
+    ),
   }));
 }
 
@@ -89,7 +93,14 @@ describe.each(optimizers)('%s', (_label, kind, makeOptimizer) => {
 
   it('runs 5 steps in one session run with an ONNX Loop, with the same result', async () => {
     const p = problem(1);
-    const step = await compileTrainStep({ loss: p.loss, parameters: [p.weight, p.bias], optimizer: makeOptimizer(), stepsPerRun: 5, outputs: { logits: p.logits }, runner: { executionProviders: ['cpu'] } });
+    const step = await compileTrainStep({
+      loss: p.loss,
+      parameters: [p.weight, p.bias],
+      optimizer: makeOptimizer(),
+      stepsPerRun: 5,
+      outputs: { logits: p.logits },
+      runner: { executionProviders: ['cpu'] },
+    });
     const list = batches(5);
     const stack = (key: 'x' | 'labels') => {
       const parts = list.map((batch) => batch[key]);
@@ -111,7 +122,12 @@ describe.each(optimizers)('%s', (_label, kind, makeOptimizer) => {
 describe('train step safety', () => {
   it('rejects a non-finite loss and leaves the parameters and step count unchanged', async () => {
     const p = problem(1);
-    const step = await compileTrainStep({ loss: p.loss, parameters: [p.weight, p.bias], optimizer: sgd({ momentum: 0.9 }), runner: { executionProviders: ['cpu'] } });
+    const step = await compileTrainStep({
+      loss: p.loss,
+      parameters: [p.weight, p.bias],
+      optimizer: sgd({ momentum: 0.9 }),
+      runner: { executionProviders: ['cpu'] },
+    });
     const [good] = batches(1);
     await step.run(good!, { learningRate: 0.1 });
     const before = step.parameters().weight!.toArray();

@@ -76,7 +76,9 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
     if (buffer.source !== 'weight') throw new ConfigError(`compileTrainStep: bufferUpdates keys must be weights (graph.weight); found ${buffer.describe()}`);
     if (parameters.includes(buffer)) throw new ConfigError(`compileTrainStep: '${buffer.name}' is both a parameter and an updated buffer`);
     if (update.dtype !== buffer.dtype || update.shape.join() !== buffer.shape.join()) {
-      throw new ShapeError(`compileTrainStep: the update of buffer '${buffer.name}' must be ${buffer.dtype}[${buffer.shape.join(', ')}]; found ${update.describe()}`);
+      throw new ShapeError(
+        `compileTrainStep: the update of buffer '${buffer.name}' must be ${buffer.dtype}[${buffer.shape.join(', ')}]; found ${update.describe()}`,
+      );
     }
   }
   checkRunningStatistics([loss, ...Object.values(options.outputs ?? {})], bufferUpdates);
@@ -133,20 +135,28 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
 function checkRunningStatistics(outputs: readonly SymbolicTensor[], bufferUpdates: ReadonlyMap<SymbolicTensor, SymbolicTensor>): void {
   const updated = new Set([...bufferUpdates.keys()].map((buffer) => buffer.id));
   const finalValues = new Set([...bufferUpdates.values()].map((update) => update.id));
-  const trainingNorms = [...collectNodes(outputs, new Set())].filter((node) => node.op.name === 'batchNorm' && (node.attributes as { training?: boolean }).training);
+  const trainingNorms = [...collectNodes(outputs, new Set())].filter(
+    (node) => node.op.name === 'batchNorm' && (node.attributes as { training?: boolean }).training,
+  );
   const chainedInputs = new Set(trainingNorms.flatMap((node) => [node.inputs[3]!.id, node.inputs[4]!.id]));
-  const isTrainingNormOutput = (tensor: SymbolicTensor) => tensor.producer?.op.name === 'batchNorm' && (tensor.producer.attributes as { training?: boolean }).training === true;
+  const isTrainingNormOutput = (tensor: SymbolicTensor) =>
+    tensor.producer?.op.name === 'batchNorm' && (tensor.producer.attributes as { training?: boolean }).training === true;
   const missing: string[] = [];
   for (const node of trainingNorms) {
     for (const buffer of [node.inputs[3]!, node.inputs[4]!]) {
       if (!updated.has(buffer.id) && !isTrainingNormOutput(buffer)) missing.push(buffer.name ?? buffer.describe());
     }
     for (const update of [node.outputs[1]!, node.outputs[2]!]) {
-      if (!finalValues.has(update.id) && !chainedInputs.has(update.id)) missing.push(`the ${update === node.outputs[1] ? 'running mean' : 'running variance'} computed from ${node.inputs[3 + (update === node.outputs[1] ? 0 : 1)]!.name ?? 'a chained update'}`);
+      if (!finalValues.has(update.id) && !chainedInputs.has(update.id))
+        missing.push(
+          `the ${update === node.outputs[1] ? 'running mean' : 'running variance'} computed from ${node.inputs[3 + (update === node.outputs[1] ? 0 : 1)]!.name ?? 'a chained update'}`,
+        );
     }
   }
   if (missing.length > 0) {
-    throw new ConfigError(`compileTrainStep: batchNorm in training mode updates its running statistics, but bufferUpdates has no update for ${[...new Set(missing)].join(', ')}; pass them (modules built with a BuildContext in 'train' mode do this)`);
+    throw new ConfigError(
+      `compileTrainStep: batchNorm in training mode updates its running statistics, but bufferUpdates has no update for ${[...new Set(missing)].join(', ')}; pass them (modules built with a BuildContext in 'train' mode do this)`,
+    );
   }
 }
 
@@ -178,8 +188,18 @@ function buildLoopModel(
   const scanNames = Object.keys(outputs).filter((name) => !state.some((s) => s.output === name));
   body.nodes.push({ input: ['body/condition'], output: ['body/condition/out'], name: 'body/condition/identity', opType: 'Identity', attribute: [] });
   const carriedOut = state.map((entry) => `body/out/${entry.input}`);
-  state.forEach((entry, i) => body.nodes.push({ input: [body.nameOf(outputs[entry.output]!)], output: [carriedOut[i]!], name: `body/carry/${entry.input}`, opType: 'Identity', attribute: [] }));
-  scanNames.forEach((name) => body.nodes.push({ input: [body.nameOf(outputs[name]!)], output: [`body/scan/${name}`], name: `body/scan/${name}`, opType: 'Identity', attribute: [] }));
+  state.forEach((entry, i) =>
+    body.nodes.push({
+      input: [body.nameOf(outputs[entry.output]!)],
+      output: [carriedOut[i]!],
+      name: `body/carry/${entry.input}`,
+      opType: 'Identity',
+      attribute: [],
+    }),
+  );
+  scanNames.forEach((name) =>
+    body.nodes.push({ input: [body.nameOf(outputs[name]!)], output: [`body/scan/${name}`], name: `body/scan/${name}`, opType: 'Identity', attribute: [] }),
+  );
   const stateInfo = (name: string) => single.inputs.find((input) => input.name === name)!;
   const bodyGraph = {
     name: 'train_step_body',
@@ -211,10 +231,7 @@ function buildLoopModel(
   ];
   nodes[2]!.attribute = [{ name: 'body', type: 5, g: bodyGraph }] as never[];
   const stacked = (info: ValueDescription): ValueDescription => ({ name: info.name, dtype: info.dtype, shape: ['steps' as Dim, ...info.shape] });
-  const inputs: ValueDescription[] = [
-    ...single.inputs.filter((input) => !dataInputs.includes(input)),
-    ...dataInputs.map(stacked),
-  ];
+  const inputs: ValueDescription[] = [...single.inputs.filter((input) => !dataInputs.includes(input)), ...dataInputs.map(stacked)];
   const modelOutputs: ValueDescription[] = [
     ...state.map((entry) => ({ ...stateInfo(entry.input), name: entry.output })),
     ...scanNames.map((name) => stacked({ name, dtype: outputs[name]!.dtype, shape: outputs[name]!.shape })),
@@ -319,7 +336,9 @@ export class TrainStep {
     const losses = results.loss!.toArray();
     const bad = losses.findIndex((loss) => !Number.isFinite(loss));
     if (bad >= 0) {
-      throw new NonFiniteError(`TrainStep.run: the loss of step ${this.stepCount + bad + 1} is ${losses[bad]}; parameters and optimizer state were left as they were before this run`);
+      throw new NonFiniteError(
+        `TrainStep.run: the loss of step ${this.stepCount + bad + 1} is ${losses[bad]}; parameters and optimizer state were left as they were before this run`,
+      );
     }
     for (const entry of this.spec.state) this.values.set(entry.input, results[entry.output]!);
     const outputs: Record<string, HostTensor> = {};

@@ -8,10 +8,30 @@ import { promisify } from 'node:util';
 import { ConfigError, DTypeError, FormatError, HostTensor, NonFiniteError } from '@diffssl/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  checkpointDigest, dataIdentity, drawSeed, featureBatchesForDraws, featureCachePath, featureNames, findFeatureCache, mergeShards, openFeatureCache, parseShard, shardRange,
-  writeFeatureCache, type CacheFeatureBatch, type FeatureCacheKey,
+  checkpointDigest,
+  dataIdentity,
+  drawSeed,
+  featureBatchesForDraws,
+  featureCachePath,
+  featureNames,
+  findFeatureCache,
+  mergeShards,
+  openFeatureCache,
+  parseShard,
+  shardRange,
+  writeFeatureCache,
+  type CacheFeatureBatch,
+  type FeatureCacheKey,
 } from './index.js';
-import { SYNTHETIC_CLASSES, SYNTHETIC_IMAGES, SYNTHETIC_KEY, syntheticBatches, syntheticLabels, syntheticShape, syntheticValue } from './__fixtures__/synthetic-features.js';
+import {
+  SYNTHETIC_CLASSES,
+  SYNTHETIC_IMAGES,
+  SYNTHETIC_KEY,
+  syntheticBatches,
+  syntheticLabels,
+  syntheticShape,
+  syntheticValue,
+} from './__fixtures__/synthetic-features.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const packageRoot = join(here, '..', '..');
@@ -92,12 +112,27 @@ describe('feature cache: write and read', () => {
   it('lays each tensor file out as documented: little-endian float32 rows [image][draw][element]', async () => {
     const cache = await writeSynthetic(await freshRoot());
     const index = JSON.parse(await readFile(join(cache.directory, 'index.json'), 'utf8')) as Record<string, unknown>;
-    expect(index).toMatchObject({ format: 'diffssl-feature-cache', version: 1, dtype: 'float32', byteOrder: 'little', layout: 'image,draw,element', imageCount: 37, draws: 2, labels: 'labels.i32' });
+    expect(index).toMatchObject({
+      format: 'diffssl-feature-cache',
+      version: 1,
+      dtype: 'float32',
+      byteOrder: 'little',
+      layout: 'image,draw,element',
+      imageCount: 37,
+      draws: 2,
+      labels: 'labels.i32',
+    });
     expect(index.tensors).toContainEqual({ name: 't10/block05', shape: [2, 2, 2], file: 't10/block05.f32' });
     const bytes = await readFile(join(cache.directory, 'data', 't10/block05.f32'));
     expect(bytes.length).toBe(37 * 2 * 8 * 4);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-    for (const [image, draw, element] of [[0, 0, 0], [0, 1, 0], [1, 0, 7], [36, 1, 5], [17, 0, 3]] as const) {
+    for (const [image, draw, element] of [
+      [0, 0, 0],
+      [0, 1, 0],
+      [1, 0, 7],
+      [36, 1, 5],
+      [17, 0, 3],
+    ] as const) {
       expect(view.getFloat32(((image * 2 + draw) * 8 + element) * 4, true)).toBe(syntheticValue('t10/block05', image, draw, element));
     }
     const labels = await readFile(join(cache.directory, 'labels.i32'));
@@ -113,8 +148,15 @@ describe('feature cache: write and read', () => {
     expect(found?.directory).toBe(featureCachePath(root, SYNTHETIC_KEY));
     await found?.close();
     const variants: Array<Partial<FeatureCacheKey>> = [
-      { checkpoint: 'sha256:2' }, { config: { image_size: 28, num_channels: 64 } }, { blocks: [2] }, { timesteps: [10, 150] },
-      { noiseSeed: 8 }, { noiseSplit: 'test' }, { draws: 1 }, { data: 'sha256:other' }, { extra: { dtype: 'float16' } },
+      { checkpoint: 'sha256:2' },
+      { config: { image_size: 28, num_channels: 64 } },
+      { blocks: [2] },
+      { timesteps: [10, 150] },
+      { noiseSeed: 8 },
+      { noiseSplit: 'test' },
+      { draws: 1 },
+      { data: 'sha256:other' },
+      { extra: { dtype: 'float16' } },
     ];
     for (const variant of variants) expect(await findFeatureCache(root, { ...SYNTHETIC_KEY, ...variant }), JSON.stringify(variant)).toBeUndefined();
   });
@@ -145,7 +187,9 @@ describe('feature cache: write and read', () => {
     const oldKey = JSON.stringify(Object.fromEntries(Object.entries(index.key).sort(([a], [b]) => (a < b ? -1 : 1))));
     index.keyDigest = createHash('sha256').update(oldKey).digest('hex');
     await writeFile(indexPath, JSON.stringify(index));
-    await expect(openFeatureCache(cache.directory)).rejects.toThrow(/not a valid key of this version \(feature cache key: noiseSplit must be 'train' or 'test'/);
+    await expect(openFeatureCache(cache.directory)).rejects.toThrow(
+      /not a valid key of this version \(feature cache key: noiseSplit must be 'train' or 'test'/,
+    );
     await expect(openFeatureCache(cache.directory)).rejects.toThrow(FormatError);
     // Its folder is named by the old digest, which no key of this version has.
     const oldFolder = `features-${index.keyDigest.slice(0, 32)}`;
@@ -158,7 +202,14 @@ describe('feature cache: write and read', () => {
     const failing: Array<[string, Iterable<CacheFeatureBatch> | AsyncIterable<CacheFeatureBatch>, RegExp]> = [
       ['missing', batches.slice(0, -1), /covered .* rows; image \d+, draw \d is missing/],
       ['repeated', [...batches, batches[0]!], /came twice/],
-      ['failing stream', (async function* () { yield batches[0]!; throw new Error('extractor crashed'); })(), /extractor crashed/],
+      [
+        'failing stream',
+        (async function* () {
+          yield batches[0]!;
+          throw new Error('extractor crashed');
+        })(),
+        /extractor crashed/,
+      ],
       ['outside', [{ imageIds: [37], features: batches[0]!.features }], /image id 37 is outside/],
     ];
     for (const [what, stream, message] of failing) {
@@ -183,7 +234,9 @@ describe('feature cache: write and read', () => {
     await expect(writeFeatureCache({ root, key, imageCount: 37, batches: replace('t10/block07', good) })).rejects.toThrow(/expected features t10\/block02/);
     const labels = syntheticLabels();
     labels[3] = 3;
-    await expect(writeFeatureCache({ root, key, imageCount: 37, labels, classNames: SYNTHETIC_CLASSES, batches: [] })).rejects.toThrow(/label 3 of image 3 is outside the classes 0\.\.2/);
+    await expect(writeFeatureCache({ root, key, imageCount: 37, labels, classNames: SYNTHETIC_CLASSES, batches: [] })).rejects.toThrow(
+      /label 3 of image 3 is outside the classes 0\.\.2/,
+    );
     expect(await readdir(root)).toEqual([]);
   });
 });
@@ -191,7 +244,10 @@ describe('feature cache: write and read', () => {
 describe('feature cache: crash safety', () => {
   it('leaves no entry under the final name when the writing process is killed mid-write', async () => {
     const root = await freshRoot();
-    const child = spawn(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', join(here, '__fixtures__', 'write-shard.ts'), root, '0/1', '5'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--conditions=@diffssl/source', '--import', 'tsx', join(here, '__fixtures__', 'write-shard.ts'), root, '0/1', '5'], {
+      cwd: packageRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('stalled') && resolve());
       child.on('exit', (code) => reject(new Error(`the writer exited (${code}) before stalling`)));
@@ -212,7 +268,12 @@ describe('feature cache: crash safety', () => {
 
 describe('feature cache: shards', () => {
   it('splits images into contiguous slices that cover every image once', () => {
-    for (const [count, images] of [[1, 5], [4, 37], [3, 3], [7, 100]] as const) {
+    for (const [count, images] of [
+      [1, 5],
+      [4, 37],
+      [3, 3],
+      [7, 100],
+    ] as const) {
       const ranges = Array.from({ length: count }, (_, k) => shardRange(k, count, images));
       expect(ranges[0]![0]).toBe(0);
       expect(ranges[count - 1]![1]).toBe(images);
@@ -243,7 +304,12 @@ describe('feature cache: shards', () => {
     for (const [path, bytes] of expected) expect(actual.get(path)!.equals(bytes), path).toBe(true);
 
     const linked = await mergeShards(shardDirectories, { mode: 'link', root: join(root, 'linked') });
-    expect(linked.index.shards.map((s) => s.imageRange)).toEqual([[0, 9], [9, 18], [18, 27], [27, 37]]);
+    expect(linked.index.shards.map((s) => s.imageRange)).toEqual([
+      [0, 9],
+      [9, 18],
+      [18, 27],
+      [27, 37],
+    ]);
     const all = Array.from({ length: 37 }, (_, i) => i);
     for (const draw of [0, 1]) expectSyntheticRows(await linked.readBatch(all, draw), all, draw);
     expectSyntheticRows(await linked.readBatch([8, 9, 10, 36], 1), [8, 9, 10, 36], 1);
@@ -284,7 +350,10 @@ describe('feature cache: key parts and the extractor adapter', () => {
     expect(dataIdentity({ images: HostTensor.from('uint8', [2, 1, 2, 2], [1, 2, 3, 4, 5, 6, 7, 9]), labels: [0, 1] })).not.toBe(base);
     expect(dataIdentity({ images, labels: [1, 1] })).not.toBe(base);
     expect(dataIdentity({ images: images.reshape([2, 4, 1, 1]), labels: [0, 1] })).not.toBe(base);
-    const files = [{ path: 'a.png', size: 10 }, { path: 'b.png', size: 12 }];
+    const files = [
+      { path: 'a.png', size: 10 },
+      { path: 'b.png', size: 12 },
+    ];
     expect(dataIdentity({ files })).toBe(dataIdentity({ files: [...files].reverse() }));
     expect(dataIdentity({ files })).not.toBe(dataIdentity({ files: [files[0]!, { path: 'b.png', size: 13 }] }));
     expect(dataIdentity({ files, selection: { limit: 10 } })).not.toBe(dataIdentity({ files, selection: { limit: 11 } }));
@@ -298,8 +367,13 @@ describe('feature cache: key parts and the extractor adapter', () => {
     for await (const batch of featureBatchesForDraws({ draws: 3, noiseSeed: 5 }, function* (draw, seed) {
       seeds.push(seed);
       yield { imageIds: [draw], features: new Map() };
-    })) batches.push(batch);
-    expect(batches.map((b) => [b.draw, b.imageIds[0]])).toEqual([[0, 0], [1, 1], [2, 2]]);
+    }))
+      batches.push(batch);
+    expect(batches.map((b) => [b.draw, b.imageIds[0]])).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 2],
+    ]);
     expect(seeds[0]).toBe(5);
     expect(seeds).toEqual([5, drawSeed(5, 1), drawSeed(5, 2)]);
     expect(new Set(seeds).size).toBe(3);

@@ -35,7 +35,8 @@ export async function* featureBatchesForDraws(
   settings: { draws: number; noiseSeed: number },
   streamForDraw: (draw: number, seed: number) => AsyncIterable<ExtractorFeatureBatch> | Iterable<ExtractorFeatureBatch>,
 ): AsyncGenerator<CacheFeatureBatch> {
-  if (!Number.isSafeInteger(settings.draws) || settings.draws < 1) throw new ConfigError(`featureBatchesForDraws: draws must be a positive integer; found ${settings.draws}`);
+  if (!Number.isSafeInteger(settings.draws) || settings.draws < 1)
+    throw new ConfigError(`featureBatchesForDraws: draws must be a positive integer; found ${settings.draws}`);
   for (let draw = 0; draw < settings.draws; draw++) {
     for await (const batch of streamForDraw(draw, drawSeed(settings.noiseSeed, draw))) {
       yield { draw, imageIds: batch.imageIds, features: batch.features };

@@ -150,7 +150,12 @@ export function serializeIndex(index: FeatureCacheIndex): string {
 }
 
 function isRange(value: unknown): value is [number, number] {
-  return Array.isArray(value) && value.length === 2 && value.every((v) => Number.isSafeInteger(v) && (v as number) >= 0) && (value[0] as number) <= (value[1] as number);
+  return (
+    Array.isArray(value) &&
+    value.length === 2 &&
+    value.every((v) => Number.isSafeInteger(v) && (v as number) >= 0) &&
+    (value[0] as number) <= (value[1] as number)
+  );
 }
 
 /**
@@ -174,25 +179,32 @@ export function parseIndex(text: string, where: string): FeatureCacheIndex {
   if (raw === null || typeof raw !== 'object') fail('expected a JSON object');
   if (raw.format !== CACHE_FORMAT) fail(`expected format '${CACHE_FORMAT}'; found ${JSON.stringify(raw.format)}`);
   if (raw.version !== CACHE_VERSION) fail(`expected version ${CACHE_VERSION}; found ${JSON.stringify(raw.version)}`);
-  if (raw.dtype !== 'float32' || raw.byteOrder !== 'little' || raw.layout !== 'image,draw,element') fail(`expected float32, little, 'image,draw,element'; found ${raw.dtype}, ${raw.byteOrder}, '${raw.layout}'`);
+  if (raw.dtype !== 'float32' || raw.byteOrder !== 'little' || raw.layout !== 'image,draw,element')
+    fail(`expected float32, little, 'image,draw,element'; found ${raw.dtype}, ${raw.byteOrder}, '${raw.layout}'`);
   if (!raw.key || typeof raw.keyDigest !== 'string') fail('key or keyDigest missing');
   if (!Number.isSafeInteger(raw.imageCount) || raw.imageCount! < 0) fail(`imageCount must be a non-negative integer; found ${raw.imageCount}`);
-  if (!isRange(raw.imageRange) || raw.imageRange[1] > raw.imageCount!) fail(`imageRange must be [start, end] within 0..${raw.imageCount}; found ${JSON.stringify(raw.imageRange)}`);
+  if (!isRange(raw.imageRange) || raw.imageRange[1] > raw.imageCount!)
+    fail(`imageRange must be [start, end] within 0..${raw.imageCount}; found ${JSON.stringify(raw.imageRange)}`);
   if (!Number.isSafeInteger(raw.draws) || raw.draws! < 1) fail(`draws must be a positive integer; found ${raw.draws}`);
   if (!Array.isArray(raw.tensors) || raw.tensors.length === 0) fail('expected a non-empty tensors list');
   for (const tensor of raw.tensors!) {
-    if (typeof tensor?.name !== 'string' || !TENSOR_NAME.test(tensor.name) || tensor.file !== tensorFile(tensor.name)) fail(`bad tensor entry ${JSON.stringify(tensor)}`);
-    if (!Array.isArray(tensor.shape) || !tensor.shape.every((d) => Number.isSafeInteger(d) && d > 0)) fail(`tensor ${tensor.name}: shape must be positive integers; found ${JSON.stringify(tensor.shape)}`);
+    if (typeof tensor?.name !== 'string' || !TENSOR_NAME.test(tensor.name) || tensor.file !== tensorFile(tensor.name))
+      fail(`bad tensor entry ${JSON.stringify(tensor)}`);
+    if (!Array.isArray(tensor.shape) || !tensor.shape.every((d) => Number.isSafeInteger(d) && d > 0))
+      fail(`tensor ${tensor.name}: shape must be positive integers; found ${JSON.stringify(tensor.shape)}`);
   }
   if (!Array.isArray(raw.shards) || raw.shards.length === 0) fail('expected a non-empty shards list');
   let next = raw.imageRange![0];
   for (const shard of raw.shards!) {
-    if (typeof shard?.path !== 'string' || !TENSOR_NAME.test(shard.path) || !isRange(shard.imageRange) || shard.imageRange[0] !== next) fail(`shards must cover imageRange in order; found ${JSON.stringify(shard)}`);
+    if (typeof shard?.path !== 'string' || !TENSOR_NAME.test(shard.path) || !isRange(shard.imageRange) || shard.imageRange[0] !== next)
+      fail(`shards must cover imageRange in order; found ${JSON.stringify(shard)}`);
     next = shard.imageRange[1];
   }
   if (next !== raw.imageRange![1]) fail(`shards end at image ${next}; imageRange ends at ${raw.imageRange![1]}`);
-  if (raw.shard !== null && !(raw.shard && Number.isSafeInteger(raw.shard.index) && Number.isSafeInteger(raw.shard.count))) fail(`shard must be null or {index, count}; found ${JSON.stringify(raw.shard)}`);
+  if (raw.shard !== null && !(raw.shard && Number.isSafeInteger(raw.shard.index) && Number.isSafeInteger(raw.shard.count)))
+    fail(`shard must be null or {index, count}; found ${JSON.stringify(raw.shard)}`);
   if (raw.labels !== null && raw.labels !== LABELS_FILE) fail(`labels must be null or '${LABELS_FILE}'; found ${JSON.stringify(raw.labels)}`);
-  if (raw.classNames !== null && !(Array.isArray(raw.classNames) && raw.classNames.every((n) => typeof n === 'string'))) fail('classNames must be null or a list of strings');
+  if (raw.classNames !== null && !(Array.isArray(raw.classNames) && raw.classNames.every((n) => typeof n === 'string')))
+    fail('classNames must be null or a list of strings');
   return raw as FeatureCacheIndex;
 }

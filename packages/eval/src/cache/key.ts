@@ -73,10 +73,13 @@ function sortedUnique(values: readonly number[], what: string, minimum: number):
  * @public
  */
 export function canonicalKey(key: FeatureCacheKey): CanonicalFeatureCacheKey {
-  if (typeof key.checkpoint !== 'string' || key.checkpoint.length === 0) throw new ConfigError('feature cache key: checkpoint must be a non-empty digest string');
+  if (typeof key.checkpoint !== 'string' || key.checkpoint.length === 0)
+    throw new ConfigError('feature cache key: checkpoint must be a non-empty digest string');
   if (typeof key.data !== 'string' || key.data.length === 0) throw new ConfigError('feature cache key: data must be a non-empty identity string');
-  if (!Number.isSafeInteger(key.noiseSeed) || key.noiseSeed < 0 || key.noiseSeed > 0xffffffff) throw new ConfigError(`feature cache key: noiseSeed must be an integer in [0, 2^32); found ${key.noiseSeed}`);
-  if (key.noiseSplit !== 'train' && key.noiseSplit !== 'test') throw new ConfigError(`feature cache key: noiseSplit must be 'train' or 'test'; found ${JSON.stringify(key.noiseSplit)}`);
+  if (!Number.isSafeInteger(key.noiseSeed) || key.noiseSeed < 0 || key.noiseSeed > 0xffffffff)
+    throw new ConfigError(`feature cache key: noiseSeed must be an integer in [0, 2^32); found ${key.noiseSeed}`);
+  if (key.noiseSplit !== 'train' && key.noiseSplit !== 'test')
+    throw new ConfigError(`feature cache key: noiseSplit must be 'train' or 'test'; found ${JSON.stringify(key.noiseSplit)}`);
   if (!Number.isSafeInteger(key.draws) || key.draws < 1) throw new ConfigError(`feature cache key: draws must be a positive integer; found ${key.draws}`);
   if (key.config === undefined) throw new ConfigError('feature cache key: config is missing');
   return {
@@ -109,7 +112,9 @@ export function canonicalJson(value: unknown): string {
   }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   throw new ConfigError(`canonicalJson: cannot represent a ${typeof value} in JSON`);
@@ -123,7 +128,9 @@ export function canonicalJson(value: unknown): string {
  * @public
  */
 export function keyDigest(key: FeatureCacheKey): string {
-  return createHash('sha256').update(canonicalJson(canonicalKey(key))).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson(canonicalKey(key)))
+    .digest('hex');
 }
 
 /**
@@ -185,7 +192,8 @@ export interface DataIdentityParts {
  * @public
  */
 export function dataIdentity(parts: DataIdentityParts): string {
-  if (!parts.images && !parts.labels && !parts.files && parts.selection === undefined) throw new ConfigError('dataIdentity: expected images, labels, files or a selection; found none');
+  if (!parts.images && !parts.labels && !parts.files && parts.selection === undefined)
+    throw new ConfigError('dataIdentity: expected images, labels, files or a selection; found none');
   const hash = createHash('sha256');
   if (parts.images) {
     const dense = parts.images.contiguous();

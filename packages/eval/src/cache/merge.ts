@@ -76,7 +76,9 @@ export async function mergeShards(shardDirectories: readonly string[], options: 
     same('tensors', (index) => index.tensors);
     same('labels presence', (index) => index.labels);
     same('class names', (index) => index.classNames);
-    const order = shards.map((cache, i) => ({ cache, directory: shardDirectories[i]! })).sort((a, b) => a.cache.index.imageRange[0] - b.cache.index.imageRange[0]);
+    const order = shards
+      .map((cache, i) => ({ cache, directory: shardDirectories[i]! }))
+      .sort((a, b) => a.cache.index.imageRange[0] - b.cache.index.imageRange[0]);
     let next = 0;
     for (const { cache, directory } of order) {
       const [start, end] = cache.index.imageRange;

@@ -108,7 +108,8 @@ export class FeatureCache {
     if (this.closed) throw new ConfigError('feature cache: readBatch after close');
     const [start, end] = this.index.imageRange;
     for (const index of indices) {
-      if (!Number.isSafeInteger(index) || index < start || index >= end) throw new ConfigError(`feature cache: image index ${index} is outside ${start}..${end - 1}`);
+      if (!Number.isSafeInteger(index) || index < start || index >= end)
+        throw new ConfigError(`feature cache: image index ${index} is outside ${start}..${end - 1}`);
     }
     if (!Number.isSafeInteger(draw) || draw < 0 || draw >= this.draws) throw new ConfigError(`feature cache: draw ${draw} is outside 0..${this.draws - 1}`);
     const draws = this.draws;
@@ -133,7 +134,10 @@ export class FeatureCache {
             const position = ((run.first - run.shard.imageRange[0]) * draws + draw) * elements * BYTES;
             const length = run.length * elements * BYTES;
             const { bytesRead } = await handle.read(new Uint8Array(data.buffer, run.outputRow * elements * BYTES, length), 0, length, position);
-            if (bytesRead !== length) throw new FormatError(`feature cache: ${join(this.directory, run.shard.path, entry.file)} ends early: expected ${length} bytes at ${position}; read ${bytesRead}`);
+            if (bytesRead !== length)
+              throw new FormatError(
+                `feature cache: ${join(this.directory, run.shard.path, entry.file)} ends early: expected ${length} bytes at ${position}; read ${bytesRead}`,
+              );
           }),
         );
         out.set(name, HostTensor.from('float32', [indices.length, ...entry.shape], data));
@@ -177,13 +181,17 @@ export async function openFeatureCache(directory: string, expectedKey?: FeatureC
     digest = keyDigest(index.key);
   } catch (cause) {
     // Keys written before a field was added (noiseSplit) fail the check: features of another noise, never to be reused.
-    throw new FormatError(`feature cache: ${indexPath}: its key is not a valid key of this version (${(cause as Error).message}); extract the features again`, { cause });
+    throw new FormatError(`feature cache: ${indexPath}: its key is not a valid key of this version (${(cause as Error).message}); extract the features again`, {
+      cause,
+    });
   }
   if (digest !== index.keyDigest) throw new FormatError(`feature cache: ${indexPath}: keyDigest does not match its key`);
   if (expectedKey) {
     const expected = canonicalKey(expectedKey);
     if (canonicalJson(expected) !== canonicalJson(index.key)) {
-      const differing = (Object.keys(expected) as Array<keyof typeof expected>).filter((field) => canonicalJson(expected[field]) !== canonicalJson(index.key[field]));
+      const differing = (Object.keys(expected) as Array<keyof typeof expected>).filter(
+        (field) => canonicalJson(expected[field]) !== canonicalJson(index.key[field]),
+      );
       throw new FormatError(`feature cache: ${directory} was written for another key (${differing.join(', ')} differ)`);
     }
   }
@@ -192,7 +200,10 @@ export async function openFeatureCache(directory: string, expectedKey?: FeatureC
     for (const tensor of index.tensors) {
       const path = join(directory, shard.path, tensor.file);
       const expected = images * index.draws * shapeSize(tensor.shape) * BYTES;
-      const size = await stat(path).then((s) => s.size, () => -1);
+      const size = await stat(path).then(
+        (s) => s.size,
+        () => -1,
+      );
       if (size !== expected) throw new FormatError(`feature cache: ${path}: expected ${expected} bytes; found ${size < 0 ? 'no file' : `${size} bytes`}`);
     }
   }
@@ -201,7 +212,8 @@ export async function openFeatureCache(directory: string, expectedKey?: FeatureC
     const path = join(directory, LABELS_FILE);
     const bytes = await readFile(path).catch(() => undefined);
     const count = index.imageRange[1] - index.imageRange[0];
-    if (!bytes || bytes.length !== count * 4) throw new FormatError(`feature cache: ${path}: expected ${count * 4} bytes; found ${bytes ? bytes.length : 'no file'}`);
+    if (!bytes || bytes.length !== count * 4)
+      throw new FormatError(`feature cache: ${path}: expected ${count * 4} bytes; found ${bytes ? bytes.length : 'no file'}`);
     labels = new Int32Array(count);
     new Uint8Array(labels.buffer).set(bytes);
   }

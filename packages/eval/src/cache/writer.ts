@@ -3,7 +3,16 @@ import { basename, dirname, join } from 'node:path';
 import { ConfigError, DTypeError, NonFiniteError, ShapeError, shapeSize, type HostTensor } from '@diffssl/core';
 import { featureKey } from '@diffssl/unet';
 import {
-  CACHE_FORMAT, CACHE_VERSION, checkTensorName, INDEX_FILE, LABELS_FILE, serializeIndex, shardRange, tensorFile, type CacheTensorEntry, type FeatureCacheIndex,
+  CACHE_FORMAT,
+  CACHE_VERSION,
+  checkTensorName,
+  INDEX_FILE,
+  LABELS_FILE,
+  serializeIndex,
+  shardRange,
+  tensorFile,
+  type CacheTensorEntry,
+  type FeatureCacheIndex,
 } from './format.js';
 import { canonicalKey, keyDigest, type FeatureCacheKey } from './key.js';
 import { publishEntry } from './publish.js';
@@ -126,10 +135,12 @@ interface OpenTensor extends CacheTensorEntry {
 export async function writeFeatureCache(options: WriteFeatureCacheOptions): Promise<FeatureCache> {
   const key = canonicalKey(options.key);
   const { imageCount } = options;
-  if (!Number.isSafeInteger(imageCount) || imageCount < 1) throw new ConfigError(`writeFeatureCache: imageCount must be a positive integer; found ${imageCount}`);
+  if (!Number.isSafeInteger(imageCount) || imageCount < 1)
+    throw new ConfigError(`writeFeatureCache: imageCount must be a positive integer; found ${imageCount}`);
   const shard = options.shard ? { index: options.shard.index, count: options.shard.count } : null;
   const [start, end] = shard ? shardRange(shard.index, shard.count, imageCount) : [0, imageCount];
-  if (end === start) throw new ConfigError(`writeFeatureCache: shard ${shard!.index}/${shard!.count} of ${imageCount} images holds no image; use at most ${imageCount} shards`);
+  if (end === start)
+    throw new ConfigError(`writeFeatureCache: shard ${shard!.index}/${shard!.count} of ${imageCount} images holds no image; use at most ${imageCount} shards`);
   const labels = options.labels ? checkLabels(options.labels, imageCount, options.classNames) : undefined;
   const names = featureNames(key);
   for (const name of names) checkTensorName(name);
@@ -154,7 +165,8 @@ export async function writeFeatureCache(options: WriteFeatureCacheOptions): Prom
         throw new ConfigError(`writeFeatureCache: expected features ${names.join(', ')}; found ${featureNamesFound.join(', ') || 'none'}`);
       }
       for (const id of batch.imageIds) {
-        if (!Number.isSafeInteger(id) || id < start || id >= end) throw new ConfigError(`writeFeatureCache: image id ${id} is outside this ${shard ? 'shard' : 'cache'}'s images ${start}..${end - 1}`);
+        if (!Number.isSafeInteger(id) || id < start || id >= end)
+          throw new ConfigError(`writeFeatureCache: image id ${id} is outside this ${shard ? 'shard' : 'cache'}'s images ${start}..${end - 1}`);
         const row = (id - start) * draws + draw;
         if (written[row]) throw new ConfigError(`writeFeatureCache: image ${id}, draw ${draw} came twice`);
         written[row] = 1;
@@ -162,7 +174,8 @@ export async function writeFeatureCache(options: WriteFeatureCacheOptions): Prom
       if (tensors.size === 0) {
         for (const name of names) {
           const shape = batch.features.get(name)!.shape.slice(1);
-          if (shape.length === 0 || shape.some((d) => d < 1)) throw new ShapeError(`writeFeatureCache: ${name}: expected [${count}, C, h, w]; found [${batch.features.get(name)!.shape.join(', ')}]`);
+          if (shape.length === 0 || shape.some((d) => d < 1))
+            throw new ShapeError(`writeFeatureCache: ${name}: expected [${count}, C, h, w]; found [${batch.features.get(name)!.shape.join(', ')}]`);
           const path = join(temporary, SINGLE_SHARD_FOLDER, tensorFile(name));
           await mkdir(dirname(path), { recursive: true });
           const handle = await open(path, 'w+');
@@ -181,7 +194,8 @@ export async function writeFeatureCache(options: WriteFeatureCacheOptions): Prom
         const data = (dense.data as Float32Array).subarray(dense.offset, dense.offset + dense.size);
         if (options.checkFinite ?? true) {
           const bad = data.findIndex((v) => !Number.isFinite(v));
-          if (bad >= 0) throw new NonFiniteError(`writeFeatureCache: ${tensor.name} of image ${batch.imageIds[Math.floor(bad / tensor.elements)]} holds ${data[bad]}`);
+          if (bad >= 0)
+            throw new NonFiniteError(`writeFeatureCache: ${tensor.name} of image ${batch.imageIds[Math.floor(bad / tensor.elements)]} holds ${data[bad]}`);
         }
         const rowBytes = tensor.elements * BYTES;
         for (let i = 0; i < count; ) {

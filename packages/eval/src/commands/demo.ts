@@ -30,7 +30,12 @@ export function findEmbeddedDefault(): EmbeddedDefault | undefined {
       const checkpoint = join(assets, 'models/adm-fm28/adm-fm28.pt');
       if (existsSync(checkpoint)) {
         const reference = join(assets, 'fixtures/adm-fm28.features.safetensors');
-        return { checkpoint, config: join(assets, 'models/adm-fm28/flags.json'), data: join(assets, 'data/fashion-mnist-10k'), reference: existsSync(reference) ? reference : undefined };
+        return {
+          checkpoint,
+          config: join(assets, 'models/adm-fm28/flags.json'),
+          data: join(assets, 'data/fashion-mnist-10k'),
+          reference: existsSync(reference) ? reference : undefined,
+        };
       }
       const parent = dirname(directory);
       if (parent === directory) break;
@@ -89,12 +94,18 @@ export interface DemoOptions {
  */
 export async function runDemo(options: DemoOptions): Promise<{ reports: Record<string, RunReport>; markdown: string }> {
   const embedded = findEmbeddedDefault();
-  if (!embedded) throw new ConfigError("demo: the embedded default (assets/models/adm-fm28 and assets/data/fashion-mnist-10k) is part of the repository checkout; run the demo from a clone, or use 'diffssl train' with your own --checkpoint, --config and --data");
+  if (!embedded)
+    throw new ConfigError(
+      "demo: the embedded default (assets/models/adm-fm28 and assets/data/fashion-mnist-10k) is part of the repository checkout; run the demo from a clone, or use 'diffssl train' with your own --checkpoint, --config and --data",
+    );
   const { log } = options;
   const checks: string[] = [];
   if (embedded.reference) {
     const worst = await checkUNet(embedded.checkpoint, embedded.config, embedded.reference);
-    if (!(worst <= 1e-4)) throw new ConfigError(`demo: the U-Net's block outputs differ from the reference PyTorch ones by ${worst.toExponential(2)} (relative); expected at most 1e-4`);
+    if (!(worst <= 1e-4))
+      throw new ConfigError(
+        `demo: the U-Net's block outputs differ from the reference PyTorch ones by ${worst.toExponential(2)} (relative); expected at most 1e-4`,
+      );
     checks.push(`every block of the U-Net at t=150 matches the reference PyTorch outputs (worst relative error ${worst.toExponential(2)})`);
     log(checks[checks.length - 1]!);
   }
@@ -113,7 +124,11 @@ export async function runDemo(options: DemoOptions): Promise<{ reports: Record<s
   const runs: [string, string, Partial<RunOptions>][] = [
     ['pixels', 'Linear on the 784 raw pixels', { protocol: 'pixels', epochs: options.epochs }],
     ['linear', 'GD(L): block 10 (the middle block) at t=50, pooled 2x2, Linear', { protocol: 'linear', blocks: [10], timesteps: [50], epochs: options.epochs }],
-    ['attention', 'DiffSSL attention head: block 10 at t=50, 7x7 tokens + CLS, 2 ViT blocks (dim 64)', { protocol: 'attention', blocks: [10], timesteps: [50], epochs: options.attentionEpochs }],
+    [
+      'attention',
+      'DiffSSL attention head: block 10 at t=50, 7x7 tokens + CLS, 2 ViT blocks (dim 64)',
+      { protocol: 'attention', blocks: [10], timesteps: [50], epochs: options.attentionEpochs },
+    ],
   ];
   const reports: Record<string, RunReport> = {};
   for (const [name, , settings] of runs) {
@@ -122,8 +137,10 @@ export async function runDemo(options: DemoOptions): Promise<{ reports: Record<s
   }
   for (const [name] of runs) {
     const report = reports[name]!;
-    if (report.test_images !== options.testLimit) throw new ConfigError(`demo: ${name} scored ${report.test_images} test images; expected all ${options.testLimit}`);
-    if (!(report.top1 >= 50)) throw new ConfigError(`demo: ${name} reached ${report.top1.toFixed(2)}% top-1, far below what it reaches on this data (expected at least 50%)`);
+    if (report.test_images !== options.testLimit)
+      throw new ConfigError(`demo: ${name} scored ${report.test_images} test images; expected all ${options.testLimit}`);
+    if (!(report.top1 >= 50))
+      throw new ConfigError(`demo: ${name} reached ${report.top1.toFixed(2)}% top-1, far below what it reaches on this data (expected at least 50%)`);
   }
   checks.push(`each run scored all ${options.testLimit} test images and reached at least 50% top-1 (10 classes)`);
   const table = markdownTable(
@@ -152,16 +169,30 @@ Reports: ${runs.map(([name]) => `[${name}](${name}/report.md)`).join(', ')}.
 export function registerDemoCommand(program: Command): void {
   const command = program
     .command('demo')
-    .description('the main job on the embedded default model and data: checks the U-Net against the reference, trains pixels, GD(L) and the attention head on a subset of FM-10k, prints the accuracies beside the reference\'s and writes a report')
+    .description(
+      "the main job on the embedded default model and data: checks the U-Net against the reference, trains pixels, GD(L) and the attention head on a subset of FM-10k, prints the accuracies beside the reference's and writes a report",
+    )
     .option('--out <dir>', 'output folder (default runs/demo)', 'runs/demo')
     .option('--train-limit <N>', 'training images (default 2000)', positiveIntegerOption('--train-limit'), 2000)
     .option('--test-limit <N>', 'test images (default 2000)', positiveIntegerOption('--test-limit'), 2000)
     .option('--epochs <N>', 'epochs of pixels and GD(L) (default 28)', positiveIntegerOption('--epochs'), 28)
     .option('--attention-epochs <N>', 'epochs of the attention head (default 10)', positiveIntegerOption('--attention-epochs'), 10)
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`);
-  runtimeOptions(command).action(async (flags: { out: string; trainLimit: number; testLimit: number; epochs: number; attentionEpochs: number; cache?: string; provider?: string; threads?: number; quiet?: boolean }) => {
-    const started = performance.now();
-    const { markdown } = await runDemo({ ...flags, cacheDirectory: flags.cache ?? defaultCacheDirectory(), runner: runnerOf(flags), ...displayOf(flags) });
-    process.stdout.write(`${markdown}\nDemo finished in ${((performance.now() - started) / 1000).toFixed(0)} s; report in ${flags.out}/demo.md\n`);
-  });
+  runtimeOptions(command).action(
+    async (flags: {
+      out: string;
+      trainLimit: number;
+      testLimit: number;
+      epochs: number;
+      attentionEpochs: number;
+      cache?: string;
+      provider?: string;
+      threads?: number;
+      quiet?: boolean;
+    }) => {
+      const started = performance.now();
+      const { markdown } = await runDemo({ ...flags, cacheDirectory: flags.cache ?? defaultCacheDirectory(), runner: runnerOf(flags), ...displayOf(flags) });
+      process.stdout.write(`${markdown}\nDemo finished in ${((performance.now() - started) / 1000).toFixed(0)} s; report in ${flags.out}/demo.md\n`);
+    },
+  );
 }

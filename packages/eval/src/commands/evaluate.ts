@@ -15,18 +15,37 @@ export function registerEvalCommand(program: Command): void {
     .option('--batch-size <N>', 'batch size (default 32)', positiveIntegerOption('--batch-size'))
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`)
     .option('--out <dir>', 'where to write the report (default <model>/eval)');
-  runtimeOptions(command).action(async (flags: { model: string; data?: string; testLimit?: number; classNames?: readonly string[]; batchSize?: number; cache?: string; out?: string; provider?: string; threads?: number; quiet?: boolean }) => {
-    const display = displayOf(flags);
-    const { metrics, saved } = await evaluateSavedModel({
-      model: flags.model,
-      ...(flags.data ? { data: { data: flags.data, ...(flags.testLimit ? { testLimit: flags.testLimit } : {}) } } : {}),
-      cacheDirectory: flags.cache ?? defaultCacheDirectory(),
-      batchSize: flags.batchSize,
-      runner: runnerOf(flags),
-      ...display,
-    });
-    const out = flags.out ?? join(flags.model.endsWith('.safetensors') ? join(flags.model, '..') : flags.model, 'eval');
-    await writeRunReport(out, { protocol: saved.settings.model.protocol, ...reportFieldsFromMetrics(metrics), epochs: [], class_names: saved.settings.classNames, settings: { model: flags.model, data: flags.data ?? saved.settings.data.data } });
-    process.stdout.write(`${saved.settings.model.protocol}: top-1 ${metrics.top1.toFixed(2)}% of ${metrics.count} test images; report in ${out}/report.md\n`);
-  });
+  runtimeOptions(command).action(
+    async (flags: {
+      model: string;
+      data?: string;
+      testLimit?: number;
+      classNames?: readonly string[];
+      batchSize?: number;
+      cache?: string;
+      out?: string;
+      provider?: string;
+      threads?: number;
+      quiet?: boolean;
+    }) => {
+      const display = displayOf(flags);
+      const { metrics, saved } = await evaluateSavedModel({
+        model: flags.model,
+        ...(flags.data ? { data: { data: flags.data, ...(flags.testLimit ? { testLimit: flags.testLimit } : {}) } } : {}),
+        cacheDirectory: flags.cache ?? defaultCacheDirectory(),
+        batchSize: flags.batchSize,
+        runner: runnerOf(flags),
+        ...display,
+      });
+      const out = flags.out ?? join(flags.model.endsWith('.safetensors') ? join(flags.model, '..') : flags.model, 'eval');
+      await writeRunReport(out, {
+        protocol: saved.settings.model.protocol,
+        ...reportFieldsFromMetrics(metrics),
+        epochs: [],
+        class_names: saved.settings.classNames,
+        settings: { model: flags.model, data: flags.data ?? saved.settings.data.data },
+      });
+      process.stdout.write(`${saved.settings.model.protocol}: top-1 ${metrics.top1.toFixed(2)}% of ${metrics.count} test images; report in ${out}/report.md\n`);
+    },
+  );
 }

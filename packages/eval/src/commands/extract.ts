@@ -16,7 +16,7 @@ export function registerExtractCommand(program: Command): void {
   dataOptions(command)
     .requiredOption('--blocks <list>', 'blocks, e.g. 19,24,30', integerListOption('--blocks'))
     .requiredOption('--timesteps <list>', 'timesteps, e.g. 90,150,300', integerListOption('--timesteps'))
-    .option('--pre-pool-size <N>', 'pool each block to at most N x N, the head\'s pre_pool_size (default 7)', positiveIntegerOption('--pre-pool-size'), 7)
+    .option('--pre-pool-size <N>', "pool each block to at most N x N, the head's pre_pool_size (default 7)", positiveIntegerOption('--pre-pool-size'), 7)
     .option('--draws <N>', 'noise draws per training image (default 1)', positiveIntegerOption('--draws'))
     .option('--seed <N>', 'noise seed (default 0)', integerOption('--seed'))
     .option('--split <train|test|both>', 'which splits (default both)', 'both')
@@ -25,12 +25,33 @@ export function registerExtractCommand(program: Command): void {
     .option('--merge', 'join the shards written by --shard runs with the same options into the cache entry')
     .option('--batch-size <N>', 'images per session run (default 32)', positiveIntegerOption('--batch-size'));
   runtimeOptions(command).action(
-    async (flags: DataOptions & RuntimeFlags & {
-      checkpoint: string; config: string; blocks: number[]; timesteps: number[];
-      prePoolSize: number; draws?: number; seed?: number; split: string; cache?: string; shard?: { index: number; count: number }; merge?: boolean; batchSize?: number;
-    }) => {
-      if (flags.split !== 'train' && flags.split !== 'test' && flags.split !== 'both') throw new ConfigError(`--split: expected train, test or both; found '${flags.split}'`);
-      const written = await extractFeatures({ ...flags, split: flags.split, pool: flags.prePoolSize, cacheDirectory: flags.cache ?? defaultCacheDirectory(), runner: runnerOf(flags), ...displayOf(flags) });
+    async (
+      flags: DataOptions &
+        RuntimeFlags & {
+          checkpoint: string;
+          config: string;
+          blocks: number[];
+          timesteps: number[];
+          prePoolSize: number;
+          draws?: number;
+          seed?: number;
+          split: string;
+          cache?: string;
+          shard?: { index: number; count: number };
+          merge?: boolean;
+          batchSize?: number;
+        },
+    ) => {
+      if (flags.split !== 'train' && flags.split !== 'test' && flags.split !== 'both')
+        throw new ConfigError(`--split: expected train, test or both; found '${flags.split}'`);
+      const written = await extractFeatures({
+        ...flags,
+        split: flags.split,
+        pool: flags.prePoolSize,
+        cacheDirectory: flags.cache ?? defaultCacheDirectory(),
+        runner: runnerOf(flags),
+        ...displayOf(flags),
+      });
       for (const [split, directory] of Object.entries(written)) process.stdout.write(`${split}: ${directory}\n`);
     },
   );

@@ -12,7 +12,14 @@ import { promisify } from 'node:util';
 import { HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
 import { DifFormer, fusionKey } from '@diffssl/difformer';
 import {
-  adaptiveAvgPool2dFloat64, batchNormTrainFloat64, expectMatchesReferenceStep, loadTensorFixture, randomTensor, referenceStep, relativeError, type BatchNormState,
+  adaptiveAvgPool2dFloat64,
+  batchNormTrainFloat64,
+  expectMatchesReferenceStep,
+  loadTensorFixture,
+  randomTensor,
+  referenceStep,
+  relativeError,
+  type BatchNormState,
   type TensorFixture,
 } from '@diffssl/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -57,14 +64,36 @@ describe('diffssl head-step', () => {
   it.each(['linear', 'attention', 'difformer', 'poolhead'])('reproduces the reference case %s', async (name) => {
     const directory = setup(name);
     const out = join(directory, 'out.safetensors');
-    const result = await cli(['head-step', '--head', join(directory, 'head.json'), '--params', join(directory, 'params.safetensors'), '--input', join(directory, 'input.safetensors'), '--lr', fixture.metadata[`${name}/lr`]!, '--out', out]);
+    const result = await cli([
+      'head-step',
+      '--head',
+      join(directory, 'head.json'),
+      '--params',
+      join(directory, 'params.safetensors'),
+      '--input',
+      join(directory, 'input.safetensors'),
+      '--lr',
+      fixture.metadata[`${name}/lr`]!,
+      '--out',
+      out,
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const written = readSafetensors(readFileSync(out)).tensors;
     const reference = referenceStep(fixture, name);
-    const expectedKeys = ['logits', 'loss', ...[...reference.grads.keys()].map((p) => `grad/${p}`), ...[...reference.after.keys()].map((p) => `after_sgd/${p}`)];
+    const expectedKeys = [
+      'logits',
+      'loss',
+      ...[...reference.grads.keys()].map((p) => `grad/${p}`),
+      ...[...reference.after.keys()].map((p) => `after_sgd/${p}`),
+    ];
     expect([...written.keys()].sort()).toEqual(expectedKeys.sort());
-    const byPrefix = (prefix: string) => new Map([...written].filter(([key]) => key.startsWith(prefix)).map(([key, tensor]) => [key.slice(prefix.length), tensor]));
-    expectMatchesReferenceStep({ logits: written.get('logits')!, loss: written.get('loss')!, grads: byPrefix('grad/'), after: byPrefix('after_sgd/') }, reference, name);
+    const byPrefix = (prefix: string) =>
+      new Map([...written].filter(([key]) => key.startsWith(prefix)).map(([key, tensor]) => [key.slice(prefix.length), tensor]));
+    expectMatchesReferenceStep(
+      { logits: written.get('logits')!, loss: written.get('loss')!, grads: byPrefix('grad/'), after: byPrefix('after_sgd/') },
+      reference,
+      name,
+    );
   });
 
   it('writes BatchNorm buffers after the step (norm_type batch) and starts absent buffers at mean 0, var 1', async () => {
@@ -76,7 +105,19 @@ describe('diffssl head-step', () => {
     params.set('pre_layer.12.1.bias', HostTensor.zeros('float32', [64]));
     writeFileSync(join(directory, 'params.safetensors'), writeSafetensors(params));
     const out = join(directory, 'out.safetensors');
-    const result = await cli(['head-step', '--head', join(directory, 'head.json'), '--params', join(directory, 'params.safetensors'), '--input', join(directory, 'input.safetensors'), '--lr', '0.05', '--out', out]);
+    const result = await cli([
+      'head-step',
+      '--head',
+      join(directory, 'head.json'),
+      '--params',
+      join(directory, 'params.safetensors'),
+      '--input',
+      join(directory, 'input.safetensors'),
+      '--lr',
+      '0.05',
+      '--out',
+      out,
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const written = readSafetensors(readFileSync(out)).tensors;
     // The running mean after one step is 0.9 * 0 + 0.1 * the batch mean of the 7x7-pooled (identity here) input, per channel.
@@ -85,22 +126,61 @@ describe('diffssl head-step', () => {
     const values = input.toArray();
     // The running variance is 0.9 * 1 + 0.1 * the unbiased batch variance (PyTorch's BatchNorm2d), per channel.
     const count = n * h * w;
-    const channelValues = (channel: number) => Array.from({ length: count }, (_, j) => values[(Math.floor(j / (h * w)) * c + channel) * h * w + (j % (h * w))]!);
+    const channelValues = (channel: number) =>
+      Array.from({ length: count }, (_, j) => values[(Math.floor(j / (h * w)) * c + channel) * h * w + (j % (h * w))]!);
     const batchMean = Array.from({ length: c }, (_, channel) => channelValues(channel).reduce((a, v) => a + v, 0) / count);
     const batchVariance = batchMean.map((mean, channel) => channelValues(channel).reduce((a, v) => a + (v - mean) ** 2, 0) / (count - 1));
-    expect(relativeError(written.get('buffer_after/pre_layer.12.1.running_mean')!, HostTensor.from('float64', [c], batchMean.map((m) => 0.1 * m)))).toBeLessThan(1e-5);
-    expect(relativeError(written.get('buffer_after/pre_layer.12.1.running_var')!, HostTensor.from('float64', [c], batchVariance.map((v) => 0.9 + 0.1 * v)))).toBeLessThan(1e-5);
+    expect(
+      relativeError(
+        written.get('buffer_after/pre_layer.12.1.running_mean')!,
+        HostTensor.from(
+          'float64',
+          [c],
+          batchMean.map((m) => 0.1 * m),
+        ),
+      ),
+    ).toBeLessThan(1e-5);
+    expect(
+      relativeError(
+        written.get('buffer_after/pre_layer.12.1.running_var')!,
+        HostTensor.from(
+          'float64',
+          [c],
+          batchVariance.map((v) => 0.9 + 0.1 * v),
+        ),
+      ),
+    ).toBeLessThan(1e-5);
     // A control: the batch variance is far from 1, so a buffer that started at 0 (or kept 1) would fail.
     expect(Math.max(...batchVariance.map((v) => Math.abs(v - 1)))).toBeGreaterThan(1e-2);
   });
 
   it('applies a BatchNorm pre-layer once per timestep (3 timesteps, uneven channels, pool 7 -> 3 and 5 -> 3), as PyTorch', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'diffssl-head-step-bn-'));
-    const blocks = [{ block: 3, channels: 5, resolution: 7 }, { block: 6, channels: 12, resolution: 5 }];
+    const blocks = [
+      { block: 3, channels: 5, resolution: 7 },
+      { block: 6, channels: 12, resolution: 5 },
+    ];
     const timesteps = [150, 10, 50];
-    const spec = { kind: 'fusion', fusion_arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:2:1,Extract_CLS_Token', blocks: [3, 6], t_list: timesteps, norm_type: 'batch', pre_pool_size: 3, num_classes: 4 };
+    const spec = {
+      kind: 'fusion',
+      fusion_arc: 'Use_CLS_Token:True:8,Insert_CLS_Token,Attention:8:2:2:1,Extract_CLS_Token',
+      blocks: [3, 6],
+      t_list: timesteps,
+      norm_type: 'batch',
+      pre_pool_size: 3,
+      num_classes: 4,
+    };
     writeFileSync(join(directory, 'head.json'), JSON.stringify(spec));
-    const fusion = new DifFormer({ blocks, firstPassBlocks: [3, 6], timesteps, fusion: spec.fusion_arc, normType: 'batch', prePoolSize: 3, numClasses: 4, seed: 5 });
+    const fusion = new DifFormer({
+      blocks,
+      firstPassBlocks: [3, 6],
+      timesteps,
+      fusion: spec.fusion_arc,
+      normType: 'batch',
+      prePoolSize: 3,
+      numClasses: 4,
+      seed: 5,
+    });
     const params = fusion.stateDict();
     blocks.forEach(({ block, channels }, i) => {
       params.set(`pre_layer.${block}.1.running_mean`, randomTensor([channels], 60 + i, -0.3, 0.3));
@@ -109,16 +189,38 @@ describe('diffssl head-step', () => {
     });
     writeFileSync(join(directory, 'params.safetensors'), writeSafetensors(params));
     const inputs = new Map<string, HostTensor>();
-    timesteps.forEach((t, ti) => blocks.forEach(({ block, channels, resolution }, bi) => inputs.set(fusionKey(t, block), randomTensor([6, channels, resolution, resolution], 80 + 10 * ti + bi, -1 - ti, 1 + 2 * ti))));
+    timesteps.forEach((t, ti) =>
+      blocks.forEach(({ block, channels, resolution }, bi) =>
+        inputs.set(fusionKey(t, block), randomTensor([6, channels, resolution, resolution], 80 + 10 * ti + bi, -1 - ti, 1 + 2 * ti)),
+      ),
+    );
     inputs.set('labels', HostTensor.from('int64', [6], [0n, 1n, 2n, 3n, 2n, 1n]));
     writeFileSync(join(directory, 'input.safetensors'), writeSafetensors(inputs));
     const out = join(directory, 'out.safetensors');
-    const result = await cli(['head-step', '--head', join(directory, 'head.json'), '--params', join(directory, 'params.safetensors'), '--input', join(directory, 'input.safetensors'), '--lr', '0.05', '--out', out]);
+    const result = await cli([
+      'head-step',
+      '--head',
+      join(directory, 'head.json'),
+      '--params',
+      join(directory, 'params.safetensors'),
+      '--input',
+      join(directory, 'input.safetensors'),
+      '--lr',
+      '0.05',
+      '--out',
+      out,
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const written = readSafetensors(readFileSync(out)).tensors;
     for (const { block } of blocks) {
       const read = (name: string) => Float64Array.from(params.get(`pre_layer.${block}.1.${name}`)!.toArray());
-      const state: BatchNormState = { weight: read('weight'), bias: read('bias'), runningMean: read('running_mean'), runningVar: read('running_var'), numBatchesTracked: 7 };
+      const state: BatchNormState = {
+        weight: read('weight'),
+        bias: read('bias'),
+        runningMean: read('running_mean'),
+        runningVar: read('running_var'),
+        numBatchesTracked: 7,
+      };
       // t_list order, each application from the previous one's running statistics.
       for (const t of timesteps) {
         const x = inputs.get(fusionKey(t, block))!;
@@ -135,15 +237,28 @@ describe('diffssl head-step', () => {
   it('answers bad input with one line: unknown kind, mis-shaped and unexpected parameters, missing tensors', async () => {
     const directory = setup('linear');
     const args = (extra: Record<string, string>) => {
-      const base: Record<string, string> = { '--head': join(directory, 'head.json'), '--params': join(directory, 'params.safetensors'), '--input': join(directory, 'input.safetensors'), '--lr': '0.01', '--out': join(directory, 'o.safetensors'), ...extra };
+      const base: Record<string, string> = {
+        '--head': join(directory, 'head.json'),
+        '--params': join(directory, 'params.safetensors'),
+        '--input': join(directory, 'input.safetensors'),
+        '--lr': '0.01',
+        '--out': join(directory, 'o.safetensors'),
+        ...extra,
+      };
       return ['head-step', ...Object.entries(base).flat()];
     };
     writeFileSync(join(directory, 'bad-kind.json'), JSON.stringify({ kind: 'conv' }));
-    writeFileSync(join(directory, 'bad-params.safetensors'), writeSafetensors({ 'fcs.0.weight': HostTensor.zeros('float32', [10, 255]), 'fcs.9.weight': HostTensor.zeros('float32', [1]) }));
+    writeFileSync(
+      join(directory, 'bad-params.safetensors'),
+      writeSafetensors({ 'fcs.0.weight': HostTensor.zeros('float32', [10, 255]), 'fcs.9.weight': HostTensor.zeros('float32', [1]) }),
+    );
     writeFileSync(join(directory, 'no-labels.safetensors'), writeSafetensors({ input: fixture.tensor('linear/input') }));
     const cases: [string[], RegExp][] = [
       [args({ '--head': join(directory, 'bad-kind.json') }), /"kind" must be "linear", "fusion" or "layers"; found "conv"/],
-      [args({ '--params': join(directory, 'bad-params.safetensors') }), /1 missing \(fcs\.0\.bias\); 1 unexpected \(fcs\.9\.weight\); 1 mis-shaped \(fcs\.0\.weight: expected float32\[10, 256\], found float32\[10, 255\]\)/],
+      [
+        args({ '--params': join(directory, 'bad-params.safetensors') }),
+        /1 missing \(fcs\.0\.bias\); 1 unexpected \(fcs\.9\.weight\); 1 mis-shaped \(fcs\.0\.weight: expected float32\[10, 256\], found float32\[10, 255\]\)/,
+      ],
       [args({ '--input': join(directory, 'no-labels.safetensors') }), /expected a tensor 'labels'/],
       [args({ '--lr': 'fast' }), /--lr: expected a number; found 'fast'/],
       [args({ '--params': join(directory, 'nope.safetensors') }), /--params: cannot read/],

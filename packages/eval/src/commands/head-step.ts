@@ -1,5 +1,19 @@
 import {
-  BuildContext, compileModel, ConfigError, createRunner, crossEntropy, DTypeError, gradients, Graph, HostTensor, mul, ShapeError, sub, writeFileAtomic, writeSafetensors, type ExecutionProvider,
+  BuildContext,
+  compileModel,
+  ConfigError,
+  createRunner,
+  crossEntropy,
+  DTypeError,
+  gradients,
+  Graph,
+  HostTensor,
+  mul,
+  ShapeError,
+  sub,
+  writeFileAtomic,
+  writeSafetensors,
+  type ExecutionProvider,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
@@ -43,7 +57,8 @@ export async function headStep(options: HeadStepOptions): Promise<string[]> {
   const input = await readTensorFile(options.input, '--input');
   const labels = input.get('labels');
   if (!labels) throw new ConfigError(`--input: expected a tensor 'labels' (int64 [B]) in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);
-  if (labels.dtype !== 'int64' || labels.rank !== 1) throw new DTypeError(`--input: labels must be int64 [B]; found ${labels.dtype}[${labels.shape.join(', ')}]`);
+  if (labels.dtype !== 'int64' || labels.rank !== 1)
+    throw new DTypeError(`--input: labels must be int64 [B]; found ${labels.dtype}[${labels.shape.join(', ')}]`);
   const head = buildHead(spec, input);
   head.module.loadStateDict(await readTensorFile(options.params, '--params'), { allowMissing: isBatchNormBuffer });
   const feeds: Record<string, HostTensor> = { labels };
@@ -59,7 +74,10 @@ export async function headStep(options: HeadStepOptions): Promise<string[]> {
   const logits = head.forward(context, inputs);
   const loss = crossEntropy(logits, graph.input('labels', 'int64', ['batch']));
   const trainable = context.trainableWeights();
-  const grads = gradients(loss, trainable.map(({ weight }) => weight));
+  const grads = gradients(
+    loss,
+    trainable.map(({ weight }) => weight),
+  );
   const outputs: Record<string, SymbolicTensor> = { logits, loss };
   trainable.forEach(({ weight }, i) => {
     outputs[`grad/${weight.name}`] = grads[i]!;

@@ -50,7 +50,8 @@ export function integerOption(option: string): (value: string) => number {
 export function integerListOption(option: string): (value: string) => number[] {
   return (value) => {
     const parts = value.split(',').map((part) => part.trim());
-    if (parts.some((part) => !/^\d+$/.test(part))) throw new InvalidArgumentError(`${option}: expected integers separated by commas (e.g. 8,9,10); found '${value}'`);
+    if (parts.some((part) => !/^\d+$/.test(part)))
+      throw new InvalidArgumentError(`${option}: expected integers separated by commas (e.g. 8,9,10); found '${value}'`);
     return parts.map(Number);
   };
 }
@@ -82,7 +83,7 @@ export function unetOptions(command: Command): Command {
 export function runtimeOptions(command: Command): Command {
   return command
     .option('--provider <list>', 'execution providers in order, comma-separated (cuda, webgpu, cpu)', 'cuda,cpu')
-    .option('--threads <N>', 'threads inside one op (default: ONNX Runtime\'s choice)', positiveIntegerOption('--threads'))
+    .option('--threads <N>', "threads inside one op (default: ONNX Runtime's choice)", positiveIntegerOption('--threads'))
     .option('--quiet', 'no progress bars or status lines');
 }
 

@@ -1,7 +1,18 @@
 import type { Command } from 'commander';
 import { defaultCacheDirectory } from '../pipeline/run.js';
 import { runSweep, type Scorer } from '../pipeline/sweep.js';
-import { dataOptions, parseScorer, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
+import {
+  dataOptions,
+  parseScorer,
+  displayOf,
+  integerListOption,
+  integerOption,
+  numberOption,
+  positiveIntegerOption,
+  runnerOf,
+  runtimeOptions,
+  type RuntimeFlags,
+} from './options.js';
 import type { DataOptions } from '../pipeline/splits.js';
 
 /** `diffssl sweep`: a block x timestep grid with its heatmap. */
@@ -24,12 +35,34 @@ export function registerSweepCommand(program: Command): void {
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`)
     .requiredOption('--out <dir>', 'output folder');
   runtimeOptions(command).action(
-    async (flags: DataOptions & RuntimeFlags & {
-      checkpoint: string; config: string; blocks?: number[]; timesteps: number[]; scorer: Scorer;
-      prePoolSize?: number; epochs?: number; lr?: number; k?: number; lambda?: number; seed?: number; cache?: string; out: string;
-    }) => {
-      const sweep = await runSweep({ ...flags, learningRate: flags.lr, cacheDirectory: flags.cache ?? defaultCacheDirectory(), runner: runnerOf(flags), ...displayOf(flags) });
-      process.stdout.write(`best: block ${sweep.best!.block} at t=${sweep.best!.timestep}, ${sweep.best!.top1.toFixed(2)}%; heatmap in ${flags.out}/sweep.svg\n`);
+    async (
+      flags: DataOptions &
+        RuntimeFlags & {
+          checkpoint: string;
+          config: string;
+          blocks?: number[];
+          timesteps: number[];
+          scorer: Scorer;
+          prePoolSize?: number;
+          epochs?: number;
+          lr?: number;
+          k?: number;
+          lambda?: number;
+          seed?: number;
+          cache?: string;
+          out: string;
+        },
+    ) => {
+      const sweep = await runSweep({
+        ...flags,
+        learningRate: flags.lr,
+        cacheDirectory: flags.cache ?? defaultCacheDirectory(),
+        runner: runnerOf(flags),
+        ...displayOf(flags),
+      });
+      process.stdout.write(
+        `best: block ${sweep.best!.block} at t=${sweep.best!.timestep}, ${sweep.best!.top1.toFixed(2)}%; heatmap in ${flags.out}/sweep.svg\n`,
+      );
     },
   );
 }

@@ -4,7 +4,18 @@ import { HEAD_OPTIONS } from '../heads/head-options.js';
 import type { HeadOptionName } from '../heads/head-kind.js';
 import { checkProtocolOptions, HEAD_KINDS, PROTOCOLS, protocolKind, takesOption, type Protocol } from '../heads/registry.js';
 import { defaultCacheDirectory, runProtocol } from '../pipeline/run.js';
-import { dataOptions, displayOf, integerListOption, integerOption, numberOption, positiveIntegerOption, runnerOf, runtimeOptions, unetOptions, type RuntimeFlags } from './options.js';
+import {
+  dataOptions,
+  displayOf,
+  integerListOption,
+  integerOption,
+  numberOption,
+  positiveIntegerOption,
+  runnerOf,
+  runtimeOptions,
+  unetOptions,
+  type RuntimeFlags,
+} from './options.js';
 import type { DataOptions } from '../pipeline/splits.js';
 
 interface TrainFlags extends DataOptions, RuntimeFlags {
@@ -54,7 +65,11 @@ export function registerTrainCommand(program: Command): void {
   }
   command
     .option('--epochs <N>', 'epochs (default 28)', positiveIntegerOption('--epochs'))
-    .option('--lr <X>', `initial learning rate (default: ${PROTOCOLS.map((protocol) => `${protocol} ${protocolKind(protocol).protocol.learningRate}`).join(', ')}; 1e-3 with --finetune)`, numberOption('--lr'))
+    .option(
+      '--lr <X>',
+      `initial learning rate (default: ${PROTOCOLS.map((protocol) => `${protocol} ${protocolKind(protocol).protocol.learningRate}`).join(', ')}; 1e-3 with --finetune)`,
+      numberOption('--lr'),
+    )
     .option('--batch-size <N>', 'batch size (default 32)', positiveIntegerOption('--batch-size'))
     .option('--eval-every <N>', 'evaluate every N epochs (default: after the last)', positiveIntegerOption('--eval-every'))
     .option('--momentum <X>', 'SGD momentum (default 0)', numberOption('--momentum'))
@@ -68,7 +83,10 @@ export function registerTrainCommand(program: Command): void {
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`)
     .option('--no-cache', 'recompute the U-Net features every epoch instead of caching them (frozen protocols)')
     .option('--export', 'also export the trained model as --out/model.onnx with model.json')
-    .option('--finetune', 'backbone mode finetune (linear, attention, difformer, diffeed): the U-Net trains with the head, no feature cache; writes --out/unet.safetensors and unet.pt');
+    .option(
+      '--finetune',
+      'backbone mode finetune (linear, attention, difformer, diffeed): the U-Net trains with the head, no feature cache; writes --out/unet.safetensors and unet.pt',
+    );
   runtimeOptions(command).action(async (flags: TrainFlags) => {
     // runProtocol checks the other options; model files given on the command line must apply too.
     checkProtocolOptions(flags.protocol, { checkpoint: flags.checkpoint, config: flags.config });

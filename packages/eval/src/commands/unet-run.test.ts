@@ -32,26 +32,74 @@ function setup(model: 'adm-fm28' | 'adm-37block-random', t: number) {
 describe('diffssl unet-run with DifFeed feedback', () => {
   it.each(['adm-fm28', 'adm-37block-random'] as const)('computes the feedback outputs and the second pass of the %s fixture end to end', async (model) => {
     const fixture = readSafetensors(readFileSync(fixturePath(`${model}.features.safetensors`)));
-    const { feedback_b_list: sources, second_fw_b_list: second, t, arch } = JSON.parse(fixture.metadata.feedback!) as { feedback_b_list: number[]; second_fw_b_list: number[]; t: number; arch: string };
+    const {
+      feedback_b_list: sources,
+      second_fw_b_list: second,
+      t,
+      arch,
+    } = JSON.parse(fixture.metadata.feedback!) as { feedback_b_list: number[]; second_fw_b_list: number[]; t: number; arch: string };
     const { directory } = setup(model, t);
     // The fixture's `feedback/{b}/{j}.*` under the reference's names `feedback_layers.{i}.{j}.*`.
     const weights = new Map<string, HostTensor>();
     sources.forEach((source, i) => {
-      for (const [name, tensor] of fixture.tensors) if (name.startsWith(`feedback/${source}/`) && !name.endsWith('/output')) weights.set(`feedback_layers.${i}.${name.slice(`feedback/${source}/`.length)}`, tensor);
+      for (const [name, tensor] of fixture.tensors)
+        if (name.startsWith(`feedback/${source}/`) && !name.endsWith('/output'))
+          weights.set(`feedback_layers.${i}.${name.slice(`feedback/${source}/`.length)}`, tensor);
     });
     writeFileSync(join(directory, 'fb.safetensors'), writeSafetensors(weights));
     const out = join(directory, 'out.safetensors');
     const result = await cli([
-      'unet-run', '--checkpoint', fixturePath(`${model}.pt`), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'),
-      '--feedback-from', sources.join(','), '--feedback-arch', arch, '--feedback-weights', join(directory, 'fb.safetensors'), '--blocks', second.join(','), '--out', out, '--provider', 'cpu',
+      'unet-run',
+      '--checkpoint',
+      fixturePath(`${model}.pt`),
+      '--config',
+      join(directory, 'flags.json'),
+      '--input',
+      join(directory, 'in.safetensors'),
+      '--feedback-from',
+      sources.join(','),
+      '--feedback-arch',
+      arch,
+      '--feedback-weights',
+      join(directory, 'fb.safetensors'),
+      '--blocks',
+      second.join(','),
+      '--out',
+      out,
+      '--provider',
+      'cpu',
     ]);
     expect(result.code, result.stderr).toBe(0);
     const written = readSafetensors(readFileSync(out)).tensors;
     const blockName = (n: number) => `block${String(n).padStart(2, '0')}`;
     expect([...written.keys()].sort()).toEqual([...sources.map((b) => `feedback/${b}/output`), ...second.map(blockName)].sort());
-    for (const source of sources) expect(relativeError(written.get(`feedback/${source}/output`)!, fixture.tensors.get(`feedback/${source}/output`)!), `feedback ${source}`).toBeLessThanOrEqual(1e-4);
-    for (const block of second) expect(relativeError(written.get(blockName(block))!, fixture.tensors.get(`feedback/second/${blockName(block)}`)!), `second pass ${block}`).toBeLessThanOrEqual(1e-4);
-    const partial = await cli(['unet-run', '--checkpoint', fixturePath(`${model}.pt`), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--feedback-from', sources.join(','), '--blocks', '1', '--out', out, '--provider', 'cpu']);
+    for (const source of sources)
+      expect(
+        relativeError(written.get(`feedback/${source}/output`)!, fixture.tensors.get(`feedback/${source}/output`)!),
+        `feedback ${source}`,
+      ).toBeLessThanOrEqual(1e-4);
+    for (const block of second)
+      expect(
+        relativeError(written.get(blockName(block))!, fixture.tensors.get(`feedback/second/${blockName(block)}`)!),
+        `second pass ${block}`,
+      ).toBeLessThanOrEqual(1e-4);
+    const partial = await cli([
+      'unet-run',
+      '--checkpoint',
+      fixturePath(`${model}.pt`),
+      '--config',
+      join(directory, 'flags.json'),
+      '--input',
+      join(directory, 'in.safetensors'),
+      '--feedback-from',
+      sources.join(','),
+      '--blocks',
+      '1',
+      '--out',
+      out,
+      '--provider',
+      'cpu',
+    ]);
     expect(partial.code).not.toBe(0);
     expect(partial.stderr).toMatch(/--feedback-from, --feedback-arch and --feedback-weights go together/);
   });
@@ -61,7 +109,22 @@ describe('diffssl unet-run', () => {
   it('writes every block and the output, matching the reference fixture', async () => {
     const { directory, features } = setup('adm-37block-random', 150);
     const out = join(directory, 'out.safetensors');
-    const result = await cli(['unet-run', '--checkpoint', fixturePath('adm-37block-random.pt'), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--blocks', 'all', '--with-output', '--out', out, '--provider', 'cpu']);
+    const result = await cli([
+      'unet-run',
+      '--checkpoint',
+      fixturePath('adm-37block-random.pt'),
+      '--config',
+      join(directory, 'flags.json'),
+      '--input',
+      join(directory, 'in.safetensors'),
+      '--blocks',
+      'all',
+      '--with-output',
+      '--out',
+      out,
+      '--provider',
+      'cpu',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const written = readSafetensors(readFileSync(out)).tensors;
     expect([...written.keys()]).toEqual([...Array.from({ length: 37 }, (_, i) => `block${String(i + 1).padStart(2, '0')}`), 'out']);
@@ -76,20 +139,49 @@ describe('diffssl unet-run', () => {
   it('writes only the requested blocks', async () => {
     const { directory } = setup('adm-fm28', 0);
     const out = join(directory, 'out.safetensors');
-    const result = await cli(['unet-run', '--checkpoint', fixturePath('adm-fm28.pt'), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--blocks', '1,5,9', '--out', out, '--provider', 'cpu']);
+    const result = await cli([
+      'unet-run',
+      '--checkpoint',
+      fixturePath('adm-fm28.pt'),
+      '--config',
+      join(directory, 'flags.json'),
+      '--input',
+      join(directory, 'in.safetensors'),
+      '--blocks',
+      '1,5,9',
+      '--out',
+      out,
+      '--provider',
+      'cpu',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect([...readSafetensors(readFileSync(out)).tensors.keys()]).toEqual(['block01', 'block05', 'block09']);
   });
 
   it('answers bad arguments with one line and a non-zero exit, never a stack trace', async () => {
     const { directory } = setup('adm-fm28', 0);
-    const base = ['unet-run', '--checkpoint', fixturePath('adm-fm28.pt'), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--out', join(directory, 'o.safetensors'), '--provider', 'cpu'];
+    const base = [
+      'unet-run',
+      '--checkpoint',
+      fixturePath('adm-fm28.pt'),
+      '--config',
+      join(directory, 'flags.json'),
+      '--input',
+      join(directory, 'in.safetensors'),
+      '--out',
+      join(directory, 'o.safetensors'),
+      '--provider',
+      'cpu',
+    ];
     const cases: [string[], RegExp][] = [
       [[...base, '--blocks', '0,20'], /--blocks: expected 'all' or block numbers in 1..19/],
       [[...base, '--blocks', 'x'], /--blocks/],
       [['unet-run', '--blocks', 'all'], /required option/],
       [[...base.map((a) => (a.endsWith('adm-fm28.pt') ? fixturePath('adm-37block-random.pt') : a)), '--blocks', 'all'], /does not fit the U-Net configuration/],
-      [[...base.map((a) => (a.endsWith('flags.json') ? join(directory, 'missing.json') : a)), '--blocks', 'all'], /--config: '.*missing.json' is neither a preset .* nor a readable flags file/],
+      [
+        [...base.map((a) => (a.endsWith('flags.json') ? join(directory, 'missing.json') : a)), '--blocks', 'all'],
+        /--config: '.*missing.json' is neither a preset .* nor a readable flags file/,
+      ],
     ];
     for (const [args, pattern] of cases) {
       const result = await cli(args);
@@ -123,7 +215,14 @@ describe('diffssl unet-run with a class-conditional model', () => {
     const shifted = (label: number) => {
       const bias = base.get('time_embed.2.bias')!.toArray();
       const weights = new Map(base);
-      weights.set('time_embed.2.bias', HostTensor.from('float32', [embed], bias.map((b, i) => Math.fround(b + labelEmbedding.data[label * embed + i]!))));
+      weights.set(
+        'time_embed.2.bias',
+        HostTensor.from(
+          'float32',
+          [embed],
+          bias.map((b, i) => Math.fround(b + labelEmbedding.data[label * embed + i]!)),
+        ),
+      );
       return new AdmUNet(flags as never, weights);
     };
     return { directory, flags, x, shifted };
@@ -132,20 +231,49 @@ describe('diffssl unet-run with a class-conditional model', () => {
   it('reads y from --input and passes it as the class labels', async () => {
     const { directory, x, shifted } = await conditionalSetup();
     const out = join(directory, 'out.safetensors');
-    const result = await cli(['unet-run', '--checkpoint', join(directory, 'conditional.safetensors'), '--config', join(directory, 'flags.json'), '--input', join(directory, 'in.safetensors'), '--blocks', '4,9', '--with-output', '--out', out, '--provider', 'cpu']);
+    const result = await cli([
+      'unet-run',
+      '--checkpoint',
+      join(directory, 'conditional.safetensors'),
+      '--config',
+      join(directory, 'flags.json'),
+      '--input',
+      join(directory, 'in.safetensors'),
+      '--blocks',
+      '4,9',
+      '--with-output',
+      '--out',
+      out,
+      '--provider',
+      'cpu',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const written = readSafetensors(readFileSync(out)).tensors;
-    for (const [b, label] of [[0, 3], [1, 1]] as const) {
+    for (const [b, label] of [
+      [0, 3],
+      [1, 1],
+    ] as const) {
       const unet = shifted(label);
       const graph = new Graph();
       const input = graph.input('x', 'float32', [1, 3, 28, 28]);
       const timesteps = graph.input('t', 'int64', [1]);
       const { blocks, output } = unet.build(graph, { x: input, timesteps, taps: [4, 9], output: true });
-      const runner = await createRunner(compileModel({ outputs: { block04: blocks.get(4)!, block09: blocks.get(9)!, out: output! } }), { executionProviders: ['cpu'] });
+      const runner = await createRunner(compileModel({ outputs: { block04: blocks.get(4)!, block09: blocks.get(9)!, out: output! } }), {
+        executionProviders: ['cpu'],
+      });
       const expected = await runner.run({ x: x.slice([b], [b + 1]).contiguous(), t: HostTensor.from('int64', [1], [150n]) });
       await runner.release();
       for (const name of ['block04', 'block09', 'out']) {
-        expect(relativeError(written.get(name)!.slice([b], [b + 1]).contiguous(), expected[name]!), `image ${b} (label ${label}) ${name}`).toBeLessThanOrEqual(1e-5);
+        expect(
+          relativeError(
+            written
+              .get(name)!
+              .slice([b], [b + 1])
+              .contiguous(),
+            expected[name]!,
+          ),
+          `image ${b} (label ${label}) ${name}`,
+        ).toBeLessThanOrEqual(1e-5);
       }
     }
   });
@@ -154,7 +282,14 @@ describe('diffssl unet-run with a class-conditional model', () => {
     const { directory, flags, x } = await conditionalSetup();
     const run = (input: Record<string, HostTensor>, config = 'flags.json', checkpoint = join(directory, 'conditional.safetensors')) => {
       writeFileSync(join(directory, 'case.safetensors'), writeSafetensors(input));
-      return unetRun({ checkpoint, config: join(directory, config), input: join(directory, 'case.safetensors'), blocks: '2', out: join(directory, 'case-out.safetensors'), providers: ['cpu'] });
+      return unetRun({
+        checkpoint,
+        config: join(directory, config),
+        input: join(directory, 'case.safetensors'),
+        blocks: '2',
+        out: join(directory, 'case-out.safetensors'),
+        providers: ['cpu'],
+      });
     };
     const t = HostTensor.from('int64', [2], [10n, 10n]);
     await expect(run({ x, t })).rejects.toThrow(/class-conditional \(5 classes\); add class labels y \(int64 \[2\]\)/);
@@ -162,6 +297,8 @@ describe('diffssl unet-run with a class-conditional model', () => {
     await expect(run({ x, t, y: HostTensor.from('int64', [1], [1n]) })).rejects.toThrow(/y must be int64 \[2\]/);
     await expect(run({ x, t, y: HostTensor.from('int64', [2], [1n, 5n]) })).rejects.toThrow(/class label 5 is outside 0\.\.4/);
     writeFileSync(join(directory, 'uncond.json'), JSON.stringify(flags));
-    await expect(run({ x, t, y: HostTensor.from('int64', [2], [1n, 2n]) }, 'uncond.json', fixturePath('adm-fm28.pt'))).rejects.toThrow(/has class labels y, but the model is unconditional/);
+    await expect(run({ x, t, y: HostTensor.from('int64', [2], [1n, 2n]) }, 'uncond.json', fixturePath('adm-fm28.pt'))).rejects.toThrow(
+      /has class labels y, but the model is unconditional/,
+    );
   });
 });

@@ -1,4 +1,17 @@
-import { BuildContext, compileModel, ConfigError, createRunner, DTypeError, Graph, ShapeError, writeFileAtomic, writeSafetensors, type ExecutionProvider, type HostTensor, type SymbolicTensor } from '@diffssl/core';
+import {
+  BuildContext,
+  compileModel,
+  ConfigError,
+  createRunner,
+  DTypeError,
+  Graph,
+  ShapeError,
+  writeFileAtomic,
+  writeSafetensors,
+  type ExecutionProvider,
+  type HostTensor,
+  type SymbolicTensor,
+} from '@diffssl/core';
 import { DifFeed } from '@diffssl/diffeed';
 import { AdmUNet, loadCheckpoint } from '@diffssl/unet';
 import { readFlags } from '../pipeline/unet-source.js';
@@ -50,7 +63,8 @@ export function parseBlocks(text: string, blockCount: number, option = '--blocks
   const blocks = text.split(',').map((part) => part.trim());
   const numbers = blocks.map(Number);
   const bad = blocks.filter((part, i) => !/^\d+$/.test(part) || numbers[i]! < 1 || numbers[i]! > blockCount);
-  if (bad.length > 0 || blocks.length === 0) throw new ConfigError(`${option}: expected 'all' or block numbers in 1..${blockCount} separated by commas; found '${text}'`);
+  if (bad.length > 0 || blocks.length === 0)
+    throw new ConfigError(`${option}: expected 'all' or block numbers in 1..${blockCount} separated by commas; found '${text}'`);
   return sort ? [...new Set(numbers)].sort((a, b) => a - b) : numbers;
 }
 
@@ -68,15 +82,17 @@ export async function unetRun(options: UNetRunOptions): Promise<string[]> {
   const flags = await readFlags(options.config);
   const feedback = options.feedbackFrom ?? options.feedbackArch ?? options.feedbackWeights;
   if (feedback !== undefined && !(options.feedbackFrom && options.feedbackArch && options.feedbackWeights)) {
-    throw new ConfigError('--feedback-from, --feedback-arch and --feedback-weights go together: give all three for DifFeed\'s second pass');
+    throw new ConfigError("--feedback-from, --feedback-arch and --feedback-weights go together: give all three for DifFeed's second pass");
   }
-  if (feedback !== undefined && options.withOutput) throw new ConfigError('--with-output is not available with --feedback-from (the second pass is read at --blocks)');
+  if (feedback !== undefined && options.withOutput)
+    throw new ConfigError('--with-output is not available with --feedback-from (the second pass is read at --blocks)');
   const input = await readTensorFile(options.input, '--input');
   const x = input.get('x');
   const t = input.get('t');
   if (!x || !t) throw new ConfigError(`--input: expected tensors 'x' and 't' in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);
   if (x.dtype !== 'float32') throw new DTypeError(`--input: x must be float32; found ${x.dtype}`);
-  if (t.dtype !== 'int64' || t.rank !== 1 || t.shape[0] !== x.shape[0]) throw new ShapeError(`--input: t must be int64 [${x.shape[0]}]; found ${t.dtype}[${t.shape.join(', ')}]`);
+  if (t.dtype !== 'int64' || t.rank !== 1 || t.shape[0] !== x.shape[0])
+    throw new ShapeError(`--input: t must be int64 [${x.shape[0]}]; found ${t.dtype}[${t.shape.join(', ')}]`);
   const unet = new AdmUNet(flags, await loadCheckpoint(options.checkpoint));
   const steps = unet.config.diffusionSteps;
   const bad = t.toArray().find((v) => !(Number.isInteger(v) && v >= 0 && v < steps));
@@ -94,8 +110,10 @@ export async function unetRun(options: UNetRunOptions): Promise<string[]> {
   const y = input.get('y');
   const classes = unet.config.numClasses;
   if (classes !== undefined) {
-    if (!y) throw new ConfigError(`--input: this model is class-conditional (${classes} classes); add class labels y (int64 [${x.shape[0]}]) to ${options.input}`);
-    if (y.dtype !== 'int64' || y.rank !== 1 || y.shape[0] !== x.shape[0]) throw new ShapeError(`--input: y must be int64 [${x.shape[0]}]; found ${y.dtype}[${y.shape.join(', ')}]`);
+    if (!y)
+      throw new ConfigError(`--input: this model is class-conditional (${classes} classes); add class labels y (int64 [${x.shape[0]}]) to ${options.input}`);
+    if (y.dtype !== 'int64' || y.rank !== 1 || y.shape[0] !== x.shape[0])
+      throw new ShapeError(`--input: y must be int64 [${x.shape[0]}]; found ${y.dtype}[${y.shape.join(', ')}]`);
     const badLabel = y.toArray().find((v) => !(Number.isInteger(v) && v >= 0 && v < classes));
     if (badLabel !== undefined) throw new ConfigError(`--input: class label ${badLabel} is outside 0..${classes - 1}`);
     classLabels = graph.input('y', 'int64', ['batch']);
@@ -106,9 +124,21 @@ export async function unetRun(options: UNetRunOptions): Promise<string[]> {
   const outputs: Record<string, SymbolicTensor> = {};
   const blockName = (block: number) => `block${String(block).padStart(2, '0')}`;
   if (options.feedbackFrom) {
-    const difFeed = new DifFeed({ unet, feedbackFrom: parseBlocks(options.feedbackFrom, unet.blockCount, '--feedback-from', false), arch: options.feedbackArch! });
-    difFeed.loadStateDict(await readTensorFile(options.feedbackWeights!, '--feedback-weights'), { allowMissing: (name) => name.endsWith('.num_batches_tracked') });
-    const passes = difFeed.buildPasses(new BuildContext(graph, difFeed, { mode: 'eval' }), { xt: xInput, timesteps: tInput, classLabels, firstPassBlocks: [], secondPassBlocks: blocks });
+    const difFeed = new DifFeed({
+      unet,
+      feedbackFrom: parseBlocks(options.feedbackFrom, unet.blockCount, '--feedback-from', false),
+      arch: options.feedbackArch!,
+    });
+    difFeed.loadStateDict(await readTensorFile(options.feedbackWeights!, '--feedback-weights'), {
+      allowMissing: (name) => name.endsWith('.num_batches_tracked'),
+    });
+    const passes = difFeed.buildPasses(new BuildContext(graph, difFeed, { mode: 'eval' }), {
+      xt: xInput,
+      timesteps: tInput,
+      classLabels,
+      firstPassBlocks: [],
+      secondPassBlocks: blocks,
+    });
     for (const [source, tensor] of passes.feedback) outputs[`feedback/${source}/output`] = tensor;
     for (const block of blocks) outputs[blockName(block)] = passes.second.get(block)!;
   } else {
@@ -116,8 +146,14 @@ export async function unetRun(options: UNetRunOptions): Promise<string[]> {
     for (const block of blocks) outputs[blockName(block)] = built.blocks.get(block)!;
     if (built.output) outputs.out = built.output;
   }
-  const runner = await createRunner(compileModel({ outputs }), { executionProviders: options.providers ?? ['cuda', 'cpu'], strict: options.strict ?? false, onWarning: options.log });
-  options.log?.(`unet-run: ${unet.blockCount}-block U-Net, batch ${x.shape[0]}, ${options.feedbackFrom ? `feedback from ${options.feedbackFrom}, second-pass ` : ''}blocks ${blocks.join(',')}${outputs.out ? ' + output' : ''}, provider ${runner.provider}`);
+  const runner = await createRunner(compileModel({ outputs }), {
+    executionProviders: options.providers ?? ['cuda', 'cpu'],
+    strict: options.strict ?? false,
+    onWarning: options.log,
+  });
+  options.log?.(
+    `unet-run: ${unet.blockCount}-block U-Net, batch ${x.shape[0]}, ${options.feedbackFrom ? `feedback from ${options.feedbackFrom}, second-pass ` : ''}blocks ${blocks.join(',')}${outputs.out ? ' + output' : ''}, provider ${runner.provider}`,
+  );
   try {
     const result = await runner.run(feeds);
     await writeFileAtomic(options.out, writeSafetensors(new Map(Object.keys(outputs).map((name) => [name, result[name]!]))));

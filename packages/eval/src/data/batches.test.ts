@@ -11,7 +11,11 @@ function grayData(count: number, height = 6, width = 8): Dataset {
     const y = Math.floor((k % (height * width)) / width);
     return (7 * i + 3 * y + (k % width)) % 256;
   });
-  return arrayDataset({ images: HostTensor.from('uint8', [count, height, width], values), labels: Array.from({ length: count }, (_, i) => i % 3), classes: ['a', 'b', 'c'] });
+  return arrayDataset({
+    images: HostTensor.from('uint8', [count, height, width], values),
+    labels: Array.from({ length: count }, (_, i) => i % 3),
+    classes: ['a', 'b', 'c'],
+  });
 }
 
 async function collect(dataset: Dataset, options: IterateOptions): Promise<EpochBatch[]> {
@@ -85,7 +89,9 @@ describe('loadBatch', () => {
   it('channels: 1 on an RGB image and a wrong imageSize are one ShapeError each', async () => {
     const rgb = arrayDataset({ images: HostTensor.zeros('uint8', [1, 3, 2, 2]), labels: [0], classes: 1, name: 'rgb' });
     await expect(loadBatch(rgb, [0], { channels: 1 })).rejects.toThrow(new ShapeError('rgb #0: image has 3 channels; channels: 1 needs gray images'));
-    await expect(loadBatch(rgb, [0], { imageSize: [2, 3] })).rejects.toThrow(new ShapeError('rgb #0: image is 2x2 (HxW); expected 2x3, and no resize is configured (use a center-crop or random-crop transform)'));
+    await expect(loadBatch(rgb, [0], { imageSize: [2, 3] })).rejects.toThrow(
+      new ShapeError('rgb #0: image is 2x2 (HxW); expected 2x3, and no resize is configured (use a center-crop or random-crop transform)'),
+    );
   });
 
   it('random crops depend on (seed, epoch, image) only: not on the batch size or the batch an image lands in', async () => {

@@ -138,7 +138,11 @@ export function epochBatches(length: number, plan: EpochPlan, epoch: number): nu
  * @throws `ConfigError` for an unknown transform kind
  * @public
  */
-export function applyTransform(image: HostTensor<'uint8'>, transform: ImageTransform, key: { seed: number; epoch: number; index: number }): HostTensor<'uint8'> {
+export function applyTransform(
+  image: HostTensor<'uint8'>,
+  transform: ImageTransform,
+  key: { seed: number; epoch: number; index: number },
+): HostTensor<'uint8'> {
   switch (transform.kind) {
     case 'none':
       return image;
@@ -156,7 +160,9 @@ function outputSize(dataset: Dataset, options: BatchOptions): [number, number] {
   if (transform.kind !== 'none') return [transform.size, transform.size];
   const size = options.imageSize ?? (dataset.imageShape ? [dataset.imageShape[1], dataset.imageShape[2]] : undefined);
   if (!size) {
-    throw new ConfigError('batches: images of this dataset may differ in size; give a center-crop or random-crop transform, or the imageSize every image must have');
+    throw new ConfigError(
+      'batches: images of this dataset may differ in size; give a center-crop or random-crop transform, or the imageSize every image must have',
+    );
   }
   return [size[0], size[1]];
 }
@@ -195,9 +201,12 @@ export async function loadBatch(dataset: Dataset, indices: readonly number[], op
     const transformed = applyTransform(example.image, transform, { seed, epoch, index: indices[row]! });
     const planes = imagePlanes(transformed, example.source);
     if (planes.height !== height || planes.width !== width) {
-      throw new ShapeError(`${example.source}: image is ${planes.height}x${planes.width} (HxW); expected ${height}x${width}, and no resize is configured (use a center-crop or random-crop transform)`);
+      throw new ShapeError(
+        `${example.source}: image is ${planes.height}x${planes.width} (HxW); expected ${height}x${width}, and no resize is configured (use a center-crop or random-crop transform)`,
+      );
     }
-    if (channels === 1 && planes.channels !== 1) throw new ShapeError(`${example.source}: image has ${planes.channels} channels; channels: 1 needs gray images`);
+    if (channels === 1 && planes.channels !== 1)
+      throw new ShapeError(`${example.source}: image has ${planes.channels} channels; channels: 1 needs gray images`);
     const base = row * channels * pixels;
     for (let c = 0; c < channels; c++) {
       const source = planes.channels === 1 ? 0 : c * pixels;

@@ -15,10 +15,14 @@ describe('arrayDataset', () => {
   });
 
   it('a label outside the classes, a label count mismatch and bad shapes are one clear error each', () => {
-    expect(() => arrayDataset({ images, labels: [0, 1, 5, 0], classes: ['a', 'b'] })).toThrow(new ConfigError('array: label 5 of image 2 is outside the 2 classes (0..1)'));
+    expect(() => arrayDataset({ images, labels: [0, 1, 5, 0], classes: ['a', 'b'] })).toThrow(
+      new ConfigError('array: label 5 of image 2 is outside the 2 classes (0..1)'),
+    );
     expect(() => arrayDataset({ images, labels: [0], classes: 2 })).toThrow(new ShapeError('array: expected one label per image (4); found 1 labels'));
     expect(() => arrayDataset({ images: HostTensor.zeros('uint8', [1, 2, 1, 1]), labels: [0], classes: 1 })).toThrow(ShapeError);
-    expect(() => arrayDataset({ images: HostTensor.zeros('float32', [1, 2, 2]) as unknown as HostTensor<'uint8'>, labels: [0], classes: 1 })).toThrow(ShapeError);
+    expect(() => arrayDataset({ images: HostTensor.zeros('float32', [1, 2, 2]) as unknown as HostTensor<'uint8'>, labels: [0], classes: 1 })).toThrow(
+      ShapeError,
+    );
   });
 });
 

@@ -112,5 +112,8 @@ export function subsetDataset(dataset: Dataset, indices: readonly number[]): Dat
 export function takeFirst(dataset: Dataset, limit: number): Dataset {
   if (!Number.isSafeInteger(limit) || limit < 1) throw new ConfigError(`limit: expected a positive integer; found ${limit}`);
   if (limit >= dataset.length) return dataset;
-  return subsetDataset(dataset, Array.from({ length: limit }, (_, i) => i));
+  return subsetDataset(
+    dataset,
+    Array.from({ length: limit }, (_, i) => i),
+  );
 }

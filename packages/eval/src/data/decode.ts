@@ -11,7 +11,9 @@ function loadSharp(): Promise<SharpFactory> {
     (module) => module.default,
     (cause: unknown) => {
       sharpModule = undefined;
-      throw new UnsupportedError(`decoding JPEG/PNG needs the 'sharp' package, which could not be loaded on this platform: ${(cause as Error).message.split('\n')[0]}`);
+      throw new UnsupportedError(
+        `decoding JPEG/PNG needs the 'sharp' package, which could not be loaded on this platform: ${(cause as Error).message.split('\n')[0]}`,
+      );
     },
   );
   return sharpModule;
@@ -79,7 +81,8 @@ export async function decodeImage(bytes: Uint8Array, file: string): Promise<Host
     const describe = `${meta.format} ${meta.space ?? 'unknown colour space'} ${meta.depth ?? ''} with ${meta.channels} channels`;
     if (meta.space === 'cmyk') {
       const { data, info } = await open().pipelineColourspace('cmyk').toColourspace('cmyk').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      if (info.channels !== 4) throw new UnsupportedError(`${file}: cannot decode ${describe}: expected 4 CMYK channels from the decoder; found ${info.channels}`);
+      if (info.channels !== 4)
+        throw new UnsupportedError(`${file}: cannot decode ${describe}: expected 4 CMYK channels from the decoder; found ${info.channels}`);
       return new HostTensor('uint8', cmykToRgbPlanes(data, pixels), [3, height, width]);
     }
     if (meta.space === 'grey16') {
@@ -103,7 +106,9 @@ export async function decodeImage(bytes: Uint8Array, file: string): Promise<Host
       .toBuffer({ resolveWithObject: true });
     const channels = gray ? 1 : 3;
     if (info.channels !== channels || info.width !== width || info.height !== height) {
-      throw new UnsupportedError(`${file}: cannot decode ${describe}: expected ${channels} channels of ${width}x${height} from the decoder; found ${info.channels} of ${info.width}x${info.height}`);
+      throw new UnsupportedError(
+        `${file}: cannot decode ${describe}: expected ${channels} channels of ${width}x${height} from the decoder; found ${info.channels} of ${info.width}x${info.height}`,
+      );
     }
     return new HostTensor('uint8', toPlanes(data, pixels, channels, channels), [channels, height, width]);
   } catch (cause) {

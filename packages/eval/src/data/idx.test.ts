@@ -77,7 +77,9 @@ describe('readIdxDataset', () => {
     writeSplit(directory, 'train', { images: whole.subarray(0, whole.length - 7) });
     const error = await failure(readIdxDataset(directory, { split: 'train' }));
     expect(error).toBeInstanceOf(FormatError);
-    expect(error.message).toBe(`${join(directory, 'train-images-idx3-ubyte')}: truncated: the header declares 5 images of 3x2, 46 bytes in all; found 39 bytes`);
+    expect(error.message).toBe(
+      `${join(directory, 'train-images-idx3-ubyte')}: truncated: the header declares 5 images of 3x2, 46 bytes in all; found 39 bytes`,
+    );
   });
 
   it('a truncated gzip file is one FormatError naming the file', async () => {
@@ -88,7 +90,9 @@ describe('readIdxDataset', () => {
     writeFileSync(path, bytes.subarray(0, bytes.length - 10));
     const error = await failure(readIdxDataset(directory, { split: 'test' }));
     expect(error).toBeInstanceOf(FormatError);
-    expect(error.message).toMatch(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: corrupt gzip data \\(.*\\); the file is truncated or damaged$`));
+    expect(error.message).toMatch(
+      new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: corrupt gzip data \\(.*\\); the file is truncated or damaged$`),
+    );
   });
 
   it('rejects a wrong magic number, trailing bytes and differing counts with FormatError', async () => {
@@ -96,9 +100,13 @@ describe('readIdxDataset', () => {
     const images = idx([5, 3, 2], new Uint8Array(30));
     images[3] = 1; // a labels-style header on the images file
     writeSplit(directory, 'train', { images });
-    await expect(readIdxDataset(directory, { split: 'train' })).rejects.toThrow(/train-images-idx3-ubyte: expected the IDX magic number 00 00 08 03 .*; found 00 00 08 01/);
+    await expect(readIdxDataset(directory, { split: 'train' })).rejects.toThrow(
+      /train-images-idx3-ubyte: expected the IDX magic number 00 00 08 03 .*; found 00 00 08 01/,
+    );
     writeSplit(directory, 'train', { labels: Uint8Array.from([...idx([5], [0, 1, 2, 3, 4]), 9]) });
-    await expect(readIdxDataset(directory, { split: 'train' })).rejects.toThrow(/train-labels-idx1-ubyte: the header declares 5 labels, 13 bytes in all; found 14 bytes \(1 unexpected bytes at the end\)/);
+    await expect(readIdxDataset(directory, { split: 'train' })).rejects.toThrow(
+      /train-labels-idx1-ubyte: the header declares 5 labels, 13 bytes in all; found 14 bytes \(1 unexpected bytes at the end\)/,
+    );
     writeSplit(directory, 'train', { labels: idx([4], [0, 1, 2, 3]) });
     const error = await failure(readIdxDataset(directory, { split: 'train' }));
     expect(error).toBeInstanceOf(FormatError);
@@ -113,14 +121,20 @@ describe('readIdxDataset', () => {
     expect(error.message).toBe(`${join(directory, 'train-labels-idx1-ubyte')}: label 12 of example 2 is outside the 10 classes (0..9)`);
     // With 3 class names, label 3 is already outside.
     writeSplit(directory, 'train');
-    await expect(readIdxDataset(directory, { split: 'train', classes: ['a', 'b', 'c'] })).rejects.toThrow(/label 4 of example 0 is outside the 3 classes \(0\.\.2\)/);
+    await expect(readIdxDataset(directory, { split: 'train', classes: ['a', 'b', 'c'] })).rejects.toThrow(
+      /label 4 of example 0 is outside the 3 classes \(0\.\.2\)/,
+    );
   });
 
   it('a missing directory or file is one ConfigError', async () => {
     const directory = temporaryDirectory();
-    await expect(readIdxDataset(join(directory, 'nope'), { split: 'train' })).rejects.toThrow(new ConfigError(`IDX data: ${join(directory, 'nope')} is not a directory`));
+    await expect(readIdxDataset(join(directory, 'nope'), { split: 'train' })).rejects.toThrow(
+      new ConfigError(`IDX data: ${join(directory, 'nope')} is not a directory`),
+    );
     writeSplit(directory, 'train');
-    await expect(readIdxDataset(directory, { split: 'test' })).rejects.toThrow(`IDX data: ${directory} has no t10k-images-idx3-ubyte or t10k-images-idx3-ubyte.gz (the test images)`);
+    await expect(readIdxDataset(directory, { split: 'test' })).rejects.toThrow(
+      `IDX data: ${directory} has no t10k-images-idx3-ubyte or t10k-images-idx3-ubyte.gz (the test images)`,
+    );
   });
 
   it('reads the embedded FM-10k: 10,000 training and 10,000 test images whose labels match the raw bytes', async () => {
@@ -129,7 +143,10 @@ describe('readIdxDataset', () => {
     expect([train.length, test.length]).toEqual([10_000, 10_000]);
     expect(train.imageShape).toEqual([1, 28, 28]);
     // Independent read: gunzip the label file here and skip its 8-byte header.
-    for (const [data, prefix] of [[train, 'train'], [test, 't10k']] as const) {
+    for (const [data, prefix] of [
+      [train, 'train'],
+      [test, 't10k'],
+    ] as const) {
       const raw = gunzipSync(readFileSync(join(EMBEDDED_DATA, `${prefix}-labels-idx1-ubyte.gz`)));
       const first = Array.from(raw.subarray(8, 28));
       expect(Array.from({ length: 20 }, (_, i) => data.label(i))).toEqual(first);

@@ -10,7 +10,18 @@ import { checkIndex, type Dataset } from './dataset.js';
 const gunzipAsync = promisify(gunzip);
 
 /** Fashion-MNIST's class names in label order. @public */
-export const FASHION_MNIST_CLASSES: readonly string[] = Object.freeze(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
+export const FASHION_MNIST_CLASSES: readonly string[] = Object.freeze([
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+]);
 
 /** The split of an IDX directory: `train` (`train-*`) or `test` (`t10k-*`). @public */
 export type IdxSplit = 'train' | 'test';
@@ -45,10 +56,13 @@ export function parseIdx(bytes: Uint8Array, file: string, expectedRank: number):
   const kind = expectedRank === 1 ? 'labels' : 'images';
   if (bytes.length < 4) throw new FormatError(`${file}: expected an IDX header (4 bytes or more); found a file of ${bytes.length} bytes`);
   if (bytes[0] !== 0 || bytes[1] !== 0 || bytes[2] !== IDX_UNSIGNED_BYTE || bytes[3] !== expectedRank) {
-    throw new FormatError(`${file}: expected the IDX magic number 00 00 08 0${expectedRank} (unsigned bytes, ${expectedRank} dimension${expectedRank > 1 ? 's' : ''}, ${kind}); found ${hex(bytes.subarray(0, 4))}`);
+    throw new FormatError(
+      `${file}: expected the IDX magic number 00 00 08 0${expectedRank} (unsigned bytes, ${expectedRank} dimension${expectedRank > 1 ? 's' : ''}, ${kind}); found ${hex(bytes.subarray(0, 4))}`,
+    );
   }
   const headerSize = 4 + 4 * expectedRank;
-  if (bytes.length < headerSize) throw new FormatError(`${file}: truncated: expected an IDX header of ${headerSize} bytes; found a file of ${bytes.length} bytes`);
+  if (bytes.length < headerSize)
+    throw new FormatError(`${file}: truncated: expected an IDX header of ${headerSize} bytes; found a file of ${bytes.length} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dims = Array.from({ length: expectedRank }, (_, i) => view.getUint32(4 + 4 * i, false));
   const dataSize = dims.reduce((a, b) => a * b, 1);
@@ -58,7 +72,9 @@ export function parseIdx(bytes: Uint8Array, file: string, expectedRank: number):
     throw new FormatError(`${file}: truncated: the header declares ${what}, ${expectedSize} bytes in all; found ${bytes.length} bytes`);
   }
   if (bytes.length > expectedSize) {
-    throw new FormatError(`${file}: the header declares ${what}, ${expectedSize} bytes in all; found ${bytes.length} bytes (${bytes.length - expectedSize} unexpected bytes at the end)`);
+    throw new FormatError(
+      `${file}: the header declares ${what}, ${expectedSize} bytes in all; found ${bytes.length} bytes (${bytes.length - expectedSize} unexpected bytes at the end)`,
+    );
   }
   return { dims, data: bytes.subarray(headerSize) };
 }
@@ -164,7 +180,9 @@ export async function readIdxDataset(directory: string, options: IdxDatasetOptio
   const [images, labels] = await Promise.all([readIdxFile(paths.images!, 3), readIdxFile(paths.labels!, 1)]);
   const [imageCount, height, width] = images.dims as [number, number, number];
   if (labels.dims[0] !== imageCount) {
-    throw new FormatError(`IDX data: ${basename(paths.images!)} holds ${imageCount} images but ${basename(paths.labels!)} holds ${labels.dims[0]} labels; expected the same count`);
+    throw new FormatError(
+      `IDX data: ${basename(paths.images!)} holds ${imageCount} images but ${basename(paths.labels!)} holds ${labels.dims[0]} labels; expected the same count`,
+    );
   }
   const classes = options.classes ? [...options.classes] : numberedClasses(10);
   const count = Math.min(imageCount, options.limit ?? imageCount);

@@ -11,7 +11,9 @@ import { readSubsetList, selectSubsetList } from './subset-list.js';
 
 /** A gray PNG whose every pixel is `value` (PNG is lossless, so decoding gives `value` back). */
 function png(value: number, width = 4, height = 3): Promise<Buffer> {
-  return sharp(Buffer.alloc(width * height, value), { raw: { width, height, channels: 1 } }).png().toBuffer();
+  return sharp(Buffer.alloc(width * height, value), { raw: { width, height, channels: 1 } })
+    .png()
+    .toBuffer();
 }
 
 function temporaryDirectory(): string {
@@ -42,7 +44,15 @@ describe('readImageFolder', () => {
     // Python's sorted(): uppercase before lowercase. torchvision walks directories sorted by full path:
     // '.../nested' < '.../nested-2' < '.../nested/deeper' ('-' < '/'), files sorted within each.
     expect(data.classes).toEqual(['Mango', 'apple', 'zebra']);
-    expect(data.files).toEqual(['Mango/m.png', 'apple/x.png', 'apple/nested/y.png', 'apple/nested-2/z.png', 'apple/nested/deeper/w.png', 'zebra/a.PNG', 'zebra/b.png']);
+    expect(data.files).toEqual([
+      'Mango/m.png',
+      'apple/x.png',
+      'apple/nested/y.png',
+      'apple/nested-2/z.png',
+      'apple/nested/deeper/w.png',
+      'zebra/a.PNG',
+      'zebra/b.png',
+    ]);
     expect(data.length).toBe(7);
     expect(Array.from({ length: 7 }, (_, i) => data.label(i))).toEqual([0, 1, 1, 1, 1, 2, 2]);
     const pixels = await Promise.all(Array.from({ length: 7 }, async (_, i) => (await data.get(i)).image.get(0, 0, 0)));
@@ -74,7 +84,9 @@ describe('readImageFolder', () => {
     const root = temporaryDirectory();
     await write(root, { 'a/ok.png': await png(1, 4, 3), 'b/odd.png': await png(1, 5, 3) });
     const data = await readImageFolder(root);
-    await expect(loadBatch(data, [0, 1], { imageSize: [3, 4] })).rejects.toThrow(new ShapeError(`${join(root, 'b/odd.png')}: image is 3x5 (HxW); expected 3x4, and no resize is configured (use a center-crop or random-crop transform)`));
+    await expect(loadBatch(data, [0, 1], { imageSize: [3, 4] })).rejects.toThrow(
+      new ShapeError(`${join(root, 'b/odd.png')}: image is 3x5 (HxW); expected 3x4, and no resize is configured (use a center-crop or random-crop transform)`),
+    );
     // Without an expected size, folders need a transform.
     await expect(loadBatch(data, [0])).rejects.toThrow(ConfigError);
     // With a resize both load.
@@ -98,7 +110,14 @@ describe('readImageFolder', () => {
 describe('subset lists', () => {
   it('select the listed files by name or relative path, in folder order', async () => {
     const root = temporaryDirectory();
-    await write(root, { 'train/n1/n1_1.JPEG.png': 1, 'train/n1/n1_2.png': 2, 'train/n2/n2_1.png': 3, 'train/n2/n2_2.png': 4, 'val/n1/v.png': 5, 'val/n2/w.png': 6 });
+    await write(root, {
+      'train/n1/n1_1.JPEG.png': 1,
+      'train/n1/n1_2.png': 2,
+      'train/n2/n2_1.png': 3,
+      'train/n2/n2_2.png': 4,
+      'val/n1/v.png': 5,
+      'val/n2/w.png': 6,
+    });
     writeFileSync(join(root, '1percent.txt'), 'n2_2.png\r\n\nn1/n1_2.png\r\n  n1_1.JPEG.png \n');
     const names = await readSubsetList(join(root, '1percent.txt'));
     expect(names).toEqual(['n2_2.png', 'n1/n1_2.png', 'n1_1.JPEG.png']);
@@ -118,7 +137,11 @@ describe('subset lists', () => {
     await write(root, { 'n1/a.png': 1 });
     const data = await readImageFolder(root);
     const names = ['a.png', ...Array.from({ length: 7 }, (_, i) => `missing_${i}.JPEG`)];
-    expect(() => selectSubsetList(data, names)).toThrow(new ConfigError(`subset list: 7 of 8 names are not files of ${root}, e.g. missing_0.JPEG, missing_1.JPEG, missing_2.JPEG, missing_3.JPEG, missing_4.JPEG`));
+    expect(() => selectSubsetList(data, names)).toThrow(
+      new ConfigError(
+        `subset list: 7 of 8 names are not files of ${root}, e.g. missing_0.JPEG, missing_1.JPEG, missing_2.JPEG, missing_3.JPEG, missing_4.JPEG`,
+      ),
+    );
   });
 
   it('ambiguous names, repeated names, empty and missing lists are one ConfigError each', async () => {
@@ -138,7 +161,9 @@ describe('subset lists', () => {
 describe('openDataset', () => {
   it('says which layouts it expected when it finds none', async () => {
     const root = temporaryDirectory();
-    await expect(openDataset(root, { split: 'train' })).rejects.toThrow(new ConfigError(`data: ${root} has no train split; expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or a train/<class>/ folder`));
+    await expect(openDataset(root, { split: 'train' })).rejects.toThrow(
+      new ConfigError(`data: ${root} has no train split; expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or a train/<class>/ folder`),
+    );
     await expect(openDataset(join(root, 'x'), { split: 'train' })).rejects.toThrow(ConfigError);
   });
 });

@@ -162,7 +162,9 @@ export async function readImageFolder(directory: string, options: ImageFolderOpt
   const classIndex = new Map(classes.map((name, index) => [name, index]));
   const unknown = folders.filter((folder) => !classIndex.has(folder));
   if (unknown.length > 0) {
-    throw new ConfigError(`image folder: ${directory} has ${unknown.length} subfolder(s) outside the ${classes.length} given classes: ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', ...' : ''}`);
+    throw new ConfigError(
+      `image folder: ${directory} has ${unknown.length} subfolder(s) outside the ${classes.length} given classes: ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', ...' : ''}`,
+    );
   }
   const files: string[] = [];
   const labels: number[] = [];
@@ -178,10 +180,13 @@ export async function readImageFolder(directory: string, options: ImageFolderOpt
         count++;
       } else if (UNSUPPORTED_IMAGE_EXTENSIONS.has(extension)) unsupported.push(`${folder}/${file}`);
     }
-    if (count === 0 && unsupported.length === unsupportedBefore) throw new ConfigError(`image folder: class folder ${join(directory, folder)} has no .jpg, .jpeg or .png file`);
+    if (count === 0 && unsupported.length === unsupportedBefore)
+      throw new ConfigError(`image folder: class folder ${join(directory, folder)} has no .jpg, .jpeg or .png file`);
   }
   if (unsupported.length > 0) {
-    throw new UnsupportedError(`image folder: ${directory} has ${unsupported.length} image file(s) in formats other than JPEG and PNG, e.g. ${unsupported.slice(0, 3).join(', ')}; convert them or remove them`);
+    throw new UnsupportedError(
+      `image folder: ${directory} has ${unsupported.length} image file(s) in formats other than JPEG and PNG, e.g. ${unsupported.slice(0, 3).join(', ')}; convert them or remove them`,
+    );
   }
   const labelArray = Int32Array.from(labels);
   const length = files.length;

@@ -6,7 +6,19 @@
  * @packageDocumentation
  */
 export { arrayDataset, numberedClasses, type ArrayDatasetOptions } from './array-dataset.js';
-export { batchCount, epochBatches, epochOrder, applyTransform, iterateBatches, loadBatch, type Batch, type BatchOptions, type EpochBatch, type EpochPlan, type IterateOptions } from './batches.js';
+export {
+  batchCount,
+  epochBatches,
+  epochOrder,
+  applyTransform,
+  iterateBatches,
+  loadBatch,
+  type Batch,
+  type BatchOptions,
+  type EpochBatch,
+  type EpochPlan,
+  type IterateOptions,
+} from './batches.js';
 export { subsetDataset, takeFirst, type Dataset, type Example } from './dataset.js';
 export { decodeImage } from './decode.js';
 export { FASHION_MNIST_CLASSES, hasIdxFiles, parseIdx, readIdxDataset, readIdxFile, type IdxArray, type IdxDatasetOptions, type IdxSplit } from './idx.js';

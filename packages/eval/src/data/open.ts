@@ -54,7 +54,10 @@ export async function openDataset(directory: string, options: OpenDatasetOptions
     const testFolder = [join(directory, 'val'), join(directory, 'test')].find(isDirectory);
     const folder = split === 'train' ? (isDirectory(trainFolder) ? trainFolder : undefined) : testFolder;
     if (!folder) {
-      const expected = split === 'train' ? 'train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or a train/<class>/ folder' : 't10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz], or a val/<class>/ (or test/<class>/) folder';
+      const expected =
+        split === 'train'
+          ? 'train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or a train/<class>/ folder'
+          : 't10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz], or a val/<class>/ (or test/<class>/) folder';
       throw new ConfigError(`data: ${directory} has no ${split} split; expected ${expected}`);
     }
     const classes = split === 'test' && isDirectory(trainFolder) ? await listClassFolders(trainFolder) : undefined;

@@ -108,7 +108,10 @@ export function imagePlanes(image: HostTensor<'uint8'>, what = 'image'): { data:
  */
 export function resizeImage(image: HostTensor<'uint8'>, width: number, height: number, filter: ResampleFilter): HostTensor<'uint8'> {
   const planes = imagePlanes(image, 'resizeImage');
-  for (const [name, value] of [['width', width], ['height', height]] as const) {
+  for (const [name, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`resizeImage: ${name} must be a positive integer; found ${value}`);
   }
   const definition = FILTERS[filter];

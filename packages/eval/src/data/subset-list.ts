@@ -73,11 +73,18 @@ export function selectSubsetList(dataset: ImageFolderDataset, names: readonly st
     const matches = byBaseName.get(name);
     if (!matches) unknown.push(name);
     else if (matches.length > 1) {
-      throw new ConfigError(`subset list: ${name} matches ${matches.length} files in ${dataset.directory} (${matches.slice(0, 3).map((i) => dataset.files[i]).join(', ')}); name it as <class>/<file>`);
+      throw new ConfigError(
+        `subset list: ${name} matches ${matches.length} files in ${dataset.directory} (${matches
+          .slice(0, 3)
+          .map((i) => dataset.files[i])
+          .join(', ')}); name it as <class>/<file>`,
+      );
     } else chosen.push(matches[0]!);
   }
   if (unknown.length > 0) {
-    throw new ConfigError(`subset list: ${unknown.length} of ${names.length} names are not files of ${dataset.directory}, e.g. ${unknown.slice(0, 5).join(', ')}`);
+    throw new ConfigError(
+      `subset list: ${unknown.length} of ${names.length} names are not files of ${dataset.directory}, e.g. ${unknown.slice(0, 5).join(', ')}`,
+    );
   }
   const unique = [...new Set(chosen)].sort((a, b) => a - b);
   return subsetDataset(dataset, unique);

@@ -42,7 +42,9 @@ export interface ExportedClassifierInfo {
 export function classifierFeeds(info: ExportedClassifierInfo, images: HostTensor): Record<string, HostTensor> {
   const { imageSize, channels, timesteps } = info;
   if (images.dtype !== 'float32' || images.rank !== 4 || images.shape[1] !== channels || images.shape[2] !== imageSize || images.shape[3] !== imageSize) {
-    throw new ShapeError(`classifier: expected float32 images [B, ${channels}, ${imageSize}, ${imageSize}] in [-1, 1]; found ${images.dtype}[${images.shape.join(', ')}]`);
+    throw new ShapeError(
+      `classifier: expected float32 images [B, ${channels}, ${imageSize}, ${imageSize}] in [-1, 1]; found ${images.dtype}[${images.shape.join(', ')}]`,
+    );
   }
   if (info.format !== 'diffssl-classifier') throw new ConfigError(`classifier: expected a diffssl-classifier sidecar; found format ${String(info.format)}`);
   if (!info.inputs.includes('noise')) return { images };
@@ -70,7 +72,12 @@ export function classifierFeeds(info: ExportedClassifierInfo, images: HostTensor
  * @param count - how many classes to return (default 3)
  * @public
  */
-export function topClasses(logits: HostTensor, row: number, names: readonly string[], count = 3): {
+export function topClasses(
+  logits: HostTensor,
+  row: number,
+  names: readonly string[],
+  count = 3,
+): {
   /** The class name (its index as text when `names` has none). */
   name: string;
   /** The class index. */

@@ -1,6 +1,18 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { BuildContext, broadcastTo, compileModel, ConfigError, Graph, reshape, saveModel, slice, softmax, type OnnxModel, type SymbolicTensor } from '@diffssl/core';
+import {
+  BuildContext,
+  broadcastTo,
+  compileModel,
+  ConfigError,
+  Graph,
+  reshape,
+  saveModel,
+  slice,
+  softmax,
+  type OnnxModel,
+  type SymbolicTensor,
+} from '@diffssl/core';
 import type { ProtocolModel } from '../protocols/protocol.js';
 import type { ExportedClassifierInfo } from './classifier-inputs.js';
 

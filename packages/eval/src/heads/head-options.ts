@@ -40,7 +40,11 @@ function integerList(flag: string): (value: string) => number[] {
  * @public
  */
 export const HEAD_OPTIONS: Readonly<Record<HeadOptionName, HeadOptionDefinition>> = {
-  prePoolSize: { flag: '--pre-pool-size <N>', help: "the reference's pre_pool_size: adaptive average pooling of each feature map to N x N (default: the protocol's)", parse: positiveInteger('--pre-pool-size') },
+  prePoolSize: {
+    flag: '--pre-pool-size <N>',
+    help: "the reference's pre_pool_size: adaptive average pooling of each feature map to N x N (default: the protocol's)",
+    parse: positiveInteger('--pre-pool-size'),
+  },
   headArc: { flag: '--head-arc <arc>', help: "hidden layers before the classifier, as the reference's head_arc, e.g. 2048_1024", parse: text },
   fusionArc: { flag: '--fusion-arc <layers>', help: 'the attention head as a layer string', parse: text },
   normType: {
@@ -51,7 +55,11 @@ export const HEAD_OPTIONS: Readonly<Record<HeadOptionName, HeadOptionDefinition>
       return value;
     },
   },
-  feedbackFrom: { flag: '--feedback-from <list>', help: 'decoder blocks that feed back (default: every other decoder block)', parse: integerList('--feedback-from') },
+  feedbackFrom: {
+    flag: '--feedback-from <list>',
+    help: 'decoder blocks that feed back (default: every other decoder block)',
+    parse: integerList('--feedback-from'),
+  },
   feedbackArch: { flag: '--feedback-arch <arch>', help: 'feedback network arch (default C_B_R)', parse: text },
 };
 

@@ -32,11 +32,13 @@ function formOf(kind: unknown): HeadSpecForm {
  * @public
  */
 export function parseHeadSpec(value: unknown): HeadSpec {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`head spec: expected a JSON object with "kind"; found ${JSON.stringify(value)}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ConfigError(`head spec: expected a JSON object with "kind"; found ${JSON.stringify(value)}`);
   const spec = value as Record<string, unknown>;
   const form = formOf(spec.kind);
   const unknown = Object.keys(spec).filter((key) => key !== 'kind' && !form.keys.includes(key));
-  if (unknown.length > 0) throw new ConfigError(`head spec: unknown key(s) ${unknown.join(', ')} for kind "${String(spec.kind)}"; known: kind, ${form.keys.join(', ')}`);
+  if (unknown.length > 0)
+    throw new ConfigError(`head spec: unknown key(s) ${unknown.join(', ')} for kind "${String(spec.kind)}"; known: kind, ${form.keys.join(', ')}`);
   return form.parse(spec) as HeadSpec;
 }
 

@@ -14,11 +14,28 @@
  * @module @diffssl/eval/heads
  */
 export {
-  defineHeadKind, type BuiltHead, type HeadKind, type HeadOptionName, type HeadSpecForm, type ModelContext, type ProtocolModel, type ProtocolSettings, type ProtocolSupport,
+  defineHeadKind,
+  type BuiltHead,
+  type HeadKind,
+  type HeadOptionName,
+  type HeadSpecForm,
+  type ModelContext,
+  type ProtocolModel,
+  type ProtocolSettings,
+  type ProtocolSupport,
 } from './head-kind.js';
 export { flagOf, HEAD_OPTIONS, type HeadOptionDefinition } from './head-options.js';
 export {
-  checkProtocolOptions, createProtocolModel, HEAD_KINDS, protocolKind, PROTOCOLS, takesOption, type GivenOptions, type HeadKindName, type Protocol, type ProtocolKind,
+  checkProtocolOptions,
+  createProtocolModel,
+  HEAD_KINDS,
+  protocolKind,
+  PROTOCOLS,
+  takesOption,
+  type GivenOptions,
+  type HeadKindName,
+  type Protocol,
+  type ProtocolKind,
 } from './registry.js';
 export { buildHead, parseHeadSpec, type HeadSpec } from './head-spec.js';
 export { attentionHeadKind } from './kinds/attention.js';

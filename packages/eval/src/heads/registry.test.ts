@@ -45,9 +45,15 @@ describe('the head registry', () => {
   });
 
   it('refuses a protocol reading one block given several, and a protocol without blocks', () => {
-    expect(() => createProtocolModel({ protocol: 'attention', blocks: [8, 10], timesteps: [50], numClasses: 10 }, unet)).toThrow('attention: reads one block at one timestep; found blocks [8, 10] and timesteps [50] (use difformer to fuse several)');
-    expect(() => createProtocolModel({ protocol: 'difformer', blocks: [], timesteps: [50], numClasses: 10 }, unet)).toThrow('difformer: expected at least one block (--blocks); found none');
-    expect(() => createProtocolModel({ protocol: 'linear', blocks: [10], timesteps: [50], numClasses: 10 }, undefined)).toThrow('linear: needs a U-Net (--checkpoint and --config)');
+    expect(() => createProtocolModel({ protocol: 'attention', blocks: [8, 10], timesteps: [50], numClasses: 10 }, unet)).toThrow(
+      'attention: reads one block at one timestep; found blocks [8, 10] and timesteps [50] (use difformer to fuse several)',
+    );
+    expect(() => createProtocolModel({ protocol: 'difformer', blocks: [], timesteps: [50], numClasses: 10 }, unet)).toThrow(
+      'difformer: expected at least one block (--blocks); found none',
+    );
+    expect(() => createProtocolModel({ protocol: 'linear', blocks: [10], timesteps: [50], numClasses: 10 }, undefined)).toThrow(
+      'linear: needs a U-Net (--checkpoint and --config)',
+    );
   });
 
   it('refuses, in one line naming the flag and the protocol, an option the protocol does not take', () => {
@@ -65,12 +71,22 @@ describe('the head registry', () => {
     ];
     for (const [protocol, given, message] of refusals) expect(() => checkProtocolOptions(protocol, given)).toThrow(message);
     // What a protocol takes passes, and unset options are ignored.
-    expect(() => checkProtocolOptions('diffeed', { feedbackFrom: [11], feedbackArch: 'C_B_R', fusionArc: 'x', normType: 'batch', prePoolSize: 7, headArc: undefined })).not.toThrow();
-    for (const option of Object.keys(HEAD_OPTIONS) as (keyof typeof HEAD_OPTIONS)[]) expect(PROTOCOLS.some((protocol) => takesOption(protocol, option))).toBe(true);
+    expect(() =>
+      checkProtocolOptions('diffeed', { feedbackFrom: [11], feedbackArch: 'C_B_R', fusionArc: 'x', normType: 'batch', prePoolSize: 7, headArc: undefined }),
+    ).not.toThrow();
+    for (const option of Object.keys(HEAD_OPTIONS) as (keyof typeof HEAD_OPTIONS)[])
+      expect(PROTOCOLS.some((protocol) => takesOption(protocol, option))).toBe(true);
   });
 
   it('reads head.json through the forms: t_list on linear (finetune-step), unknown keys refused with the known ones', () => {
-    expect(parseHeadSpec({ kind: 'linear', block: 8, pre_pool_size: 2, head_arc: '', num_classes: 10, t_list: [50] })).toEqual({ kind: 'linear', block: 8, pre_pool_size: 2, head_arc: '', num_classes: 10, t_list: [50] });
+    expect(parseHeadSpec({ kind: 'linear', block: 8, pre_pool_size: 2, head_arc: '', num_classes: 10, t_list: [50] })).toEqual({
+      kind: 'linear',
+      block: 8,
+      pre_pool_size: 2,
+      head_arc: '',
+      num_classes: 10,
+      t_list: [50],
+    });
     expect(() => parseHeadSpec({ kind: 'fusion', fusion_arc: 'x', blocks: [1], t_list: [1], pre_pool_size: 7, num_classes: 2, head_arc: '' })).toThrow(
       'head spec: unknown key(s) head_arc for kind "fusion"; known: kind, fusion_arc, blocks, t_list, norm_type, pre_pool_size, num_classes, dims, sizes',
     );
@@ -84,7 +100,10 @@ describe('diffssl train flags per protocol', () => {
     [['--protocol', 'linear', '--blocks', '10', '--timesteps', '50', '--no-cache', '--draws', '2'], '--draws does not apply with --no-cache'],
     [['--protocol', 'linear', '--blocks', '10', '--timesteps', '50', '--norm-type', 'group'], "--norm-type: expected 'layer' or 'batch'; found 'group'"],
     // EMBEDDED gives --checkpoint, which the random baseline (a freshly initialized U-Net) would ignore.
-    [['--protocol', 'random', '--blocks', '10', '--timesteps', '50'], '--checkpoint does not apply to protocol random; it applies to linear, attention, difformer, diffeed'],
+    [
+      ['--protocol', 'random', '--blocks', '10', '--timesteps', '50'],
+      '--checkpoint does not apply to protocol random; it applies to linear, attention, difformer, diffeed',
+    ],
   ])('refuses %j in one line', async (args, message) => {
     const out = mkdtempSync(join(tmpdir(), 'diffssl-train-flags-'));
     const result = await diffssl(['train', ...EMBEDDED, ...args, '--out', out, '--quiet']);

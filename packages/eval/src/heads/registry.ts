@@ -77,7 +77,8 @@ export function checkProtocolOptions(protocol: Protocol, given: GivenOptions): v
     const others = PROTOCOLS.filter((name) => takesOption(name, key));
     throw new ConfigError(`${flag} does not apply to protocol ${protocol}${others.length > 0 ? `; it applies to ${others.join(', ')}` : ''}`);
   }
-  if (given.draws !== undefined && given.cache === false) throw new ConfigError('--draws does not apply with --no-cache: recomputed features use one noise draw per image');
+  if (given.draws !== undefined && given.cache === false)
+    throw new ConfigError('--draws does not apply with --no-cache: recomputed features use one noise draw per image');
   if (given.finetune) {
     const cacheFlag = given.draws !== undefined ? '--draws' : given.cache !== undefined ? '--cache/--no-cache' : undefined;
     if (cacheFlag) throw new ConfigError(`${cacheFlag} does not apply with --finetune: the U-Net trains, so its features are never cached`);
@@ -115,22 +116,31 @@ export function takesOption(protocol: Protocol, option: keyof GivenOptions): boo
  * @throws `ConfigError` for settings the protocol cannot take
  * @public
  */
-export function createProtocolModel(settings: ProtocolSettings, unet: DiffusionUNet | undefined, imageShape?: readonly [number, number, number]): ProtocolModel {
+export function createProtocolModel(
+  settings: ProtocolSettings,
+  unet: DiffusionUNet | undefined,
+  imageShape?: readonly [number, number, number],
+): ProtocolModel {
   const { protocol, blocks, timesteps } = settings;
   const support: ProtocolSupport = protocolKind(protocol).protocol;
   if (support.unet !== 'none') {
     if (!unet) throw new ConfigError(`${protocol}: needs a U-Net (--checkpoint and --config)`);
-    if (unet.info.numClasses !== undefined) throw new ConfigError(`${protocol}: the U-Net is class-conditional (class_cond); the evaluation protocols read unconditional U-Nets`);
+    if (unet.info.numClasses !== undefined)
+      throw new ConfigError(`${protocol}: the U-Net is class-conditional (class_cond); the evaluation protocols read unconditional U-Nets`);
   }
   if (support.blocks !== 'none') {
     if (blocks.length === 0) throw new ConfigError(`${protocol}: expected at least one block (--blocks); found none`);
     if (timesteps.length === 0) throw new ConfigError(`${protocol}: expected at least one timestep (--timesteps); found none`);
   }
   if (support.blocks === 'one' && (blocks.length !== 1 || timesteps.length !== 1)) {
-    throw new ConfigError(`${protocol}: reads one block at one timestep; found blocks [${blocks.join(', ')}] and timesteps [${timesteps.join(', ')}] (use difformer to fuse several)`);
+    throw new ConfigError(
+      `${protocol}: reads one block at one timestep; found blocks [${blocks.join(', ')}] and timesteps [${timesteps.join(', ')}] (use difformer to fuse several)`,
+    );
   }
   if (settings.finetune && support.unet !== 'pretrained') {
-    throw new ConfigError(`--finetune: ${protocol} has no pretrained U-Net to fine-tune; fine-tuning works with ${PROTOCOLS.filter((name) => takesOption(name, 'finetune')).join(', ')}`);
+    throw new ConfigError(
+      `--finetune: ${protocol} has no pretrained U-Net to fine-tune; fine-tuning works with ${PROTOCOLS.filter((name) => takesOption(name, 'finetune')).join(', ')}`,
+    );
   }
   const model = support.createModel(settings, { ...(unet ? { unet } : {}), ...(imageShape ? { imageShape } : {}) });
   if (!settings.finetune) return model;

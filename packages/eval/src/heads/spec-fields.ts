@@ -7,13 +7,15 @@ import { ConfigError, type HostTensor } from '@diffssl/core';
 
 /** A positive integer. */
 export function positiveInteger(key: string, value: unknown): number {
-  if (!Number.isSafeInteger(value) || (value as number) <= 0) throw new ConfigError(`head spec: ${key} must be a positive integer; found ${JSON.stringify(value)}`);
+  if (!Number.isSafeInteger(value) || (value as number) <= 0)
+    throw new ConfigError(`head spec: ${key} must be a positive integer; found ${JSON.stringify(value)}`);
   return value as number;
 }
 
 /** A non-empty list of non-negative integers. */
 export function integerList(key: string, value: unknown): number[] {
-  if (!Array.isArray(value) || value.length === 0 || !value.every((v) => Number.isSafeInteger(v) && v >= 0)) throw new ConfigError(`head spec: ${key} must be a non-empty list of integers; found ${JSON.stringify(value)}`);
+  if (!Array.isArray(value) || value.length === 0 || !value.every((v) => Number.isSafeInteger(v) && v >= 0))
+    throw new ConfigError(`head spec: ${key} must be a non-empty list of integers; found ${JSON.stringify(value)}`);
   return value as number[];
 }
 

@@ -13,7 +13,11 @@ describe('classification metrics', () => {
     const metrics = classificationMetrics(logits, labels);
     expect(metrics.count).toBe(4);
     expect(metrics.top1).toBe(50);
-    expect(metrics.confusionMatrix).toEqual([[1, 0, 0], [1, 1, 1], [0, 0, 0]]);
+    expect(metrics.confusionMatrix).toEqual([
+      [1, 0, 0],
+      [1, 1, 1],
+      [0, 0, 0],
+    ]);
     expect(metrics.perClassAccuracy[0]).toBe(100);
     expect(metrics.perClassAccuracy[1]).toBeCloseTo(100 / 3, 12);
     expect(metrics.perClassAccuracy[2]).toBeNull();
@@ -39,14 +43,22 @@ describe('classification metrics', () => {
     accumulator.add(logits.slice([1], [4]), labels.slice(1));
     const metrics = accumulator.result();
     expect(metrics.top1).toBe(50);
-    expect(metrics.confusionMatrix).toEqual([[1, 0, 0], [1, 1, 1], [0, 0, 0]]);
+    expect(metrics.confusionMatrix).toEqual([
+      [1, 0, 0],
+      [1, 1, 1],
+      [0, 0, 0],
+    ]);
     expect(metrics.meanCrossEntropy).toBeCloseTo(1.6132081724450917, 12);
   });
 
   it('scores predicted classes without top-5 or loss', () => {
     const metrics = predictionMetrics([0, 2, 2, 1, 1], [0, 2, 1, 1, 0], 3);
     expect(metrics.top1).toBe(60);
-    expect(metrics.confusionMatrix).toEqual([[1, 1, 0], [0, 1, 1], [0, 0, 1]]);
+    expect(metrics.confusionMatrix).toEqual([
+      [1, 1, 0],
+      [0, 1, 1],
+      [0, 0, 1],
+    ]);
     expect(metrics.perClassAccuracy).toEqual([50, 50, 100]);
     expect(metrics.top5).toBeNull();
     expect(metrics.meanCrossEntropy).toBeNull();

@@ -22,7 +22,8 @@ export interface ClassificationMetrics {
 }
 
 function checkLabel(label: number, classCount: number, row: number): void {
-  if (!Number.isInteger(label) || label < 0 || label >= classCount) throw new ConfigError(`metrics: label ${label} of image ${row} is outside the classes 0..${classCount - 1}`);
+  if (!Number.isInteger(label) || label < 0 || label >= classCount)
+    throw new ConfigError(`metrics: label ${label} of image ${row} is outside the classes 0..${classCount - 1}`);
 }
 
 /**
@@ -103,11 +104,13 @@ export class MetricsAccumulator {
    * @throws {@link @diffssl/core!ShapeError} for different lengths; {@link @diffssl/core!ConfigError} for a class outside 0..K-1
    */
   addPredictions(predictions: ArrayLike<number>, labels: ArrayLike<number>): void {
-    if (predictions.length !== labels.length) throw new ShapeError(`metrics: expected ${labels.length} predictions (one per label); found ${predictions.length}`);
+    if (predictions.length !== labels.length)
+      throw new ShapeError(`metrics: expected ${labels.length} predictions (one per label); found ${predictions.length}`);
     for (let row = 0; row < labels.length; row++) {
       checkLabel(labels[row]!, this.classCount, this.count + row);
       const predicted = predictions[row]!;
-      if (!Number.isInteger(predicted) || predicted < 0 || predicted >= this.classCount) throw new ConfigError(`metrics: prediction ${predicted} of image ${this.count + row} is outside the classes 0..${this.classCount - 1}`);
+      if (!Number.isInteger(predicted) || predicted < 0 || predicted >= this.classCount)
+        throw new ConfigError(`metrics: prediction ${predicted} of image ${this.count + row} is outside the classes 0..${this.classCount - 1}`);
       this.confusion[labels[row]!]![predicted]!++;
     }
     this.count += labels.length;

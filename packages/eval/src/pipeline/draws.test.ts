@@ -11,7 +11,15 @@ import { join } from 'node:path';
 import { EMBEDDED_DATA, EMBEDDED_MODEL } from '@diffssl/testing';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { featureNames, openFeatureCache, writeFeatureCache } from '../cache/index.js';
-import { SYNTHETIC_CLASSES, SYNTHETIC_IMAGES, SYNTHETIC_KEY, syntheticBatches, syntheticLabels, syntheticShape, syntheticValue } from '../cache/__fixtures__/synthetic-features.js';
+import {
+  SYNTHETIC_CLASSES,
+  SYNTHETIC_IMAGES,
+  SYNTHETIC_KEY,
+  syntheticBatches,
+  syntheticLabels,
+  syntheticShape,
+  syntheticValue,
+} from '../cache/__fixtures__/synthetic-features.js';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
 import { openDataset } from '../data/open.js';
 import { noiseInput } from '../protocols/diffeed-model.js';
@@ -29,12 +37,20 @@ describe('the epoch -> noise draw mapping of cached features', () => {
   it('training epoch e reads draw e mod draws for every image; evaluation reads draw 0 whatever the epoch', async () => {
     const key = { ...SYNTHETIC_KEY, draws: 3 };
     const names = featureNames(key);
-    const cache = await writeFeatureCache({ root: temporary(), key, imageCount: SYNTHETIC_IMAGES, labels: syntheticLabels(), classNames: SYNTHETIC_CLASSES, batches: syntheticBatches(names, 0, SYNTHETIC_IMAGES, 3, 5) });
+    const cache = await writeFeatureCache({
+      root: temporary(),
+      key,
+      imageCount: SYNTHETIC_IMAGES,
+      labels: syntheticLabels(),
+      classNames: SYNTHETIC_CLASSES,
+      batches: syntheticBatches(names, 0, SYNTHETIC_IMAGES, 3, 5),
+    });
     const labels = syntheticLabels();
     const source = cacheSource(cache, { length: SYNTHETIC_IMAGES, label: (i) => labels[i]! }, names);
     const indices = [36, 0, 17, 5];
     // The values the synthetic writer stored for (image, draw), computed here from its formula.
-    const expected = (name: string, draw: number) => indices.flatMap((image) => Array.from({ length: syntheticShape(name).reduce((a, b) => a * b, 1) }, (_, e) => syntheticValue(name, image, draw, e)));
+    const expected = (name: string, draw: number) =>
+      indices.flatMap((image) => Array.from({ length: syntheticShape(name).reduce((a, b) => a * b, 1) }, (_, e) => syntheticValue(name, image, draw, e)));
     for (let epoch = 0; epoch < 8; epoch++) {
       const training = await source.read(indices, { epoch, training: true });
       for (const name of names) expect(Array.from(training[name]!.toArray()), `epoch ${epoch}, ${name}`).toEqual(expected(name, epoch % 3));
@@ -52,12 +68,32 @@ describe('diffssl train --draws', () => {
     const root = temporary();
     const run = (draws: number, out: string) =>
       runProtocol({
-        protocol: 'linear', blocks: [10], timesteps: [50], checkpoint: EMBEDDED_MODEL.checkpoint, config: EMBEDDED_MODEL.flagsFile, data: EMBEDDED_DATA, classNames: FASHION_MNIST_CLASSES,
-        trainLimit: 8, testLimit: 4, epochs: 3, batchSize: 4, draws, seed: 2, out: join(root, out), cacheDirectory: join(root, 'features'), runner: cpu, progress: 'off',
+        protocol: 'linear',
+        blocks: [10],
+        timesteps: [50],
+        checkpoint: EMBEDDED_MODEL.checkpoint,
+        config: EMBEDDED_MODEL.flagsFile,
+        data: EMBEDDED_DATA,
+        classNames: FASHION_MNIST_CLASSES,
+        trainLimit: 8,
+        testLimit: 4,
+        epochs: 3,
+        batchSize: 4,
+        draws,
+        seed: 2,
+        out: join(root, out),
+        cacheDirectory: join(root, 'features'),
+        runner: cpu,
+        progress: 'off',
       });
     const report = await run(3, 'three');
     expect(report.settings).toMatchObject({ draws: 3 });
-    const entries = async () => Promise.all(readdirSync(join(root, 'features')).filter((name) => /^features-[0-9a-f]+$/.test(name)).map((name) => openFeatureCache(join(root, 'features', name))));
+    const entries = async () =>
+      Promise.all(
+        readdirSync(join(root, 'features'))
+          .filter((name) => /^features-[0-9a-f]+$/.test(name))
+          .map((name) => openFeatureCache(join(root, 'features', name))),
+      );
     const opened = await entries();
     const summary = opened.map((cache) => `${cache.imageCount} images x ${cache.draws} draws`).sort();
     expect(summary).toEqual(['4 images x 1 draws', '8 images x 3 draws']);
@@ -67,7 +103,10 @@ describe('diffssl train --draws', () => {
     // Every draw is its own noise: no two draws agree on any image.
     for (let a = 0; a < 3; a++) {
       for (let b = a + 1; b < 3; b++) {
-        for (let image = 0; image < 8; image++) expect(values[a]!.slice(image * 256, (image + 1) * 256), `image ${image}, draws ${a} and ${b}`).not.toEqual(values[b]!.slice(image * 256, (image + 1) * 256));
+        for (let image = 0; image < 8; image++)
+          expect(values[a]!.slice(image * 256, (image + 1) * 256), `image ${image}, draws ${a} and ${b}`).not.toEqual(
+            values[b]!.slice(image * 256, (image + 1) * 256),
+          );
       }
     }
     await Promise.all(opened.map((cache) => cache.close()));
@@ -85,10 +124,12 @@ describe('DifFeed noise (imageNoiseSource)', () => {
   it('is fresh every training epoch, the same for an image whatever its batch, fixed for evaluation, and standard normal', async () => {
     const dataset = await openDataset(EMBEDDED_DATA, { split: 'train', classes: FASHION_MNIST_CLASSES, limit: 6 });
     const source = imageNoiseSource(dataset, { timesteps: [50, 150], noiseSeed: 3, split: 'train', seed: 0 });
-    const noise = async (indices: number[], epoch: number, training: boolean, t = 50) => Array.from((await source.read(indices, { epoch, training }))[noiseInput(t)]!.toArray());
+    const noise = async (indices: number[], epoch: number, training: boolean, t = 50) =>
+      Array.from((await source.read(indices, { epoch, training }))[noiseInput(t)]!.toArray());
     const size = 3 * 28 * 28;
     const epochs = await Promise.all([0, 1, 2].map((epoch) => noise([0, 1, 2, 3, 4, 5], epoch, true)));
-    for (let a = 0; a < 3; a++) for (let b = a + 1; b < 3; b++) expect(epochs[a]!.slice(0, size), `epochs ${a} and ${b}`).not.toEqual(epochs[b]!.slice(0, size));
+    for (let a = 0; a < 3; a++)
+      for (let b = a + 1; b < 3; b++) expect(epochs[a]!.slice(0, size), `epochs ${a} and ${b}`).not.toEqual(epochs[b]!.slice(0, size));
     // Reproducible, and image 4's noise is the same alone or in a batch.
     expect(await noise([0, 1, 2, 3, 4, 5], 1, true)).toEqual(epochs[1]);
     expect(await noise([4], 1, true)).toEqual(epochs[1]!.slice(4 * size, 5 * size));

@@ -66,7 +66,7 @@ export async function extractFeatures(options: ExtractOptions): Promise<Record<s
   const written: Record<string, string> = {};
   for (const split of chosen) {
     const dataset = splits[split];
-    const draws = split === 'train' ? options.draws ?? 1 : 1;
+    const draws = split === 'train' ? (options.draws ?? 1) : 1;
     const data = await splitIdentity(dataset, options, split);
     const common = { unet, data, split, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.seed ?? 0, batch };
     let cache: FeatureCache;
@@ -75,8 +75,22 @@ export async function extractFeatures(options: ExtractOptions): Promise<Record<s
       options.log?.(`extract (${split}): merged the shards into ${cache.directory}`);
     } else {
       const total = options.shard ? Math.ceil((dataset.length * draws) / options.shard.count) : dataset.length * draws;
-      const progress = createProgress({ label: `extract ${split}${options.shard ? ` shard ${options.shard.index}/${options.shard.count}` : ''}`, total, unit: 'img', mode: options.progress ?? 'auto' });
-      const result = await ensureFeatureCache({ ...common, dataset, root: options.cacheDirectory, progress, batchSize: options.batchSize, runner: options.runner, onSetup: unetSetupLog(options.log), ...(options.shard ? { shard: options.shard } : {}) });
+      const progress = createProgress({
+        label: `extract ${split}${options.shard ? ` shard ${options.shard.index}/${options.shard.count}` : ''}`,
+        total,
+        unit: 'img',
+        mode: options.progress ?? 'auto',
+      });
+      const result = await ensureFeatureCache({
+        ...common,
+        dataset,
+        root: options.cacheDirectory,
+        progress,
+        batchSize: options.batchSize,
+        runner: options.runner,
+        onSetup: unetSetupLog(options.log),
+        ...(options.shard ? { shard: options.shard } : {}),
+      });
       cache = result.cache;
       options.log?.(`extract (${split}): ${result.extracted ? 'wrote' : 'found'} ${cache.directory}`);
     }
@@ -95,11 +109,16 @@ async function shardFolders(root: string, key: FeatureCacheKey): Promise<string[
   } catch (cause) {
     throw new ConfigError(`extract --merge: cannot read the cache folder ${root}: ${(cause as Error).message}`);
   }
-  const shards = names.map((name) => /^(\d+)-of-(\d+)$/.exec(name.slice(prefix.length))).filter((match): match is RegExpExecArray => match !== null).map((match) => ({ index: Number(match[1]), count: Number(match[2]) }));
-  if (shards.length === 0) throw new ConfigError(`extract --merge: no shards of this extraction in ${root}; run 'diffssl extract --shard k/n' with the same options first`);
+  const shards = names
+    .map((name) => /^(\d+)-of-(\d+)$/.exec(name.slice(prefix.length)))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map((match) => ({ index: Number(match[1]), count: Number(match[2]) }));
+  if (shards.length === 0)
+    throw new ConfigError(`extract --merge: no shards of this extraction in ${root}; run 'diffssl extract --shard k/n' with the same options first`);
   const count = shards[0]!.count;
   const found = new Set(shards.filter((shard) => shard.count === count).map((shard) => shard.index));
   const missing = Array.from({ length: count }, (_, i) => i).filter((index) => !found.has(index));
-  if (missing.length > 0 || shards.some((shard) => shard.count !== count)) throw new ConfigError(`extract --merge: shards ${missing.join(', ') || '(of another count)'} of ${count} are missing or mixed in ${root}`);
+  if (missing.length > 0 || shards.some((shard) => shard.count !== count))
+    throw new ConfigError(`extract --merge: shards ${missing.join(', ') || '(of another count)'} of ${count} are missing or mixed in ${root}`);
   return Array.from({ length: count }, (_, index) => featureCachePath(root, key, { index, count }));
 }

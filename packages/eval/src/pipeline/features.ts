@@ -84,7 +84,9 @@ export interface EnsureFeatureCacheOptions {
 }
 
 /** The feature-cache key of an extraction. @public */
-export function featureCacheKey(options: Pick<EnsureFeatureCacheOptions, 'unet' | 'data' | 'split' | 'blocks' | 'timesteps' | 'pool' | 'draws' | 'noiseSeed' | 'batch'>): FeatureCacheKey {
+export function featureCacheKey(
+  options: Pick<EnsureFeatureCacheOptions, 'unet' | 'data' | 'split' | 'blocks' | 'timesteps' | 'pool' | 'draws' | 'noiseSeed' | 'batch'>,
+): FeatureCacheKey {
   return {
     checkpoint: options.unet.identity,
     config: options.unet.config,
@@ -131,7 +133,16 @@ export async function ensureFeatureCache(options: EnsureFeatureCacheOptions): Pr
     ...(options.shard ? { shard: options.shard } : {}),
     onProgress: ({ done }) => options.progress?.update(done),
     batches: featureBatchesForDraws({ draws: key.draws, noiseSeed: options.noiseSeed }, async function* (_draw, seed) {
-      const extractor = await createFeatureExtractor({ unet: options.unet.unet, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, seed, batchSize: options.batchSize ?? 32, runner: options.runner, onSetup: options.onSetup });
+      const extractor = await createFeatureExtractor({
+        unet: options.unet.unet,
+        blocks: options.blocks,
+        timesteps: options.timesteps,
+        pool: options.pool,
+        seed,
+        batchSize: options.batchSize ?? 32,
+        runner: options.runner,
+        onSetup: options.onSetup,
+      });
       try {
         for (let chunk = start; chunk < end; chunk += EXTRACTION_CHUNK) {
           const indices = Array.from({ length: Math.min(EXTRACTION_CHUNK, end - chunk) }, (_, i) => chunk + i);

@@ -158,8 +158,14 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
   let loaded: LoadedUNet | undefined;
   if (support.unet !== 'none') {
     if (!options.config) throw new ConfigError(`--config: ${protocol} needs the U-Net's guided-diffusion flags (a JSON file or a preset name)`);
-    loaded = await loadUNet({ config: options.config, ...(support.unet === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }), onProgress: unetLoadDisplay(options.progress ?? 'auto') });
-    log(`U-Net: ${loaded.unet.blocks.length} blocks${support.unet === 'random' ? ', freshly initialized (random baseline)' : options.finetune ? ', fine-tuned with the head' : ''}`);
+    loaded = await loadUNet({
+      config: options.config,
+      ...(support.unet === 'random' ? { randomInit: { seed } } : { checkpoint: options.checkpoint }),
+      onProgress: unetLoadDisplay(options.progress ?? 'auto'),
+    });
+    log(
+      `U-Net: ${loaded.unet.blocks.length} blocks${support.unet === 'random' ? ', freshly initialized (random baseline)' : options.finetune ? ', fine-tuned with the head' : ''}`,
+    );
   }
   const imageShape = train.imageShape;
   const model: ProtocolModel = createProtocolModel(settings, loaded?.unet, imageShape ? [imageShape[0], imageShape[1], imageShape[2]] : undefined);
@@ -173,7 +179,9 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     const onProgress = (event: TrainingProgress) => {
       if (event.phase === 'train') crashIfAsked(event.epoch, event.batch);
       const [label, done, total, unit] =
-        event.phase === 'train' ? [`epoch ${event.epoch}/${event.epochs}`, event.batch, event.batches, 'batch'] : [`evaluate after epoch ${event.epoch}`, event.done, event.total, 'img'];
+        event.phase === 'train'
+          ? [`epoch ${event.epoch}/${event.epochs}`, event.batch, event.batches, 'batch']
+          : [`evaluate after epoch ${event.epoch}`, event.done, event.total, 'img'];
       progress ??= createProgress({ label, total, unit, mode: progressMode });
       const note = event.phase === 'train' ? `loss ${event.loss.toFixed(4)}` : undefined;
       progress.update(done, note);
@@ -182,7 +190,17 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
         progress = undefined;
       }
     };
-    const training = { epochs, learningRate: options.learningRate ?? (options.finetune ? FINETUNE_LEARNING_RATE : defaults.learningRate), batchSize: options.batchSize ?? 32, momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0, lrStep: options.lrStep ?? 7, lrGamma: options.lrGamma ?? 0.1, seed, draws: options.draws ?? 1 };
+    const training = {
+      epochs,
+      learningRate: options.learningRate ?? (options.finetune ? FINETUNE_LEARNING_RATE : defaults.learningRate),
+      batchSize: options.batchSize ?? 32,
+      momentum: options.momentum ?? 0,
+      weightDecay: options.weightDecay ?? 0,
+      lrStep: options.lrStep ?? 7,
+      lrGamma: options.lrGamma ?? 0.1,
+      seed,
+      draws: options.draws ?? 1,
+    };
     const result = await trainClassifier({
       model,
       train: sources.train,
@@ -199,14 +217,28 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       seed,
       directory: options.out,
       resume: options.resume,
-      fingerprint: JSON.stringify({ settings, data: options.data, trainLimit: options.trainLimit ?? null, testLimit: options.testLimit ?? null, subset: options.subsetList ?? null, resize: options.resize ?? false, draws: options.draws ?? 1, checkpoint: loaded?.identity ?? null }),
+      fingerprint: JSON.stringify({
+        settings,
+        data: options.data,
+        trainLimit: options.trainLimit ?? null,
+        testLimit: options.testLimit ?? null,
+        subset: options.subsetList ?? null,
+        resize: options.resize ?? false,
+        draws: options.draws ?? 1,
+        checkpoint: loaded?.identity ?? null,
+      }),
       runner: options.runner,
       onProgress,
     });
     if (result.resumedFromEpoch !== undefined) log(`resumed from the checkpoint after epoch ${result.resumedFromEpoch}`);
     const unetWeights = finetunedWeights(model);
     // A fine-tuned U-Net is saved on its own (unet.safetensors, unet.pt); model.safetensors holds the rest.
-    const weights = new Map<string, HostTensor>(model.modules().flatMap((module) => [...module.stateDict()]).filter(([name]) => !(unetWeights && name.startsWith(`${UNET_PREFIX}.`))));
+    const weights = new Map<string, HostTensor>(
+      model
+        .modules()
+        .flatMap((module) => [...module.stateDict()])
+        .filter(([name]) => !(unetWeights && name.startsWith(`${UNET_PREFIX}.`))),
+    );
     if (unetWeights) {
       const state = unetWeights.stateDict();
       await writeFileAtomic(join(options.out, FINETUNED_UNET_FILES.safetensors), writeSafetensors(state, { format: 'pt' }));
@@ -214,9 +246,15 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     }
     const saved: SavedRunSettings = {
       model: settings,
-      checkpoint: support.unet === 'pretrained' ? options.checkpoint ?? null : null,
-      config: support.unet === 'none' ? null : options.config ?? null,
-      data: { data: options.data, ...(options.trainLimit ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit ? { testLimit: options.testLimit } : {}), ...(options.subsetList ? { subsetList: options.subsetList } : {}), ...(options.resize ? { resize: true } : {}) },
+      checkpoint: support.unet === 'pretrained' ? (options.checkpoint ?? null) : null,
+      config: support.unet === 'none' ? null : (options.config ?? null),
+      data: {
+        data: options.data,
+        ...(options.trainLimit ? { trainLimit: options.trainLimit } : {}),
+        ...(options.testLimit ? { testLimit: options.testLimit } : {}),
+        ...(options.subsetList ? { subsetList: options.subsetList } : {}),
+        ...(options.resize ? { resize: true } : {}),
+      },
       classNames: [...train.classes],
       imageShape: imageShape ? [imageShape[0], imageShape[1], imageShape[2]] : null,
       noiseSeed,
@@ -239,7 +277,16 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
     if (options.exportModel) {
       const channels = loaded ? loaded.unet.info.inChannels : imageShape?.[0] === 1 ? 3 : imageShape![0];
       const size = loaded ? loaded.unet.info.imageSize : imageShape![1];
-      await exportClassifier({ model, path: join(options.out, 'model.onnx'), protocol, classNames: train.classes, imageSize: size, channels, noiseSeed, settings: recorded });
+      await exportClassifier({
+        model,
+        path: join(options.out, 'model.onnx'),
+        protocol,
+        classNames: train.classes,
+        imageSize: size,
+        channels,
+        noiseSeed,
+        settings: recorded,
+      });
     }
     return report;
   } finally {
@@ -263,7 +310,10 @@ interface SourceContext {
  * features recomputed every batch with `cache: false`), or images with seeded
  * noise for DifFeed. Resources to release go to `cleanups`.
  */
-async function exampleSources(context: SourceContext, cleanups: (() => Promise<void>)[]): Promise<{ sources: { train: ExampleSource; test: ExampleSource }; notes: string[] }> {
+async function exampleSources(
+  context: SourceContext,
+  cleanups: (() => Promise<void>)[],
+): Promise<{ sources: { train: ExampleSource; test: ExampleSource }; notes: string[] }> {
   const { options, model, loaded, train, test, noiseSeed, progressMode, log } = context;
   // A fine-tuned model reads images: its U-Net changes every step, so no features can be cached.
   const examples = options.finetune ? 'images' : protocolKind(options.protocol).protocol.examples;
@@ -287,7 +337,10 @@ async function exampleSources(context: SourceContext, cleanups: (() => Promise<v
         progress: progressMode,
         log,
       });
-      cleanups.push(() => caches.train.close(), () => caches.test.close());
+      cleanups.push(
+        () => caches.train.close(),
+        () => caches.test.close(),
+      );
       sources = { train: cacheSource(caches.train, train, names), test: cacheSource(caches.test, test, names) };
     } else {
       notes.push('features recomputed by the U-Net for every batch (no feature cache)');
@@ -324,8 +377,26 @@ function crashIfAsked(epoch: number, batch: number): void {
 }
 
 /** Frozen-protocol sources that run the U-Net for every batch (the no-cache comparison). */
-async function recomputedSources(loaded: LoadedUNet, head: FeatureHeadClassifier, train: Dataset, test: Dataset, batch: Omit<BatchOptions, 'channels' | 'epoch'>, noiseSeed: number, runner?: RunnerOptions, log?: (line: string) => void) {
-  const extractor = await createFeatureExtractor({ unet: loaded.unet, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, seed: noiseSeed, batchSize: 64, runner, onSetup: unetSetupLog(log) });
+async function recomputedSources(
+  loaded: LoadedUNet,
+  head: FeatureHeadClassifier,
+  train: Dataset,
+  test: Dataset,
+  batch: Omit<BatchOptions, 'channels' | 'epoch'>,
+  noiseSeed: number,
+  runner?: RunnerOptions,
+  log?: (line: string) => void,
+) {
+  const extractor = await createFeatureExtractor({
+    unet: loaded.unet,
+    blocks: head.blocks,
+    timesteps: head.timesteps,
+    pool: head.prePoolSize,
+    seed: noiseSeed,
+    batchSize: 64,
+    runner,
+    onSetup: unetSetupLog(log),
+  });
   const source = (dataset: Dataset, split: NoiseSplit): ExampleSource => ({
     length: dataset.length,
     label: (index) => dataset.label(index),

@@ -68,7 +68,14 @@ export async function loadSavedModel(path: string, options: Pick<LoadUNetOptions
   const { unet: reads } = protocolKind(settings.model.protocol).protocol;
   const finetune = settings.model.finetune ?? false;
   const checkpoint = finetune ? join(dirname(file), 'unet.safetensors') : settings.checkpoint!;
-  const unet = reads === 'none' ? undefined : await loadUNet({ config: settings.config!, ...(reads === 'random' ? { randomInit: { seed: settings.model.seed ?? 0 } } : { checkpoint }), onProgress: options.onProgress });
+  const unet =
+    reads === 'none'
+      ? undefined
+      : await loadUNet({
+          config: settings.config!,
+          ...(reads === 'random' ? { randomInit: { seed: settings.model.seed ?? 0 } } : { checkpoint }),
+          onProgress: options.onProgress,
+        });
   const model = createProtocolModel(settings.model, unet?.unet, settings.imageShape ?? undefined);
   const weights = new Map<string, HostTensor>(tensors);
   // The fine-tuned U-Net's weights (unet.*) come with the U-Net itself.
@@ -112,7 +119,8 @@ export async function evaluateSavedModel(options: EvaluateOptions): Promise<Save
   const { model, settings, unet } = saved;
   const data = { ...settings.data, classNames: settings.classNames, ...options.data };
   const splits = await openSplits(data);
-  if (splits.test.classes.join('\n') !== settings.classNames.join('\n')) throw new ConfigError(`--data: its classes (${splits.test.classes.join(', ')}) are not the model's (${settings.classNames.join(', ')})`);
+  if (splits.test.classes.join('\n') !== settings.classNames.join('\n'))
+    throw new ConfigError(`--data: its classes (${splits.test.classes.join(', ')}) are not the model's (${settings.classNames.join(', ')})`);
   let source: ExampleSource;
   const cleanups: (() => Promise<void>)[] = [];
   // A fine-tuned model reads images, as it trained.
@@ -121,11 +129,32 @@ export async function evaluateSavedModel(options: EvaluateOptions): Promise<Save
     source = pixelSource(splits.test);
   } else if (examples === 'features') {
     const head = model as FeatureHeadClassifier;
-    const cache = await splitFeatures({ ...data, unet: unet!, splits, blocks: head.blocks, timesteps: head.timesteps, pool: head.prePoolSize, noiseSeed: settings.noiseSeed, root: options.cacheDirectory, progress: options.progress, log: options.log }, 'test', 1);
+    const cache = await splitFeatures(
+      {
+        ...data,
+        unet: unet!,
+        splits,
+        blocks: head.blocks,
+        timesteps: head.timesteps,
+        pool: head.prePoolSize,
+        noiseSeed: settings.noiseSeed,
+        root: options.cacheDirectory,
+        progress: options.progress,
+        log: options.log,
+      },
+      'test',
+      1,
+    );
     cleanups.push(() => cache.close());
     source = cacheSource(cache, splits.test, [...head.features.keys()]);
   } else {
-    source = imageNoiseSource(splits.test, { split: 'test', timesteps: model.timesteps, noiseSeed: settings.noiseSeed, seed: settings.model.seed ?? 0, test: preparation(splits.test, unet!.unet.info.imageSize, data.resize).test });
+    source = imageNoiseSource(splits.test, {
+      split: 'test',
+      timesteps: model.timesteps,
+      noiseSeed: settings.noiseSeed,
+      seed: settings.model.seed ?? 0,
+      test: preparation(splits.test, unet!.unet.info.imageSize, data.resize).test,
+    });
   }
   try {
     return { metrics: await evaluateClassifier(model, source, { batchSize: options.batchSize, runner: options.runner }), saved };

@@ -17,7 +17,8 @@ import type { ExampleSource } from '../training/classifier-graph.js';
 export function cacheSource(cache: FeatureCache, dataset: Pick<Dataset, 'length' | 'label'>, names: readonly string[]): ExampleSource {
   const missing = names.filter((name) => !cache.tensorNames.includes(name));
   if (missing.length > 0) throw new ConfigError(`feature cache ${cache.directory} lacks ${missing.join(', ')}; it holds ${cache.tensorNames.join(', ')}`);
-  if (cache.imageCount !== dataset.length) throw new ConfigError(`feature cache ${cache.directory} holds ${cache.imageCount} images; the data has ${dataset.length}`);
+  if (cache.imageCount !== dataset.length)
+    throw new ConfigError(`feature cache ${cache.directory} holds ${cache.imageCount} images; the data has ${dataset.length}`);
   return {
     length: dataset.length,
     label: (index) => dataset.label(index),
@@ -60,7 +61,12 @@ export function imageNoiseSource(dataset: Dataset, options: ImageNoiseSourceOpti
     length: dataset.length,
     label: (index) => dataset.label(index),
     async read(indices, when) {
-      const batch = await loadBatch(dataset, indices, { ...(when.training ? options.train : options.test), channels: 3, seed: options.seed, epoch: when.training ? when.epoch : 0 });
+      const batch = await loadBatch(dataset, indices, {
+        ...(when.training ? options.train : options.test),
+        channels: 3,
+        seed: options.seed,
+        epoch: when.training ? when.epoch : 0,
+      });
       const seed = when.training ? drawSeed(options.noiseSeed, when.epoch + 1) : options.noiseSeed;
       const shape = batch.images.shape;
       const size = shape[1]! * shape[2]! * shape[3]!;

@@ -22,7 +22,11 @@ const SIZE = 3 * 28 * 28;
 
 /** Four distinct 28x28 gray images (uint8), the same for both splits in these tests. */
 function images(count = 4, side = 28): HostTensor<'uint8'> {
-  return HostTensor.from('uint8', [count, side, side], Array.from({ length: count * side * side }, (_, i) => (i * 37 + Math.floor(i / (side * side)) * 91) % 256));
+  return HostTensor.from(
+    'uint8',
+    [count, side, side],
+    Array.from({ length: count * side * side }, (_, i) => (i * 37 + Math.floor(i / (side * side)) * 91) % 256),
+  );
 }
 
 function temporaryDirectory(): string {
@@ -37,7 +41,7 @@ describe('noise of the training and test splits', () => {
     unet = await loadUNet({ checkpoint: EMBEDDED_MODEL.checkpoint, config: EMBEDDED_MODEL.flagsFile });
   });
 
-  it('cached features: image i of the training split and image i of the test split get different noise, each the extractor\'s for its split', async () => {
+  it("cached features: image i of the training split and image i of the test split get different noise, each the extractor's for its split", async () => {
     const root = temporaryDirectory();
     const dataset = arrayDataset({ images: images(), labels: [0, 1, 2, 3], classes: 10 });
     const common = { unet, dataset, data: 'sha256:same-images', blocks: [10], timesteps: [50], pool: 2, noiseSeed: 5, root, batchSize: 3, runner: cpu };
@@ -54,8 +58,19 @@ describe('noise of the training and test splits', () => {
     // The same images through the extractor, in another batch size and order, with explicit ids and splits.
     const extractor = await createFeatureExtractor({ unet: unet.unet, blocks: [10], timesteps: [50], pool: 2, seed: 5, batchSize: 2, runner: cpu });
     onTestFinished(() => extractor.release());
-    const reversed = HostTensor.from('uint8', [4, 1, 28, 28], [3, 2, 1, 0].flatMap((i) => images().slice([i], [i + 1]).toArray()));
-    for (const [split, cached] of [['train', fromTrain], ['test', fromTest]] as const) {
+    const reversed = HostTensor.from(
+      'uint8',
+      [4, 1, 28, 28],
+      [3, 2, 1, 0].flatMap((i) =>
+        images()
+          .slice([i], [i + 1])
+          .toArray(),
+      ),
+    );
+    for (const [split, cached] of [
+      ['train', fromTrain],
+      ['test', fromTest],
+    ] as const) {
       const direct = (await extractor.extract(reversed, { ids: [3, 2, 1, 0], split })).get(name)!;
       for (let i = 0; i < 4; i++) expect(cached.slice([i], [i + 1]).toArray(), `${split} image ${i}`).toEqual(direct.slice([3 - i], [4 - i]).toArray());
     }
@@ -96,11 +111,19 @@ describe('noise of the training and test splits', () => {
 });
 
 describe('DifFeed augmentation', () => {
-  it('draws its random crops and flips from the run\'s seed: two seeds give other crops, the same seed the same', async () => {
+  it("draws its random crops and flips from the run's seed: two seeds give other crops, the same seed the same", async () => {
     const big = images(6, 40);
     const dataset = arrayDataset({ images: big, labels: [0, 1, 2, 3, 4, 5], classes: 10 });
     const transform = { kind: 'random-crop', size: 28 } as const;
-    const source = (seed: number) => imageNoiseSource(dataset, { split: 'train', timesteps: [50], noiseSeed: 0, seed, train: { transform }, test: { transform: { kind: 'center-crop', size: 28 } } });
+    const source = (seed: number) =>
+      imageNoiseSource(dataset, {
+        split: 'train',
+        timesteps: [50],
+        noiseSeed: 0,
+        seed,
+        train: { transform },
+        test: { transform: { kind: 'center-crop', size: 28 } },
+      });
     const indices = [0, 1, 2, 3, 4, 5];
     const read = async (seed: number, epoch: number) => (await source(seed).read(indices, { epoch, training: true }))[X_START]!.toArray();
     const seed1 = await read(1, 0);
@@ -111,8 +134,14 @@ describe('DifFeed augmentation', () => {
     for (const seed of [1, 2]) {
       const x = await read(seed, 0);
       for (const index of indices) {
-        const crop = randomCrop(big.slice([index], [index + 1]).reshape([1, 40, 40]) as HostTensor<'uint8'>, 28, new RandomGenerator(seed, 0x4155_474d, 0, index)).image;
-        const expected = (await loadBatch(arrayDataset({ images: crop.reshape([1, 28, 28]) as HostTensor<'uint8'>, labels: [0], classes: 10 }), [0])).images.toArray();
+        const crop = randomCrop(
+          big.slice([index], [index + 1]).reshape([1, 40, 40]) as HostTensor<'uint8'>,
+          28,
+          new RandomGenerator(seed, 0x4155_474d, 0, index),
+        ).image;
+        const expected = (
+          await loadBatch(arrayDataset({ images: crop.reshape([1, 28, 28]) as HostTensor<'uint8'>, labels: [0], classes: 10 }), [0])
+        ).images.toArray();
         expect(x.slice(index * SIZE, (index + 1) * SIZE), `seed ${seed} image ${index}`).toEqual(expected);
       }
     }
@@ -130,12 +159,19 @@ describe('the identity of an image folder', () => {
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   async function png(value: number): Promise<Buffer> {
-    return sharp(Buffer.alloc(28 * 28, value), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+    return sharp(Buffer.alloc(28 * 28, value), { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toBuffer();
   }
 
   async function folder(): Promise<string> {
     const data = mkdtempSync(join(root, 'data-'));
-    for (const [path, value] of [['train/a/1.png', 10], ['train/b/2.png', 20], ['val/a/3.png', 30], ['val/b/sub/4.png', 40]] as const) {
+    for (const [path, value] of [
+      ['train/a/1.png', 10],
+      ['train/b/2.png', 20],
+      ['val/a/3.png', 30],
+      ['val/b/sub/4.png', 40],
+    ] as const) {
       mkdirSync(join(data, path, '..'), { recursive: true });
       writeFileSync(join(data, path), await png(value));
     }
@@ -192,7 +228,19 @@ describe('the identity of an image folder', () => {
     const data = await folder();
     const cacheDirectory = temporaryDirectory();
     const lines: string[] = [];
-    const options = { data, checkpoint: EMBEDDED_MODEL.checkpoint, config: EMBEDDED_MODEL.flagsFile, blocks: [10], timesteps: [50], pool: 2, split: 'test' as const, cacheDirectory, runner: cpu, progress: 'off' as const, log: (line: string) => lines.push(line) };
+    const options = {
+      data,
+      checkpoint: EMBEDDED_MODEL.checkpoint,
+      config: EMBEDDED_MODEL.flagsFile,
+      blocks: [10],
+      timesteps: [50],
+      pool: 2,
+      split: 'test' as const,
+      cacheDirectory,
+      runner: cpu,
+      progress: 'off' as const,
+      log: (line: string) => lines.push(line),
+    };
     const first = await extractFeatures(options);
     expect(await extractFeatures(options)).toEqual(first);
     // The cache lines only (the U-Net's setup steps are logged too when it is built).

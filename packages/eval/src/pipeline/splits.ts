@@ -60,9 +60,15 @@ export interface SplitFeatures {
  */
 export async function openSplits(options: DataOptions): Promise<Splits> {
   const classes = options.classNames ? { classes: options.classNames } : {};
-  const train = await openDataset(options.data, { split: 'train', ...classes, ...(options.trainLimit ? { limit: options.trainLimit } : {}), ...(options.subsetList ? { subsetList: options.subsetList } : {}) });
+  const train = await openDataset(options.data, {
+    split: 'train',
+    ...classes,
+    ...(options.trainLimit ? { limit: options.trainLimit } : {}),
+    ...(options.subsetList ? { subsetList: options.subsetList } : {}),
+  });
   const test = await openDataset(options.data, { split: 'test', ...classes, ...(options.testLimit ? { limit: options.testLimit } : {}) });
-  if (train.classes.join('\n') !== test.classes.join('\n')) throw new ConfigError(`data: the training classes (${train.classes.length}) differ from the test classes (${test.classes.length})`);
+  if (train.classes.join('\n') !== test.classes.join('\n'))
+    throw new ConfigError(`data: the training classes (${train.classes.length}) differ from the test classes (${test.classes.length})`);
   return { train, test };
 }
 
@@ -79,7 +85,9 @@ export function preparation(dataset: Dataset, size: number, resize = false): Spl
   const shape = dataset.imageShape;
   if (shape && shape[1] === size && shape[2] === size) return { train: {}, test: {} };
   if (shape && !resize) {
-    throw new ShapeError(`data: the images are ${shape[1]}x${shape[2]} and the U-Net takes ${size}x${size}; IDX and array data are used as they are unless you resize them (--resize)`);
+    throw new ShapeError(
+      `data: the images are ${shape[1]}x${shape[2]} and the U-Net takes ${size}x${size}; IDX and array data are used as they are unless you resize them (--resize)`,
+    );
   }
   return { train: { transform: { kind: 'random-crop', size } }, test: { transform: { kind: 'center-crop', size } } };
 }
@@ -108,7 +116,12 @@ export interface CachedFeaturesOptions
  * @internal
  */
 export function splitIdentity(dataset: Dataset, options: DataOptions, split: 'train' | 'test'): Promise<string> {
-  return datasetIdentity(dataset, options.data, { split, limit: (split === 'train' ? options.trainLimit : options.testLimit) ?? null, subset: split === 'train' ? options.subsetList ?? null : null, classes: dataset.classes });
+  return datasetIdentity(dataset, options.data, {
+    split,
+    limit: (split === 'train' ? options.trainLimit : options.testLimit) ?? null,
+    subset: split === 'train' ? (options.subsetList ?? null) : null,
+    classes: dataset.classes,
+  });
 }
 
 /**
@@ -142,7 +155,22 @@ export async function splitFeatures(options: CachedFeaturesOptions, split: 'trai
   const dataset = options.splits[split];
   const data = await splitIdentity(dataset, options, split);
   const progress = createProgress({ label: `extract ${split}`, total: dataset.length * draws, unit: 'img', mode: options.progress ?? 'auto' });
-  const { cache, extracted } = await ensureFeatureCache({ unet: options.unet, dataset, data, split, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.noiseSeed, root: options.root, batch, progress, runner: options.runner, onSetup: unetSetupLog(options.log) });
+  const { cache, extracted } = await ensureFeatureCache({
+    unet: options.unet,
+    dataset,
+    data,
+    split,
+    blocks: options.blocks,
+    timesteps: options.timesteps,
+    pool: options.pool,
+    draws,
+    noiseSeed: options.noiseSeed,
+    root: options.root,
+    batch,
+    progress,
+    runner: options.runner,
+    onSetup: unetSetupLog(options.log),
+  });
   options.log?.(`features (${split}): ${extracted ? 'extracted to' : 'read from'} the feature cache ${cache.directory}`);
   return cache;
 }

@@ -93,7 +93,17 @@ export async function scoreCell(options: ScoreCellOptions): Promise<Classificati
   const name = featureKey(timestep, block);
   const labels = (dataset: Splits['train']) => Array.from({ length: dataset.length }, (_, i) => dataset.label(i));
   if (options.scorer === 'linear') {
-    const model = createProtocolModel({ protocol: 'linear', blocks: [block], timesteps: [timestep], prePoolSize: options.prePoolSize, numClasses: splits.train.classes.length, seed: options.seed ?? 0 }, options.unet.unet);
+    const model = createProtocolModel(
+      {
+        protocol: 'linear',
+        blocks: [block],
+        timesteps: [timestep],
+        prePoolSize: options.prePoolSize,
+        numClasses: splits.train.classes.length,
+        seed: options.seed ?? 0,
+      },
+      options.unet.unet,
+    );
     const result = await trainClassifier({
       model,
       train: cacheSource(caches.train, splits.train, [name]),
@@ -106,7 +116,13 @@ export async function scoreCell(options: ScoreCellOptions): Promise<Classificati
     });
     return result.metrics;
   }
-  const input = { train: await flatFeature(caches.train, name), trainLabels: labels(splits.train), test: await flatFeature(caches.test, name), testLabels: labels(splits.test), classCount: splits.train.classes.length };
+  const input = {
+    train: await flatFeature(caches.train, name),
+    trainLabels: labels(splits.train),
+    test: await flatFeature(caches.test, name),
+    testLabels: labels(splits.test),
+    classCount: splits.train.classes.length,
+  };
   if (options.scorer === 'ridge') return (await ridgeProbe({ ...input, ...(options.lambda !== undefined ? { lambda: options.lambda } : {}) })).metrics;
   return (await knnProbe({ ...input, k: options.k ?? 20 })).metrics;
 }
@@ -128,7 +144,17 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
   const blocks = options.blocks ?? unet.unet.blocks.map((block) => block.number);
   const cells: SweepCell[] = [];
   for (const timestep of options.timesteps) {
-    const caches = await cachedFeatures({ ...options, unet, splits, blocks, timesteps: [timestep], pool: prePoolSize, noiseSeed: options.seed ?? 0, root: options.cacheDirectory ?? defaultCacheDirectory(), log });
+    const caches = await cachedFeatures({
+      ...options,
+      unet,
+      splits,
+      blocks,
+      timesteps: [timestep],
+      pool: prePoolSize,
+      noiseSeed: options.seed ?? 0,
+      root: options.cacheDirectory ?? defaultCacheDirectory(),
+      log,
+    });
     try {
       for (const block of blocks) {
         const started = performance.now();
@@ -141,7 +167,21 @@ export async function runSweep(options: SweepOptions): Promise<SweepReport> {
       await caches.test.close();
     }
   }
-  const sweep: SweepReport = { scorer, blocks: [...blocks], timesteps: [...options.timesteps], cells, settings: { checkpoint: options.checkpoint, config: options.config, data: options.data, trainLimit: options.trainLimit ?? null, testLimit: options.testLimit ?? null, prePoolSize, seed: options.seed ?? 0 } };
+  const sweep: SweepReport = {
+    scorer,
+    blocks: [...blocks],
+    timesteps: [...options.timesteps],
+    cells,
+    settings: {
+      checkpoint: options.checkpoint,
+      config: options.config,
+      data: options.data,
+      trainLimit: options.trainLimit ?? null,
+      testLimit: options.testLimit ?? null,
+      prePoolSize,
+      seed: options.seed ?? 0,
+    },
+  };
   sweep.best = bestSweepCell(sweep);
   await writeSweepReport(options.out, sweep);
   return sweep;

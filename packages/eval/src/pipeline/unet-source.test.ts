@@ -7,7 +7,11 @@ import { loadUNet, unetSetupLog, type UNetLoadProgress } from './unet-source.js'
 describe('U-Net loading progress', () => {
   it('loadUNet reports the bytes read and hashed, up to twice the file size, and the identity is the file SHA-256', async () => {
     const events: UNetLoadProgress[] = [];
-    const loaded = await loadUNet({ checkpoint: EMBEDDED_MODEL.checkpoint, config: EMBEDDED_MODEL.flagsFile, onProgress: (event) => events.push({ ...event }) });
+    const loaded = await loadUNet({
+      checkpoint: EMBEDDED_MODEL.checkpoint,
+      config: EMBEDDED_MODEL.flagsFile,
+      onProgress: (event) => events.push({ ...event }),
+    });
     const size = statSync(EMBEDDED_MODEL.checkpoint).size;
     expect(events[0]).toEqual({ done: 0, total: 2 * size });
     expect(events.at(-1)).toEqual({ done: 2 * size, total: 2 * size });

@@ -1,6 +1,15 @@
 import { readFile, stat } from 'node:fs/promises';
 import { ConfigError } from '@diffssl/core';
-import { AdmUNet, admConfig, ADM_PRESETS, initialAdmWeights, loadCheckpoint, type AdmPresetName, type ExtractorSetupProgress, type GuidedDiffusionFlags } from '@diffssl/unet';
+import {
+  AdmUNet,
+  admConfig,
+  ADM_PRESETS,
+  initialAdmWeights,
+  loadCheckpoint,
+  type AdmPresetName,
+  type ExtractorSetupProgress,
+  type GuidedDiffusionFlags,
+} from '@diffssl/unet';
 import { checkpointDigest } from '../cache/key.js';
 import { createProgress, type Progress, type ProgressOptions } from '../progress.js';
 
@@ -26,7 +35,9 @@ export async function readFlags(config: string): Promise<GuidedDiffusionFlags | 
   try {
     text = await readFile(config, 'utf8');
   } catch (cause) {
-    throw new ConfigError(`--config: '${config}' is neither a preset (${Object.keys(ADM_PRESETS).join(', ')}) nor a readable flags file: ${(cause as Error).message}`);
+    throw new ConfigError(
+      `--config: '${config}' is neither a preset (${Object.keys(ADM_PRESETS).join(', ')}) nor a readable flags file: ${(cause as Error).message}`,
+    );
   }
   try {
     return JSON.parse(text) as GuidedDiffusionFlags;
@@ -75,7 +86,11 @@ export interface LoadUNetOptions {
 export async function loadUNet(options: LoadUNetOptions): Promise<LoadedUNet> {
   const config = await readFlags(options.config);
   if (options.randomInit) {
-    return { unet: new AdmUNet(config, initialAdmWeights(admConfig(config), options.randomInit.seed)), identity: `random-init:${options.randomInit.seed}`, config };
+    return {
+      unet: new AdmUNet(config, initialAdmWeights(admConfig(config), options.randomInit.seed)),
+      identity: `random-init:${options.randomInit.seed}`,
+      config,
+    };
   }
   if (!options.checkpoint) throw new ConfigError('--checkpoint: expected a .pt, .pth or .safetensors file of U-Net weights');
   const { onProgress } = options;

@@ -39,7 +39,18 @@ function normalizeRows(features: HostTensor, what: string): Float32Array {
  * similarities, then to the lower class index. Neighbours are the k largest
  * similarities, equal similarities ranked by lower training index.
  */
-function vote(similarity: Float32Array, offset: number, count: number, labels: Int32Array, k: number, classCount: number, bestSim: Float64Array, bestIndex: Int32Array, votes: Int32Array, sums: Float64Array): number {
+function vote(
+  similarity: Float32Array,
+  offset: number,
+  count: number,
+  labels: Int32Array,
+  k: number,
+  classCount: number,
+  bestSim: Float64Array,
+  bestIndex: Int32Array,
+  votes: Int32Array,
+  sums: Float64Array,
+): number {
   let filled = 0;
   for (let j = 0; j < count; j++) {
     const s = similarity[offset + j]!;
@@ -101,7 +112,8 @@ export async function knnClassify(train: HostTensor, trainLabels: ArrayLike<numb
   const labels = new Int32Array(N);
   for (let i = 0; i < N; i++) {
     const label = trainLabels[i]!;
-    if (!Number.isInteger(label) || label < 0 || label >= classCount) throw new ConfigError(`knn: label ${label} of training row ${i} is outside the classes 0..${classCount - 1}`);
+    if (!Number.isInteger(label) || label < 0 || label >= classCount)
+      throw new ConfigError(`knn: label ${label} of training row ${i} is outside the classes 0..${classCount - 1}`);
     labels[i] = label;
   }
   const chunk = Math.max(1, options.queryChunk ?? 1024);

@@ -15,7 +15,8 @@ import { ShapeError, ConfigError, HostTensor } from '@diffssl/core';
 export function poolFeatures(features: HostTensor, size = 1): HostTensor<'float32'> {
   if (features.rank !== 4) throw new ShapeError(`poolFeatures: expected features [N, C, h, w]; found [${features.shape.join(', ')}]`);
   const [n, c, h, w] = features.shape as [number, number, number, number];
-  if (!Number.isSafeInteger(size) || size < 1 || size > Math.min(h, w)) throw new ConfigError(`poolFeatures: size must be an integer in 1..${Math.min(h, w)}; found ${size}`);
+  if (!Number.isSafeInteger(size) || size < 1 || size > Math.min(h, w))
+    throw new ConfigError(`poolFeatures: size must be an integer in 1..${Math.min(h, w)}; found ${size}`);
   const source = features.dtype === 'float32' || features.dtype === 'float64' ? features.contiguous() : features.cast('float32');
   const data = source.data as Float32Array | Float64Array;
   const base = source.offset;

@@ -22,17 +22,56 @@ describe('poolFeatures', () => {
 describe('k-nearest-neighbour probe (cosine)', () => {
   for (const backend of backends) {
     it(`votes by majority among the k most similar rows, by scale-free cosine (${backend})`, async () => {
-      const train = rows([[1, 0], [0.6, 0.8], [0.8, -0.6], [-1, 0]]);
+      const train = rows([
+        [1, 0],
+        [0.6, 0.8],
+        [0.8, -0.6],
+        [-1, 0],
+      ]);
       const labels = [0, 1, 1, 0];
       // Similarities to [1, 0]: 1, 0.6, 0.8, -1. k=1: the nearest is class 0; k=3: two of three are class 1.
-      expect([...(await knnClassify(train, labels, rows([[1, 0], [5, 0]]), { k: 1, classCount: 2, backend }))]).toEqual([0, 0]);
-      expect([...(await knnClassify(train, labels, rows([[1, 0], [5, 0]]), { k: 3, classCount: 2, backend }))]).toEqual([1, 1]);
+      expect([
+        ...(await knnClassify(
+          train,
+          labels,
+          rows([
+            [1, 0],
+            [5, 0],
+          ]),
+          { k: 1, classCount: 2, backend },
+        )),
+      ]).toEqual([0, 0]);
+      expect([
+        ...(await knnClassify(
+          train,
+          labels,
+          rows([
+            [1, 0],
+            [5, 0],
+          ]),
+          { k: 3, classCount: 2, backend },
+        )),
+      ]).toEqual([1, 1]);
     });
 
     it(`breaks a tie in votes by summed similarity, then by lower class index (${backend})`, async () => {
-      const train = rows([[1, 0], [0, 1], [-1, 0]]);
+      const train = rows([
+        [1, 0],
+        [0, 1],
+        [-1, 0],
+      ]);
       // [1, 2]: similarities 0.447 (class 0), 0.894 (class 1); one vote each, class 1 is more similar.
-      expect([...(await knnClassify(train, [0, 1, 2], rows([[1, 2], [2, 1]]), { k: 2, classCount: 3, backend }))]).toEqual([1, 0]);
+      expect([
+        ...(await knnClassify(
+          train,
+          [0, 1, 2],
+          rows([
+            [1, 2],
+            [2, 1],
+          ]),
+          { k: 2, classCount: 3, backend },
+        )),
+      ]).toEqual([1, 0]);
       // [1, 1]: equal similarity to both; votes and sums tie, so the lower class (0) wins.
       expect([...(await knnClassify(train, [1, 0, 2], rows([[1, 1]]), { k: 2, classCount: 3, backend }))]).toEqual([0]);
       // k = 1 and equal similarities: the lower training index is the neighbour (class 1).
@@ -54,7 +93,10 @@ describe('k-nearest-neighbour probe (cosine)', () => {
           const dot = qi.reduce((s, v, d) => s + v * tj[d]!, 0);
           return dot / Math.hypot(...qi) / Math.hypot(...tj);
         });
-        const nearest = cos.map((c, j) => [c, j] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k);
+        const nearest = cos
+          .map((c, j) => [c, j] as const)
+          .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+          .slice(0, k);
         const votes = [0, 0, 0, 0];
         const sums = [0, 0, 0, 0];
         for (const [c, j] of nearest) {
@@ -69,11 +111,28 @@ describe('k-nearest-neighbour probe (cosine)', () => {
   }
 
   it('reports accuracy and says what is wrong with bad input', async () => {
-    const train = rows([[1, 0], [0, 1]]);
-    const { metrics, predictions } = await knnProbe({ train, trainLabels: [0, 1], test: rows([[2, 0.1], [0.1, 2], [1, 0.2]]), testLabels: [0, 1, 1], k: 1, classCount: 2 });
+    const train = rows([
+      [1, 0],
+      [0, 1],
+    ]);
+    const { metrics, predictions } = await knnProbe({
+      train,
+      trainLabels: [0, 1],
+      test: rows([
+        [2, 0.1],
+        [0.1, 2],
+        [1, 0.2],
+      ]),
+      testLabels: [0, 1, 1],
+      k: 1,
+      classCount: 2,
+    });
     expect([...predictions]).toEqual([0, 1, 0]);
     expect(metrics.top1).toBeCloseTo(200 / 3, 10);
-    expect(metrics.confusionMatrix).toEqual([[1, 0], [1, 1]]);
+    expect(metrics.confusionMatrix).toEqual([
+      [1, 0],
+      [1, 1],
+    ]);
     await expect(knnClassify(train, [0, 1], rows([[1, 0]]), { k: 3, classCount: 2 })).rejects.toThrow(/k must be an integer in 1\.\.2/);
     await expect(knnClassify(train, [0, 2], rows([[1, 0]]), { k: 1, classCount: 2 })).rejects.toThrow(/label 2 of training row 1 is outside/);
     await expect(knnClassify(train, [0, 1], rows([[1, 0, 0]]), { k: 1, classCount: 2 })).rejects.toThrow(ShapeError);
@@ -81,14 +140,23 @@ describe('k-nearest-neighbour probe (cosine)', () => {
 });
 
 /** Ridge with an unregularized bias, solved independently: Gaussian elimination with partial pivoting on the augmented normal equations ([X 1]ᵀ[X 1] + diag(λ,…,λ,0))θ = [X 1]ᵀY. */
-function ridgeByGaussianElimination(x: number[], n: number, d: number, labels: number[], classes: number, lambda: number): { weights: number[]; bias: number[] } {
+function ridgeByGaussianElimination(
+  x: number[],
+  n: number,
+  d: number,
+  labels: number[],
+  classes: number,
+  lambda: number,
+): { weights: number[]; bias: number[] } {
   const p = d + 1;
   const row = (i: number, j: number) => (j < d ? x[i * d + j]! : 1);
-  const a = Array.from({ length: p }, (_, r) => Array.from({ length: p + classes }, (_, c) => {
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += row(i, r) * (c < p ? row(i, c) : labels[i] === c - p ? 1 : 0);
-    return sum + (c === r && r < d ? lambda : 0);
-  }));
+  const a = Array.from({ length: p }, (_, r) =>
+    Array.from({ length: p + classes }, (_, c) => {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += row(i, r) * (c < p ? row(i, c) : labels[i] === c - p ? 1 : 0);
+      return sum + (c === r && r < d ? lambda : 0);
+    }),
+  );
   for (let col = 0; col < p; col++) {
     let pivot = col;
     for (let r = col + 1; r < p; r++) if (Math.abs(a[r]![col]!) > Math.abs(a[pivot]![col]!)) pivot = r;
@@ -124,7 +192,11 @@ describe('ridge-regression probe', () => {
     it(`matches Gaussian elimination on the augmented normal equations, in chunks (${backend})`, async () => {
       const [n, d, classes, lambda] = [61, 5, 3, 0.7];
       const features = randomTensor([n, d], 3);
-      const shifted = HostTensor.from('float32', [n, d], features.toArray().map((v, i) => v + (i % d) * 2));
+      const shifted = HostTensor.from(
+        'float32',
+        [n, d],
+        features.toArray().map((v, i) => v + (i % d) * 2),
+      );
       const labels = Array.from({ length: n }, (_, i) => (i * 5 + (i >> 3)) % classes);
       const want = ridgeByGaussianElimination(shifted.toArray(), n, d, labels, classes, lambda);
       const ridge = new RidgeAccumulator(d, { classCount: classes, lambda, lambdaScale: 'absolute', backend, chunkRows: 16 });
@@ -148,11 +220,35 @@ describe('ridge-regression probe', () => {
   });
 
   it('separates separable clusters and names non-positive-definite systems and bad labels', async () => {
-    const train = rows([[0, 0], [0.1, 0.2], [5, 5], [5.2, 4.9], [0, 5], [0.1, 5.1]]);
-    const { metrics } = await ridgeProbe({ train, trainLabels: [0, 0, 1, 1, 2, 2], test: rows([[0.05, 0.1], [5.1, 5], [0, 4.8]]), testLabels: [0, 1, 2], classCount: 3 });
+    const train = rows([
+      [0, 0],
+      [0.1, 0.2],
+      [5, 5],
+      [5.2, 4.9],
+      [0, 5],
+      [0.1, 5.1],
+    ]);
+    const { metrics } = await ridgeProbe({
+      train,
+      trainLabels: [0, 0, 1, 1, 2, 2],
+      test: rows([
+        [0.05, 0.1],
+        [5.1, 5],
+        [0, 4.8],
+      ]),
+      testLabels: [0, 1, 2],
+      classCount: 3,
+    });
     expect(metrics.top1).toBe(100);
     const collinear = new RidgeAccumulator(2, { classCount: 2, lambda: 0, backend: 'typescript' });
-    await collinear.add(rows([[1, 2], [2, 4], [3, 6]]), [0, 1, 1]);
+    await collinear.add(
+      rows([
+        [1, 2],
+        [2, 4],
+        [3, 6],
+      ]),
+      [0, 1, 1],
+    );
     await expect(collinear.fit()).rejects.toThrow(/not positive definite .* use a larger lambda/);
     const ridge = new RidgeAccumulator(2, { classCount: 2, backend: 'typescript' });
     await expect(ridge.add(rows([[1, 2]]), [2])).rejects.toThrow(/label 2 of row 0 is outside the classes 0\.\.1/);

@@ -141,7 +141,8 @@ export class RidgeAccumulator {
       const y = new Float64Array(rows * K);
       for (let i = 0; i < rows; i++) {
         const label = labels[start + i]!;
-        if (!Number.isInteger(label) || label < 0 || label >= K) throw new ConfigError(`ridge: label ${label} of row ${this.count + start + i} is outside the classes 0..${K - 1}`);
+        if (!Number.isInteger(label) || label < 0 || label >= K)
+          throw new ConfigError(`ridge: label ${label} of row ${this.count + start + i} is outside the classes 0..${K - 1}`);
         y[i * K + label] = 1;
         this.classCounts[label]!++;
         const offset = dense.offset + (start + i) * D;

@@ -67,7 +67,13 @@ export class DifFeedModel implements ClassifierGraph {
     this.timesteps = [...options.timesteps];
     const seed = options.seed ?? 0;
     const difFeed = new DifFeed({ unet, feedbackFrom: options.feedbackFrom, arch: options.arch, seed });
-    const shapes = { block: (n: number) => unet.blocks[n - 1] ?? (() => { throw new ConfigError(`diffeed: block ${n} is outside 1..${unet.blocks.length}`); })() };
+    const shapes = {
+      block: (n: number) =>
+        unet.blocks[n - 1] ??
+        (() => {
+          throw new ConfigError(`diffeed: block ${n} is outside 1..${unet.blocks.length}`);
+        })(),
+    };
     const head = DifFormer.fromUNet(shapes, {
       firstPassBlocks: options.firstPassBlocks ?? [],
       secondPassBlocks: options.secondPassBlocks,
@@ -97,7 +103,11 @@ export class DifFeedModel implements ClassifierGraph {
 
   /** Logits of the two-pass model. */
   forward(context: BuildContext, inputs: ReadonlyMap<string, SymbolicTensor>): SymbolicTensor {
-    return this.classifier.forward(context, { xStart: inputs.get(X_START)!, noise: new Map(this.timesteps.map((t) => [t, inputs.get(noiseInput(t))!])), unetWeights: this.unetWeights });
+    return this.classifier.forward(context, {
+      xStart: inputs.get(X_START)!,
+      noise: new Map(this.timesteps.map((t) => [t, inputs.get(noiseInput(t))!])),
+      unetWeights: this.unetWeights,
+    });
   }
 
   /** Logits from images (the whole model, for export). */

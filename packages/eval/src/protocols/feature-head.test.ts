@@ -3,7 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BuildContext, compileModel, createRunner, Graph, HostTensor, adaptiveAvgPool2d } from '@diffssl/core';
 import {
-  adaptiveAvgPool64, EMBEDDED_DATA, EMBEDDED_MODEL, embeddedFlags, fixturePath, fromTensor64, linear64, randomTensor, relativeError, toTensor64,
+  adaptiveAvgPool64,
+  EMBEDDED_DATA,
+  EMBEDDED_MODEL,
+  embeddedFlags,
+  fixturePath,
+  fromTensor64,
+  linear64,
+  randomTensor,
+  relativeError,
+  toTensor64,
 } from '@diffssl/testing';
 import { DifFormer } from '@diffssl/difformer';
 import { AdmUNet, readTorchCheckpoint } from '@diffssl/unet';
@@ -20,7 +29,18 @@ describe('FeatureHeadClassifier', () => {
   it('reads blocks larger than the pre-pool size as cached (pooled) features, and gives the logits the head gives the full maps', async () => {
     const unet = new AdmUNet(embeddedFlags() as never, await readTorchCheckpoint(fixturePath('adm-fm28.pt')));
     // Block 13 is 64 x 14 x 14; the cache holds it pooled to 7 x 7.
-    const model = createProtocolModel({ protocol: 'difformer', blocks: [10, 13], timesteps: [50], prePoolSize: 7, fusionArc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token', numClasses: 10, seed: 1 }, unet) as FeatureHeadClassifier;
+    const model = createProtocolModel(
+      {
+        protocol: 'difformer',
+        blocks: [10, 13],
+        timesteps: [50],
+        prePoolSize: 7,
+        fusionArc: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token',
+        numClasses: 10,
+        seed: 1,
+      },
+      unet,
+    ) as FeatureHeadClassifier;
     expect(model.features.get('t50/block13')).toEqual([64, 7, 7]);
     expect(model.head.stateDict().get('pre_layer.13.1.weight')!.shape).toEqual([64, 7, 7]);
     const full = { b10: randomTensor([3, 64, 7, 7], 1), b13: randomTensor([3, 64, 14, 14], 2) };
@@ -44,11 +64,23 @@ describe('FeatureHeadClassifier', () => {
     expect(fromCache.shape).toEqual([3, 10]);
     // A DifFormer sized from the full block metadata (as the reference's AttentionFusion) with the same weights
     // pools the 14 x 14 map to 7 x 7 itself: the same logits.
-    const direct = DifFormer.fromUNet(unet, { firstPassBlocks: [10, 13], timesteps: [50], prePoolSize: 7, fusion: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token', numClasses: 10 });
+    const direct = DifFormer.fromUNet(unet, {
+      firstPassBlocks: [10, 13],
+      timesteps: [50],
+      prePoolSize: 7,
+      fusion: 'Use_CLS_Token:True:16,Insert_CLS_Token,Attention:16:2:2:1,Extract_CLS_Token',
+      numClasses: 10,
+    });
     direct.loadStateDict(model.head.stateDict());
     const g = new Graph();
     const context = new BuildContext(g, direct);
-    const logits = direct.forward(context, new Map([['t50/block10', g.input('a', 'float32', [3, 64, 7, 7])], ['t50/block13', g.input('b', 'float32', [3, 64, 14, 14])]]));
+    const logits = direct.forward(
+      context,
+      new Map([
+        ['t50/block10', g.input('a', 'float32', [3, 64, 7, 7])],
+        ['t50/block13', g.input('b', 'float32', [3, 64, 14, 14])],
+      ]),
+    );
     const r = await createRunner(compileModel({ outputs: { logits } }), { executionProviders: ['cpu'] });
     const fromFull = (await r.run({ a: full.b10, b: full.b13 })).logits!;
     await r.release();
@@ -66,7 +98,18 @@ describe('FeatureHeadClassifier', () => {
     const dataset = await openDataset(EMBEDDED_DATA, { split: 'test', classes: FASHION_MNIST_CLASSES, limit: 6 });
     const indices = [0, 1, 2, 3, 4, 5];
     const features = async (pool: number) => {
-      const { cache } = await ensureFeatureCache({ unet: loaded, dataset, data: 'fm-test-6', blocks: model.blocks, timesteps: model.timesteps, pool, noiseSeed: 4, split: 'test', root, runner: { executionProviders: ['cpu'] } });
+      const { cache } = await ensureFeatureCache({
+        unet: loaded,
+        dataset,
+        data: 'fm-test-6',
+        blocks: model.blocks,
+        timesteps: model.timesteps,
+        pool,
+        noiseSeed: 4,
+        split: 'test',
+        root,
+        runner: { executionProviders: ['cpu'] },
+      });
       try {
         return (await cacheSource(cache, dataset, ['t50/block10']).read(indices, { epoch: 0, training: false }))['t50/block10']!;
       } finally {

@@ -92,7 +92,12 @@ export class FeatureHeadClassifier implements ClassifierGraph {
     };
     // The head reads features pooled to min(resolution, prePoolSize), as they are cached; its own pooling to
     // that size is then the identity, so it computes exactly what it would from the full maps.
-    const shapes = { block: (number: number): BlockShape => ({ channels: blockShape(number).channels, resolution: pooledSize(blockShape(number).resolution, options.prePoolSize) }) };
+    const shapes = {
+      block: (number: number): BlockShape => ({
+        channels: blockShape(number).channels,
+        resolution: pooledSize(blockShape(number).resolution, options.prePoolSize),
+      }),
+    };
     this.numClasses = options.numClasses;
     this.prePoolSize = options.prePoolSize;
     this.blocks = [...options.blocks];
@@ -108,7 +113,8 @@ export class FeatureHeadClassifier implements ClassifierGraph {
       }
     }
     this.features = features;
-    if (this.head instanceof DifFormer && this.head.featureKeys().some((key) => !features.has(key))) throw new ConfigError('feature head: the fusion reads features that are not extracted');
+    if (this.head instanceof DifFormer && this.head.featureKeys().some((key) => !features.has(key)))
+      throw new ConfigError('feature head: the fusion reads features that are not extracted');
   }
 
   /** The head. */

@@ -59,7 +59,10 @@ export class PixelClassifier implements ClassifierGraph {
  *
  * @public
  */
-export function pixelSource(dataset: Dataset, options: Omit<BatchOptions, 'channels' | 'epoch'> = {}): ExampleSource & {
+export function pixelSource(
+  dataset: Dataset,
+  options: Omit<BatchOptions, 'channels' | 'epoch'> = {},
+): ExampleSource & {
   /** [C, H, W] of the images. */
   imageShape: [number, number, number];
 } {

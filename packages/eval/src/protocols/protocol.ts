@@ -11,15 +11,22 @@ export { createProtocolModel, PROTOCOLS, type Protocol } from '../heads/registry
  *
  * @public
  */
-export const PROTOCOL_DEFAULTS: Readonly<Record<Protocol, {
-  /** Initial SGD learning rate. */
-  learningRate: number;
-  /** `pre_pool_size`: adaptive average pooling of each feature map to this size (0 for pixels: none). */
-  prePoolSize: number;
-}>> = Object.fromEntries(PROTOCOLS.map((name) => {
-  const { learningRate, prePoolSize } = protocolKind(name).protocol;
-  return [name, { learningRate, prePoolSize }];
-})) as Record<Protocol, { learningRate: number; prePoolSize: number }>;
+export const PROTOCOL_DEFAULTS: Readonly<
+  Record<
+    Protocol,
+    {
+      /** Initial SGD learning rate. */
+      learningRate: number;
+      /** `pre_pool_size`: adaptive average pooling of each feature map to this size (0 for pixels: none). */
+      prePoolSize: number;
+    }
+  >
+> = Object.fromEntries(
+  PROTOCOLS.map((name) => {
+    const { learningRate, prePoolSize } = protocolKind(name).protocol;
+    return [name, { learningRate, prePoolSize }];
+  }),
+) as Record<Protocol, { learningRate: number; prePoolSize: number }>;
 
 /**
  * Checks a protocol name.
@@ -41,4 +48,3 @@ export function parseProtocol(name: string): Protocol {
 export function readsFrozenFeatures(protocol: Protocol, finetune = false): boolean {
   return !finetune && protocolKind(protocol).protocol.examples === 'features';
 }
-

@@ -72,12 +72,25 @@ export function lineChartSvg(options: LineChartOptions): string {
   for (const x of xTicks) parts.push(element('text', { x: xOf(x), y: margin.top + plotHeight + 16, 'text-anchor': 'middle' }, [text(formatNumber(x, 3))]));
   parts.push(element('rect', { x: margin.left, y: margin.top, width: plotWidth, height: plotHeight, fill: 'none', stroke: '#444444' }));
   parts.push(element('text', { x: margin.left + plotWidth / 2, y: height - 10, 'text-anchor': 'middle' }, [text(options.xLabel)]));
-  parts.push(element('text', { x: 16, y: margin.top + plotHeight / 2, 'text-anchor': 'middle', transform: `rotate(-90 16 ${margin.top + plotHeight / 2})` }, [text(options.yLabel)]));
+  parts.push(
+    element('text', { x: 16, y: margin.top + plotHeight / 2, 'text-anchor': 'middle', transform: `rotate(-90 16 ${margin.top + plotHeight / 2})` }, [
+      text(options.yLabel),
+    ]),
+  );
   series.forEach((s, i) => {
     const color = SERIES_COLORS[i % SERIES_COLORS.length]!;
-    const markers = s.points.map(([x, y]) => element('circle', { cx: xOf(x), cy: yOf(y), r: 3, fill: color }, [element('title', {}, [text(`${s.name}: ${formatNumber(x, 3)}, ${formatNumber(y, 4)}`)])]));
+    const markers = s.points.map(([x, y]) =>
+      element('circle', { cx: xOf(x), cy: yOf(y), r: 3, fill: color }, [
+        element('title', {}, [text(`${s.name}: ${formatNumber(x, 3)}, ${formatNumber(y, 4)}`)]),
+      ]),
+    );
     const path = s.points.map(([x, y], j) => `${j === 0 ? 'M' : 'L'}${formatNumber(xOf(x), 2)} ${formatNumber(yOf(y), 2)}`).join(' ');
-    parts.push(element('g', { class: 'series', 'data-name': s.name }, [...(s.points.length > 1 ? [element('path', { d: path, fill: 'none', stroke: color, 'stroke-width': 2 })] : []), ...markers]));
+    parts.push(
+      element('g', { class: 'series', 'data-name': s.name }, [
+        ...(s.points.length > 1 ? [element('path', { d: path, fill: 'none', stroke: color, 'stroke-width': 2 })] : []),
+        ...markers,
+      ]),
+    );
     if (legendWidth > 0) {
       const ly = margin.top + 8 + i * 18;
       parts.push(element('rect', { x: width - margin.right - legendWidth + 10, y: ly - 8, width: 12, height: 12, fill: color }));
@@ -159,7 +172,12 @@ export function heatmapSvg(options: HeatmapOptions): string {
       const y = top + r * cellHeight;
       const extra = options.cellAttributes?.(r, c) ?? {};
       if (value === null || !Number.isFinite(value)) {
-        parts.push(element('g', { class: 'cell missing', ...extra }, [element('rect', { x, y, width: cellWidth, height: cellHeight, fill: '#dddddd', stroke: '#ffffff' }), element('text', { x: x + cellWidth / 2, y: y + cellHeight / 2 + 4, 'text-anchor': 'middle', fill: '#666666' }, [text('–')])]));
+        parts.push(
+          element('g', { class: 'cell missing', ...extra }, [
+            element('rect', { x, y, width: cellWidth, height: cellHeight, fill: '#dddddd', stroke: '#ffffff' }),
+            element('text', { x: x + cellWidth / 2, y: y + cellHeight / 2 + 4, 'text-anchor': 'middle', fill: '#666666' }, [text('–')]),
+          ]),
+        );
         return;
       }
       const { fill, darkText } = colorOf(high > low ? (colorValue(value, r, c) - low) / (high - low) : 1);
@@ -168,27 +186,59 @@ export function heatmapSvg(options: HeatmapOptions): string {
         element('g', { class: 'cell', ...extra }, [
           element('title', {}, [text(`${options.rowTitle} ${rowLabels[r]}, ${options.columnTitle} ${columnLabels[c]}: ${label}`)]),
           element('rect', { x, y, width: cellWidth, height: cellHeight, fill, stroke: '#ffffff' }),
-          element('text', { x: x + cellWidth / 2, y: y + cellHeight / 2 + 4, 'text-anchor': 'middle', fill: darkText ? '#000000' : '#ffffff', 'font-size': 11 }, [text(label)]),
+          element(
+            'text',
+            { x: x + cellWidth / 2, y: y + cellHeight / 2 + 4, 'text-anchor': 'middle', fill: darkText ? '#000000' : '#ffffff', 'font-size': 11 },
+            [text(label)],
+          ),
         ]),
       );
     });
   });
   if (options.highlight) {
     const [r, c] = options.highlight;
-    parts.push(element('rect', { class: 'best', x: left + c * cellWidth + 1.5, y: top + r * cellHeight + 1.5, width: cellWidth - 3, height: cellHeight - 3, fill: 'none', stroke: '#e4002b', 'stroke-width': 3 }));
+    parts.push(
+      element('rect', {
+        class: 'best',
+        x: left + c * cellWidth + 1.5,
+        y: top + r * cellHeight + 1.5,
+        width: cellWidth - 3,
+        height: cellHeight - 3,
+        fill: 'none',
+        stroke: '#e4002b',
+        'stroke-width': 3,
+      }),
+    );
   }
-  rowLabels.forEach((label, r) => parts.push(element('text', { x: left - 6, y: top + r * cellHeight + cellHeight / 2 + 4, 'text-anchor': 'end' }, [text(label)])));
+  rowLabels.forEach((label, r) =>
+    parts.push(element('text', { x: left - 6, y: top + r * cellHeight + cellHeight / 2 + 4, 'text-anchor': 'end' }, [text(label)])),
+  );
   columnLabels.forEach((label, c) => {
     const x = left + c * cellWidth + cellWidth / 2;
     const y = top + gridHeight + 14;
-    parts.push(rotate ? element('text', { x, y, 'text-anchor': 'end', transform: `rotate(-45 ${x} ${y})` }, [text(label)]) : element('text', { x, y, 'text-anchor': 'middle' }, [text(label)]));
+    parts.push(
+      rotate
+        ? element('text', { x, y, 'text-anchor': 'end', transform: `rotate(-45 ${x} ${y})` }, [text(label)])
+        : element('text', { x, y, 'text-anchor': 'middle' }, [text(label)]),
+    );
   });
-  parts.push(element('text', { x: left + gridWidth / 2, y: top + gridHeight + columnLabelHeight + 18, 'text-anchor': 'middle', 'font-weight': 'bold' }, [text(options.columnTitle)]));
-  parts.push(element('text', { x: 14, y: top + gridHeight / 2, 'text-anchor': 'middle', 'font-weight': 'bold', transform: `rotate(-90 14 ${top + gridHeight / 2})` }, [text(options.rowTitle)]));
+  parts.push(
+    element('text', { x: left + gridWidth / 2, y: top + gridHeight + columnLabelHeight + 18, 'text-anchor': 'middle', 'font-weight': 'bold' }, [
+      text(options.columnTitle),
+    ]),
+  );
+  parts.push(
+    element('text', { x: 14, y: top + gridHeight / 2, 'text-anchor': 'middle', 'font-weight': 'bold', transform: `rotate(-90 14 ${top + gridHeight / 2})` }, [
+      text(options.rowTitle),
+    ]),
+  );
   // Colour bar.
   const barHeight = Math.max(60, gridHeight);
   const steps = 24;
-  for (let i = 0; i < steps; i++) parts.push(element('rect', { x: barX, y: top + (i * barHeight) / steps, width: 14, height: barHeight / steps + 0.5, fill: colorOf(1 - i / (steps - 1)).fill }));
+  for (let i = 0; i < steps; i++)
+    parts.push(
+      element('rect', { x: barX, y: top + (i * barHeight) / steps, width: 14, height: barHeight / steps + 0.5, fill: colorOf(1 - i / (steps - 1)).fill }),
+    );
   const [lowLabel, highLabel] = options.colorLabels ?? [formatNumber(low, 2), formatNumber(high, 2)];
   parts.push(element('text', { x: barX + 18, y: top + 10 }, [text(highLabel)]));
   parts.push(element('text', { x: barX + 18, y: top + barHeight }, [text(lowLabel)]));

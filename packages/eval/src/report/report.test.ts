@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { ConfigError } from '@diffssl/core';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { confusionMatrixSvg, lineChartSvg, markdownTable, sweepHeatmapSvg, sweepMarkdown, writeRunReport, writeSweepReport, type RunReport, type SweepReport } from './index.js';
+import {
+  confusionMatrixSvg,
+  lineChartSvg,
+  markdownTable,
+  sweepHeatmapSvg,
+  sweepMarkdown,
+  writeRunReport,
+  writeSweepReport,
+  type RunReport,
+  type SweepReport,
+} from './index.js';
 
 type XmlNode = { [key: string]: unknown };
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', parseTagValue: false, parseAttributeValue: false, textNodeName: '#text' });
@@ -23,7 +33,8 @@ function findAll(node: unknown, name: string, out: XmlNode[] = []): XmlNode[] {
   else if (node && typeof node === 'object') {
     for (const [key, value] of Object.entries(node as XmlNode)) {
       if (key.startsWith('@_')) continue;
-      if (key === name) for (const item of Array.isArray(value) ? value : [value]) out.push(typeof item === 'object' && item ? (item as XmlNode) : { '#text': item });
+      if (key === name)
+        for (const item of Array.isArray(value) ? value : [value]) out.push(typeof item === 'object' && item ? (item as XmlNode) : { '#text': item });
       findAll(value, name, out);
     }
   }
@@ -40,9 +51,17 @@ const sweep: SweepReport = {
   blocks: [5, 10, 19, 24],
   timesteps: [10, 50, 150],
   cells: [
-    { block: 5, timestep: 10, top1: 61.25 }, { block: 10, timestep: 10, top1: 70.5 }, { block: 19, timestep: 10, top1: 80 }, { block: 24, timestep: 10, top1: 82.75 },
-    { block: 5, timestep: 50, top1: 62 }, { block: 10, timestep: 50, top1: 71.25 }, { block: 19, timestep: 50, top1: 84.5 }, { block: 24, timestep: 50, top1: 86 },
-    { block: 5, timestep: 150, top1: 60 }, { block: 10, timestep: 150, top1: 72 }, { block: 24, timestep: 150, top1: 88.5, seconds: 3 },
+    { block: 5, timestep: 10, top1: 61.25 },
+    { block: 10, timestep: 10, top1: 70.5 },
+    { block: 19, timestep: 10, top1: 80 },
+    { block: 24, timestep: 10, top1: 82.75 },
+    { block: 5, timestep: 50, top1: 62 },
+    { block: 10, timestep: 50, top1: 71.25 },
+    { block: 19, timestep: 50, top1: 84.5 },
+    { block: 24, timestep: 50, top1: 86 },
+    { block: 5, timestep: 150, top1: 60 },
+    { block: 10, timestep: 150, top1: 72 },
+    { block: 24, timestep: 150, top1: 88.5, seconds: 3 },
   ],
 };
 
@@ -95,7 +114,11 @@ describe('sweep heatmap', () => {
 describe('confusion matrix and training curves', () => {
   it('draws the confusion matrix with escaped class names, counts in cells and true/predicted axes', () => {
     const names = ['T-shirt/top', 'Bag & <Co>', 'Ankle boot'];
-    const matrix = [[50, 3, 0], [7, 41, 2], [0, 0, 123]];
+    const matrix = [
+      [50, 3, 0],
+      [7, 41, 2],
+      [0, 0, 123],
+    ];
     const raw = confusionMatrixSvg(matrix, names);
     expect(raw).toContain('Bag &amp; &lt;Co&gt;');
     const svg = parseSvg(raw);
@@ -110,7 +133,32 @@ describe('confusion matrix and training curves', () => {
   });
 
   it('draws line charts with one path per series, markers titled with their values and a legend', () => {
-    const svg = parseSvg(lineChartSvg({ title: 'Accuracy', xLabel: 'epoch', yLabel: '%', series: [{ name: 'top-1', points: [[1, 40], [2, 60], [3, 75.5]] }, { name: 'top-5', points: [[1, 80], [2, 90], [3, 97]] }], yRange: [0, 100] }));
+    const svg = parseSvg(
+      lineChartSvg({
+        title: 'Accuracy',
+        xLabel: 'epoch',
+        yLabel: '%',
+        series: [
+          {
+            name: 'top-1',
+            points: [
+              [1, 40],
+              [2, 60],
+              [3, 75.5],
+            ],
+          },
+          {
+            name: 'top-5',
+            points: [
+              [1, 80],
+              [2, 90],
+              [3, 97],
+            ],
+          },
+        ],
+        yRange: [0, 100],
+      }),
+    );
     const groups = findAll(svg, 'g').filter((g) => g['@_class'] === 'series');
     expect(groups.map((g) => g['@_data-name'])).toEqual(['top-1', 'top-5']);
     expect(findAll(groups[0], 'path')).toHaveLength(1);
@@ -128,11 +176,21 @@ describe('report files', () => {
     top5: 99.25,
     test_images: 400,
     test_loss: 0.4321,
-    epochs: [{ epoch: 1, loss: 1.25, learning_rate: 0.01 }, { epoch: 2, loss: 0.75, learning_rate: 0.01 }, { epoch: 3, loss: 0.5, learning_rate: 0.001 }],
-    evaluations: [{ epoch: 2, top1: 85, top5: 99 }, { epoch: 3, top1: 87.5, top5: 99.25 }],
+    epochs: [
+      { epoch: 1, loss: 1.25, learning_rate: 0.01 },
+      { epoch: 2, loss: 0.75, learning_rate: 0.01 },
+      { epoch: 3, loss: 0.5, learning_rate: 0.001 },
+    ],
+    evaluations: [
+      { epoch: 2, top1: 85, top5: 99 },
+      { epoch: 3, top1: 87.5, top5: 99.25 },
+    ],
     class_names: ['coat', 'bag'],
     per_class_accuracy: [90, 85],
-    confusion_matrix: [[180, 20], [30, 170]],
+    confusion_matrix: [
+      [180, 20],
+      [30, 170],
+    ],
     settings: { blocks: [24], timesteps: [150], seed: 0 },
     comparisons: [{ name: 'reference GD(L)', top1: 88.1 }],
   };
@@ -168,7 +226,7 @@ describe('report files', () => {
     parseSvg(await readFile(join(directory, 'sweep.svg'), 'utf8'));
   });
 
-  it('names an unwritable report path in one line (files are written with core\'s writeFileAtomic)', async () => {
+  it("names an unwritable report path in one line (files are written with core's writeFileAtomic)", async () => {
     const blocker = join(scratch, 'a-file');
     await writeFile(blocker, '');
     const error = await writeRunReport(join(blocker, 'run'), report).catch((e: unknown) => e);

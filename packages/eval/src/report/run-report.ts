@@ -81,7 +81,9 @@ export interface RunReport {
  * @returns top1, top5, test_images, test_loss, per_class_accuracy and confusion_matrix
  * @public
  */
-export function reportFieldsFromMetrics(metrics: ClassificationMetrics): Pick<RunReport, 'top1' | 'top5' | 'test_images' | 'test_loss' | 'per_class_accuracy' | 'confusion_matrix'> {
+export function reportFieldsFromMetrics(
+  metrics: ClassificationMetrics,
+): Pick<RunReport, 'top1' | 'top5' | 'test_images' | 'test_loss' | 'per_class_accuracy' | 'confusion_matrix'> {
   return {
     top1: metrics.top1,
     top5: metrics.top5,
@@ -94,8 +96,10 @@ export function reportFieldsFromMetrics(metrics: ClassificationMetrics): Pick<Ru
 
 function checkReport(report: RunReport): void {
   if (typeof report.protocol !== 'string' || report.protocol.length === 0) throw new ConfigError('run report: protocol is missing');
-  if (!Number.isFinite(report.top1) || report.top1 < 0 || report.top1 > 100) throw new ConfigError(`run report: top1 must be a percentage; found ${report.top1}`);
-  if (!Number.isSafeInteger(report.test_images) || report.test_images < 0) throw new ConfigError(`run report: test_images must be a count; found ${report.test_images}`);
+  if (!Number.isFinite(report.top1) || report.top1 < 0 || report.top1 > 100)
+    throw new ConfigError(`run report: top1 must be a percentage; found ${report.top1}`);
+  if (!Number.isSafeInteger(report.test_images) || report.test_images < 0)
+    throw new ConfigError(`run report: test_images must be a count; found ${report.test_images}`);
   if (!Array.isArray(report.epochs)) throw new ConfigError('run report: epochs must be a list (empty for runs without training)');
   const classes = report.confusion_matrix?.length;
   if (report.class_names && classes !== undefined && report.class_names.length !== classes) {
@@ -131,11 +135,22 @@ export function runReportMarkdown(report: RunReport, charts: { loss?: string; ac
   out.push(markdownTable(['', 'value'], summary, ['l', 'r']));
   if (report.comparisons?.length) {
     out.push('## Compared with\n');
-    out.push(markdownTable(['run', 'top-1', 'note'], [[`**this run (${report.protocol})**`, `**${percent(report.top1)}**`, ''], ...report.comparisons.map((c) => [c.name, percent(c.top1), c.note ?? ''])], ['l', 'r', 'l']));
+    out.push(
+      markdownTable(
+        ['run', 'top-1', 'note'],
+        [[`**this run (${report.protocol})**`, `**${percent(report.top1)}**`, ''], ...report.comparisons.map((c) => [c.name, percent(c.top1), c.note ?? ''])],
+        ['l', 'r', 'l'],
+      ),
+    );
   }
   if (report.settings && Object.keys(report.settings).length > 0) {
     out.push('## Settings\n');
-    out.push(markdownTable(['setting', 'value'], Object.entries(report.settings).map(([k, v]) => [k, settingValue(v)])));
+    out.push(
+      markdownTable(
+        ['setting', 'value'],
+        Object.entries(report.settings).map(([k, v]) => [k, settingValue(v)]),
+      ),
+    );
   }
   if (report.epochs.length > 0) {
     out.push('## Training\n');
@@ -145,7 +160,13 @@ export function runReportMarkdown(report: RunReport, charts: { loss?: string; ac
     out.push(
       markdownTable(
         ['epoch', 'loss', 'learning rate', 'seconds', 'test top-1'],
-        report.epochs.map((e) => [e.epoch, e.loss.toFixed(4), e.learning_rate === undefined ? '–' : String(e.learning_rate), e.seconds === undefined ? '–' : e.seconds.toFixed(1), percent(evaluations.get(e.epoch)?.top1)]),
+        report.epochs.map((e) => [
+          e.epoch,
+          e.loss.toFixed(4),
+          e.learning_rate === undefined ? '–' : String(e.learning_rate),
+          e.seconds === undefined ? '–' : e.seconds.toFixed(1),
+          percent(evaluations.get(e.epoch)?.top1),
+        ]),
         ['r', 'r', 'r', 'r', 'r'],
       ),
     );
@@ -155,7 +176,13 @@ export function runReportMarkdown(report: RunReport, charts: { loss?: string; ac
     if (charts.confusion) out.push(`![confusion matrix](${charts.confusion})\n`);
     const names = report.class_names ?? report.per_class_accuracy.map((_, i) => String(i));
     const counts = report.confusion_matrix?.map((row) => row.reduce((a, b) => a + b, 0));
-    out.push(markdownTable(['class', 'test images', 'accuracy'], report.per_class_accuracy.map((accuracy, i) => [names[i] ?? String(i), counts ? String(counts[i]) : '–', percent(accuracy)]), ['l', 'r', 'r']));
+    out.push(
+      markdownTable(
+        ['class', 'test images', 'accuracy'],
+        report.per_class_accuracy.map((accuracy, i) => [names[i] ?? String(i), counts ? String(counts[i]) : '–', percent(accuracy)]),
+        ['l', 'r', 'r'],
+      ),
+    );
   }
   if (report.notes?.length) out.push(`## Notes\n\n${report.notes.map((n) => `- ${n}`).join('\n')}\n`);
   return out.join('\n');
@@ -184,18 +211,33 @@ export async function writeRunReport(directory: string, report: RunReport): Prom
   const losses = report.epochs.filter((e) => Number.isFinite(e.loss));
   if (losses.length > 0) {
     charts.loss = 'loss.svg';
-    files.set(charts.loss, lineChartSvg({ title: `Training loss (${report.protocol})`, xLabel: 'epoch', yLabel: 'mean cross-entropy', series: [{ name: 'training loss', points: losses.map((e) => [e.epoch, e.loss]) }] }));
+    files.set(
+      charts.loss,
+      lineChartSvg({
+        title: `Training loss (${report.protocol})`,
+        xLabel: 'epoch',
+        yLabel: 'mean cross-entropy',
+        series: [{ name: 'training loss', points: losses.map((e) => [e.epoch, e.loss]) }],
+      }),
+    );
   }
   const evaluations = report.evaluations ?? [];
   if (evaluations.length > 0) {
     charts.accuracy = 'accuracy.svg';
     const series = [{ name: 'top-1', points: evaluations.map((e) => [e.epoch, e.top1] as const) }];
-    if (evaluations.some((e) => e.top5 !== undefined && e.top5 !== null)) series.push({ name: 'top-5', points: evaluations.map((e) => [e.epoch, e.top5 ?? Number.NaN] as const) });
-    files.set(charts.accuracy, lineChartSvg({ title: `Test accuracy (${report.protocol})`, xLabel: 'epoch', yLabel: 'accuracy (%)', series, yRange: [0, 100] }));
+    if (evaluations.some((e) => e.top5 !== undefined && e.top5 !== null))
+      series.push({ name: 'top-5', points: evaluations.map((e) => [e.epoch, e.top5 ?? Number.NaN] as const) });
+    files.set(
+      charts.accuracy,
+      lineChartSvg({ title: `Test accuracy (${report.protocol})`, xLabel: 'epoch', yLabel: 'accuracy (%)', series, yRange: [0, 100] }),
+    );
   }
   if (report.confusion_matrix) {
     charts.confusion = 'confusion.svg';
-    files.set(charts.confusion, confusionMatrixSvg(report.confusion_matrix, report.class_names, `Confusion matrix (${report.protocol}, ${report.test_images} test images)`));
+    files.set(
+      charts.confusion,
+      confusionMatrixSvg(report.confusion_matrix, report.class_names, `Confusion matrix (${report.protocol}, ${report.test_images} test images)`),
+    );
   }
   files.set('report.md', runReportMarkdown(report, charts));
   files.set('report.json', `${JSON.stringify(report, null, 2)}\n`);

@@ -49,7 +49,8 @@ function checkSweep(sweep: SweepReport): void {
   const timesteps = new Set(sweep.timesteps);
   const seen = new Set<string>();
   for (const cell of sweep.cells) {
-    if (!blocks.has(cell.block) || !timesteps.has(cell.timestep)) throw new ConfigError(`sweep: cell (block ${cell.block}, t=${cell.timestep}) is outside the blocks and timesteps of the sweep`);
+    if (!blocks.has(cell.block) || !timesteps.has(cell.timestep))
+      throw new ConfigError(`sweep: cell (block ${cell.block}, t=${cell.timestep}) is outside the blocks and timesteps of the sweep`);
     if (!Number.isFinite(cell.top1)) throw new ConfigError(`sweep: cell (block ${cell.block}, t=${cell.timestep}) has top1 ${cell.top1}`);
     const key = `${cell.block}/${cell.timestep}`;
     if (seen.has(key)) throw new ConfigError(`sweep: cell (block ${cell.block}, t=${cell.timestep}) appears twice`);
@@ -109,12 +110,15 @@ export function sweepMarkdown(sweep: SweepReport, chart?: string): string {
   out.push(
     markdownTable(
       ['block', ...sweep.timesteps.map((t) => `t=${t}`)],
-      sweep.blocks.map((b, c) => [String(b), ...sweep.timesteps.map((_t, r) => {
-        const cell = cells[r]![c];
-        if (!cell) return '–';
-        const value = cell.top1.toFixed(2);
-        return cell === best ? `**${value}**` : value;
-      })]),
+      sweep.blocks.map((b, c) => [
+        String(b),
+        ...sweep.timesteps.map((_t, r) => {
+          const cell = cells[r]![c];
+          if (!cell) return '–';
+          const value = cell.top1.toFixed(2);
+          return cell === best ? `**${value}**` : value;
+        }),
+      ]),
       ['r', ...sweep.timesteps.map(() => 'r' as const)],
     ),
   );

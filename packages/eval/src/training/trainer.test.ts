@@ -19,7 +19,7 @@ function toyData(count: number, seed: number) {
   for (let i = 0; i < count; i++) {
     const label = i % 2;
     labels.push(label);
-    for (let p = 0; p < 16; p++) images[i * 16 + p] = Math.floor((p % 4 < 2) === (label === 0) ? 150 + 100 * random() : 100 * random());
+    for (let p = 0; p < 16; p++) images[i * 16 + p] = Math.floor(p % 4 < 2 === (label === 0) ? 150 + 100 * random() : 100 * random());
   }
   return arrayDataset({ images: HostTensor.from('uint8', [count, 1, 4, 4], images), labels, classes: ['left', 'right'] });
 }
@@ -35,7 +35,13 @@ describe('trainClassifier', () => {
     const model = new PixelClassifier(train.imageShape, 2, 3);
     const seen: number[] = [];
     const result = await trainClassifier({
-      model, train, test, epochs: 3, batchSize: 16, learningRate: 0.5, runner: { executionProviders: ['cpu'] },
+      model,
+      train,
+      test,
+      epochs: 3,
+      batchSize: 16,
+      learningRate: 0.5,
+      runner: { executionProviders: ['cpu'] },
       onProgress: (p) => p.phase === 'train' && p.epoch === 1 && seen.push(p.batch),
     });
     expect(seen).toEqual([1, 2, 3, 4]);
@@ -55,7 +61,10 @@ describe('trainClassifier', () => {
     const directory = mkdtempSync(join(tmpdir(), 'diffssl-train-'));
     const crashing = new PixelClassifier(data.train.imageShape, 2, 1);
     const crash = trainClassifier({
-      model: crashing, ...data, ...settings, directory,
+      model: crashing,
+      ...data,
+      ...settings,
+      directory,
       onProgress: (p) => {
         if (p.phase === 'train' && p.epoch === 3 && p.batch === 5) throw new Error('simulated crash');
       },
@@ -65,8 +74,11 @@ describe('trainClassifier', () => {
     const result = await trainClassifier({ model: resumed, ...data, ...settings, directory, resume: true });
     expect(result.resumedFromEpoch).toBe(2);
     expect(result.epochs.map((e) => e.epoch)).toEqual([1, 2, 3, 4]);
-    for (const [name, tensor] of straight.head.stateDict()) expect(Array.from(resumed.head.stateDict().get(name)!.toArray()), name).toEqual(Array.from(tensor.toArray()));
-    await expect(trainClassifier({ model: resumed, ...data, ...settings, learningRate: 0.2, directory, resume: true })).rejects.toThrow(/belongs to a run with other settings/);
+    for (const [name, tensor] of straight.head.stateDict())
+      expect(Array.from(resumed.head.stateDict().get(name)!.toArray()), name).toEqual(Array.from(tensor.toArray()));
+    await expect(trainClassifier({ model: resumed, ...data, ...settings, learningRate: 0.2, directory, resume: true })).rejects.toThrow(
+      /belongs to a run with other settings/,
+    );
   });
 
   it('refuses resume when there is no checkpoint to continue from, instead of silently starting over', async () => {
@@ -74,7 +86,9 @@ describe('trainClassifier', () => {
     const settings = { epochs: 1, batchSize: 8, learningRate: 0.3, resume: true, runner: { executionProviders: ['cpu'] as const } };
     const directory = mkdtempSync(join(tmpdir(), 'diffssl-train-'));
     const model = new PixelClassifier(data.train.imageShape, 2, 1);
-    await expect(trainClassifier({ model, ...data, ...settings, directory })).rejects.toThrow(new RegExp(`--resume: there is no checkpoint to continue from in ${directory} \\(expected ${join(directory, 'checkpoint.safetensors')}\\)`));
+    await expect(trainClassifier({ model, ...data, ...settings, directory })).rejects.toThrow(
+      new RegExp(`--resume: there is no checkpoint to continue from in ${directory} \\(expected ${join(directory, 'checkpoint.safetensors')}\\)`),
+    );
     expect(readdirSync(directory)).toEqual([]);
     await expect(trainClassifier({ model, ...data, ...settings })).rejects.toThrow(/resume needs the folder of the run/);
   });

@@ -2,8 +2,21 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  BuildContext, compileModel, compileModuleTrainStep, ConfigError, createRunner, crossEntropy, Graph, HostTensor, readTrainingState, sgd, writeFileAtomic,
-  type ModuleTrainStep, type Runner, type RunnerOptions, type SymbolicTensor,
+  BuildContext,
+  compileModel,
+  compileModuleTrainStep,
+  ConfigError,
+  createRunner,
+  crossEntropy,
+  Graph,
+  HostTensor,
+  readTrainingState,
+  sgd,
+  writeFileAtomic,
+  type ModuleTrainStep,
+  type Runner,
+  type RunnerOptions,
+  type SymbolicTensor,
 } from '@diffssl/core';
 import { epochBatches } from '../data/batches.js';
 import { MetricsAccumulator, type ClassificationMetrics } from '../metrics/classification.js';
@@ -105,7 +118,8 @@ const CHECKPOINT = 'checkpoint.safetensors';
 export function resumeCheckpoint(directory: string | undefined): string {
   if (!directory) throw new ConfigError('train: resume needs the folder of the run to continue (directory)');
   const path = join(directory, CHECKPOINT);
-  if (!existsSync(path)) throw new ConfigError(`--resume: there is no checkpoint to continue from in ${directory} (expected ${path}); drop --resume to start a new run`);
+  if (!existsSync(path))
+    throw new ConfigError(`--resume: there is no checkpoint to continue from in ${directory} (expected ${path}); drop --resume to start a new run`);
   return path;
 }
 
@@ -136,10 +150,22 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   const evalBatchSize = positiveInteger('evalBatchSize', options.evalBatchSize ?? batchSize);
   const evalEvery = positiveInteger('evalEvery', options.evalEvery ?? epochs);
   const seed = options.seed ?? 0;
-  if (!(Number.isFinite(options.learningRate) && options.learningRate > 0)) throw new ConfigError(`train: learningRate must be a positive number; found ${options.learningRate}`);
-  if (train.length < batchSize) throw new ConfigError(`train: ${train.length} training examples are fewer than one batch of ${batchSize} (the last partial batch is dropped)`);
+  if (!(Number.isFinite(options.learningRate) && options.learningRate > 0))
+    throw new ConfigError(`train: learningRate must be a positive number; found ${options.learningRate}`);
+  if (train.length < batchSize)
+    throw new ConfigError(`train: ${train.length} training examples are fewer than one batch of ${batchSize} (the last partial batch is dropped)`);
   if (test.length === 0) throw new ConfigError('train: there are no test examples to evaluate');
-  const fingerprint = JSON.stringify({ run: options.fingerprint ?? '', epochs, batchSize, learningRate: options.learningRate, lrStep: options.lrStep ?? 7, lrGamma: options.lrGamma ?? 0.1, momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0, seed });
+  const fingerprint = JSON.stringify({
+    run: options.fingerprint ?? '',
+    epochs,
+    batchSize,
+    learningRate: options.learningRate,
+    lrStep: options.lrStep ?? 7,
+    lrGamma: options.lrGamma ?? 0.1,
+    momentum: options.momentum ?? 0,
+    weightDecay: options.weightDecay ?? 0,
+    seed,
+  });
 
   // Checked before anything is compiled or written: resume with nothing to resume fails at once.
   const resumeFrom = options.resume ? resumeCheckpoint(options.directory) : undefined;
@@ -154,7 +180,8 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
     if (resumeFrom) {
       const bytes = await readFile(resumeFrom);
       const { metadata } = readTrainingState(bytes);
-      if (metadata.run !== fingerprint) throw new ConfigError(`train: the checkpoint ${checkpointPath} belongs to a run with other settings; use another --out or drop --resume`);
+      if (metadata.run !== fingerprint)
+        throw new ConfigError(`train: the checkpoint ${checkpointPath} belongs to a run with other settings; use another --out or drop --resume`);
       step.loadState(bytes);
       firstEpoch = Number(metadata.epochs_done);
       Object.assign(history, JSON.parse(metadata.history ?? '{"epochs":[],"evaluations":[]}') as typeof history);
@@ -169,7 +196,11 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
       let lossSum = 0;
       for (const [index, indices] of batches.entries()) {
         const feeds = await train.read(indices, { epoch, training: true });
-        const labels = HostTensor.from('int64', [indices.length], indices.map((i) => BigInt(train.label(i))));
+        const labels = HostTensor.from(
+          'int64',
+          [indices.length],
+          indices.map((i) => BigInt(train.label(i))),
+        );
         const { losses } = await step.run({ ...feeds, labels }, { learningRate });
         lossSum += losses[0]!;
         options.onProgress?.({ phase: 'train', epoch: epoch + 1, epochs, batch: index + 1, batches: batches.length, loss: lossSum / (index + 1) });
@@ -198,7 +229,12 @@ async function compileTrainer(model: ClassifierGraph, options: TrainOptions): Pr
   const inputs = graphInputs(graph, model);
   const logits = model.forward(context, inputs);
   const labels = graph.input('labels', 'int64', ['batch']);
-  return compileModuleTrainStep({ context, loss: crossEntropy(logits, labels), optimizer: sgd({ momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0 }), runner: options.runner });
+  return compileModuleTrainStep({
+    context,
+    loss: crossEntropy(logits, labels),
+    optimizer: sgd({ momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0 }),
+    runner: options.runner,
+  });
 }
 
 function graphInputs(graph: Graph, model: ClassifierGraph): Map<string, SymbolicTensor> {
@@ -259,7 +295,10 @@ async function evaluate(
   for (const indices of batches) {
     const feeds = await test.read(indices, { epoch: 0, training: false });
     const { logits } = await evaluator.runner.run({ ...feeds, ...weights });
-    metrics.add(logits!, indices.map((i) => test.label(i)));
+    metrics.add(
+      logits!,
+      indices.map((i) => test.label(i)),
+    );
     done += indices.length;
     onProgress?.({ phase: 'evaluate', epoch, done, total: test.length });
   }

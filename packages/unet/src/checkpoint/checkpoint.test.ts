@@ -70,9 +70,9 @@ describe('torch checkpoint reader', () => {
 
     let state = 12345;
     const random = () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
+      state = (state * 1103515245 + 12345) % 2147483648;
+      return state / 2147483648;
+    };
     const counts = { truncations: 0, rejected: 0, accepted: 0 };
     const attempt = async (bytes: Uint8Array, label: string): Promise<boolean> => {
       try {
@@ -87,12 +87,37 @@ describe('torch checkpoint reader', () => {
     };
     const truncate = async (length: number, label: string) => {
       counts.truncations++;
-      expect(await attempt(valid.slice(0, length), `${label}: truncation to ${length} of ${valid.length} bytes`), `${label}: truncation to ${length} bytes was accepted`).toBe(false);
+      expect(
+        await attempt(valid.slice(0, length), `${label}: truncation to ${length} of ${valid.length} bytes`),
+        `${label}: truncation to ${length} bytes was accepted`,
+      ).toBe(false);
     };
 
     // Pure truncations: inside the signature, at the edges of the pickle, the first record, the central directory
     // and the zip64 and end records, one byte short, and at random lengths.
-    const edges = [0, 1, 2, 3, 4, 29, 30, 31, 35_660, 35_740, 52_240, valid.length / 2, valid.length - 30_000, valid.length - 100, valid.length - 98, valid.length - 42, valid.length - 23, valid.length - 22, valid.length - 21, valid.length - 2, valid.length - 1];
+    const edges = [
+      0,
+      1,
+      2,
+      3,
+      4,
+      29,
+      30,
+      31,
+      35_660,
+      35_740,
+      52_240,
+      valid.length / 2,
+      valid.length - 30_000,
+      valid.length - 100,
+      valid.length - 98,
+      valid.length - 42,
+      valid.length - 23,
+      valid.length - 22,
+      valid.length - 21,
+      valid.length - 2,
+      valid.length - 1,
+    ];
     for (const length of edges) await truncate(Math.floor(length), 'edge');
     for (let trial = 0; trial < 20; trial++) await truncate(Math.floor(random() * valid.length), `random ${trial}`);
 
@@ -114,8 +139,63 @@ describe('torch checkpoint reader', () => {
   it('rejects a storage whose size disagrees with the pickle, and absurd shapes', async () => {
     // ('storage', FloatStorage, '0', 'cpu', 4) as a 4-element tensor of shape [1e12].
     const body = pickle(
-      0x80, 2, '}', 'X', 1, 0, 0, 0, 'w', 'c', 'torch._utils\n_rebuild_tensor_v2\n', '(', '(', 'X', 7, 0, 0, 0, 'storage', 'c', 'torch\nFloatStorage\n', 'X', 1, 0, 0, 0, '0',
-      'X', 3, 0, 0, 0, 'cpu', 'K', 4, 't', 'Q', 'K', 0, 0x8a, 6, 0x00, 0x10, 0xa5, 0xd4, 0xe8, 0x00, 0x85, 'K', 1, 0x85, 0x89, 'N', 't', 'R', 's', '.',
+      0x80,
+      2,
+      '}',
+      'X',
+      1,
+      0,
+      0,
+      0,
+      'w',
+      'c',
+      'torch._utils\n_rebuild_tensor_v2\n',
+      '(',
+      '(',
+      'X',
+      7,
+      0,
+      0,
+      0,
+      'storage',
+      'c',
+      'torch\nFloatStorage\n',
+      'X',
+      1,
+      0,
+      0,
+      0,
+      '0',
+      'X',
+      3,
+      0,
+      0,
+      0,
+      'cpu',
+      'K',
+      4,
+      't',
+      'Q',
+      'K',
+      0,
+      0x8a,
+      6,
+      0x00,
+      0x10,
+      0xa5,
+      0xd4,
+      0xe8,
+      0x00,
+      0x85,
+      'K',
+      1,
+      0x85,
+      0x89,
+      'N',
+      't',
+      'R',
+      's',
+      '.',
     );
     const absurd = storedZip({ 'archive/data.pkl': body, 'archive/data/0': new Uint8Array(16) });
     await expect(readTorchCheckpoint(absurd)).rejects.toThrow(/reaches element/);
@@ -149,7 +229,7 @@ describe('torch checkpoint dtypes and layouts', () => {
         // A transposed 2x3 view starting at element 0 of the half storage.
         'layer.weight': { storageType: 'HalfStorage', bytes: new Uint8Array(half.data.buffer), numel: 6, offset: 0, shape: [3, 2], strides: [1, 3] },
         'layer.bf16': { storageType: 'BFloat16Storage', bytes: new Uint8Array(bf16.buffer), numel: 3, offset: 0, shape: [3], strides: [1] },
-        'counts': { storageType: 'LongStorage', bytes: new Uint8Array(longs.buffer), numel: 4, offset: 1, shape: [2], strides: [2] },
+        counts: { storageType: 'LongStorage', bytes: new Uint8Array(longs.buffer), numel: 4, offset: 1, shape: [2], strides: [2] },
       },
       'state_dict',
     );

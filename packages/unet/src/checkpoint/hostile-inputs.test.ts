@@ -9,18 +9,40 @@ import { storedZip, statePickle, type TensorRecord } from '@diffssl/testing';
 import { readTorchCheckpoint, restrictedUnpickle, UnsafePickleError } from '../index.js';
 
 type Part = number | string | Part[];
-const bytes = (...parts: Part[]): number[] => parts.flatMap((p) => (typeof p === 'string' ? [...new TextEncoder().encode(p)] : Array.isArray(p) ? bytes(...p) : [p]));
+const bytes = (...parts: Part[]): number[] =>
+  parts.flatMap((p) => (typeof p === 'string' ? [...new TextEncoder().encode(p)] : Array.isArray(p) ? bytes(...p) : [p]));
 const u32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 const str = (s: string) => ['X', u32(new TextEncoder().encode(s).length), s];
 const int = (v: number) => ['J', u32(v)];
 const pickle = (...parts: Part[]) => new Uint8Array([0x80, 2, ...bytes(...parts), 0x2e]);
-const checkpoint = (body: Uint8Array, storages: Record<string, Uint8Array> = { 'archive/data/0': new Uint8Array(4) }) => storedZip({ 'archive/data.pkl': body, ...storages });
+const checkpoint = (body: Uint8Array, storages: Record<string, Uint8Array> = { 'archive/data/0': new Uint8Array(4) }) =>
+  storedZip({ 'archive/data.pkl': body, ...storages });
 
 /** _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', numel), 0, shape, strides, False, None) */
 const tensor = (numel: number, shape: number[], strides: number[]): Part[] => [
-  'c', 'torch._utils\n_rebuild_tensor_v2\n', '(',
-  '(', str('storage'), 'c', 'torch\nFloatStorage\n', str('0'), str('cpu'), int(numel), 't', 'Q',
-  int(0), '(', ...shape.map(int), 't', '(', ...strides.map(int), 't', 0x89, 'N', 't', 'R',
+  'c',
+  'torch._utils\n_rebuild_tensor_v2\n',
+  '(',
+  '(',
+  str('storage'),
+  'c',
+  'torch\nFloatStorage\n',
+  str('0'),
+  str('cpu'),
+  int(numel),
+  't',
+  'Q',
+  int(0),
+  '(',
+  ...shape.map(int),
+  't',
+  '(',
+  ...strides.map(int),
+  't',
+  0x89,
+  'N',
+  't',
+  'R',
 ];
 
 describe('shared and cyclic structure', () => {
@@ -65,15 +87,46 @@ describe('declared sizes', () => {
     const body = pickle('}', str('w'), tensor(2 ** 30, [2 ** 30], [1]), 's');
     await expect(readTorchCheckpoint(checkpoint(body))).rejects.toThrow(/holds 4 bytes; 1073741824 FloatStorage elements need 4294967296/);
     const long1 = [0x8a, 255, ...new Array(254).fill(0xff), 0x7f];
-    const huge = pickle('}', str('w'), 'c', 'torch._utils\n_rebuild_tensor_v2\n', '(', '(', str('storage'), 'c', 'torch\nFloatStorage\n', str('0'), str('cpu'), long1, 't', 'Q', int(0), '(', int(1), 't', '(', int(1), 't', 0x89, 'N', 't', 'R', 's');
+    const huge = pickle(
+      '}',
+      str('w'),
+      'c',
+      'torch._utils\n_rebuild_tensor_v2\n',
+      '(',
+      '(',
+      str('storage'),
+      'c',
+      'torch\nFloatStorage\n',
+      str('0'),
+      str('cpu'),
+      long1,
+      't',
+      'Q',
+      int(0),
+      '(',
+      int(1),
+      't',
+      '(',
+      int(1),
+      't',
+      0x89,
+      'N',
+      't',
+      'R',
+      's',
+    );
     expect(() => restrictedUnpickle(huge)).toThrow(/storage numel must be a non-negative integer/);
   });
 
   it('reads 20,000 one-element storages (a 5 MB file) and returns every tensor', async () => {
     const records: Record<string, TensorRecord> = {};
-    for (let i = 0; i < 20_000; i++) records[`t${i}`] = { storageType: 'FloatStorage', bytes: new Uint8Array(new Float32Array([i]).buffer), numel: 1, offset: 0, shape: [1], strides: [1] };
+    for (let i = 0; i < 20_000; i++)
+      records[`t${i}`] = { storageType: 'FloatStorage', bytes: new Uint8Array(new Float32Array([i]).buffer), numel: 1, offset: 0, shape: [1], strides: [1] };
     const names = Object.keys(records);
-    const zip = storedZip({ 'archive/data.pkl': statePickle(names, Object.values(records)), ...Object.fromEntries(names.map((_, i) => [`archive/data/${i}`, records[names[i]!]!.bytes])) });
+    const zip = storedZip({
+      'archive/data.pkl': statePickle(names, Object.values(records)),
+      ...Object.fromEntries(names.map((_, i) => [`archive/data/${i}`, records[names[i]!]!.bytes])),
+    });
     const tensors = await readTorchCheckpoint(zip);
     expect(tensors.size).toBe(20_000);
     expect(tensors.get('t19999')!.toArray()).toEqual([19999]);

@@ -19,7 +19,8 @@ const MAX_NESTING = 16;
 
 function openZip(source: string | Uint8Array): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) => {
-    const done = (error: Error | null, zip?: yauzl.ZipFile) => (error || !zip ? reject(new FormatError(`checkpoint: not a readable zip archive: ${error?.message ?? 'unknown error'}`, { cause: error })) : resolve(zip));
+    const done = (error: Error | null, zip?: yauzl.ZipFile) =>
+      error || !zip ? reject(new FormatError(`checkpoint: not a readable zip archive: ${error?.message ?? 'unknown error'}`, { cause: error })) : resolve(zip);
     if (typeof source === 'string') yauzl.open(source, { lazyEntries: true, autoClose: false, validateEntrySizes: true }, done);
     else yauzl.fromBuffer(Buffer.from(source.buffer, source.byteOffset, source.byteLength), { lazyEntries: true, validateEntrySizes: true }, done);
   });
@@ -54,7 +55,9 @@ function collectTensors(root: PickleValue, budget: number): Map<string, TensorRe
     onPath.add(dict);
     for (const [key, item] of dict.entries) {
       if (++visited > budget) {
-        throw new FormatError(`checkpoint: the state dict's nested dicts are shared so often that reading it would visit more than ${budget} entries for a pickle of its size; refusing it`);
+        throw new FormatError(
+          `checkpoint: the state dict's nested dicts are shared so often that reading it would visit more than ${budget} entries for a pickle of its size; refusing it`,
+        );
       }
       const name = prefix ? `${prefix}.${String(key)}` : String(key);
       if (item && typeof item === 'object' && (item as TensorReference).kind === 'tensor') out.set(name, item as TensorReference);
@@ -87,18 +90,23 @@ function bfloat16ToFloat32(bytes: Uint8Array): Float32Array {
 
 function toHostTensor(name: string, reference: TensorReference, storage: Uint8Array): HostTensor {
   const spec = STORAGE_DTYPES[reference.storage.storageType];
-  if (!spec) throw new UnsupportedError(`checkpoint: tensor ${name} uses ${reference.storage.storageType}; supported: ${Object.keys(STORAGE_DTYPES).join(', ')}`);
+  if (!spec)
+    throw new UnsupportedError(`checkpoint: tensor ${name} uses ${reference.storage.storageType}; supported: ${Object.keys(STORAGE_DTYPES).join(', ')}`);
   const { shape, strides, offset } = reference;
   if (shape.length !== strides.length) throw new FormatError(`checkpoint: tensor ${name} has ${shape.length} sizes but ${strides.length} strides`);
   let last = offset;
   for (let i = 0; i < shape.length; i++) if (shape[i]! > 0) last += (shape[i]! - 1) * strides[i]!;
   const size = shape.reduce((a, b) => a * b, 1);
   if (size > 0 && last >= reference.storage.numel) {
-    throw new FormatError(`checkpoint: tensor ${name} of shape [${shape.join(', ')}] at offset ${offset} reaches element ${last} of a storage of ${reference.storage.numel}`);
+    throw new FormatError(
+      `checkpoint: tensor ${name} of shape [${shape.join(', ')}] at offset ${offset} reaches element ${last} of a storage of ${reference.storage.numel}`,
+    );
   }
   if (!Number.isSafeInteger(size) || size > reference.storage.numel) {
     // Only an overlapping (stride-0) view holds more elements than its storage: materializing it could take far more memory than the file.
-    throw new FormatError(`checkpoint: tensor ${name} of shape [${shape.join(', ')}] declares ${size} elements over a storage of ${reference.storage.numel}; overlapping views are not supported (save .contiguous() tensors)`);
+    throw new FormatError(
+      `checkpoint: tensor ${name} of shape [${shape.join(', ')}] declares ${size} elements over a storage of ${reference.storage.numel}; overlapping views are not supported (save .contiguous() tensors)`,
+    );
   }
   if (spec.dtype === 'bfloat16') {
     return new HostTensor('float32', bfloat16ToFloat32(storage), shape, strides, offset);
@@ -139,9 +147,12 @@ export interface CheckpointReadOptions {
 export async function readTorchCheckpoint(source: string | Uint8Array, options: CheckpointReadOptions = {}): Promise<Map<string, HostTensor>> {
   const head = typeof source === 'string' ? await readHead(source) : source.subarray(0, 4);
   if (head.byteLength >= 2 && head[0] === 0x80) {
-    throw new FormatError('checkpoint: this is a legacy (pre-1.6) torch checkpoint; re-save it with torch >= 1.6: `torch.save(torch.load(path), new_path)` (the zip format is the default)');
+    throw new FormatError(
+      'checkpoint: this is a legacy (pre-1.6) torch checkpoint; re-save it with torch >= 1.6: `torch.save(torch.load(path), new_path)` (the zip format is the default)',
+    );
   }
-  if (!(head[0] === 0x50 && head[1] === 0x4b)) throw new FormatError('checkpoint: not a torch zip checkpoint (no PK signature); expected a file written by torch.save');
+  if (!(head[0] === 0x50 && head[1] === 0x4b))
+    throw new FormatError('checkpoint: not a torch zip checkpoint (no PK signature); expected a file written by torch.save');
   const fileSize = typeof source === 'string' ? (await stat(source)).size : source.byteLength;
   // No entry may claim more than this: torch stores records uncompressed, so a
   // legitimate record is never larger than the file; 8x leaves room for deflate.
@@ -151,7 +162,8 @@ export async function readTorchCheckpoint(source: string | Uint8Array, options: 
   try {
     const entries = await listEntries(zip);
     for (const entry of entries.values()) {
-      if (entry.uncompressedSize > entryLimit) throw new FormatError(`checkpoint: entry ${entry.fileName} claims ${entry.uncompressedSize} bytes in a file of ${fileSize}`);
+      if (entry.uncompressedSize > entryLimit)
+        throw new FormatError(`checkpoint: entry ${entry.fileName} claims ${entry.uncompressedSize} bytes in a file of ${fileSize}`);
     }
     const pickleName = [...entries.keys()].find((name) => /^[^/]+\/data\.pkl$/.test(name));
     if (!pickleName) throw new FormatError('checkpoint: the archive has no <name>/data.pkl record');
@@ -165,7 +177,8 @@ export async function readTorchCheckpoint(source: string | Uint8Array, options: 
     const storages = new Map<string, Uint8Array>();
     const out = new Map<string, HostTensor>();
     const storageBytes = new Map<string, number>();
-    for (const reference of references.values()) storageBytes.set(reference.storage.key, entries.get(`${root}data/${reference.storage.key}`)?.uncompressedSize ?? 0);
+    for (const reference of references.values())
+      storageBytes.set(reference.storage.key, entries.get(`${root}data/${reference.storage.key}`)?.uncompressedSize ?? 0);
     const totalBytes = [...storageBytes.values()].reduce((sum, bytes) => sum + bytes, 0);
     let bytesRead = 0;
     for (const [name, reference] of references) {
@@ -242,7 +255,8 @@ async function readEntry(reader: EntryReader, entry: yauzl.Entry, limit: number)
   const head = new Uint8Array(small ? 30 + entry.fileNameLength + EXTRA_FIELD_GUESS + size : 30);
   const got = await readAt(reader.source, head, headerStart);
   const view = new DataView(head.buffer);
-  if (got < 30 || view.getUint32(0, true) !== 0x04034b50) throw new FormatError(`checkpoint: entry ${entry.fileName} has no local header at byte ${headerStart}`);
+  if (got < 30 || view.getUint32(0, true) !== 0x04034b50)
+    throw new FormatError(`checkpoint: entry ${entry.fileName} has no local header at byte ${headerStart}`);
   const dataOffset = 30 + view.getUint16(26, true) + view.getUint16(28, true);
   if (small && dataOffset + size <= got) return head.slice(dataOffset, dataOffset + size);
   const out = new Uint8Array(size);
@@ -264,7 +278,9 @@ function readCompressedEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<Ui
         out.set(chunk, offset);
         offset += chunk.byteLength;
       });
-      stream.on('error', (streamError: Error) => reject(new FormatError(`checkpoint: cannot read ${entry.fileName}: ${streamError.message}`, { cause: streamError })));
+      stream.on('error', (streamError: Error) =>
+        reject(new FormatError(`checkpoint: cannot read ${entry.fileName}: ${streamError.message}`, { cause: streamError })),
+      );
       stream.on('end', () => (offset === out.byteLength ? resolve(out) : reject(new FormatError(`checkpoint: entry ${entry.fileName} is truncated`))));
     });
   });
@@ -277,7 +293,9 @@ async function loadStorage(reader: EntryReader, entries: Map<string, yauzl.Entry
   if (!spec) throw new UnsupportedError(`checkpoint: storage type ${storage.storageType} is not supported`);
   const expected = storage.numel * spec.bytes;
   if (entry.uncompressedSize !== expected) {
-    throw new FormatError(`checkpoint: storage data/${storage.key} holds ${entry.uncompressedSize} bytes; ${storage.numel} ${storage.storageType} elements need ${expected}`);
+    throw new FormatError(
+      `checkpoint: storage data/${storage.key} holds ${entry.uncompressedSize} bytes; ${storage.numel} ${storage.storageType} elements need ${expected}`,
+    );
   }
   return readEntry(reader, entry, expected);
 }

@@ -54,7 +54,18 @@ export class AllowedGlobal {
 }
 
 /** The storage classes a tensor state dict may reference. */
-export const STORAGE_TYPES = ['FloatStorage', 'HalfStorage', 'BFloat16Storage', 'DoubleStorage', 'LongStorage', 'IntStorage', 'ShortStorage', 'CharStorage', 'ByteStorage', 'BoolStorage'] as const;
+export const STORAGE_TYPES = [
+  'FloatStorage',
+  'HalfStorage',
+  'BFloat16Storage',
+  'DoubleStorage',
+  'LongStorage',
+  'IntStorage',
+  'ShortStorage',
+  'CharStorage',
+  'ByteStorage',
+  'BoolStorage',
+] as const;
 
 const ALLOWED_GLOBALS = new Set([
   'collections.OrderedDict',
@@ -111,7 +122,8 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
   const u32 = () => view.getUint32(advance(4), true);
   const i32 = () => view.getInt32(advance(4), true);
   const take = (count: number | bigint) => {
-    if (typeof count === 'bigint' || count < 0 || count > LIMITS.string) throw new FormatError(`pickle: a string of ${count} bytes is negative or exceeds the limit`);
+    if (typeof count === 'bigint' || count < 0 || count > LIMITS.string)
+      throw new FormatError(`pickle: a string of ${count} bytes is negative or exceeds the limit`);
     need(count);
     position += count;
     return bytes.subarray(position - count, position);
@@ -134,7 +146,8 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
     return value;
   };
   const pop = (): PickleValue => {
-    if (stack.length === 0 || (marks.length > 0 && stack.length <= marks[marks.length - 1]!)) throw new FormatError(`pickle: stack underflow at byte ${position}`);
+    if (stack.length === 0 || (marks.length > 0 && stack.length <= marks[marks.length - 1]!))
+      throw new FormatError(`pickle: stack underflow at byte ${position}`);
     return stack.pop()!;
   };
   const popMark = (): PickleValue[] => {
@@ -157,7 +170,9 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
   const global = (module: string, name: string) => {
     const full = `${module}.${name}`;
     if (!ALLOWED_GLOBALS.has(full)) {
-      throw new UnsafePickleError(`pickle: refusing global '${quoted(full)}'; a tensor state dict only needs ${[...ALLOWED_GLOBALS].slice(0, 4).join(', ')} and the torch storage classes`);
+      throw new UnsafePickleError(
+        `pickle: refusing global '${quoted(full)}'; a tensor state dict only needs ${[...ALLOWED_GLOBALS].slice(0, 4).join(', ')} and the torch storage classes`,
+      );
     }
     push(new AllowedGlobal(full));
   };
@@ -363,7 +378,9 @@ export function restrictedUnpickle(bytes: Uint8Array): PickleValue {
       case 0x83: // EXT2
       case 0x84: // EXT4
       case 0x50: // PERSID (text)
-        throw new UnsafePickleError(`pickle: opcode 0x${opcode.toString(16)} at byte ${position - 1} builds arbitrary objects and is not allowed in a tensor state dict`);
+        throw new UnsafePickleError(
+          `pickle: opcode 0x${opcode.toString(16)} at byte ${position - 1} builds arbitrary objects and is not allowed in a tensor state dict`,
+        );
       default:
         throw new FormatError(`pickle: unknown or unsupported opcode 0x${opcode.toString(16)} at byte ${position - 1}`);
     }
@@ -385,12 +402,14 @@ function describe(value: PickleValue): string {
 }
 
 function integer(value: PickleValue, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new FormatError(`pickle: ${what} must be a non-negative integer; found ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+    throw new FormatError(`pickle: ${what} must be a non-negative integer; found ${String(value)}`);
   return value;
 }
 
 function integerTuple(value: PickleValue, what: string): number[] {
-  if (!(value instanceof PickleTuple) || value.items.length > LIMITS.dimensions) throw new FormatError(`pickle: ${what} must be a tuple of at most ${LIMITS.dimensions} integers`);
+  if (!(value instanceof PickleTuple) || value.items.length > LIMITS.dimensions)
+    throw new FormatError(`pickle: ${what} must be a tuple of at most ${LIMITS.dimensions} integers`);
   return value.items.map((item) => integer(item, what));
 }
 
@@ -400,8 +419,10 @@ function persistentLoad(pid: PickleValue): StorageReference {
     throw new UnsafePickleError(`pickle: unsupported persistent id ${describe(pid)}; expected ('storage', StorageClass, key, location, numel)`);
   }
   const [, storageClass, key, , numel] = pid.items;
-  if (!(storageClass instanceof AllowedGlobal) || !storageClass.name.endsWith('Storage')) throw new UnsafePickleError('pickle: persistent id without a torch storage class');
-  if (typeof key !== 'string' || !/^[A-Za-z0-9_]+$/.test(key)) throw new FormatError(`pickle: storage key must be an alphanumeric string; found ${String(key)}`);
+  if (!(storageClass instanceof AllowedGlobal) || !storageClass.name.endsWith('Storage'))
+    throw new UnsafePickleError('pickle: persistent id without a torch storage class');
+  if (typeof key !== 'string' || !/^[A-Za-z0-9_]+$/.test(key))
+    throw new FormatError(`pickle: storage key must be an alphanumeric string; found ${String(key)}`);
   return { kind: 'storage', storageType: storageClass.name.slice('torch.'.length), key, numel: integer(numel!, 'storage numel') };
 }
 
@@ -414,12 +435,20 @@ function reduce(callable: PickleValue, args: PickleValue): PickleValue {
       return new PickleDict();
     case 'torch._utils._rebuild_tensor_v2': {
       const [storage, offset, shape, strides] = args.items;
-      if (!storage || typeof storage !== 'object' || (storage as StorageReference).kind !== 'storage') throw new FormatError('pickle: _rebuild_tensor_v2 without a storage');
-      return { kind: 'tensor', storage: storage as StorageReference, offset: integer(offset!, 'storage offset'), shape: integerTuple(shape!, 'size'), strides: integerTuple(strides!, 'stride') };
+      if (!storage || typeof storage !== 'object' || (storage as StorageReference).kind !== 'storage')
+        throw new FormatError('pickle: _rebuild_tensor_v2 without a storage');
+      return {
+        kind: 'tensor',
+        storage: storage as StorageReference,
+        offset: integer(offset!, 'storage offset'),
+        shape: integerTuple(shape!, 'size'),
+        strides: integerTuple(strides!, 'stride'),
+      };
     }
     case 'torch._utils._rebuild_parameter': {
       const data = args.items[0];
-      if (!data || typeof data !== 'object' || (data as TensorReference).kind !== 'tensor') throw new FormatError('pickle: _rebuild_parameter without a tensor');
+      if (!data || typeof data !== 'object' || (data as TensorReference).kind !== 'tensor')
+        throw new FormatError('pickle: _rebuild_parameter without a tensor');
       return data;
     }
     default:

@@ -50,7 +50,7 @@ export class Linear extends Layer {
     positiveSize('Linear', 'in_features', inFeatures);
     positiveSize('Linear', 'out_features', outFeatures);
     this.weight = this.registerParameter('weight', init.fanIn([outFeatures, inFeatures], inFeatures, generator));
-    this.bias = options.bias ?? true ? this.registerParameter('bias', init.fanIn([outFeatures], inFeatures, generator)) : undefined;
+    this.bias = (options.bias ?? true) ? this.registerParameter('bias', init.fanIn([outFeatures], inFeatures, generator)) : undefined;
   }
 
   /** `x · weightᵀ + bias` over the last axis. */

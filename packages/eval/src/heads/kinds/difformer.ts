@@ -40,7 +40,15 @@ export function fusionFeatureModel(settings: ProtocolSettings, context: ModelCon
     prePoolSize,
     numClasses,
     createHead: (shapes) => {
-      const head = DifFormer.fromUNet(shapes, { firstPassBlocks: blocks, timesteps, fusion: settings.fusionArc ?? DEFAULT_FUSION_ARC, normType: settings.normType ?? 'layer', prePoolSize, numClasses, seed: settings.seed ?? 0 });
+      const head = DifFormer.fromUNet(shapes, {
+        firstPassBlocks: blocks,
+        timesteps,
+        fusion: settings.fusionArc ?? DEFAULT_FUSION_ARC,
+        normType: settings.normType ?? 'layer',
+        prePoolSize,
+        numClasses,
+        seed: settings.seed ?? 0,
+      });
       return { module: head, forward: (buildContext, features) => head.forward(buildContext, features) };
     },
   });
@@ -72,7 +80,8 @@ export const difformerHeadKind = defineHeadKind({
     // dims and sizes are accepted as the reference fixtures write them; the shapes come from the input tensors.
     keys: ['fusion_arc', 'blocks', 't_list', 'norm_type', 'pre_pool_size', 'num_classes', 'dims', 'sizes'],
     parse: (spec): FusionHeadSpec => {
-      if (spec.norm_type !== undefined && spec.norm_type !== 'layer' && spec.norm_type !== 'batch') throw new ConfigError(`head spec: norm_type must be "layer" or "batch"; found ${JSON.stringify(spec.norm_type)}`);
+      if (spec.norm_type !== undefined && spec.norm_type !== 'layer' && spec.norm_type !== 'batch')
+        throw new ConfigError(`head spec: norm_type must be "layer" or "batch"; found ${JSON.stringify(spec.norm_type)}`);
       return {
         kind: 'fusion',
         fusion_arc: string('fusion_arc', spec.fusion_arc, 'a layer string'),
@@ -90,7 +99,16 @@ export const difformerHeadKind = defineHeadKind({
         const [channels, resolution] = inputs.get(fusionKey(spec.t_list[0]!, block))!;
         return { block, channels: channels!, resolution: resolution! };
       });
-      const module = new DifFormer({ blocks, firstPassBlocks: spec.blocks, timesteps: spec.t_list, fusion: spec.fusion_arc, normType: spec.norm_type, prePoolSize: spec.pre_pool_size, numClasses: spec.num_classes, seed });
+      const module = new DifFormer({
+        blocks,
+        firstPassBlocks: spec.blocks,
+        timesteps: spec.t_list,
+        fusion: spec.fusion_arc,
+        normType: spec.norm_type,
+        prePoolSize: spec.pre_pool_size,
+        numClasses: spec.num_classes,
+        seed,
+      });
       return { module, inputs, forward: (context, tensors) => module.forward(context, tensors) };
     },
   },

@@ -23,10 +23,17 @@ export const layersHeadKind = defineHeadKind({
   spec: {
     kind: 'layers',
     keys: ['layer_string'],
-    parse: (spec): LayerStringHeadSpec => ({ kind: 'layers', layer_string: string('layer_string', spec.layer_string, '"Reshape,Attention:64:4:2:1,FullyPool,Dense:64:10:identity"') }),
+    parse: (spec): LayerStringHeadSpec => ({
+      kind: 'layers',
+      layer_string: string('layer_string', spec.layer_string, '"Reshape,Attention:64:4:2:1,FullyPool,Dense:64:10:identity"'),
+    }),
     build: (spec: LayerStringHeadSpec, examples, seed) => {
       const module = AttentionHead.fromLayerString(spec.layer_string, { seed });
-      return { module, inputs: new Map([['input', inputShape('layers', examples, 'input')]]), forward: (context, tensors) => module.forward(context, tensors.get('input')!) };
+      return {
+        module,
+        inputs: new Map([['input', inputShape('layers', examples, 'input')]]),
+        forward: (context, tensors) => module.forward(context, tensors.get('input')!),
+      };
     },
   },
 });

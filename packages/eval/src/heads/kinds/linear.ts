@@ -35,7 +35,13 @@ export function linearFeatureModel(settings: ProtocolSettings, context: ModelCon
     prePoolSize,
     numClasses,
     createHead: (shapes) => {
-      const head = new LinearHead({ channels: shapes.block(blocks[0]!).channels, numClasses, prePoolSize, headArc: settings.headArc ?? '', seed: settings.seed ?? 0 });
+      const head = new LinearHead({
+        channels: shapes.block(blocks[0]!).channels,
+        numClasses,
+        prePoolSize,
+        headArc: settings.headArc ?? '',
+        seed: settings.seed ?? 0,
+      });
       return { module: head, forward: (buildContext, features) => head.forward(buildContext, features.get(key)!) };
     },
   });
@@ -77,7 +83,11 @@ export const linearHeadKind = defineHeadKind({
     build: (spec: LinearHeadSpec, examples, seed) => {
       const [channels] = inputShape('linear', examples, 'input');
       const module = new LinearHead({ channels: channels!, numClasses: spec.num_classes, prePoolSize: spec.pre_pool_size, headArc: spec.head_arc ?? '', seed });
-      return { module, inputs: new Map([['input', inputShape('linear', examples, 'input')]]), forward: (context, tensors) => module.forward(context, tensors.get('input')!) };
+      return {
+        module,
+        inputs: new Map([['input', inputShape('linear', examples, 'input')]]),
+        forward: (context, tensors) => module.forward(context, tensors.get('input')!),
+      };
     },
   },
 });
