@@ -12,53 +12,35 @@ import {
   sub,
   writeFileAtomic,
   writeSafetensors,
-  type ExecutionProvider,
   type HostTensor,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { constantTimesteps } from '@diffssl/diffeed';
-import { fusionKey } from '@diffssl/difformer';
 import { noiseSchedule, qSampleGraph, type DiffusionUNet, type UNetWeights } from '@diffssl/unet';
-import { buildHead, parseHeadSpec, type BuiltHead, type HeadSpec } from '../heads/head-spec.js';
+import { buildHead, headSpecForm, parseHeadSpec, type BuiltHead, type HeadSpec } from '../heads/head-spec.js';
 import { loadUNet } from '../pipeline/unet-source.js';
 import { unetModule } from '../protocols/finetune.js';
 import { noiseInput, X_START } from '../protocols/diffeed-model.js';
-import { readJsonFile, readTensorFile } from './options.js';
-
-/** BatchNorm buffers a parameters file may leave out (mean 0, variance 1), as `head-step` allows. */
-const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_var|num_batches_tracked)$/.test(name);
+import type { HeadStepOptions } from './head-step.js';
+import { isBatchNormBuffer, readJsonFile, readTensorFile } from './options.js';
 
 /** Options of {@link finetuneStep} (the `diffssl finetune-step` command). @public */
-export interface FinetuneStepOptions {
+export interface FinetuneStepOptions extends Omit<HeadStepOptions, 'input'> {
   /** U-Net weights: `.pt`/`.pth` (torch zip) or `.safetensors`. */
   checkpoint: string;
   /** guided-diffusion flags (a JSON file) or a preset name. */
   config: string;
-  /** JSON file with the head spec, as `head-step` reads it; `linear` also needs `block` and `t_list` (one timestep). */
-  head: string;
-  /** safetensors with the head's parameters under the reference's names. */
-  params: string;
   /** safetensors with `x_start` [B,3,H,W], `noise/t{T}` for each timestep and `labels` (int64 [B]). */
   input: string;
-  /** Learning rate of the plain SGD step. */
-  lr: number;
-  /** Where to write the result. */
-  out: string;
-  /** Execution providers in order (default cpu). */
-  providers?: readonly ExecutionProvider[];
 }
 
-/** The blocks and timesteps a head spec reads from the U-Net. */
-function headReads(spec: HeadSpec): { blocks: number[]; timesteps: number[] } {
-  if (spec.kind === 'fusion') return { blocks: spec.blocks, timesteps: spec.t_list };
-  if (spec.kind === 'layers')
-    throw new ConfigError('finetune-step: --head kind "layers" names no block to read; use "linear" (with block and t_list) or "fusion"');
-  if (spec.block === undefined || spec.t_list === undefined)
-    throw new ConfigError(
-      `finetune-step: a linear head needs "block" and "t_list" in --head; found block ${JSON.stringify(spec.block)}, t_list ${JSON.stringify(spec.t_list)}`,
-    );
-  if (spec.t_list.length !== 1) throw new ConfigError(`finetune-step: a linear head reads one timestep; found t_list [${spec.t_list.join(', ')}]`);
-  return { blocks: [spec.block], timesteps: spec.t_list };
+/** What a head spec reads from the U-Net, from its registry form. */
+function headReads(spec: HeadSpec): { blocks: number[]; timesteps: number[]; inputName(timestep: number, block: number): string } {
+  const form = headSpecForm(spec.kind);
+  if (!form.readsFromUNet) {
+    throw new ConfigError(`finetune-step: --head kind "${spec.kind}" names no block to read; use "linear" (with block and t_list) or "fusion"`);
+  }
+  return form.readsFromUNet(spec);
 }
 
 /**
@@ -74,14 +56,14 @@ function buildFinetuneLogits(
   spec: HeadSpec,
   inputs: { xStart: SymbolicTensor; noise: ReadonlyMap<number, SymbolicTensor> },
 ): SymbolicTensor {
-  const { blocks, timesteps } = headReads(spec);
+  const { blocks, timesteps, inputName } = headReads(spec);
   const schedule = noiseSchedule(unet.info.noiseSchedule, unet.info.diffusionSteps);
   const features = new Map<string, SymbolicTensor>();
   for (const t of timesteps) {
     const steps = constantTimesteps(context.graph, t, inputs.xStart);
     const xt = qSampleGraph(schedule, inputs.xStart, inputs.noise.get(t)!, steps);
     const outputs = unet.build(context.graph, { x: xt, timesteps: steps, taps: blocks, trainable: { context, weights } });
-    for (const [block, tensor] of outputs.blocks) features.set(spec.kind === 'linear' ? 'input' : fusionKey(t, block), tensor);
+    for (const [block, tensor] of outputs.blocks) features.set(inputName(t, block), tensor);
   }
   return head.forward(context, features);
 }
@@ -103,7 +85,7 @@ function buildFinetuneLogits(
 export async function finetuneStep(options: FinetuneStepOptions): Promise<string[]> {
   if (!Number.isFinite(options.lr)) throw new ConfigError(`--lr: expected a finite number; found ${options.lr}`);
   const spec = parseHeadSpec(await readJsonFile(options.head, '--head'));
-  const { blocks, timesteps } = headReads(spec);
+  const { blocks, timesteps, inputName } = headReads(spec);
   const { unet } = await loadUNet({ checkpoint: options.checkpoint, config: options.config });
   const input = await readTensorFile(options.input, '--input');
   const labels = input.get('labels');
@@ -128,9 +110,9 @@ export async function finetuneStep(options: FinetuneStepOptions): Promise<string
   const shapes = new Map<string, { shape: number[] }>();
   for (const t of timesteps) {
     for (const block of blocks) {
-      const spec_ = unet.blocks[block - 1];
-      if (!spec_) throw new ConfigError(`finetune-step: block ${block} is outside 1..${unet.blocks.length}`);
-      shapes.set(spec.kind === 'linear' ? 'input' : fusionKey(t, block), { shape: [batch, spec_.channels, spec_.resolution, spec_.resolution] });
+      const blockShape = unet.blocks[block - 1];
+      if (!blockShape) throw new ConfigError(`finetune-step: block ${block} is outside 1..${unet.blocks.length}`);
+      shapes.set(inputName(t, block), { shape: [batch, blockShape.channels, blockShape.resolution, blockShape.resolution] });
     }
   }
   const head = buildHead(spec, shapes);

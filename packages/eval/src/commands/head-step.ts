@@ -17,7 +17,7 @@ import {
   type SymbolicTensor,
 } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
-import { readJsonFile, readTensorFile } from './options.js';
+import { isBatchNormBuffer, readJsonFile, readTensorFile } from './options.js';
 
 /** Options of {@link headStep} (the `diffssl head-step` command). @public */
 export interface HeadStepOptions {
@@ -34,8 +34,6 @@ export interface HeadStepOptions {
   /** Execution providers in order (default cpu). */
   providers?: readonly ExecutionProvider[];
 }
-
-const isBatchNormBuffer = (name: string) => /(^|\.)(running_mean|running_var|num_batches_tracked)$/.test(name);
 
 /**
  * One training step of a head, exactly as the reference fixtures were made:

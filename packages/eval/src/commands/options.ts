@@ -130,3 +130,8 @@ export async function readTensorFile(path: string, what: string): Promise<Map<st
   }
   return readSafetensors(bytes).tensors;
 }
+
+/** BatchNorm buffers a parameters file may leave out (running mean 0, variance 1, count 0), as the reference-check commands allow. */
+export function isBatchNormBuffer(name: string): boolean {
+  return /(^|\.)(running_mean|running_var|num_batches_tracked)$/.test(name);
+}

@@ -126,6 +126,14 @@ export interface HeadSpecForm<Spec extends { kind: string } = { kind: string }> 
    * @throws `ConfigError` for a missing input tensor
    */
   build(spec: Spec, examples: ReadonlyMap<string, Pick<HostTensor, 'shape'>>, seed: number): BuiltHead;
+  /**
+   * What the head reads from a U-Net, for `diffssl finetune-step`: the blocks,
+   * the timesteps, and the name of the head's input that each (timestep,
+   * block) feature map feeds. Absent for a form that names no block.
+   *
+   * @throws `ConfigError` for a spec without the blocks or timesteps the form needs
+   */
+  readsFromUNet?(spec: Spec): { blocks: number[]; timesteps: number[]; inputName(timestep: number, block: number): string };
 }
 
 /**

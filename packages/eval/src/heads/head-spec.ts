@@ -15,7 +15,13 @@ export type HeadSpec = ReturnType<SpecForm['parse']>;
 
 const FORMS: readonly HeadSpecForm[] = HEAD_KINDS.flatMap((kind) => ('spec' in kind ? [kind.spec as HeadSpecForm] : []));
 
-function formOf(kind: unknown): HeadSpecForm {
+/**
+ * The registry's `head.json` form of a kind (`linear`, `fusion`, `layers`).
+ *
+ * @throws `ConfigError` listing the forms
+ * @public
+ */
+export function headSpecForm(kind: unknown): HeadSpecForm {
   const form = FORMS.find((candidate) => candidate.kind === kind);
   if (!form) {
     const names = FORMS.map((candidate) => `"${candidate.kind}"`);
@@ -35,7 +41,7 @@ export function parseHeadSpec(value: unknown): HeadSpec {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new ConfigError(`head spec: expected a JSON object with "kind"; found ${JSON.stringify(value)}`);
   const spec = value as Record<string, unknown>;
-  const form = formOf(spec.kind);
+  const form = headSpecForm(spec.kind);
   const unknown = Object.keys(spec).filter((key) => key !== 'kind' && !form.keys.includes(key));
   if (unknown.length > 0)
     throw new ConfigError(`head spec: unknown key(s) ${unknown.join(', ')} for kind "${String(spec.kind)}"; known: kind, ${form.keys.join(', ')}`);
@@ -54,7 +60,7 @@ export function parseHeadSpec(value: unknown): HeadSpec {
  * @public
  */
 export function buildHead(spec: HeadSpec, examples: ReadonlyMap<string, Pick<HostTensor, 'shape'>>, seed = 0): BuiltHead {
-  return formOf(spec.kind).build(spec, examples, seed);
+  return headSpecForm(spec.kind).build(spec, examples, seed);
 }
 
 export type { BuiltHead };

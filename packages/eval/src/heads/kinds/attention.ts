@@ -1,15 +1,8 @@
 import { defineHeadKind, type ProtocolSupport } from '../head-kind.js';
-import { fusionFeatureModel } from './difformer.js';
+import { difformerHeadKind } from './difformer.js';
 
-const attentionProtocol: ProtocolSupport = {
-  learningRate: 5e-2,
-  prePoolSize: 7,
-  examples: 'features',
-  unet: 'pretrained',
-  blocks: 'one',
-  options: ['prePoolSize', 'fusionArc', 'normType'],
-  createModel: (settings, context) => fusionFeatureModel(settings, context, settings.prePoolSize ?? attentionProtocol.prePoolSize),
-};
+/** DifFormer's protocol, on one block at one timestep. */
+const attentionProtocol: ProtocolSupport = { ...difformerHeadKind.protocol, blocks: 'one' };
 
 /**
  * `attention`: the paper's attention head, a DifFormer (`AttentionFusion`)

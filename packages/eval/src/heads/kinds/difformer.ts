@@ -92,6 +92,11 @@ export const difformerHeadKind = defineHeadKind({
         num_classes: positiveInteger('num_classes', spec.num_classes),
       };
     },
+    readsFromUNet: (spec: FusionHeadSpec) => ({
+      blocks: spec.blocks,
+      timesteps: spec.t_list,
+      inputName: (timestep: number, block: number) => fusionKey(timestep, block),
+    }),
     build: (spec: FusionHeadSpec, examples, seed) => {
       const inputs = new Map<string, number[]>();
       for (const t of spec.t_list) for (const block of spec.blocks) inputs.set(fusionKey(t, block), inputShape('fusion', examples, fusionKey(t, block)));

@@ -1,3 +1,4 @@
+import { ConfigError } from '@diffssl/core';
 import { fusionKey } from '@diffssl/difformer';
 import { LinearHead } from '@diffssl/pool';
 import { FeatureHeadClassifier } from '../../protocols/feature-head.js';
@@ -80,6 +81,15 @@ export const linearHeadKind = defineHeadKind({
       ...(spec.block !== undefined ? { block: positiveInteger('block', spec.block) } : {}),
       ...(spec.t_list !== undefined ? { t_list: integerList('t_list', spec.t_list) } : {}),
     }),
+    readsFromUNet: (spec: LinearHeadSpec) => {
+      if (spec.block === undefined || spec.t_list === undefined) {
+        throw new ConfigError(
+          `finetune-step: a linear head needs "block" and "t_list" in --head; found block ${JSON.stringify(spec.block)}, t_list ${JSON.stringify(spec.t_list)}`,
+        );
+      }
+      if (spec.t_list.length !== 1) throw new ConfigError(`finetune-step: a linear head reads one timestep; found t_list [${spec.t_list.join(', ')}]`);
+      return { blocks: [spec.block], timesteps: spec.t_list, inputName: () => 'input' };
+    },
     build: (spec: LinearHeadSpec, examples, seed) => {
       const [channels] = inputShape('linear', examples, 'input');
       const module = new LinearHead({ channels: channels!, numClasses: spec.num_classes, prePoolSize: spec.pre_pool_size, headArc: spec.head_arc ?? '', seed });

@@ -1,15 +1,8 @@
 import { defineHeadKind, type ProtocolSupport } from '../head-kind.js';
-import { linearFeatureModel } from './linear.js';
+import { linearHeadKind } from './linear.js';
 
-const randomProtocol: ProtocolSupport = {
-  learningRate: 1e-2,
-  prePoolSize: 2,
-  examples: 'features',
-  unet: 'random',
-  blocks: 'one',
-  options: ['prePoolSize', 'headArc'],
-  createModel: (settings, context) => linearFeatureModel(settings, context, settings.prePoolSize ?? randomProtocol.prePoolSize),
-};
+/** GD(L)'s protocol, on the same architecture freshly initialized. */
+const randomProtocol: ProtocolSupport = { ...linearHeadKind.protocol, unet: 'random' };
 
 /**
  * `random`: the random U-Net baseline, GD(L) on the same architecture freshly
