@@ -28,7 +28,12 @@ export interface UNetBuildOptions {
    * so that a training step updates them. Builds in float32 only; in `'train'`
    * mode a U-Net with dropout above 0 is refused.
    */
-  trainable?: { context: BuildContext; weights: UNetWeights };
+  trainable?: {
+    /** The build context (in `'train'` mode for a training step) through which every weight is read. */
+    context: BuildContext;
+    /** The U-Net's weights as a module of that context. */
+    weights: UNetWeights;
+  };
 }
 
 /** What {@link DiffusionUNet.build} returns. @public */

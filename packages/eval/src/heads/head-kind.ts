@@ -102,13 +102,29 @@ export interface BuiltHead {
   forward(context: BuildContext, inputs: ReadonlyMap<string, SymbolicTensor>): SymbolicTensor;
 }
 
+/** What every `head.json` spec has. @public */
+export interface HeadSpecBase {
+  /** The `"kind"` value in `head.json`. */
+  kind: string;
+}
+
+/** What a head reads from a U-Net (`diffssl finetune-step`). @public */
+export interface UNetReads {
+  /** The blocks read. */
+  blocks: number[];
+  /** The timesteps read. */
+  timesteps: number[];
+  /** The name of the head's input that the feature map of `block` at `timestep` feeds. */
+  inputName(timestep: number, block: number): string;
+}
+
 /**
  * The `head.json` form of a kind, as `diffssl head-step` reads it: the
  * reference's argument names, checked strictly.
  *
  * @public
  */
-export interface HeadSpecForm<Spec extends { kind: string } = { kind: string }> {
+export interface HeadSpecForm<Spec extends HeadSpecBase = HeadSpecBase> {
   /** The `"kind"` value in `head.json`. */
   readonly kind: Spec['kind'];
   /** Every key the form accepts besides `"kind"`. */
@@ -133,7 +149,7 @@ export interface HeadSpecForm<Spec extends { kind: string } = { kind: string }> 
    *
    * @throws `ConfigError` for a spec without the blocks or timesteps the form needs
    */
-  readsFromUNet?(spec: Spec): { blocks: number[]; timesteps: number[]; inputName(timestep: number, block: number): string };
+  readsFromUNet?(spec: Spec): UNetReads;
 }
 
 /**
@@ -154,16 +170,14 @@ export interface HeadKind<Name extends string = string> {
   readonly spec?: HeadSpecForm;
 }
 
-/**
- * Declares a head kind, keeping its literal name (so the registry can derive
- * the `Protocol` union from its entries).
- *
- * @example
- * ```ts
- * export const myHead = defineHeadKind({ name: 'my-head', summary: '...', protocol: { ... } });
- * ```
- * @public
- */
-export function defineHeadKind<const Kind extends HeadKind>(kind: Kind): Kind {
-  return kind;
+/** A head kind that trains as a protocol. @public */
+export interface ProtocolHeadKind<Name extends string = string> extends HeadKind<Name> {
+  /** How it trains as a protocol. */
+  readonly protocol: ProtocolSupport;
+}
+
+/** A head kind that `diffssl head-step` (and `finetune-step`) can run, with its `head.json` form. @public */
+export interface SpecHeadKind<Name extends string = string, Spec extends HeadSpecBase = HeadSpecBase> extends HeadKind<Name> {
+  /** Its `head.json` form. */
+  readonly spec: HeadSpecForm<Spec>;
 }

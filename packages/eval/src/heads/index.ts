@@ -13,16 +13,19 @@
  * @packageDocumentation
  * @module @diffssl/eval/heads
  */
-export {
-  defineHeadKind,
-  type BuiltHead,
-  type HeadKind,
-  type HeadOptionName,
-  type HeadSpecForm,
-  type ModelContext,
-  type ProtocolModel,
-  type ProtocolSettings,
-  type ProtocolSupport,
+export type {
+  BuiltHead,
+  HeadKind,
+  HeadOptionName,
+  HeadSpecBase,
+  HeadSpecForm,
+  ModelContext,
+  ProtocolHeadKind,
+  ProtocolModel,
+  ProtocolSettings,
+  ProtocolSupport,
+  SpecHeadKind,
+  UNetReads,
 } from './head-kind.js';
 export { flagOf, HEAD_OPTIONS, type HeadOptionDefinition } from './head-options.js';
 export {

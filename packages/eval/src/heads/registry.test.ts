@@ -23,7 +23,7 @@ describe('the head registry', () => {
   it('lists every protocol once, in report order, and the head.json forms of head-step', () => {
     expect(PROTOCOLS).toEqual(['pixels', 'random', 'linear', 'attention', 'difformer', 'diffeed']);
     expect(new Set(HEAD_KINDS.map((kind) => kind.name)).size).toBe(HEAD_KINDS.length);
-    expect(HEAD_KINDS.flatMap((kind) => ('spec' in kind ? [kind.spec.kind] : []))).toEqual(['linear', 'fusion', 'layers']);
+    expect(HEAD_KINDS.flatMap((kind) => (kind.spec ? [kind.spec.kind] : []))).toEqual(['linear', 'fusion', 'layers']);
     expect(() => protocolKind('layers')).toThrow("--protocol: expected one of pixels, random, linear, attention, difformer, diffeed; found 'layers'");
   });
 

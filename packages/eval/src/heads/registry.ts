@@ -1,6 +1,6 @@
 import { ConfigError } from '@diffssl/core';
 import type { DiffusionUNet } from '@diffssl/unet';
-import type { HeadOptionName, ProtocolModel, ProtocolSettings, ProtocolSupport } from './head-kind.js';
+import type { HeadOptionName, ProtocolHeadKind, ProtocolModel, ProtocolSettings, ProtocolSupport } from './head-kind.js';
 import { flagOf } from './head-options.js';
 import { attentionHeadKind } from './kinds/attention.js';
 import { diffeedHeadKind } from './kinds/diffeed.js';
@@ -25,7 +25,7 @@ export const HEAD_KINDS = [pixelsHeadKind, randomHeadKind, linearHeadKind, atten
 export type HeadKindName = (typeof HEAD_KINDS)[number]['name'];
 
 /** A head kind that trains as a protocol (`diffssl train --protocol`). @public */
-export type ProtocolKind = Extract<(typeof HEAD_KINDS)[number], { protocol: ProtocolSupport }>;
+export type ProtocolKind = Extract<(typeof HEAD_KINDS)[number], ProtocolHeadKind>;
 
 /** The evaluation protocols: the kinds with protocol support. @public */
 export type Protocol = ProtocolKind['name'];

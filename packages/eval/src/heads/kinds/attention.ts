@@ -1,4 +1,4 @@
-import { defineHeadKind, type ProtocolSupport } from '../head-kind.js';
+import type { ProtocolHeadKind, ProtocolSupport } from '../head-kind.js';
 import { difformerHeadKind } from './difformer.js';
 
 /** DifFormer's protocol, on one block at one timestep. */
@@ -12,8 +12,8 @@ const attentionProtocol: ProtocolSupport = { ...difformerHeadKind.protocol, bloc
  *
  * @public
  */
-export const attentionHeadKind = defineHeadKind({
+export const attentionHeadKind: ProtocolHeadKind<'attention'> = {
   name: 'attention',
   summary: 'the attention head: a DifFormer on one block at one timestep (tokens + CLS, small transformer)',
   protocol: attentionProtocol,
-});
+};

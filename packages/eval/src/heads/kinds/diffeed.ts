@@ -1,6 +1,6 @@
 import type { DiffusionUNet } from '@diffssl/unet';
 import { DifFeedModel } from '../../protocols/diffeed-model.js';
-import { defineHeadKind, type ProtocolSupport } from '../head-kind.js';
+import type { ProtocolHeadKind, ProtocolSupport } from '../head-kind.js';
 import { DEFAULT_FUSION_ARC } from './difformer.js';
 
 /** The feedback arch of the reference runs. @public */
@@ -50,8 +50,8 @@ const diffeedProtocol: ProtocolSupport = {
  *
  * @public
  */
-export const diffeedHeadKind = defineHeadKind({
+export const diffeedHeadKind: ProtocolHeadKind<'diffeed'> = {
   name: 'diffeed',
   summary: 'DifFeed: decoder-to-encoder feedback, a second U-Net pass read by a DifFormer head',
   protocol: diffeedProtocol,
-});
+};

@@ -1,7 +1,7 @@
 import { ConfigError } from '@diffssl/core';
 import { DifFormer, fusionKey, type FusionNorm } from '@diffssl/difformer';
 import { FeatureHeadClassifier } from '../../protocols/feature-head.js';
-import { defineHeadKind, type ModelContext, type ProtocolModel, type ProtocolSettings, type ProtocolSupport } from '../head-kind.js';
+import type { ProtocolHeadKind, SpecHeadKind, ModelContext, ProtocolModel, ProtocolSettings, ProtocolSupport } from '../head-kind.js';
 import { inputShape, integerList, positiveInteger, string } from '../spec-fields.js';
 
 /** The attention head of the FM-10k reference runs (dim 64, 4 heads, MLP ratio 4, 2 blocks, CLS token). @public */
@@ -71,7 +71,7 @@ const difformerProtocol: ProtocolSupport = {
  *
  * @public
  */
-export const difformerHeadKind = defineHeadKind({
+export const difformerHeadKind: ProtocolHeadKind<'difformer'> & SpecHeadKind<'difformer', FusionHeadSpec> = {
   name: 'difformer',
   summary: 'DifFormer: one attention head fusing the tokens of several blocks and timesteps',
   protocol: difformerProtocol,
@@ -117,4 +117,4 @@ export const difformerHeadKind = defineHeadKind({
       return { module, inputs, forward: (context, tensors) => module.forward(context, tensors) };
     },
   },
-});
+};

@@ -1,5 +1,5 @@
 import { AttentionHead } from '@diffssl/pool';
-import { defineHeadKind } from '../head-kind.js';
+import type { SpecHeadKind } from '../head-kind.js';
 import { inputShape, string } from '../spec-fields.js';
 
 /** The `head.json` form of a head given by the reference's layer string alone, on one input. @public */
@@ -17,7 +17,7 @@ export interface LayerStringHeadSpec {
  *
  * @public
  */
-export const layersHeadKind = defineHeadKind({
+export const layersHeadKind: SpecHeadKind<'layers', LayerStringHeadSpec> = {
   name: 'layers',
   summary: "a head from the reference's layer string alone, on one input (head-step only)",
   spec: {
@@ -36,4 +36,4 @@ export const layersHeadKind = defineHeadKind({
       };
     },
   },
-});
+};

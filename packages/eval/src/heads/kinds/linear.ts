@@ -2,7 +2,7 @@ import { ConfigError } from '@diffssl/core';
 import { fusionKey } from '@diffssl/difformer';
 import { LinearHead } from '@diffssl/pool';
 import { FeatureHeadClassifier } from '../../protocols/feature-head.js';
-import { defineHeadKind, type ModelContext, type ProtocolModel, type ProtocolSettings, type ProtocolSupport } from '../head-kind.js';
+import type { ProtocolHeadKind, SpecHeadKind, ModelContext, ProtocolModel, ProtocolSettings, ProtocolSupport } from '../head-kind.js';
 import { inputShape, integerList, positiveInteger, string } from '../spec-fields.js';
 
 /** The `head.json` form of the linear head (`diffssl head-step`, `diffssl finetune-step`). @public */
@@ -66,7 +66,7 @@ const linearProtocol: ProtocolSupport = {
  *
  * @public
  */
-export const linearHeadKind = defineHeadKind({
+export const linearHeadKind: ProtocolHeadKind<'linear'> & SpecHeadKind<'linear', LinearHeadSpec> = {
   name: 'linear',
   summary: 'GD(L): one block at one timestep, average-pooled to pre_pool_size, flattened, Linear',
   protocol: linearProtocol,
@@ -100,4 +100,4 @@ export const linearHeadKind = defineHeadKind({
       };
     },
   },
-});
+};

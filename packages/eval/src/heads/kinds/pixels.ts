@@ -1,7 +1,7 @@
 import { ConfigError, slice, type BuildContext } from '@diffssl/core';
 import { PixelClassifier } from '../../protocols/pixels.js';
 import type { ImageInputs } from '../../protocols/feature-head.js';
-import { defineHeadKind } from '../head-kind.js';
+import type { ProtocolHeadKind } from '../head-kind.js';
 
 /**
  * `pixels`: the raw-pixel baseline, a Linear layer on the flattened pixels in
@@ -9,7 +9,7 @@ import { defineHeadKind } from '../head-kind.js';
  *
  * @public
  */
-export const pixelsHeadKind = defineHeadKind({
+export const pixelsHeadKind: ProtocolHeadKind<'pixels'> = {
   name: 'pixels',
   summary: 'baseline: Linear on the raw pixels in [-1, 1]',
   protocol: {
@@ -31,4 +31,4 @@ export const pixelsHeadKind = defineHeadKind({
       });
     },
   },
-});
+};

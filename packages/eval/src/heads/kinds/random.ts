@@ -1,4 +1,4 @@
-import { defineHeadKind, type ProtocolSupport } from '../head-kind.js';
+import type { ProtocolHeadKind, ProtocolSupport } from '../head-kind.js';
 import { linearHeadKind } from './linear.js';
 
 /** GD(L)'s protocol, on the same architecture freshly initialized. */
@@ -11,8 +11,8 @@ const randomProtocol: ProtocolSupport = { ...linearHeadKind.protocol, unet: 'ran
  *
  * @public
  */
-export const randomHeadKind = defineHeadKind({
+export const randomHeadKind: ProtocolHeadKind<'random'> = {
   name: 'random',
   summary: 'baseline: GD(L) on a freshly initialized U-Net of the same architecture',
   protocol: randomProtocol,
-});
+};
