@@ -277,6 +277,17 @@ if (Math.abs(difformer.top1 - REFERENCE.difformer) > 1)
   studies.push(
     await seedStudy('DifFormer', REFERENCE.difformer, seedVariant('difformer'), { protocol: 'difformer', blocks: topBlocks, timesteps: topTimesteps }),
   );
+if (Math.abs(finetune.top1 - REFERENCE.finetuneLinear3) > 1)
+  studies.push(
+    await seedStudy('GD(L), fine-tuned, 3 epochs', REFERENCE.finetuneLinear3, seedVariant('finetune-linear-3-epochs'), {
+      protocol: 'linear',
+      finetune: true,
+      blocks: [10],
+      timesteps: [50],
+      epochs: 3,
+      learningRate: 1e-3,
+    }),
+  );
 const studyOf = (label: string) => studies.find((study) => study.label === label);
 const [diffeedStudy, attention3Study] = [studyOf('DifFeed, 3 epochs'), studyOf('attention head, 3 epochs')];
 const diffeedVersusAttention =
