@@ -1,13 +1,13 @@
 /**
  * DifFormer with `norm_type batch` over several timesteps, against PyTorch's
- * semantics written out in float64 (@diffssl/testing's batch-norm-reference):
+ * semantics written out in float64 (@diffssl/testing's float64-reference):
  * the reference's AttentionFusion applies each block's pre-layer once per
  * timestep, in t_list order, so in training mode each application normalizes
  * with its own batch statistics and updates the running statistics once,
  * chained, and num_batches_tracked advances by the number of timesteps.
  */
 import { BuildContext, compileModuleTrainStep, crossEntropy, Graph, HostTensor, sgd } from '@diffssl/core';
-import { adaptiveAvgPool2dFloat64, batchNormTrainFloat64, randomTensor, relativeError, runOnnx, type BatchNormState, type Float64Map } from '@diffssl/testing';
+import { adaptiveAvgPool64, batchNorm64, conv1x1_64, randomTensor, relativeError, runOnnx, toTensor64 } from '@diffssl/testing';
 import { describe, expect, it } from 'vitest';
 import { DifFormer, fusionKey } from './index.js';
 
@@ -63,41 +63,36 @@ function makeFeatures(): Map<string, HostTensor<'float32'>> {
   return features;
 }
 
-function toFloat64(tensor: HostTensor): Float64Map {
-  return { shape: tensor.shape as [number, number, number, number], data: Float64Array.from(tensor.toArray()) };
+/** One BatchNorm's state as the reference keeps it: weights, running statistics, and how many times it was applied in training. */
+interface BatchNormState {
+  weight: number[];
+  bias: number[];
+  runningMean: number[];
+  runningVar: number[];
+  applications: number;
 }
 
 function batchNormState(fusion: DifFormer, block: number): BatchNormState {
   const state = fusion.stateDict();
-  const read = (name: string) => Float64Array.from(state.get(`pre_layer.${block}.1.${name}`)!.toArray());
-  return {
-    weight: read('weight'),
-    bias: read('bias'),
-    runningMean: read('running_mean'),
-    runningVar: read('running_var'),
-    numBatchesTracked: Number(state.get(`pre_layer.${block}.1.num_batches_tracked`)!.get()),
-  };
+  const read = (name: string) => state.get(`pre_layer.${block}.1.${name}`)!.toArray();
+  return { weight: read('weight'), bias: read('bias'), runningMean: read('running_mean'), runningVar: read('running_var'), applications: 0 };
 }
 
-/** The pre-layer of `block` in float64: pool, BatchNorm (training), 1x1 conv, tokens [B, s*s, dim]. */
+/**
+ * The pre-layer of `block` in float64 (pool, BatchNorm in training, 1x1 conv), as tokens [B, s*s, dim]. Like PyTorch's
+ * in-place buffers, the application starts from `state`'s running statistics and leaves its own there.
+ */
 function referenceTokens(fusion: DifFormer, block: number, x: HostTensor, state: BatchNormState): Float64Array {
-  const pooled = adaptiveAvgPool2dFloat64(toFloat64(x), PRE_POOL);
-  const normalized = batchNormTrainFloat64(pooled, state);
-  const conv = fusion.stateDict();
-  const weight = conv.get(`pre_layer.${block}.2.weight`)!.toArray();
-  const bias = conv.get(`pre_layer.${block}.2.bias`)!.toArray();
-  const [n, c, s] = normalized.shape;
-  const dim = bias.length;
-  const tokens = new Float64Array(n * s * s * dim);
-  for (let b = 0; b < n; b++) {
-    for (let p = 0; p < s * s; p++) {
-      for (let d = 0; d < dim; d++) {
-        let total = bias[d]!;
-        for (let channel = 0; channel < c; channel++) total += weight[d * c + channel]! * normalized.data[(b * c + channel) * s * s + p]!;
-        tokens[(b * s * s + p) * dim + d] = total;
-      }
-    }
-  }
+  const { output, runningMean, runningVar } = batchNorm64(adaptiveAvgPool64(toTensor64(x), PRE_POOL), state, 'train');
+  Object.assign(state, { runningMean, runningVar, applications: state.applications + 1 });
+  const weights = fusion.stateDict();
+  const bias = weights.get(`pre_layer.${block}.2.bias`)!.toArray();
+  const conv = conv1x1_64(output, weights.get(`pre_layer.${block}.2.weight`)!.toArray(), bias, bias.length);
+  // [B, dim, s, s] -> [B, s*s, dim].
+  const [n, dim, s] = conv.shape as [number, number, number];
+  const tokens = new Float64Array(conv.data.length);
+  for (let b = 0; b < n; b++)
+    for (let p = 0; p < s * s; p++) for (let d = 0; d < dim; d++) tokens[(b * s * s + p) * dim + d] = conv.data[(b * dim + d) * s * s + p]!;
   return tokens;
 }
 
@@ -122,7 +117,7 @@ describe('DifFormer with BatchNorm over several timesteps (training mode)', () =
     const result = await runOnnx(outputs, feeds);
     for (const { block } of BLOCKS) {
       const state = batchNormState(fusion, block);
-      const initialMean = Float64Array.from(state.runningMean);
+      const initial = batchNormState(fusion, block);
       for (const t of TIMESTEPS) {
         const key = fusionKey(t, block);
         const expected = referenceTokens(fusion, block, features.get(key)!, state);
@@ -134,9 +129,8 @@ describe('DifFormer with BatchNorm over several timesteps (training mode)', () =
       expect(relativeError(mean, HostTensor.from('float64', mean.shape, state.runningMean), 0), `running_mean of block ${block}`).toBeLessThan(1e-5);
       expect(relativeError(variance, HostTensor.from('float64', variance.shape, state.runningVar), 0), `running_var of block ${block}`).toBeLessThan(1e-5);
       // A control: one update from the initial statistics (the last timestep's alone) lands far from three chained ones.
-      const lastOnly = adaptiveAvgPool2dFloat64(toFloat64(features.get(fusionKey(TIMESTEPS.at(-1)!, block))!), PRE_POOL);
-      const single = { ...batchNormState(fusion, block), runningMean: Float64Array.from(initialMean) };
-      batchNormTrainFloat64(lastOnly, single);
+      const lastOnly = adaptiveAvgPool64(toTensor64(features.get(fusionKey(TIMESTEPS.at(-1)!, block))!), PRE_POOL);
+      const single = batchNorm64(lastOnly, initial, 'train');
       expect(relativeError(mean, HostTensor.from('float64', mean.shape, single.runningMean), 0)).toBeGreaterThan(1e-2);
     }
   });
@@ -166,7 +160,7 @@ describe('DifFormer with BatchNorm over several timesteps (training mode)', () =
     for (const { block } of BLOCKS) {
       const reference = expected.get(block)!;
       expect(Number(state.get(`pre_layer.${block}.1.num_batches_tracked`)!.get())).toBe(TIMESTEPS.length);
-      expect(reference.numBatchesTracked).toBe(TIMESTEPS.length);
+      expect(reference.applications).toBe(TIMESTEPS.length);
       const mean = state.get(`pre_layer.${block}.1.running_mean`)!;
       const variance = state.get(`pre_layer.${block}.1.running_var`)!;
       expect(relativeError(mean, HostTensor.from('float64', mean.shape, reference.runningMean), 0)).toBeLessThan(1e-5);

@@ -36,5 +36,4 @@ export {
 } from './float64-reference.js';
 export { matmulRate, secondsPerRun, vitForwardFlops } from './bench.js';
 export { expectMatchesReferenceStep, referenceStep, runHeadStep, type HeadStepResult, type ReferenceStep } from './head-step.js';
-export { adaptiveAvgPool2dFloat64, batchNormTrainFloat64, type BatchNormState, type Float64Map } from './batch-norm-reference.js';
 export { statePickle, storedZip, storedZipChunks, writeStateDict, writeTorchZip, type TensorRecord } from './torch-zip-writer.js';

@@ -12,14 +12,14 @@ import { promisify } from 'node:util';
 import { HostTensor, readSafetensors, writeSafetensors } from '@diffssl/core';
 import { DifFormer, fusionKey } from '@diffssl/difformer';
 import {
-  adaptiveAvgPool2dFloat64,
-  batchNormTrainFloat64,
+  adaptiveAvgPool64,
+  batchNorm64,
   expectMatchesReferenceStep,
   loadTensorFixture,
   randomTensor,
   referenceStep,
   relativeError,
-  type BatchNormState,
+  toTensor64,
   type TensorFixture,
 } from '@diffssl/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +31,15 @@ function cli(args: string[]) {
     (r) => ({ code: 0, stderr: r.stderr }),
     (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
   );
+}
+
+/** Runs `diffssl head-step` on the head.json, params.safetensors and input.safetensors in `directory`; the tensors it wrote. */
+async function headStepIn(directory: string, lr: string): Promise<Map<string, HostTensor>> {
+  const out = join(directory, 'out.safetensors');
+  const files = ['--head', join(directory, 'head.json'), '--params', join(directory, 'params.safetensors'), '--input', join(directory, 'input.safetensors')];
+  const result = await cli(['head-step', ...files, '--lr', lr, '--out', out]);
+  expect(result.code, result.stderr).toBe(0);
+  return readSafetensors(readFileSync(out)).tensors;
 }
 
 let fixture: TensorFixture;
@@ -63,22 +72,7 @@ function setup(name: string) {
 describe('diffssl head-step', () => {
   it.each(['linear', 'attention', 'difformer', 'poolhead'])('reproduces the reference case %s', async (name) => {
     const directory = setup(name);
-    const out = join(directory, 'out.safetensors');
-    const result = await cli([
-      'head-step',
-      '--head',
-      join(directory, 'head.json'),
-      '--params',
-      join(directory, 'params.safetensors'),
-      '--input',
-      join(directory, 'input.safetensors'),
-      '--lr',
-      fixture.metadata[`${name}/lr`]!,
-      '--out',
-      out,
-    ]);
-    expect(result.code, result.stderr).toBe(0);
-    const written = readSafetensors(readFileSync(out)).tensors;
+    const written = await headStepIn(directory, fixture.metadata[`${name}/lr`]!);
     const reference = referenceStep(fixture, name);
     const expectedKeys = [
       'logits',
@@ -104,22 +98,7 @@ describe('diffssl head-step', () => {
     params.set('pre_layer.12.1.weight', HostTensor.full('float32', [64], 1));
     params.set('pre_layer.12.1.bias', HostTensor.zeros('float32', [64]));
     writeFileSync(join(directory, 'params.safetensors'), writeSafetensors(params));
-    const out = join(directory, 'out.safetensors');
-    const result = await cli([
-      'head-step',
-      '--head',
-      join(directory, 'head.json'),
-      '--params',
-      join(directory, 'params.safetensors'),
-      '--input',
-      join(directory, 'input.safetensors'),
-      '--lr',
-      '0.05',
-      '--out',
-      out,
-    ]);
-    expect(result.code, result.stderr).toBe(0);
-    const written = readSafetensors(readFileSync(out)).tensors;
+    const written = await headStepIn(directory, '0.05');
     // The running mean after one step is 0.9 * 0 + 0.1 * the batch mean of the 7x7-pooled (identity here) input, per channel.
     const input = fixture.tensor('attention/input/t150/block12');
     const [n, c, h, w] = input.shape as [number, number, number, number];
@@ -196,35 +175,14 @@ describe('diffssl head-step', () => {
     );
     inputs.set('labels', HostTensor.from('int64', [6], [0n, 1n, 2n, 3n, 2n, 1n]));
     writeFileSync(join(directory, 'input.safetensors'), writeSafetensors(inputs));
-    const out = join(directory, 'out.safetensors');
-    const result = await cli([
-      'head-step',
-      '--head',
-      join(directory, 'head.json'),
-      '--params',
-      join(directory, 'params.safetensors'),
-      '--input',
-      join(directory, 'input.safetensors'),
-      '--lr',
-      '0.05',
-      '--out',
-      out,
-    ]);
-    expect(result.code, result.stderr).toBe(0);
-    const written = readSafetensors(readFileSync(out)).tensors;
+    const written = await headStepIn(directory, '0.05');
     for (const { block } of blocks) {
-      const read = (name: string) => Float64Array.from(params.get(`pre_layer.${block}.1.${name}`)!.toArray());
-      const state: BatchNormState = {
-        weight: read('weight'),
-        bias: read('bias'),
-        runningMean: read('running_mean'),
-        runningVar: read('running_var'),
-        numBatchesTracked: 7,
-      };
+      const read = (name: string) => params.get(`pre_layer.${block}.1.${name}`)!.toArray();
+      const state = { weight: read('weight'), bias: read('bias'), runningMean: read('running_mean'), runningVar: read('running_var') };
       // t_list order, each application from the previous one's running statistics.
       for (const t of timesteps) {
-        const x = inputs.get(fusionKey(t, block))!;
-        batchNormTrainFloat64(adaptiveAvgPool2dFloat64({ shape: x.shape as [number, number, number, number], data: Float64Array.from(x.toArray()) }, 3), state);
+        const { runningMean, runningVar } = batchNorm64(adaptiveAvgPool64(toTensor64(inputs.get(fusionKey(t, block))!), 3), state, 'train');
+        Object.assign(state, { runningMean, runningVar });
       }
       const mean = written.get(`buffer_after/pre_layer.${block}.1.running_mean`)!;
       const variance = written.get(`buffer_after/pre_layer.${block}.1.running_var`)!;
