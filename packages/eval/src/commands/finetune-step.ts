@@ -1,20 +1,4 @@
-import {
-  BuildContext,
-  compileModel,
-  ConfigError,
-  createRunner,
-  crossEntropy,
-  DTypeError,
-  gradients,
-  Graph,
-  mul,
-  ShapeError,
-  sub,
-  writeFileAtomic,
-  writeSafetensors,
-  type HostTensor,
-  type SymbolicTensor,
-} from '@diffssl/core';
+import { BuildContext, ConfigError, DTypeError, Graph, ShapeError, type HostTensor, type SymbolicTensor } from '@diffssl/core';
 import { constantTimesteps } from '@diffssl/diffeed';
 import { noiseSchedule, qSampleGraph, type DiffusionUNet, type UNetWeights } from '@diffssl/unet';
 import { buildHead, headSpecForm, parseHeadSpec, type BuiltHead, type HeadSpec } from '../heads/head-spec.js';
@@ -23,6 +7,7 @@ import { unetModule } from '../protocols/finetune.js';
 import { noiseInput, X_START } from '../protocols/diffeed-model.js';
 import type { HeadStepOptions } from './head-step.js';
 import { isBatchNormBuffer, readJsonFile, readTensorFile } from './options.js';
+import { checkLearningRate, inputLabels, writeReferenceStep } from './reference-step.js';
 
 /** Options of {@link finetuneStep} (the `diffssl finetune-step` command). @public */
 export interface FinetuneStepOptions extends Omit<HeadStepOptions, 'input'> {
@@ -83,15 +68,12 @@ function buildFinetuneLogits(
  * @public
  */
 export async function finetuneStep(options: FinetuneStepOptions): Promise<string[]> {
-  if (!Number.isFinite(options.lr)) throw new ConfigError(`--lr: expected a finite number; found ${options.lr}`);
+  checkLearningRate(options.lr);
   const spec = parseHeadSpec(await readJsonFile(options.head, '--head'));
   const { blocks, timesteps, inputName } = headReads(spec);
   const { unet } = await loadUNet({ checkpoint: options.checkpoint, config: options.config });
   const input = await readTensorFile(options.input, '--input');
-  const labels = input.get('labels');
-  if (!labels) throw new ConfigError(`--input: expected a tensor 'labels' (int64 [B]) in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);
-  if (labels.dtype !== 'int64' || labels.rank !== 1)
-    throw new DTypeError(`--input: labels must be int64 [B]; found ${labels.dtype}[${labels.shape.join(', ')}]`);
+  const labels = inputLabels(input, options.input);
   const batch = labels.shape[0]!;
   const { imageSize, inChannels } = unet.info;
   const imageShape = [batch, inChannels, imageSize, imageSize];
@@ -125,24 +107,5 @@ export async function finetuneStep(options: FinetuneStepOptions): Promise<string
     xStart: image(X_START),
     noise: new Map(timesteps.map((t) => [t, image(noiseInput(t))])),
   });
-  const loss = crossEntropy(logits, graph.input('labels', 'int64', ['batch']));
-  const trainable = context.trainableWeights();
-  const grads = gradients(
-    loss,
-    trainable.map(({ weight }) => weight),
-  );
-  const outputs: Record<string, SymbolicTensor> = { logits, loss };
-  trainable.forEach(({ weight }, i) => {
-    outputs[`grad/${weight.name}`] = grads[i]!;
-    outputs[`after_sgd/${weight.name}`] = sub(weight, mul(grads[i]!, options.lr));
-  });
-  const runner = await createRunner(compileModel({ outputs }), { executionProviders: options.providers ?? ['cpu'] });
-  try {
-    const result = await runner.run(feeds);
-    const written = new Map(Object.keys(outputs).map((name) => [name, name === 'loss' ? result[name]!.reshape([1]) : result[name]!]));
-    await writeFileAtomic(options.out, writeSafetensors(written));
-    return [...written.keys()];
-  } finally {
-    await runner.release();
-  }
+  return writeReferenceStep(context, logits, feeds, { lr: options.lr, out: options.out, providers: options.providers, bufferUpdates: false });
 }

@@ -1,23 +1,7 @@
-import {
-  BuildContext,
-  compileModel,
-  ConfigError,
-  createRunner,
-  crossEntropy,
-  DTypeError,
-  gradients,
-  Graph,
-  HostTensor,
-  mul,
-  ShapeError,
-  sub,
-  writeFileAtomic,
-  writeSafetensors,
-  type ExecutionProvider,
-  type SymbolicTensor,
-} from '@diffssl/core';
+import { BuildContext, DTypeError, Graph, type HostTensor, ShapeError, type ExecutionProvider } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
 import { isBatchNormBuffer, readJsonFile, readTensorFile } from './options.js';
+import { checkLearningRate, inputLabels, writeReferenceStep } from './reference-step.js';
 
 /** Options of {@link headStep} (the `diffssl head-step` command). @public */
 export interface HeadStepOptions {
@@ -50,13 +34,10 @@ export interface HeadStepOptions {
  * @public
  */
 export async function headStep(options: HeadStepOptions): Promise<string[]> {
-  if (!Number.isFinite(options.lr)) throw new ConfigError(`--lr: expected a finite number; found ${options.lr}`);
+  checkLearningRate(options.lr);
   const spec = parseHeadSpec(await readJsonFile(options.head, '--head'));
   const input = await readTensorFile(options.input, '--input');
-  const labels = input.get('labels');
-  if (!labels) throw new ConfigError(`--input: expected a tensor 'labels' (int64 [B]) in ${options.input}; found ${[...input.keys()].join(', ') || 'none'}`);
-  if (labels.dtype !== 'int64' || labels.rank !== 1)
-    throw new DTypeError(`--input: labels must be int64 [B]; found ${labels.dtype}[${labels.shape.join(', ')}]`);
+  const labels = inputLabels(input, options.input);
   const head = buildHead(spec, input);
   head.module.loadStateDict(await readTensorFile(options.params, '--params'), { allowMissing: isBatchNormBuffer });
   const feeds: Record<string, HostTensor> = { labels };
@@ -70,29 +51,5 @@ export async function headStep(options: HeadStepOptions): Promise<string[]> {
   const context = new BuildContext(graph, head.module, { mode: 'train' });
   const inputs = new Map([...head.inputs].map(([name, shape]) => [name, graph.input(name, 'float32', ['batch', ...shape])]));
   const logits = head.forward(context, inputs);
-  const loss = crossEntropy(logits, graph.input('labels', 'int64', ['batch']));
-  const trainable = context.trainableWeights();
-  const grads = gradients(
-    loss,
-    trainable.map(({ weight }) => weight),
-  );
-  const outputs: Record<string, SymbolicTensor> = { logits, loss };
-  trainable.forEach(({ weight }, i) => {
-    outputs[`grad/${weight.name}`] = grads[i]!;
-    outputs[`after_sgd/${weight.name}`] = sub(weight, mul(grads[i]!, options.lr));
-  });
-  for (const { weight } of context.updatedBuffers()) outputs[`buffer_after/${weight.name}`] = context.bufferUpdates().get(weight)!;
-  const runner = await createRunner(compileModel({ outputs }), { executionProviders: options.providers ?? ['cpu'] });
-  try {
-    const result = await runner.run(feeds);
-    const written = new Map(Object.keys(outputs).map((name) => [name, name === 'loss' ? result[name]!.reshape([1]) : result[name]!]));
-    // num_batches_tracked advances once per application of its BatchNorm (once per timestep for a pre-layer shared by timesteps).
-    for (const { tensor, increment } of context.stepCounters()) {
-      written.set(`buffer_after/${context.nameOf(tensor)}`, HostTensor.from('int64', [], [BigInt(tensor.value.get()) + BigInt(increment)]));
-    }
-    await writeFileAtomic(options.out, writeSafetensors(written));
-    return [...written.keys()];
-  } finally {
-    await runner.release();
-  }
+  return writeReferenceStep(context, logits, feeds, { lr: options.lr, out: options.out, providers: options.providers, bufferUpdates: true });
 }
