@@ -4,7 +4,9 @@
  *    and of the reference TypeScript kernel, and their ratio;
  * 2. one SGD train step of a 2-block ViT head (dim 256, 4 heads, MLP ratio 4,
  *    64 tokens, batch 32): steps/s and achieved GFLOP/s as a fraction of the
- *    matmul GFLOP/s measured in the same run.
+ *    matmul GFLOP/s measured in the same run; then the same step with
+ *    gradient accumulation over 4 micro-batches of 8 (`microBatch: 8`), and
+ *    its time as a multiple of the one-run step's.
  * 3. the worker-thread runner (`thread: 'worker'`) against the in-thread one:
  *    time per run of a small model (linear 64 -> 10, batch 8) and of the 512
  *    matmul, as worker/in-thread ratios of median run times, and the time to
@@ -29,6 +31,7 @@ import {
   slice,
   softmax,
   transpose,
+  type Dim,
   type OnnxModel,
   type SymbolicTensor,
 } from '../src/index.js';
@@ -71,7 +74,7 @@ function vitBlock(
   heads: number,
   mlpRatio: number,
   seed: number,
-  batch: number,
+  batch: Dim,
   tokens: number,
 ): { y: SymbolicTensor; weights: SymbolicTensor[] } {
   const w = (name: string, shape: number[], scale: number) => graph.weight(`${prefix}.${name}`, random(shape, seed++, scale));
@@ -101,8 +104,14 @@ function vitBlock(
   return { y, weights };
 }
 
-async function benchVitTrainStep(matmulGflops: number): Promise<void> {
-  const [batch, tokens, dim, heads, mlpRatio, classes] = [32, 64, 256, 4, 4, 10];
+/**
+ * The ViT head step; with `microBatch`, the same step as gradient accumulation
+ * (the graph's batch axis is then the named size 'batch', which a split needs).
+ * Returns seconds per step.
+ */
+async function benchVitTrainStep(matmulGflops: number, microBatch?: number): Promise<number> {
+  const [batchSize, tokens, dim, heads, mlpRatio, classes] = [32, 64, 256, 4, 4, 10];
+  const batch: Dim = microBatch === undefined ? batchSize : 'batch';
   const graph = new Graph();
   const x = graph.input('x', 'float32', [batch, tokens, dim]);
   const labels = graph.input('labels', 'int64', [batch]);
@@ -117,24 +126,26 @@ async function benchVitTrainStep(matmulGflops: number): Promise<void> {
     loss,
     parameters: [...first.weights, ...second.weights, headWeight, headBias],
     optimizer: sgd({ momentum: 0.9 }),
+    microBatch,
     runner: { executionProviders: ['cpu'] },
   });
   const feeds = {
-    x: random([batch, tokens, dim], 3),
+    x: random([batchSize, tokens, dim], 3),
     labels: HostTensor.from(
       'int64',
-      [batch],
-      Array.from({ length: batch }, (_, i) => BigInt(i % classes)),
+      [batchSize],
+      Array.from({ length: batchSize }, (_, i) => BigInt(i % classes)),
     ),
   };
   const seconds = await secondsPerRun(() => step.run(feeds, { learningRate: 0.01 }), 6);
   await step.release();
-  const flopsPerStep = 3 * (vitForwardFlops(batch, tokens, dim, mlpRatio, 2) + 2 * batch * dim * classes);
+  const flopsPerStep = 3 * (vitForwardFlops(batchSize, tokens, dim, mlpRatio, 2) + 2 * batchSize * dim * classes);
   const achieved = flopsPerStep / seconds / 1e9;
   console.log(
-    `ViT head train step (2 blocks, dim ${dim}, ${heads} heads, MLP x${mlpRatio}, ${tokens} tokens, batch ${batch}, SGD): ${(1 / seconds).toFixed(2)} steps/s, ` +
+    `ViT head train step (2 blocks, dim ${dim}, ${heads} heads, MLP x${mlpRatio}, ${tokens} tokens, batch ${batchSize}${microBatch === undefined ? '' : ` as micro-batches of ${microBatch}`}, SGD): ${(1 / seconds).toFixed(2)} steps/s, ` +
       `${achieved.toFixed(1)} GFLOP/s = ${(achieved / matmulGflops).toFixed(2)} of the 512 matmul rate`,
   );
+  return seconds;
 }
 
 /** Opens a runner, times single runs for `seconds` after a warm-up run, and releases it: seconds to open and per run. */
@@ -198,5 +209,7 @@ async function benchWorkerOverhead(): Promise<void> {
 
 const rates = new Map<number, number>();
 for (const size of [256, 512, 1024]) rates.set(size, await benchMatmul(size));
-await benchVitTrainStep(rates.get(512)!);
+const oneRun = await benchVitTrainStep(rates.get(512)!);
+const accumulated = await benchVitTrainStep(rates.get(512)!, 8);
+console.log(`gradient accumulation (4 micro-batches of 8) takes ${(accumulated / oneRun).toFixed(2)}x the one-run step's time`);
 await benchWorkerOverhead();

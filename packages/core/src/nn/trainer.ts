@@ -20,6 +20,17 @@ export interface ModuleTrainStepOptions {
   outputs?: Record<string, SymbolicTensor>;
   /** Steps per session run (an ONNX Loop over stacked batches when above 1). */
   stepsPerRun?: number;
+  /**
+   * Gradient accumulation: split each batch into micro-batches of at most
+   * this many examples and take one optimizer step from their summed
+   * gradients (`TrainStepOptions.microBatch`). Each micro-batch is one
+   * application of every BatchNorm: it normalizes with its own statistics,
+   * and the running statistics and `num_batches_tracked` advance once per
+   * micro-batch, as PyTorch does when given micro-batches.
+   */
+  microBatch?: number;
+  /** How the loss reduces over examples, for combining micro-batch gradients (`'mean'`, the default, or `'sum'`). */
+  lossReduction?: 'mean' | 'sum';
   /** Session options. */
   runner?: RunnerOptions;
 }
@@ -56,15 +67,21 @@ export class ModuleTrainStep {
     return this.step.provider;
   }
 
+  /** Examples per micro-batch at most, or undefined when batches are not split. */
+  get microBatch(): number | undefined {
+    return this.step.microBatch;
+  }
+
   /**
-   * Takes one step (or `stepsPerRun`), then advances the step counters.
+   * Takes one step (or `stepsPerRun`), then advances the step counters by
+   * their increment for every forward pass (every micro-batch).
    *
    * @throws as `TrainStep.run` (a non-finite loss changes nothing)
    */
   async run(batch: Record<string, HostTensor>, options: { learningRate: number }): Promise<TrainStepResult> {
     const result = await this.step.run(batch, options);
     for (const { tensor, increment } of this.counters) {
-      tensor.value = HostTensor.from('int64', [], [BigInt(tensor.value.get()) + BigInt(result.losses.length * increment)]);
+      tensor.value = HostTensor.from('int64', [], [BigInt(tensor.value.get()) + BigInt(result.forwardPasses * increment)]);
     }
     return result;
   }
@@ -165,6 +182,8 @@ export async function compileModuleTrainStepWith(createRunner: RunnerFactory, op
     optimizer: options.optimizer,
     outputs: options.outputs,
     stepsPerRun: options.stepsPerRun,
+    microBatch: options.microBatch,
+    lossReduction: options.lossReduction,
     runner: options.runner,
     bufferUpdates: context.bufferUpdates(),
   });

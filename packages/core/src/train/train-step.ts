@@ -4,6 +4,7 @@ import type { Dim } from '../graph/dim.js';
 import type { SymbolicTensor } from '../graph/graph.js';
 import { gradients } from '../autodiff/gradients.js';
 import { add } from '../ops/add.js';
+import { mul } from '../ops/mul.js';
 import { collectNodes, GraphLowering, valueInfo } from '../onnx/lowering.js';
 import { compileModel, OnnxModel, type ValueDescription } from '../onnx/model.js';
 import type { Runner, RunnerOptions } from '../runtime/runner.js';
@@ -34,6 +35,29 @@ export interface TrainStepOptions {
    * They are carried between runs like parameters and saved with the state.
    */
   bufferUpdates?: ReadonlyMap<SymbolicTensor, SymbolicTensor>;
+  /**
+   * Gradient accumulation: split each batch into micro-batches of at most this
+   * many examples (along the first axis of every data input, which must be
+   * one named size such as `'batch'`), run forward and backward on each, sum
+   * their gradients weighted as {@link TrainStepOptions.lossReduction} says,
+   * then take ONE optimizer step: the step count and the learning rate are
+   * those of one step. Only the activations of one micro-batch are alive at a
+   * time. Buffer updates (BatchNorm's running statistics) chain from one
+   * micro-batch to the next, and each micro-batch normalizes with its own
+   * statistics, as PyTorch does when given micro-batches. A batch of at most
+   * `microBatch` examples is one micro-batch. Needs `stepsPerRun` 1; extra
+   * `outputs` must have the batch as their first axis (they are concatenated).
+   * Default: no split (forward, backward and update in one session run).
+   */
+  microBatch?: number;
+  /**
+   * How the loss reduces over the examples of a batch, which fixes how
+   * micro-batch gradients combine: `'mean'` (default, as `crossEntropy`'s
+   * default) weights each micro-batch's gradient by its share of the batch,
+   * so the sum is the gradient of the whole batch's mean loss; `'sum'` adds
+   * them as they are. Only read with `microBatch`.
+   */
+  lossReduction?: 'mean' | 'sum';
 }
 
 /** What a train-step state tensor is. @public */
@@ -45,11 +69,33 @@ export interface TrainStepResult {
   losses: number[];
   /** Requested extra outputs (stacked along a leading axis when stepsPerRun > 1). */
   outputs: Record<string, HostTensor>;
+  /** Forward passes this run made: the steps taken times the micro-batches of each (what BatchNorm's `num_batches_tracked` counts). */
+  forwardPasses: number;
 }
 
 const LEARNING_RATE = 'train/learning_rate';
 const STEP = 'train/step';
+const GRADIENT_SCALE = 'train/gradient_scale';
 const updatedName = (name: string) => `${name}/updated`;
+const gradientSumName = (name: string) => `train/${name}/gradient_sum`;
+
+/**
+ * The two models of a micro-batched step: `gradient` runs forward and backward
+ * on one micro-batch and adds its scaled gradients to the running sums;
+ * `apply` takes the optimizer step from the sums. @internal
+ */
+export interface MicroBatchModels {
+  /** Examples per micro-batch, at most. */
+  size: number;
+  /** How the loss reduces over examples. */
+  lossReduction: 'mean' | 'sum';
+  /** Forward and backward of one micro-batch; its data inputs are {@link TrainStepModel.dataInputs}. */
+  gradient: OnnxModel;
+  /** The optimizer step from the summed gradients. */
+  apply: OnnxModel;
+  /** Per parameter: its name, the gradient-sum input (of both models) and the gradient model's output of the new sum. */
+  sums: { parameter: string; input: string; output: string; zeros: HostTensor }[];
+}
 
 /** The model of a train step plus the names of its state. @internal */
 export interface TrainStepModel {
@@ -59,6 +105,8 @@ export interface TrainStepModel {
   /** Data inputs the caller feeds (stacked when looping). */
   dataInputs: ValueDescription[];
   extraOutputs: string[];
+  /** Set when each batch is split into micro-batches; `model` is then the gradient model. */
+  microBatch?: MicroBatchModels;
 }
 
 /** Builds forward, backward and update into the loss's graph and compiles them. @internal */
@@ -82,6 +130,7 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
     }
   }
   checkRunningStatistics([loss, ...Object.values(options.outputs ?? {})], bufferUpdates);
+  if (options.microBatch !== undefined) return buildMicroBatchModels(options, bufferUpdates);
   const graph = loss.graph;
   const learningRate = graph.get(LEARNING_RATE) ?? graph.input(LEARNING_RATE, loss.dtype, []);
   const step = graph.get(STEP) ?? graph.input(STEP, loss.dtype, []);
@@ -121,6 +170,96 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
   const dataInputs = single.inputs.filter((input) => !stateNames.has(input.name) && input.name !== LEARNING_RATE);
   if (steps === 1) return { model: single, state, dataInputs, extraOutputs: Object.keys(extra) };
   return { model: buildLoopModel(allOutputs, state, dataInputs, single, [learningRate]), state, dataInputs, extraOutputs: Object.keys(extra) };
+}
+
+/**
+ * The micro-batched form of a train step: a gradient model (forward, backward,
+ * gradient sums, buffer updates) and an apply model (the optimizer step from
+ * the sums), both lowered from the loss's graph. The gradient sums are the
+ * same graph inputs in both, so the apply model reads what the gradient model
+ * accumulated.
+ */
+function buildMicroBatchModels(options: TrainStepOptions, bufferUpdates: ReadonlyMap<SymbolicTensor, SymbolicTensor>): TrainStepModel {
+  const { loss, parameters, optimizer } = options;
+  const size = options.microBatch!;
+  if (!Number.isSafeInteger(size) || size < 1) throw new ConfigError(`compileTrainStep: expected microBatch to be a positive integer; found ${size}`);
+  if ((options.stepsPerRun ?? 1) !== 1)
+    throw new ConfigError(`compileTrainStep: microBatch needs stepsPerRun 1 (one step per run); found stepsPerRun ${options.stepsPerRun}`);
+  const lossReduction = options.lossReduction ?? 'mean';
+  if (lossReduction !== 'mean' && lossReduction !== 'sum')
+    throw new ConfigError(`compileTrainStep: expected lossReduction 'mean' or 'sum'; found '${String(lossReduction)}'`);
+  const graph = loss.graph;
+  const learningRate = graph.get(LEARNING_RATE) ?? graph.input(LEARNING_RATE, loss.dtype, []);
+  const step = graph.get(STEP) ?? graph.input(STEP, loss.dtype, []);
+  const scale = graph.get(GRADIENT_SCALE) ?? graph.input(GRADIENT_SCALE, loss.dtype, []);
+  const nextStep = add(step, 1);
+  const grads = gradients(loss, parameters);
+  const state: TrainStepModel['state'] = [];
+  const sums: MicroBatchModels['sums'] = [];
+  const gradientOutputs: Record<string, SymbolicTensor> = {};
+  const applied: Record<string, SymbolicTensor> = {};
+  const slotInputs: SymbolicTensor[] = [];
+  const sumInputs: SymbolicTensor[] = [];
+  parameters.forEach((parameter, index) => {
+    const name = gradientSumName(parameter.name!);
+    const sum = graph.get(name) ?? graph.input(name, parameter.dtype, parameter.shape);
+    sumInputs.push(sum);
+    sums.push({ parameter: parameter.name!, input: name, output: updatedName(name), zeros: HostTensor.zeros(parameter.dtype, parameter.value!.shape) });
+    gradientOutputs[updatedName(name)] = add(sum, mul(grads[index]!, scale));
+    const slots = optimizer.slots.map((slot) => {
+      const slotName = `train/${parameter.name}/${slot}`;
+      const input = graph.get(slotName) ?? graph.input(slotName, parameter.dtype, parameter.shape);
+      slotInputs.push(input);
+      return input;
+    });
+    const result = optimizer.update({ parameter, gradient: sum, slots, learningRate, step: nextStep });
+    state.push({ input: parameter.name!, output: updatedName(parameter.name!), initial: parameter.value!, role: 'parameter' });
+    applied[updatedName(parameter.name!)] = result.parameter;
+    slots.forEach((slot, i) => {
+      state.push({ input: slot.name!, output: updatedName(slot.name!), initial: HostTensor.zeros(parameter.dtype, parameter.value!.shape), role: 'optimizer' });
+      applied[updatedName(slot.name!)] = result.slots[i]!;
+    });
+  });
+  for (const [buffer, update] of bufferUpdates) {
+    state.push({ input: buffer.name!, output: updatedName(buffer.name!), initial: buffer.value!, role: 'buffer' });
+    gradientOutputs[updatedName(buffer.name!)] = update;
+  }
+  state.push({ input: STEP, output: updatedName(STEP), initial: HostTensor.zeros(loss.dtype, []), role: 'step' });
+  applied[updatedName(STEP)] = nextStep;
+  const extra = options.outputs ?? {};
+  for (const name of Object.keys(extra)) {
+    if (name === 'loss' || name in gradientOutputs || name in applied) throw new ConfigError(`compileTrainStep: output name '${name}' is reserved`);
+  }
+  const gradient = compileModel({
+    outputs: { loss, ...extra, ...gradientOutputs },
+    weightsAsInputs: [...parameters, ...bufferUpdates.keys()],
+    inputs: [scale, ...sumInputs],
+    name: 'train_step_gradient',
+  });
+  const apply = compileModel({
+    outputs: applied,
+    weightsAsInputs: [...parameters],
+    inputs: [learningRate, step, ...slotInputs, ...sumInputs],
+    name: 'train_step_apply',
+  });
+  const internal = new Set([...state.map((s) => s.input), ...sums.map((s) => s.input), GRADIENT_SCALE, LEARNING_RATE]);
+  const dataInputs = gradient.inputs.filter((input) => !internal.has(input.name));
+  const batchAxis = dataInputs[0]?.shape[0];
+  const unsplittable = dataInputs.filter((input) => typeof input.shape[0] !== 'string' || input.shape[0] !== batchAxis);
+  if (dataInputs.length === 0 || typeof batchAxis !== 'string' || unsplittable.length > 0) {
+    throw new ConfigError(
+      `compileTrainStep: microBatch splits every data input along its first axis, which must be one named size (such as 'batch'); found ${
+        dataInputs.map((input) => `'${input.name}' [${input.shape.join(', ')}]`).join(', ') || 'no data input'
+      }`,
+    );
+  }
+  for (const [name, tensor] of Object.entries(extra)) {
+    if (tensor.shape[0] !== batchAxis)
+      throw new ConfigError(
+        `compileTrainStep: with microBatch, extra outputs are concatenated over micro-batches, so their first axis must be '${batchAxis}'; found '${name}' ${tensor.describe()}`,
+      );
+  }
+  return { model: gradient, state, dataInputs, extraOutputs: Object.keys(extra), microBatch: { size, lossReduction, gradient, apply, sums } };
 }
 
 /**
@@ -255,13 +394,22 @@ export class TrainStep {
     private readonly spec: TrainStepModel,
     /** Steps per run (1, or the Loop length bound given at compile time). */
     readonly stepsPerRun: number,
+    /** The runner of the apply model when micro-batching. */
+    private readonly applyRunner?: Runner,
   ) {
+    if ((spec.microBatch === undefined) !== (applyRunner === undefined))
+      throw new ConfigError('TrainStep: a micro-batched step needs the runner of its apply model, and only such a step takes one');
     for (const entry of spec.state) this.values.set(entry.input, entry.initial);
   }
 
   /** The execution provider in use. */
   get provider(): string {
     return this.runner.provider;
+  }
+
+  /** Examples per micro-batch at most, or undefined when a batch is not split. */
+  get microBatch(): number | undefined {
+    return this.spec.microBatch?.size;
   }
 
   /** The data inputs to feed each run (before stacking). */
@@ -329,6 +477,7 @@ export class TrainStep {
     if (!(Number.isFinite(learningRate) && learningRate >= 0)) {
       throw new ConfigError(`TrainStep.run: expected a finite, non-negative learningRate; found ${learningRate}`);
     }
+    if (this.spec.microBatch) return this.runMicroBatches(this.spec.microBatch, batch, learningRate);
     const lossDtype = this.values.get(STEP)!.dtype;
     const feeds: Record<string, HostTensor> = { ...batch, [LEARNING_RATE]: HostTensor.from(lossDtype, [], [learningRate]) };
     for (const [name, value] of this.values) feeds[name] = value;
@@ -343,13 +492,102 @@ export class TrainStep {
     for (const entry of this.spec.state) this.values.set(entry.input, results[entry.output]!);
     const outputs: Record<string, HostTensor> = {};
     for (const name of this.spec.extraOutputs) outputs[name] = results[name]!;
-    return { losses, outputs };
+    return { losses, outputs, forwardPasses: losses.length };
   }
 
-  /** Releases the session. */
+  /**
+   * One step over micro-batches: the gradient model runs on each slice of the
+   * batch, carrying the gradient sums and the buffers, then the apply model
+   * takes the optimizer step. Nothing is committed until every micro-batch's
+   * loss is finite.
+   */
+  private async runMicroBatches(micro: MicroBatchModels, batch: Record<string, HostTensor>, learningRate: number): Promise<TrainStepResult> {
+    const where = 'TrainStep.run';
+    for (const input of this.spec.dataInputs) {
+      if (!batch[input.name])
+        throw new ConfigError(
+          `${where}: missing input '${input.name}' (${input.dtype}[${input.shape.join(', ')}]); given: ${Object.keys(batch).join(', ') || 'nothing'}`,
+        );
+    }
+    const unknown = Object.keys(batch).filter((name) => !this.spec.dataInputs.some((input) => input.name === name));
+    if (unknown.length > 0) throw new ConfigError(`${where}: unknown input${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `'${n}'`).join(', ')}`);
+    const first = this.spec.dataInputs[0]!;
+    const examples = batch[first.name]!.shape[0] ?? 0;
+    for (const input of this.spec.dataInputs) {
+      const rows = batch[input.name]!.shape[0];
+      if (rows !== examples)
+        throw new ShapeError(
+          `${where}: every data input must have the batch's ${examples} rows ('${first.name}'); found '${input.name}' with ${rows ?? 'no axis'}`,
+        );
+    }
+    if (examples === 0) throw new ShapeError(`${where}: expected a batch of at least one example; found 0 rows`);
+    const dense = Object.fromEntries(this.spec.dataInputs.map((input) => [input.name, batch[input.name]!.contiguous()]));
+    const lossDtype = this.values.get(STEP)!.dtype;
+    const parameterFeeds: Record<string, HostTensor> = {};
+    const buffers: Record<string, HostTensor> = {};
+    for (const entry of this.spec.state) {
+      if (entry.role === 'parameter') parameterFeeds[entry.input] = this.values.get(entry.input)!;
+      if (entry.role === 'buffer') buffers[entry.input] = this.values.get(entry.input)!;
+    }
+    const sums: Record<string, HostTensor> = Object.fromEntries(micro.sums.map((sum) => [sum.input, sum.zeros]));
+    const extraParts: Record<string, HostTensor[]> = Object.fromEntries(this.spec.extraOutputs.map((name) => [name, []]));
+    let loss = 0;
+    let passes = 0;
+    for (let start = 0; start < examples; start += micro.size) {
+      const end = Math.min(start + micro.size, examples);
+      const share = micro.lossReduction === 'mean' ? (end - start) / examples : 1;
+      const feeds: Record<string, HostTensor> = { ...parameterFeeds, ...buffers, ...sums, [GRADIENT_SCALE]: HostTensor.from(lossDtype, [], [share]) };
+      for (const [name, tensor] of Object.entries(dense)) feeds[name] = rowsOf(tensor, start, end);
+      const results = await this.runner.run(feeds);
+      passes++;
+      const value = results.loss!.get();
+      if (!Number.isFinite(value)) {
+        throw new NonFiniteError(
+          `${where}: the loss of step ${this.stepCount + 1} is ${value} (micro-batch ${passes}, examples ${start}..${end - 1}); parameters, buffers and optimizer state were left as they were before this run`,
+        );
+      }
+      loss += share * value;
+      for (const sum of micro.sums) sums[sum.input] = results[sum.output]!;
+      for (const name of Object.keys(buffers)) buffers[name] = results[updatedName(name)]!;
+      for (const name of this.spec.extraOutputs) extraParts[name]!.push(results[name]!);
+    }
+    const applyFeeds: Record<string, HostTensor> = { ...sums, [LEARNING_RATE]: HostTensor.from(lossDtype, [], [learningRate]) };
+    for (const entry of this.spec.state) if (entry.role !== 'buffer') applyFeeds[entry.input] = this.values.get(entry.input)!;
+    const applied = await this.applyRunner!.run(applyFeeds);
+    for (const entry of this.spec.state) this.values.set(entry.input, entry.role === 'buffer' ? buffers[entry.input]! : applied[entry.output]!);
+    const outputs: Record<string, HostTensor> = {};
+    for (const name of this.spec.extraOutputs) outputs[name] = concatenateRows(extraParts[name]!);
+    return { losses: [loss], outputs, forwardPasses: passes };
+  }
+
+  /** Releases the session (both sessions of a micro-batched step). */
   async release(): Promise<void> {
     await this.runner.release();
+    await this.applyRunner?.release();
   }
+}
+
+/** Rows `start..end-1` of a contiguous tensor, sharing its memory. */
+function rowsOf(tensor: HostTensor, start: number, end: number): HostTensor {
+  if (start === 0 && end === tensor.shape[0]) return tensor;
+  const row = tensor.shape.slice(1).reduce((a, b) => a * b, 1);
+  const data = tensor.data.subarray(tensor.offset + start * row, tensor.offset + end * row) as typeof tensor.data;
+  return new HostTensor(tensor.dtype, data, [end - start, ...tensor.shape.slice(1)]);
+}
+
+/** The tensors stacked along their first axis, in order. */
+function concatenateRows(parts: readonly HostTensor[]): HostTensor {
+  if (parts.length === 1) return parts[0]!;
+  const first = parts[0]!;
+  const rows = parts.reduce((total, part) => total + part.shape[0]!, 0);
+  const out = HostTensor.zeros(first.dtype, [rows, ...first.shape.slice(1)]);
+  let at = 0;
+  for (const part of parts) {
+    const dense = part.contiguous();
+    (out.data as unknown as { set(values: ArrayLike<unknown>, offset: number): void }).set(dense.data.subarray(dense.offset, dense.offset + dense.size), at);
+    at += dense.size;
+  }
+  return out;
 }
 
 /** Creates a runner for a model (the entry point's `createRunner`). */
@@ -359,5 +597,13 @@ export type RunnerFactory = (model: OnnxModel, options?: RunnerOptions) => Promi
 export async function compileTrainStepWith(createRunner: RunnerFactory, options: TrainStepOptions): Promise<TrainStep> {
   const spec = buildTrainStepModel(options);
   const runner = await createRunner(spec.model, options.runner);
-  return new TrainStep(runner, spec, options.stepsPerRun ?? 1);
+  if (!spec.microBatch) return new TrainStep(runner, spec, options.stepsPerRun ?? 1);
+  let applyRunner: Runner;
+  try {
+    applyRunner = await createRunner(spec.microBatch.apply, options.runner);
+  } catch (error) {
+    await runner.release();
+    throw error;
+  }
+  return new TrainStep(runner, spec, 1, applyRunner);
 }
