@@ -33,6 +33,7 @@ interface TrainFlags extends DataOptions, RuntimeFlags {
   epochs?: number;
   lr?: number;
   batchSize?: number;
+  microBatch?: number;
   evalEvery?: number;
   momentum?: number;
   weightDecay?: number;
@@ -71,6 +72,11 @@ export function registerTrainCommand(program: Command): void {
       numberOption('--lr'),
     )
     .option('--batch-size <N>', 'batch size (default 32)', positiveIntegerOption('--batch-size'))
+    .option(
+      '--micro-batch <N>',
+      "gradient accumulation: split each batch into micro-batches of at most N examples, one SGD step per batch (default: no split; N >= --batch-size: no split; BatchNorm uses each micro-batch's statistics)",
+      positiveIntegerOption('--micro-batch'),
+    )
     .option('--eval-every <N>', 'evaluate every N epochs (default: after the last)', positiveIntegerOption('--eval-every'))
     .option('--momentum <X>', 'SGD momentum (default 0)', numberOption('--momentum'))
     .option('--weight-decay <X>', 'SGD weight decay (default 0)', numberOption('--weight-decay'))
@@ -112,6 +118,7 @@ export function registerTrainCommand(program: Command): void {
       epochs: flags.epochs,
       learningRate: flags.lr,
       batchSize: flags.batchSize,
+      microBatch: flags.microBatch,
       evalEvery: flags.evalEvery,
       momentum: flags.momentum,
       weightDecay: flags.weightDecay,

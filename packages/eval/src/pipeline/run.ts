@@ -46,6 +46,13 @@ export interface RunOptions
   batchSize?: number;
   /** Evaluation batch size (default: `batchSize`). */
   evalBatchSize?: number;
+  /**
+   * Gradient accumulation (`--micro-batch`): split each training batch into
+   * micro-batches of at most this many examples and take one SGD step from
+   * their summed gradients; see `TrainOptions.microBatch`. At least
+   * `batchSize` means no split. Default: no split.
+   */
+  microBatch?: number;
   /** SGD momentum (default 0). */
   momentum?: number;
   /** SGD weight decay (default 0). */
@@ -194,6 +201,8 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       epochs,
       learningRate: options.learningRate ?? (options.finetune ? FINETUNE_LEARNING_RATE : defaults.learningRate),
       batchSize: options.batchSize ?? 32,
+      // Recorded only when given: a split changes memory, not the settings of the run (BatchNorm aside).
+      ...(options.microBatch !== undefined ? { microBatch: options.microBatch } : {}),
       momentum: options.momentum ?? 0,
       weightDecay: options.weightDecay ?? 0,
       lrStep: options.lrStep ?? 7,
@@ -208,6 +217,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       epochs,
       batchSize: training.batchSize,
       evalBatchSize: options.evalBatchSize,
+      microBatch: options.microBatch,
       learningRate: training.learningRate,
       momentum: training.momentum,
       weightDecay: training.weightDecay,

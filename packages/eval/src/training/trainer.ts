@@ -62,6 +62,19 @@ export interface TrainOptions {
   epochs?: number;
   /** Batch size (default 32); the last partial training batch is dropped, as the reference's loader does. */
   batchSize?: number;
+  /**
+   * Gradient accumulation: split each training batch into micro-batches of
+   * at most this many examples, sum their gradients (weighted so that the sum
+   * is the gradient of the whole batch's mean loss) and take one SGD step per
+   * batch: the step count and the learning-rate schedule are unchanged, and
+   * only one micro-batch's activations are in memory at a time. Without
+   * BatchNorm the result equals the whole batch's (up to float rounding);
+   * with BatchNorm each micro-batch normalizes with its own statistics and
+   * the running statistics advance once per micro-batch, as PyTorch does
+   * when given micro-batches. A value at least `batchSize` means no split.
+   * Default: no split.
+   */
+  microBatch?: number;
   /** Batch size of evaluation (default: `batchSize`); the last partial batch is kept. */
   evalBatchSize?: number;
   /** Initial learning rate of plain SGD. */
@@ -148,6 +161,7 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   const epochs = positiveInteger('epochs', options.epochs ?? 28);
   const batchSize = positiveInteger('batchSize', options.batchSize ?? 32);
   const evalBatchSize = positiveInteger('evalBatchSize', options.evalBatchSize ?? batchSize);
+  const microBatch = options.microBatch === undefined ? undefined : positiveInteger('microBatch', options.microBatch);
   const evalEvery = positiveInteger('evalEvery', options.evalEvery ?? epochs);
   const seed = options.seed ?? 0;
   if (!(Number.isFinite(options.learningRate) && options.learningRate > 0))
@@ -169,7 +183,8 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
 
   // Checked before anything is compiled or written: resume with nothing to resume fails at once.
   const resumeFrom = options.resume ? resumeCheckpoint(options.directory) : undefined;
-  const step = await compileTrainer(model, options);
+  // A micro-batch of the whole batch or more splits nothing: the one-run step is kept.
+  const step = await compileTrainer(model, options, microBatch !== undefined && microBatch < batchSize ? microBatch : undefined);
   const evaluator = await compileEvaluator(model, options.runner);
   try {
     const history: { epochs: EpochRecord[]; evaluations: EvaluationRecord[] } = { epochs: [], evaluations: [] };
@@ -223,7 +238,7 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
   }
 }
 
-async function compileTrainer(model: ClassifierGraph, options: TrainOptions): Promise<ModuleTrainStep> {
+async function compileTrainer(model: ClassifierGraph, options: TrainOptions, microBatch: number | undefined): Promise<ModuleTrainStep> {
   const graph = new Graph();
   const context = new BuildContext(graph, model.modules(), { mode: 'train' });
   const inputs = graphInputs(graph, model);
@@ -233,6 +248,7 @@ async function compileTrainer(model: ClassifierGraph, options: TrainOptions): Pr
     context,
     loss: crossEntropy(logits, labels),
     optimizer: sgd({ momentum: options.momentum ?? 0, weightDecay: options.weightDecay ?? 0 }),
+    microBatch,
     runner: options.runner,
   });
 }
