@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { readSafetensors, type HostTensor } from '@diffssl/core';
-import { difFormer64, EMBEDDED_DATA, linear64, toTensor64 } from '@diffssl/testing';
+import { difFormer64, EMBEDDED_DATA, linear64, relativeError, toTensor64 } from '@diffssl/testing';
 import { describe, expect, it } from 'vitest';
 import { readTrainingState } from '@diffssl/core';
 import { openFeatureCache } from '../src/cache/index.js';
@@ -231,6 +231,56 @@ describe('diffssl train', () => {
     expect(report(killed).epochs.map((e) => e.loss)).toEqual(report(straight).epochs.map((e) => e.loss));
   });
 
+  it("--micro-batch: the whole batch's weights (no BatchNorm), and a run killed mid-epoch resumes bit-identically", async () => {
+    const args = [
+      'train',
+      '--protocol',
+      'attention',
+      ...EMBEDDED,
+      '--train-limit',
+      '96',
+      '--test-limit',
+      '20',
+      '--epochs',
+      '3',
+      '--batch-size',
+      '16',
+      '--momentum',
+      '0.9',
+      '--blocks',
+      '10',
+      '--timesteps',
+      '50',
+      '--cache',
+      cache,
+      '--provider',
+      'cpu',
+      '--quiet',
+    ];
+    const whole = temporary();
+    expect((await diffssl([...args, '--out', whole])).code).toBe(0);
+    // 16 = 5 + 5 + 5 + 1 per step, 6 steps per epoch.
+    const micro = [...args, '--micro-batch', '5'];
+    const straight = temporary();
+    expect((await diffssl([...micro, '--out', straight])).code).toBe(0);
+    expect(report(straight).settings?.microBatch).toBe(5);
+    const [a, w] = [weights(straight), weights(whole)];
+    for (const [name, tensor] of w) expect(relativeError(a.get(name)!, tensor, 0), name).toBeLessThan(1e-5);
+    const killed = temporary();
+    const child = startDiffssl([...micro, '--out', killed], { DIFFSSL_INTERNAL_CRASH_AFTER_STEP: '2:3' });
+    const exit = await new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    expect(exit.signal).toBe('SIGKILL');
+    expect(readTrainingState(readFileSync(join(killed, 'checkpoint.safetensors'))).metadata.epochs_done).toBe('1');
+    const resumed = await diffssl([...micro, '--out', killed, '--resume'].filter((arg) => arg !== '--quiet'));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resumed from the checkpoint after epoch 1/);
+    const b = weights(killed);
+    for (const [name, tensor] of a) expect(Array.from(b.get(name)!.toArray()), name).toEqual(Array.from(tensor.toArray()));
+    expect(report(killed).epochs.map((e) => e.loss)).toEqual(report(straight).epochs.map((e) => e.loss));
+  }, 300_000);
+
   it('gives the same accuracy with the feature cache as recomputing the features every epoch (same seeds)', async () => {
     const args = [
       'train',
@@ -400,6 +450,11 @@ describe('one clear line for bad input', () => {
       'an unknown option',
       ['train', '--protocol', 'linear', '--epoch', '3', ...EMBEDDED, '--out', join(broken, 'out')],
       /unknown option '--epoch' \(Did you mean --epochs\?\)/,
+    ],
+    [
+      'a micro-batch that is not a positive integer',
+      ['train', '--protocol', 'linear', '--micro-batch', '2.5', ...EMBEDDED, '--out', join(broken, 'out')],
+      /--micro-batch: expected a positive integer; found '2\.5'/,
     ],
     ['an unwritable output folder', train(EMBEDDED_DATA, ['--out', join(notAFolder, 'run')]), /--out: cannot write to .*not-a-folder\/run/],
     [
