@@ -64,10 +64,11 @@ export interface RunnerOptions {
    */
   recordPlacement?: boolean;
   /**
-   * Receives the placement of the graph after the runner's first run
-   * (implies `recordPlacement`; profiling then stops).
+   * Receives the placement of the graph, with the session's output names,
+   * after the runner's first run (implies `recordPlacement`; profiling then
+   * stops). Node only.
    */
-  onPlacement?: (report: PlacementReport) => void;
+  onPlacement?: (report: PlacementReport, outputNames: readonly string[]) => void;
 }
 
 /** The part of an onnxruntime module (node or web) the runner uses. */
@@ -134,7 +135,7 @@ interface Profiling {
   readonly prefix: string;
   readonly store: ProfileStore;
   readonly model: OnnxModel | undefined;
-  readonly onPlacement: ((report: PlacementReport) => void) | undefined;
+  readonly onPlacement: RunnerOptions['onPlacement'];
   ended: boolean;
 }
 
@@ -248,7 +249,7 @@ export class Runner {
     const results = await this.session.run(ortFeeds, fetches);
     const out: Record<string, HostTensor> = {};
     for (const [name, tensor] of Object.entries(results)) out[name] = fromOrtTensor(tensor);
-    if (this.profiling?.onPlacement && !this.profiling.ended) this.profiling.onPlacement(await this.placement());
+    if (this.profiling?.onPlacement && !this.profiling.ended) this.profiling.onPlacement(await this.placement(), this.outputNames);
     return out;
   }
 
