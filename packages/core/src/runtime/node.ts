@@ -82,6 +82,7 @@ const NODE_PROFILES: ProfileStore = {
     for (const file of files) await rm(join(directory, file), { force: true });
     return text;
   },
+  readModel: (path) => readFile(path),
 };
 
 /** Temporary model folders (external data, often GBs) still on disk: removed on release, or at process exit. */

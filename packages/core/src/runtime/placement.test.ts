@@ -36,8 +36,9 @@ function convModel() {
 }
 
 describe('placementFromProfile', () => {
-  it('applies the FLOP rules and splits them by provider', () => {
-    const { model, convName } = convModel();
+  it.each(['compiled', 'bytes'] as const)('applies the FLOP rules and splits them by provider (model %s)', (form) => {
+    const { model: compiled, convName } = convModel();
+    const model = form === 'compiled' ? compiled : compiled.serialize().model;
     const profile = [
       { cat: 'Session', name: 'model_run', args: {} },
       // Conv with its weight listed: 2 * out (2*6*8*8 = 768) * Cin/g*kh*kw (2*3*3 = 18) = 27648.

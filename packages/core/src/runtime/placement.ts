@@ -24,7 +24,8 @@
  * element and is listed in {@link PlacementReport.unresolved}.
  */
 import { ConfigError } from '../errors.js';
-import type { OnnxModel } from '../onnx/model.js';
+import { OnnxModel } from '../onnx/model.js';
+import { onnxType } from '../onnx/onnx-schema.js';
 
 /** One graph node as the profiler saw it, with its FLOPs under the module's rules. @public */
 export interface PlacedNode {
@@ -119,17 +120,46 @@ function candidateNames(name: string): string[] {
   return names;
 }
 
-/** Static weight shapes of the model's nodes by node name: initializers and inputs, as their second input. */
-function modelWeightShapes(model: OnnxModel | undefined): Map<string, readonly number[]> {
+/** The parts of a decoded ONNX model that weight shapes come from. */
+interface DecodedModel {
+  graph?: {
+    node?: { name?: string; input?: string[] }[];
+    initializer?: { name?: string; dims?: number[] }[];
+    input?: { name?: string; type?: { tensorType?: { shape?: { dim?: { dimValue?: number }[] } } } }[];
+  };
+}
+
+/**
+ * Static shapes of each node's second input (a convolution's weight) by node
+ * name, where it is an initializer or a graph input of static shape.
+ */
+function modelWeightShapes(model: OnnxModel | Uint8Array | undefined): Map<string, readonly number[]> {
   const shapes = new Map<string, readonly number[]>();
   if (!model) return shapes;
-  const inputShapes = new Map<string, readonly number[]>();
-  for (const input of model.inputs) if (input.shape.every((dim) => typeof dim === 'number')) inputShapes.set(input.name, input.shape as number[]);
-  for (const node of model.graphProto.node) {
+  const known = new Map<string, readonly number[]>();
+  let nodes: readonly { name?: string | null; input?: readonly string[] | null }[];
+  if (model instanceof OnnxModel) {
+    for (const input of model.inputs) if (input.shape.every((dim) => typeof dim === 'number')) known.set(input.name, input.shape as number[]);
+    for (const [name, tensor] of model.initializers) known.set(name, tensor.shape);
+    nodes = model.graphProto.node;
+  } else {
+    const type = onnxType('ModelProto');
+    const decoded = type.toObject(type.decode(model), { longs: Number, bytes: Array, defaults: false }) as DecodedModel;
+    for (const input of decoded.graph?.input ?? []) {
+      const dims = input.type?.tensorType?.shape?.dim ?? [];
+      if (input.name && dims.length > 0 && dims.every((dim) => typeof dim.dimValue === 'number'))
+        known.set(
+          input.name,
+          dims.map((dim) => dim.dimValue!),
+        );
+    }
+    for (const initializer of decoded.graph?.initializer ?? []) if (initializer.name) known.set(initializer.name, initializer.dims ?? []);
+    nodes = decoded.graph?.node ?? [];
+  }
+  for (const node of nodes) {
     const weight = node.input?.[1];
-    if (!node.name || !weight) continue;
-    const shape = model.initializers.get(weight)?.shape ?? inputShapes.get(weight);
-    if (shape) shapes.set(node.name, shape);
+    const shape = weight === undefined ? undefined : known.get(weight);
+    if (node.name && shape) shapes.set(node.name, shape);
   }
   return shapes;
 }
@@ -140,11 +170,11 @@ function modelWeightShapes(model: OnnxModel | undefined): Map<string, readonly n
  *
  * @param profile - the parsed profile: an array of trace events
  * @param provider - the provider the runner asked for (`webgpu` or ORT's name)
- * @param model - the compiled model, for weight shapes a rewrite removed from the profile
+ * @param model - the model (compiled, or its ONNX bytes), for weight shapes a rewrite removed from the profile
  * @throws {@link ConfigError} when `profile` is not an array of events or holds no node events
  * @public
  */
-export function placementFromProfile(profile: unknown, provider: string, model?: OnnxModel): PlacementReport {
+export function placementFromProfile(profile: unknown, provider: string, model?: OnnxModel | Uint8Array): PlacementReport {
   if (!Array.isArray(profile)) throw new ConfigError(`placementFromProfile: expected an array of profiler events; found ${typeof profile}`);
   const weights = modelWeightShapes(model);
   const seen = new Set<string>();

@@ -128,13 +128,15 @@ export interface ProfileStore {
   prefix(): string;
   /** Reads the profile written under `prefix`, deletes it and returns its text. */
   take(prefix: string): Promise<string>;
+  /** Reads a model given to the runner as a path (for the weight shapes of the FLOP count). */
+  readModel?(path: string): Promise<Uint8Array>;
 }
 
 /** What a runner recording its placement keeps. */
 interface Profiling {
   readonly prefix: string;
   readonly store: ProfileStore;
-  readonly model: OnnxModel | undefined;
+  readonly model: ModelSource;
   readonly onPlacement: RunnerOptions['onPlacement'];
   ended: boolean;
 }
@@ -268,7 +270,8 @@ export class Runner {
     profiling.ended = true;
     await this.session.endProfiling?.();
     const text = await profiling.store.take(profiling.prefix);
-    return placementFromProfile(JSON.parse(text), this.provider, profiling.model);
+    const model = typeof profiling.model === 'string' ? await profiling.store.readModel?.(profiling.model) : profiling.model;
+    return placementFromProfile(JSON.parse(text), this.provider, model);
   }
 
   /** Releases the session (and its worker thread); further calls are no-ops. */
@@ -331,7 +334,7 @@ export function attachProfiling(runner: Runner, plan: RunnerPlan, environment: R
     runner.profiling = {
       prefix,
       store: environment.profiles,
-      model: model instanceof OnnxModel ? model : undefined,
+      model,
       onPlacement: options.onPlacement,
       ended: false,
     };
