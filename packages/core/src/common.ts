@@ -22,6 +22,7 @@ export {
   type SerializedModel,
   type ValueDescription,
 } from './onnx/model.js';
+export { formatPlacement, ortProviderName, placementFromProfile, type PlacedNode, type PlacementReport } from './runtime/placement.js';
 export { Runner, fromOrtTensor, toOrtTensor, type ExecutionProvider, type ModelSource, type RunnerOptions } from './runtime/runner.js';
 export { sgd, adamw, type Optimizer, type OptimizerUpdateInput, type SgdOptions, type AdamWOptions } from './train/optimizers.js';
 export { TrainStep, type TrainStateRole, type TrainStepOptions, type TrainStepResult } from './train/train-step.js';

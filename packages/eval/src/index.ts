@@ -35,7 +35,15 @@ export * from './metrics/index.js';
 export * from './probes/index.js';
 export * from './report/index.js';
 export { createProgress, formatDuration, formatRate, Progress, type ProgressOptions, type ProgressStream } from './progress.js';
-export { evaluateClassifier, trainClassifier, stepLearningRate, type TrainOptions, type TrainResult, type TrainingProgress } from './training/trainer.js';
+export {
+  evaluateClassifier,
+  trainClassifier,
+  stepLearningRate,
+  type TrainOptions,
+  type TrainResult,
+  type TrainingProgress,
+  type TrainingStep,
+} from './training/trainer.js';
 export type { ClassifierGraph, ClassifierInput, ExampleSource } from './training/classifier-graph.js';
 export { parseProtocol, readsFrozenFeatures, PROTOCOL_DEFAULTS } from './protocols/protocol.js';
 export { FeatureHeadClassifier, pooledSize, type BlockShape, type FeatureHead, type FeatureHeadOptions, type ImageInputs } from './protocols/feature-head.js';

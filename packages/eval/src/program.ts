@@ -11,11 +11,13 @@ import { registerExportCommand } from './commands/export.js';
 import { registerExtractCommand } from './commands/extract.js';
 import { finetuneStep } from './commands/finetune-step.js';
 import { headStep } from './commands/head-step.js';
-import { numberOption, parseProviders } from './commands/options.js';
+import { numberOption, parseProviders, placementLogger } from './commands/options.js';
 import { registerProbeCommand } from './commands/probe.js';
 import { registerSweepCommand } from './commands/sweep.js';
 import { registerTrainCommand } from './commands/train.js';
 import { unetRun } from './commands/unet-run.js';
+
+const VERBOSE = "print the graph's placement: the share of its FLOPs per execution provider and the nodes that fell back";
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
@@ -50,6 +52,7 @@ export function buildProgram(): Command {
     .requiredOption('--out <out.safetensors>', 'the safetensors file to write')
     .option('--provider <list>', 'execution providers in order, comma-separated (cuda, webgpu, cpu)', 'cuda,cpu')
     .option('--strict', 'fail instead of falling back to the next provider')
+    .option('--verbose', VERBOSE)
     .action(
       async (options: {
         checkpoint: string;
@@ -60,6 +63,7 @@ export function buildProgram(): Command {
         out: string;
         provider: string;
         strict?: boolean;
+        verbose?: boolean;
         feedbackFrom?: string;
         feedbackArch?: string;
         feedbackWeights?: string;
@@ -68,6 +72,7 @@ export function buildProgram(): Command {
           ...options,
           providers: parseProviders(options.provider),
           log: (line) => process.stderr.write(`${line}\n`),
+          ...(options.verbose ? { onPlacement: placementLogger() } : {}),
         });
         process.stderr.write(`wrote ${names.join(', ')} to ${options.out}\n`);
       },
@@ -81,8 +86,9 @@ export function buildProgram(): Command {
     .requiredOption('--lr <number>', 'learning rate of the SGD step', numberOption('--lr'))
     .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name>, buffer_after/<name>')
     .option('--provider <list>', 'execution providers in order, comma-separated', 'cpu')
-    .action(async (options: { head: string; params: string; input: string; lr: number; out: string; provider: string }) => {
-      const names = await headStep({ ...options, providers: parseProviders(options.provider) });
+    .option('--verbose', VERBOSE)
+    .action(async (options: { head: string; params: string; input: string; lr: number; out: string; provider: string; verbose?: boolean }) => {
+      const names = await headStep({ ...options, providers: parseProviders(options.provider), ...(options.verbose ? { onPlacement: placementLogger() } : {}) });
       process.stderr.write(`wrote ${names.length} tensors to ${options.out}\n`);
     });
   program
@@ -96,10 +102,27 @@ export function buildProgram(): Command {
     .requiredOption('--lr <number>', 'learning rate of the SGD step', numberOption('--lr'))
     .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name> (U-Net parameters as unet.<name>)')
     .option('--provider <list>', 'execution providers in order, comma-separated', 'cpu')
-    .action(async (options: { checkpoint: string; config: string; head: string; params: string; input: string; lr: number; out: string; provider: string }) => {
-      const names = await finetuneStep({ ...options, providers: parseProviders(options.provider) });
-      process.stderr.write(`wrote ${names.length} tensors to ${options.out}\n`);
-    });
+    .option('--verbose', VERBOSE)
+    .action(
+      async (options: {
+        checkpoint: string;
+        config: string;
+        head: string;
+        params: string;
+        input: string;
+        lr: number;
+        out: string;
+        provider: string;
+        verbose?: boolean;
+      }) => {
+        const names = await finetuneStep({
+          ...options,
+          providers: parseProviders(options.provider),
+          ...(options.verbose ? { onPlacement: placementLogger() } : {}),
+        });
+        process.stderr.write(`wrote ${names.length} tensors to ${options.out}\n`);
+      },
+    );
   return program;
 }
 

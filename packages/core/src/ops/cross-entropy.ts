@@ -8,6 +8,7 @@ import { floatTensor } from '../reference/kernel-utils.js';
 import { div } from './div.js';
 import { mul } from './mul.js';
 import { oneHot } from './one-hot.js';
+import { lowerLogSoftmax } from './log-softmax.js';
 import { reshape } from './reshape.js';
 import { sizeOf } from './size-of.js';
 import { softmax, softmaxKernel } from './softmax.js';
@@ -38,7 +39,7 @@ export const crossEntropyOp = defineOp<CrossEntropyAttributes>({
     return [{ dtype: logits!.dtype, shape: reduction === 'none' ? [logits!.shape[0]!] : [] }];
   },
   lower(context, [logits, labels], { reduction }) {
-    const logProbabilities = context.emit('LogSoftmax', [logits!], { axis: attr.int(1) })[0]!;
+    const logProbabilities = lowerLogSoftmax(context, logits!, 1);
     const column = context.emit('Unsqueeze', [labels!, context.int64s([1])])[0]!;
     const picked = context.emit('GatherElements', [logProbabilities, column], { axis: attr.int(1) })[0]!;
     const losses = context.emit('Neg', [context.emit('Squeeze', [picked, context.int64s([1])])[0]!])[0]!;

@@ -1,14 +1,16 @@
 import { createWriteStream, existsSync, rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { ConfigError } from '../errors.js';
 import type { OnnxModel } from '../onnx/model.js';
 import {
   createRunnerWith,
   type ExecutionProvider,
   type ModelSource,
   type OrtBinding,
+  type ProfileStore,
   type Runner,
   type RunnerOptions,
   type RuntimeEnvironment,
@@ -64,6 +66,25 @@ function probeNodeProvider(provider: string): string | undefined {
   return undefined;
 }
 
+let profileCounter = 0;
+
+/**
+ * ORT profiles (`recordPlacement`) go to the temporary folder as
+ * `<prefix>_<date>.json`; the runner reads and deletes them.
+ */
+const NODE_PROFILES: ProfileStore = {
+  prefix: () => join(tmpdir(), `diffssl-profile-${process.pid}-${profileCounter++}-${Math.random().toString(36).slice(2, 8)}`),
+  async take(prefix) {
+    const directory = dirname(prefix);
+    const files = (await readdir(directory)).filter((name) => name.startsWith(`${basename(prefix)}_`) && name.endsWith('.json'));
+    if (files.length === 0) throw new ConfigError(`Runner.placement: expected an ONNX Runtime profile ${prefix}_<date>.json; found none`);
+    const text = await readFile(join(directory, files[0]!), 'utf8');
+    for (const file of files) await rm(join(directory, file), { force: true });
+    return text;
+  },
+  readModel: (path) => readFile(path),
+};
+
 /** Temporary model folders (external data, often GBs) still on disk: removed on release, or at process exit. */
 const temporaryDirectories = new Set<string>();
 let exitHookInstalled = false;
@@ -97,7 +118,7 @@ export async function createNodeRunner(model: ModelSource, options: RunnerOption
     await saveModel(compiled, path, { externalDataThreshold: 1024 });
     return path;
   };
-  const environment: RuntimeEnvironment = { defaultProviders: DEFAULT_NODE_PROVIDERS, loadModel, probe: probeNodeProvider };
+  const environment: RuntimeEnvironment = { defaultProviders: DEFAULT_NODE_PROVIDERS, loadModel, probe: probeNodeProvider, profiles: NODE_PROFILES };
   let runner: Runner;
   try {
     if (options.thread === 'worker') {

@@ -2,6 +2,7 @@ import { ConfigError, DTypeError, ProviderUnavailableError, UnsupportedError } f
 import { OnnxModel, validateFeeds, type ValueDescription } from '../onnx/model.js';
 import { assertDataType, type DataType, type DataTypeMap } from '../tensor/dtype.js';
 import { HostTensor } from '../tensor/host-tensor.js';
+import { placementFromProfile, type PlacementReport } from './placement.js';
 
 /**
  * An execution provider to try, by name or with options. In Node: `cuda`
@@ -57,6 +58,17 @@ export interface RunnerOptions {
    * only set this for inputs made for one run. Default false.
    */
   transferInputs?: boolean;
+  /**
+   * Record where ONNX Runtime runs each node (its profiler), for
+   * {@link Runner.placement}. Node only. Default false.
+   */
+  recordPlacement?: boolean;
+  /**
+   * Receives the placement of the graph, with the session's output names,
+   * after the runner's first run (implies `recordPlacement`; profiling then
+   * stops). Node only.
+   */
+  onPlacement?: (report: PlacementReport, outputNames: readonly string[]) => void;
 }
 
 /** The part of an onnxruntime module (node or web) the runner uses. */
@@ -74,6 +86,8 @@ export interface OrtSession {
   readonly outputNames: readonly string[];
   run(feeds: Record<string, OrtTensor>, fetches?: readonly string[]): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
+  /** Stops profiling and writes the profile (sessions made with `enableProfiling`). */
+  endProfiling?(): unknown;
 }
 
 /** The part of an ORT tensor the runner uses. */
@@ -104,6 +118,27 @@ export interface RuntimeEnvironment {
   readonly loadModel: ModelLoader;
   /** Rules out providers before ORT is asked (default: try every provider). */
   readonly probe?: ProviderProbe;
+  /** Where session profiles go (needed for `recordPlacement`; Node only). */
+  readonly profiles?: ProfileStore;
+}
+
+/** Names and collects the profile files ORT writes for `recordPlacement`. */
+export interface ProfileStore {
+  /** A fresh file prefix for one session's profile. */
+  prefix(): string;
+  /** Reads the profile written under `prefix`, deletes it and returns its text. */
+  take(prefix: string): Promise<string>;
+  /** Reads a model given to the runner as a path (for the weight shapes of the FLOP count). */
+  readModel?(path: string): Promise<Uint8Array>;
+}
+
+/** What a runner recording its placement keeps. */
+interface Profiling {
+  readonly prefix: string;
+  readonly store: ProfileStore;
+  readonly model: ModelSource;
+  readonly onPlacement: RunnerOptions['onPlacement'];
+  ended: boolean;
 }
 
 /** Options of ORT's `InferenceSession.create` that the runner sets, with the one provider to try. */
@@ -113,6 +148,10 @@ export interface SessionOptions {
   readonly interOpNumThreads?: number;
   readonly logSeverityLevel: number;
   readonly executionProviders: readonly [ExecutionProvider];
+  /** ORT's profiler on (`recordPlacement`). */
+  readonly enableProfiling?: boolean;
+  /** Where ORT writes the profile (`<prefix>_<date>.json`). */
+  readonly profileFilePrefix?: string;
 }
 
 /** Opens an ORT session (in this thread or another) with the given options. */
@@ -171,6 +210,8 @@ export function fromOrtTensor(tensor: OrtTensor): HostTensor {
  */
 export class Runner {
   private released = false;
+  /** @internal Set when the runner records its placement. */
+  profiling: Profiling | undefined;
 
   /** @internal */
   constructor(
@@ -210,13 +251,39 @@ export class Runner {
     const results = await this.session.run(ortFeeds, fetches);
     const out: Record<string, HostTensor> = {};
     for (const [name, tensor] of Object.entries(results)) out[name] = fromOrtTensor(tensor);
+    if (this.profiling?.onPlacement && !this.profiling.ended) this.profiling.onPlacement(await this.placement(), this.outputNames);
     return out;
+  }
+
+  /**
+   * Where ONNX Runtime ran the graph's nodes in the runs so far, as shares of
+   * the graph's FLOPs per provider and the nodes that fell back (see
+   * `placementFromProfile` for the FLOP rules). Ends profiling: call it once,
+   * after at least one run.
+   *
+   * @throws {@link ConfigError} for a runner made without `recordPlacement`, a second call, or a session that wrote no profile
+   */
+  async placement(): Promise<PlacementReport> {
+    const profiling = this.profiling;
+    if (!profiling) throw new ConfigError('Runner.placement: expected a runner created with recordPlacement: true; found none');
+    if (profiling.ended) throw new ConfigError('Runner.placement: profiling already ended (placement is read once)');
+    profiling.ended = true;
+    await this.session.endProfiling?.();
+    const text = await profiling.store.take(profiling.prefix);
+    const model = typeof profiling.model === 'string' ? await profiling.store.readModel?.(profiling.model) : profiling.model;
+    return placementFromProfile(JSON.parse(text), this.provider, model);
   }
 
   /** Releases the session (and its worker thread); further calls are no-ops. */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    const profiling = this.profiling;
+    if (profiling && !profiling.ended) {
+      profiling.ended = true;
+      await this.session.endProfiling?.();
+      await profiling.store.take(profiling.prefix).catch(() => undefined);
+    }
     await this.session.release();
   }
 }
@@ -230,6 +297,7 @@ export class Runner {
 export function planRunner(environment: RuntimeEnvironment, options: RunnerOptions): RunnerPlan {
   const providers = options.executionProviders ?? environment.defaultProviders;
   if (providers.length === 0) throw new ConfigError('createRunner: expected at least one execution provider; found an empty list');
+  const profiling = profilingOptions(environment, options);
   return {
     providers,
     strict: options.strict ?? false,
@@ -238,11 +306,39 @@ export function planRunner(environment: RuntimeEnvironment, options: RunnerOptio
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
       ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
       logSeverityLevel: 3,
+      ...profiling,
     },
     probe: environment.probe ?? (() => undefined),
     warn: options.onWarning ?? warnOnce,
     validate: options.validateInputs ?? true,
   };
+}
+
+/** Session options that turn ORT's profiler on for `recordPlacement`. */
+function profilingOptions(environment: RuntimeEnvironment, options: RunnerOptions): { enableProfiling?: true; profileFilePrefix?: string } {
+  if (!options.recordPlacement && !options.onPlacement) return {};
+  if (!environment.profiles)
+    throw new UnsupportedError(
+      'createRunner: recordPlacement needs a place for ONNX Runtime profiles (the @diffssl/core Node entry); found none in this entry point',
+    );
+  return { enableProfiling: true, profileFilePrefix: environment.profiles.prefix() };
+}
+
+/**
+ * Makes a runner opened with a plan that profiles record its placement
+ * (`Runner.placement`); a no-op for other plans.
+ */
+export function attachProfiling(runner: Runner, plan: RunnerPlan, environment: RuntimeEnvironment, model: ModelSource, options: RunnerOptions): Runner {
+  const prefix = plan.sessionOptions.profileFilePrefix;
+  if (prefix && environment.profiles)
+    runner.profiling = {
+      prefix,
+      store: environment.profiles,
+      model,
+      onPlacement: options.onPlacement,
+      ended: false,
+    };
+  return runner;
 }
 
 /** Opens a session on one provider, or says why that provider cannot be used. */
@@ -322,5 +418,6 @@ export async function createRunnerWith(binding: OrtBinding, environment: Runtime
     throw new UnsupportedError("createRunner: thread 'worker' is only available in Node (the @diffssl/core Node entry); found it in this entry point");
   const plan = planRunner(environment, options);
   const source = model instanceof OnnxModel ? await environment.loadModel(model) : model;
-  return openRunner(plan, (sessionOptions) => binding.InferenceSession.create(source, sessionOptions), binding, modelInputs(model));
+  const runner = await openRunner(plan, (sessionOptions) => binding.InferenceSession.create(source, sessionOptions), binding, modelInputs(model));
+  return attachProfiling(runner, plan, environment, model, options);
 }

@@ -22,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { OnnxModel } from '../onnx/model.js';
 import {
+  attachProfiling,
   modelInputs,
   openRunner,
   planRunner,
@@ -75,6 +76,10 @@ const handlers = {
     const outputs = {};
     for (const [name, tensor] of Object.entries(results)) outputs[name] = { type: tensor.type, dims: tensor.dims, data: tensor.data };
     return { value: outputs, transfer: movableBuffers(Object.values(outputs).map((output) => output.data)) };
+  },
+  async endProfiling() {
+    session?.endProfiling?.();
+    return { value: null };
   },
   async release() {
     await session?.release();
@@ -219,6 +224,10 @@ class WorkerSession implements OrtSession {
     return (await this.channel.call('run', { feeds: message, fetches }, [...transfer])) as Record<string, OrtTensor>;
   }
 
+  async endProfiling(): Promise<void> {
+    await this.channel.call('endProfiling', {});
+  }
+
   async release(): Promise<void> {
     try {
       if (!this.channel.failed) await this.channel.call('release', {});
@@ -249,7 +258,7 @@ export async function createWorkerRunner(environment: RuntimeEnvironment, model:
     const movable = model instanceof OnnxModel && typeof source !== 'string' && ownsBuffer(source);
     await channel.call('load', { source }, movable ? [source.buffer as ArrayBuffer] : []);
     const transferInputs = options.transferInputs ?? false;
-    return await openRunner(
+    const runner = await openRunner(
       plan,
       async (sessionOptions) => {
         const { inputNames, outputNames } = (await channel.call('create', { options: sessionOptions })) as { inputNames: string[]; outputNames: string[] };
@@ -258,6 +267,7 @@ export async function createWorkerRunner(environment: RuntimeEnvironment, model:
       { Tensor: WorkerTensor },
       modelInputs(model),
     );
+    return attachProfiling(runner, plan, environment, model, options);
   } catch (error) {
     await channel.close();
     throw error;

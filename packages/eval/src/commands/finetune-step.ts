@@ -107,5 +107,11 @@ export async function finetuneStep(options: FinetuneStepOptions): Promise<string
     xStart: image(X_START),
     noise: new Map(timesteps.map((t) => [t, image(noiseInput(t))])),
   });
-  return writeReferenceStep(context, logits, feeds, { lr: options.lr, out: options.out, providers: options.providers, bufferUpdates: false });
+  return writeReferenceStep(context, logits, feeds, {
+    lr: options.lr,
+    out: options.out,
+    providers: options.providers,
+    onPlacement: options.onPlacement,
+    bufferUpdates: false,
+  });
 }

@@ -1,4 +1,4 @@
-import { BuildContext, DTypeError, Graph, type HostTensor, ShapeError, type ExecutionProvider } from '@diffssl/core';
+import { BuildContext, DTypeError, Graph, type HostTensor, ShapeError, type ExecutionProvider, type RunnerOptions } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
 import { isBatchNormBuffer, readJsonFile, readTensorFile } from './options.js';
 import { checkLearningRate, inputLabels, writeReferenceStep } from './reference-step.js';
@@ -17,6 +17,8 @@ export interface HeadStepOptions {
   out: string;
   /** Execution providers in order (default cpu). */
   providers?: readonly ExecutionProvider[];
+  /** Receives the step graph's placement after its run (`--verbose`). */
+  onPlacement?: RunnerOptions['onPlacement'];
 }
 
 /**
@@ -51,5 +53,11 @@ export async function headStep(options: HeadStepOptions): Promise<string[]> {
   const context = new BuildContext(graph, head.module, { mode: 'train' });
   const inputs = new Map([...head.inputs].map(([name, shape]) => [name, graph.input(name, 'float32', ['batch', ...shape])]));
   const logits = head.forward(context, inputs);
-  return writeReferenceStep(context, logits, feeds, { lr: options.lr, out: options.out, providers: options.providers, bufferUpdates: true });
+  return writeReferenceStep(context, logits, feeds, {
+    lr: options.lr,
+    out: options.out,
+    providers: options.providers,
+    onPlacement: options.onPlacement,
+    bufferUpdates: true,
+  });
 }

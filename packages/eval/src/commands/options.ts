@@ -4,7 +4,7 @@
  * here, never from another command's module.
  */
 import { readFile } from 'node:fs/promises';
-import { ConfigError, readSafetensors, type ExecutionProvider, type HostTensor, type RunnerOptions } from '@diffssl/core';
+import { ConfigError, formatPlacement, readSafetensors, type ExecutionProvider, type HostTensor, type RunnerOptions } from '@diffssl/core';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseClassNames } from '../pipeline/run.js';
 import type { Scorer } from '../pipeline/sweep.js';
@@ -18,6 +18,8 @@ export interface RuntimeFlags {
   threads?: number;
   /** `--quiet`: no progress bars or status lines. */
   quiet?: boolean;
+  /** `--verbose`: print where each graph's nodes ran (placement summary). */
+  verbose?: boolean;
 }
 
 /** A commander parser for a finite number, with a one-line error naming the option. */
@@ -84,12 +86,31 @@ export function runtimeOptions(command: Command): Command {
   return command
     .option('--provider <list>', 'execution providers in order, comma-separated (cuda, webgpu, cpu)', 'cuda,cpu')
     .option('--threads <N>', "threads inside one op (default: ONNX Runtime's choice)", positiveIntegerOption('--threads'))
-    .option('--quiet', 'no progress bars or status lines');
+    .option('--quiet', 'no progress bars or status lines')
+    .option('--verbose', "print each graph's placement: the share of its FLOPs per execution provider and the nodes that fell back");
+}
+
+/**
+ * A runner's `onPlacement` that writes the placement summary of each graph
+ * (after its first run) as status lines.
+ *
+ * @param log - where the lines go (default standard error)
+ */
+export function placementLogger(log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): NonNullable<RunnerOptions['onPlacement']> {
+  return (report, outputNames) => {
+    const shown = outputNames.slice(0, 3).join(', ');
+    const label = `the graph of ${outputNames.length > 3 ? `${shown} and ${outputNames.length - 3} more outputs` : shown}`;
+    for (const line of formatPlacement(report, label)) log(line);
+  };
 }
 
 /** Session options from the runtime options. */
 export function runnerOf(options: RuntimeFlags): RunnerOptions {
-  return { executionProviders: parseProviders(options.provider ?? 'cuda,cpu'), ...(options.threads ? { intraOpThreads: options.threads } : {}) };
+  return {
+    executionProviders: parseProviders(options.provider ?? 'cuda,cpu'),
+    ...(options.threads ? { intraOpThreads: options.threads } : {}),
+    ...(options.verbose ? { onPlacement: placementLogger() } : {}),
+  };
 }
 
 /** Progress mode and status-line writer from the runtime options. */

@@ -12,6 +12,7 @@ import {
   writeSafetensors,
   type BuildContext,
   type ExecutionProvider,
+  type RunnerOptions,
   type SymbolicTensor,
 } from '@diffssl/core';
 
@@ -50,6 +51,8 @@ export interface ReferenceStepOptions {
   out: string;
   /** Execution providers in order (default cpu). */
   providers?: readonly ExecutionProvider[];
+  /** Receives the step graph's placement after its run (`--verbose`). */
+  onPlacement?: RunnerOptions['onPlacement'];
   /** Also write `buffer_after/<name>` for every BatchNorm running statistic and `num_batches_tracked`. */
   bufferUpdates: boolean;
 }
@@ -83,7 +86,10 @@ export async function writeReferenceStep(
   if (options.bufferUpdates) {
     for (const { weight } of context.updatedBuffers()) outputs[`buffer_after/${weight.name}`] = context.bufferUpdates().get(weight)!;
   }
-  const runner = await createRunner(compileModel({ outputs }), { executionProviders: options.providers ?? ['cpu'] });
+  const runner = await createRunner(compileModel({ outputs }), {
+    executionProviders: options.providers ?? ['cpu'],
+    ...(options.onPlacement ? { onPlacement: options.onPlacement } : {}),
+  });
   try {
     const result = await runner.run(feeds);
     const written = new Map(Object.keys(outputs).map((name) => [name, name === 'loss' ? result[name]!.reshape([1]) : result[name]!]));

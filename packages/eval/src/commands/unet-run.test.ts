@@ -158,6 +158,19 @@ describe('diffssl unet-run', () => {
     expect([...readSafetensors(readFileSync(out)).tensors.keys()]).toEqual(['block01', 'block05', 'block09']);
   });
 
+  it('prints the placement of its graph with --verbose', async () => {
+    const { directory } = setup('adm-fm28', 0);
+    const out = join(directory, 'out.safetensors');
+    const args = ['unet-run', '--checkpoint', fixturePath('adm-fm28.pt'), '--config', join(directory, 'flags.json')];
+    const result = await cli([...args, '--input', join(directory, 'in.safetensors'), '--blocks', '2,5', '--out', out, '--provider', 'cpu', '--verbose']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(
+      /placement of the graph of block02, block05: [\d.]+ MFLOP in \d+ nodes; CPUExecutionProvider 100\.00% \(\d+ nodes\)\n {2}every node ran on CPUExecutionProvider\n/,
+    );
+    const quiet = await cli([...args, '--input', join(directory, 'in.safetensors'), '--blocks', '2,5', '--out', out, '--provider', 'cpu']);
+    expect(quiet.stderr).not.toMatch(/placement/);
+  });
+
   it('answers bad arguments with one line and a non-zero exit, never a stack trace', async () => {
     const { directory } = setup('adm-fm28', 0);
     const base = [

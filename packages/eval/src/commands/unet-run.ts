@@ -10,6 +10,7 @@ import {
   writeSafetensors,
   type ExecutionProvider,
   type HostTensor,
+  type RunnerOptions,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { DifFeed } from '@diffssl/diffeed';
@@ -37,6 +38,8 @@ export interface UNetRunOptions {
   strict?: boolean;
   /** Receives status lines (default: none). */
   log?: (line: string) => void;
+  /** Receives the graph's placement after its run (`--verbose`). */
+  onPlacement?: RunnerOptions['onPlacement'];
   /**
    * DifFeed's second pass: decoder blocks whose first-pass outputs feed back
    * (`12,15`). `blocks` then names the second pass's blocks.
@@ -150,6 +153,7 @@ export async function unetRun(options: UNetRunOptions): Promise<string[]> {
     executionProviders: options.providers ?? ['cuda', 'cpu'],
     strict: options.strict ?? false,
     onWarning: options.log,
+    ...(options.onPlacement ? { onPlacement: options.onPlacement } : {}),
   });
   options.log?.(
     `unet-run: ${unet.blockCount}-block U-Net, batch ${x.shape[0]}, ${options.feedbackFrom ? `feedback from ${options.feedbackFrom}, second-pass ` : ''}blocks ${blocks.join(',')}${outputs.out ? ' + output' : ''}, provider ${runner.provider}`,

@@ -17,7 +17,7 @@ import type { FeatureHeadClassifier } from '../protocols/feature-head.js';
 import { FINETUNE_LEARNING_RATE, finetunedWeights, UNET_PREFIX } from '../protocols/finetune.js';
 import { reportFieldsFromMetrics, writeRunReport, type RunReport } from '../report/run-report.js';
 import type { ExampleSource } from '../training/classifier-graph.js';
-import { resumeCheckpoint, trainClassifier, type TrainingProgress } from '../training/trainer.js';
+import { resumeCheckpoint, trainClassifier, type TrainingProgress, type TrainOptions } from '../training/trainer.js';
 import { cacheSource, imageNoiseSource } from './sources.js';
 import { cachedFeatures, openSplits, preparation, type DataOptions } from './splits.js';
 import type { SavedRunSettings } from './saved-model.js';
@@ -86,6 +86,8 @@ export interface RunOptions
    * only (linear, attention, difformer, diffeed).
    */
   finetune?: boolean;
+  /** Receives the loss of every training step. */
+  onStep?: TrainOptions['onStep'];
 }
 
 /** The file names of a fine-tuned U-Net in a run's output folder. @public */
@@ -239,6 +241,7 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
       }),
       runner: options.runner,
       onProgress,
+      ...(options.onStep ? { onStep: options.onStep } : {}),
     });
     if (result.resumedFromEpoch !== undefined) log(`resumed from the checkpoint after epoch ${result.resumedFromEpoch}`);
     const unetWeights = finetunedWeights(model);

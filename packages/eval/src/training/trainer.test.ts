@@ -5,7 +5,7 @@ import { HostTensor } from '@diffssl/core';
 import { describe, expect, it } from 'vitest';
 import { arrayDataset } from '../data/array-dataset.js';
 import { PixelClassifier, pixelSource } from '../protocols/pixels.js';
-import { stepLearningRate, trainClassifier } from './trainer.js';
+import { stepLearningRate, trainClassifier, type TrainingStep } from './trainer.js';
 
 /** Two classes told apart by which half of a 4x4 gray image is bright, with a little seeded noise. */
 function toyData(count: number, seed: number) {
@@ -34,6 +34,7 @@ describe('trainClassifier', () => {
     const test = pixelSource(toyData(21, 2));
     const model = new PixelClassifier(train.imageShape, 2, 3);
     const seen: number[] = [];
+    const steps: TrainingStep[] = [];
     const result = await trainClassifier({
       model,
       train,
@@ -43,8 +44,17 @@ describe('trainClassifier', () => {
       learningRate: 0.5,
       runner: { executionProviders: ['cpu'] },
       onProgress: (p) => p.phase === 'train' && p.epoch === 1 && seen.push(p.batch),
+      onStep: (step) => steps.push(step),
     });
     expect(seen).toEqual([1, 2, 3, 4]);
+    // onStep: each step's own loss; an epoch's mean loss is their mean.
+    expect(steps.map((step) => [step.epoch, step.batch])).toEqual([1, 2, 3].flatMap((epoch) => [1, 2, 3, 4].map((batch) => [epoch, batch])));
+    expect(steps.every((step) => step.learningRate === 0.5)).toBe(true);
+    for (const epoch of [1, 2, 3]) {
+      const losses = steps.filter((step) => step.epoch === epoch).map((step) => step.loss);
+      expect(new Set(losses).size).toBe(4);
+      expect(losses.reduce((sum, loss) => sum + loss, 0) / 4).toBeCloseTo(result.epochs[epoch - 1]!.loss, 12);
+    }
     expect(result.metrics.count).toBe(21);
     expect(result.metrics.top1).toBe(100);
     expect(result.epochs.map((e) => e.epoch)).toEqual([1, 2, 3]);

@@ -104,6 +104,20 @@ export interface TrainOptions {
   runner?: RunnerOptions;
   /** Receives progress. */
   onProgress?: (progress: TrainingProgress) => void;
+  /** Receives the loss of every training step (the batch's mean cross-entropy, before the step's update). */
+  onStep?: (step: TrainingStep) => void;
+}
+
+/** One training step's loss, for {@link TrainOptions.onStep}. @public */
+export interface TrainingStep {
+  /** The epoch, from 1. */
+  epoch: number;
+  /** The batch in the epoch, from 1. */
+  batch: number;
+  /** The batch's mean cross-entropy, computed before the step's update. */
+  loss: number;
+  /** The step's learning rate. */
+  learningRate: number;
 }
 
 /** What {@link trainClassifier} returns. @public */
@@ -218,6 +232,7 @@ export async function trainClassifier(options: TrainOptions): Promise<TrainResul
         );
         const { losses } = await step.run({ ...feeds, labels }, { learningRate });
         lossSum += losses[0]!;
+        options.onStep?.({ epoch: epoch + 1, batch: index + 1, loss: losses[0]!, learningRate });
         options.onProgress?.({ phase: 'train', epoch: epoch + 1, epochs, batch: index + 1, batches: batches.length, loss: lossSum / (index + 1) });
       }
       history.epochs.push({ epoch: epoch + 1, loss: lossSum / batches.length, learning_rate: learningRate, seconds: (performance.now() - started) / 1000 });
