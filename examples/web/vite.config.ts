@@ -4,6 +4,7 @@ import { isBuiltin } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
+import { CROSS_ORIGIN_ISOLATION_HEADERS } from './scripts/headers.js';
 import { ASSET_VERSION } from './src/assets.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -67,6 +68,7 @@ export default defineConfig({
   optimizeDeps: { exclude: ['onnxruntime-web'] },
   build: { target: 'es2022', chunkSizeWarningLimit: 1024, reportCompressedSize: false },
   plugins: [generatedAssets(), noNodeBuiltins()],
-  preview: { host: '127.0.0.1', strictPort: false },
-  server: { host: '127.0.0.1' },
+  // Cross-origin isolated (COOP + COEP), so that onnxruntime-web's WASM runs several threads.
+  preview: { host: '127.0.0.1', strictPort: false, headers: { ...CROSS_ORIGIN_ISOLATION_HEADERS } },
+  server: { host: '127.0.0.1', headers: { ...CROSS_ORIGIN_ISOLATION_HEADERS } },
 });

@@ -4,5 +4,5 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   resolve: { conditions: ['@diffssl/source'] },
   ssr: { resolve: { conditions: ['@diffssl/source'] } },
-  test: { include: ['test/e2e/*.test.ts'], testTimeout: 300_000, hookTimeout: 300_000, fileParallelism: false, globalSetup: ['../../vitest.scratch.ts'] },
+  test: { include: ['test/e2e/*.test.ts'], testTimeout: 1_200_000, hookTimeout: 600_000, fileParallelism: false, globalSetup: ['../../vitest.scratch.ts'] },
 });

@@ -1,7 +1,7 @@
 // The exported classifier (U-Net + head as one ONNX model) on onnxruntime-web.
 import { createRunner, FormatError, type Runner } from '@diffssl/core';
 import { classifierFeeds, topClasses, type ExportedClassifierInfo } from '@diffssl/eval/classifier';
-import { configureOrt, hasWebGpu } from './ort-setup.js';
+import { configureOrt, executionProviders } from './ort-setup.js';
 import { modelImages } from './pixels.js';
 
 /** A loaded classifier and how long loading took. */
@@ -12,6 +12,8 @@ export interface LoadedClassifier {
   provider: string;
   /** Why a preferred provider was not used, if it was not. */
   providerNotes: string[];
+  /** onnxruntime-web's WASM threads once the session is open (`ort.env.wasm.numThreads`, which ORT sets back to 1 where threads cannot run). */
+  wasmThreads: number;
   /** Model size in bytes. */
   bytes: number;
   /** Milliseconds: fetching the model and sidecar, and creating the session. */
@@ -42,13 +44,14 @@ export async function fetchOk(url: string): Promise<Response> {
 }
 
 /**
- * Fetches `<base>.onnx` and its sidecar `<base>.json` and opens a session:
- * WebGPU where the browser has it, else WASM.
+ * Fetches `<base>.onnx` and its sidecar `<base>.json` and opens a session on
+ * the page's provider ({@link configureOrt}: WebGPU where the browser offers a
+ * usable adapter, else WASM; WASM also stands behind WebGPU).
  *
  * @param base - URL of the model without extension
  */
 export async function loadClassifier(base: string): Promise<LoadedClassifier> {
-  await configureOrt();
+  const setup = await configureOrt();
   const fetchStart = performance.now();
   const [modelBytes, info] = await Promise.all([
     fetchOk(`${base}.onnx`).then(async (r) => new Uint8Array(await r.arrayBuffer())),
@@ -58,10 +61,12 @@ export async function loadClassifier(base: string): Promise<LoadedClassifier> {
   const providerNotes: string[] = [];
   const sessionStart = performance.now();
   const runner = await createRunner(modelBytes, {
-    executionProviders: hasWebGpu() ? ['webgpu', 'wasm'] : ['wasm'],
+    executionProviders: executionProviders(setup.provider),
     onWarning: (message) => providerNotes.push(message),
   });
-  return { runner, info, provider: runner.provider, providerNotes, bytes: modelBytes.byteLength, fetchMs, sessionMs: performance.now() - sessionStart };
+  const sessionMs = performance.now() - sessionStart;
+  const wasmThreads = (await import('onnxruntime-web')).env.wasm.numThreads ?? 1;
+  return { runner, info, provider: runner.provider, providerNotes, wasmThreads, bytes: modelBytes.byteLength, fetchMs, sessionMs };
 }
 
 /**

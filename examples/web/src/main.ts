@@ -3,12 +3,14 @@ import type { AdmUNet, GuidedDiffusionFlags } from '@diffssl/unet';
 import { GENERATED, SUBSET_FILE, type SampleEntry } from './assets.js';
 import { lossCurveSvg } from './chart.js';
 import { classify, fetchOk, loadClassifier, type Classification, type LoadedClassifier } from './classifier.js';
-import { configureOrt } from './ort-setup.js';
+import { configureOrt, executionProviders, type OrtSetup } from './ort-setup.js';
+import { pageOptions } from './page-options.js';
 import { centerSquare, grayFromRgba } from './pixels.js';
 import { protocolKind } from '@diffssl/eval/heads';
 import {
   extractTabFeatures,
   readTabData,
+  tabSubset,
   TAB_HEAD_KINDS,
   TAB_TRAINING,
   tabTrainingSettingsText,
@@ -24,7 +26,18 @@ import type { HostTensor } from '@diffssl/core';
 export interface PageState {
   classifierReady: boolean;
   error?: string;
-  model?: { provider: string; providerNotes: string[]; bytes: number; fetchMs: number; sessionMs: number; loadMs: number };
+  /** How onnxruntime-web runs here: cross-origin isolation, WASM threads, the WebGPU probe and the provider chosen. */
+  runtime?: OrtSetup;
+  model?: {
+    provider: string;
+    providerNotes: string[];
+    bytes: number;
+    fetchMs: number;
+    sessionMs: number;
+    loadMs: number;
+    /** `ort.env.wasm.numThreads` once the first session is open: ORT sets it back to 1 where threads cannot run. */
+    wasmThreads: number;
+  };
   classifications: number;
   last?: {
     source: string;
@@ -40,7 +53,8 @@ export interface PageState {
     error?: string;
     losses: number[];
     downloadMs?: number;
-    extraction?: { images: number; ms: number; imagesPerSecond: number; provider: string };
+    /** The tab's feature extraction: `ms` in all, of which `sessionMs` opening the U-Net's session; `imagesPerSecond` over `ms`. */
+    extraction?: { images: number; ms: number; sessionMs: number; imagesPerSecond: number; provider: string };
     result?: Omit<TabTrainingResult, 'losses' | 'predictions' | 'weights'>;
   };
 }
@@ -154,14 +168,31 @@ async function loadModel(): Promise<void> {
     fetchMs: classifier.fetchMs,
     sessionMs: classifier.sessionMs,
     loadMs,
+    wasmThreads: classifier.wasmThreads,
   };
   state.classifierReady = true;
-  const notes = classifier.providerNotes.length > 0 ? ' (WebGPU is unavailable in this browser)' : '';
+  const notes = classifier.providerNotes.length > 0 ? ' (WebGPU failed; see the tooltip)' : '';
   element('model-status').title = classifier.providerNotes.join('\n');
   element('model-status').textContent =
     `Classifier ready: ${classifier.info.protocol} head on block ${String(classifier.info.settings.blocks)} at t=${classifier.info.timesteps.join(',')}, ` +
     `${(classifier.bytes / 1e6).toFixed(1)} MB, loaded in ${format(loadMs)} (download ${format(classifier.fetchMs)}, session ${format(classifier.sessionMs)}) ` +
     `on ${classifier.provider}${notes}. Click a sample or upload an image.`;
+}
+
+/**
+ * One line on how ORT runs in this tab: the provider, the WebGPU adapter or
+ * why there is none, and the WASM threads (those in use once a session is
+ * open, else those asked for).
+ */
+function runtimeText(setup: OrtSetup, threadsInUse = setup.threads): string {
+  const gpu = setup.webgpu.available
+    ? `WebGPU adapter: ${[setup.webgpu.adapter.vendor, setup.webgpu.adapter.architecture, setup.webgpu.adapter.device].filter(Boolean).join(' ')}` +
+      (setup.webgpu.adapter.isFallbackAdapter ? ' (a software adapter: it runs on the CPU)' : '')
+    : `no WebGPU (${setup.webgpu.reason})`;
+  const threads = setup.crossOriginIsolated
+    ? `cross-origin isolated, ${threadsInUse} WASM thread${threadsInUse === 1 ? '' : 's'} (${setup.cores} cores)`
+    : 'not cross-origin isolated (no COOP/COEP headers), so WASM runs 1 thread';
+  return `Runtime: ${setup.provider}; ${gpu}; ${threads}.${setup.notes.length > 0 ? ` ${setup.notes.join('; ')}.` : ''}`;
 }
 
 // ---- training in the tab ----
@@ -180,10 +211,10 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
   state.training = training;
   element('train-result').textContent = '';
   curve.innerHTML = '';
-  const runner = { executionProviders: ['wasm'] as const };
+  const setup = await configureOrt();
+  const runner = { executionProviders: executionProviders(setup.provider) };
   if (!tabData || !tabFeatures || !tabUNet) {
     status.textContent = 'Downloading the U-Net and the images…';
-    await configureOrt();
     const started = performance.now();
     const [weights, flags, subset] = await Promise.all([
       fetchOk(`${base}unet.safetensors`).then(async (r) => new Uint8Array(await r.arrayBuffer())),
@@ -191,7 +222,9 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
       fetchOk(`${base}${SUBSET_FILE}`).then(async (r) => new Uint8Array(await r.arrayBuffer())),
     ]);
     training.downloadMs = performance.now() - started;
-    const data = readTabData(subset);
+    const all = readTabData(subset);
+    const { tabTrain = all.trainCount, tabTest = all.testCount } = pageOptions(location.search);
+    const data = tabSubset(all, tabTrain, tabTest);
     const unet = unetFromBytes(weights, flags);
     tabUNet = unet;
     training.state = 'extracting';
@@ -201,7 +234,7 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
       trainCount: data.trainCount,
       runner,
       onProgress: async (done, total) => {
-        status.textContent = `Extracting U-Net features (block 10, t=50, WASM): ${done}/${total} images…`;
+        status.textContent = `Extracting U-Net features (block 10, t=50, ${setup.provider}): ${done}/${total} images…`;
         if (performance.now() - lastYield > 50) {
           await yieldToPage();
           lastYield = performance.now();
@@ -210,7 +243,13 @@ async function train(head: TabHeadKind, epochs: number, learningRate: number): P
     });
     tabData = data;
     tabFeatures = extracted.features;
-    tabExtraction = { images: count, ms: extracted.ms, imagesPerSecond: count / (extracted.ms / 1000), provider: extracted.provider };
+    tabExtraction = {
+      images: count,
+      ms: extracted.ms,
+      sessionMs: extracted.sessionMs,
+      imagesPerSecond: count / (extracted.ms / 1000),
+      provider: extracted.provider,
+    };
   }
   // Features are extracted once per page; later runs train on them again.
   const extraction = tabExtraction;
@@ -285,7 +324,10 @@ element<HTMLInputElement>('upload').addEventListener('change', (event) => {
 });
 
 run(async () => {
-  await configureOrt();
+  const setup = await configureOrt();
+  state.runtime = setup;
+  element('runtime').textContent = runtimeText(setup);
   await Promise.all([loadSamples(), loadModel()]);
+  element('runtime').textContent = runtimeText(setup, state.model?.wasmThreads);
   element<HTMLButtonElement>('train-button').disabled = false;
 });

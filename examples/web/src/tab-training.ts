@@ -83,6 +83,32 @@ export function readTabData(bytes: Uint8Array): TabData {
   };
 }
 
+/**
+ * The first `train` training images and the first `test` held-out images of
+ * the tab's data (the page's `?tabTrain=` and `?tabTest=`: fewer images for a
+ * slow device, such as a software WebGPU adapter).
+ *
+ * @throws `ConfigError` for counts that are not integers from 1 to what the data holds
+ */
+export function tabSubset(data: TabData, train: number, test: number): TabData {
+  if (!Number.isInteger(train) || train < 1 || train > data.trainCount || !Number.isInteger(test) || test < 1 || test > data.testCount)
+    throw new ConfigError(
+      `tab subset: expected 1 to ${data.trainCount} training and 1 to ${data.testCount} held-out images; found ${String(train)} and ${String(test)}`,
+    );
+  if (train === data.trainCount && test === data.testCount) return data;
+  const heldOut = data.trainCount;
+  const rows = [...Array.from({ length: train }, (_, i) => i), ...Array.from({ length: test }, (_, i) => heldOut + i)];
+  const size = data.images.size / data.images.shape[0]!;
+  const pixels = new Uint8Array(rows.length * size);
+  rows.forEach((row, i) => pixels.set(data.images.data.subarray(row * size, (row + 1) * size), i * size));
+  return {
+    images: HostTensor.from('uint8', [rows.length, ...data.images.shape.slice(1)], pixels),
+    labels: rows.map((row) => data.labels[row]!),
+    trainCount: train,
+    testCount: test,
+  };
+}
+
 /** Builds the U-Net from safetensors weights and guided-diffusion flags. */
 export function unetFromBytes(weights: Uint8Array, flags: GuidedDiffusionFlags): AdmUNet {
   return new AdmUNet(flags, readSafetensors(weights).tensors);
@@ -94,18 +120,19 @@ export function unetFromBytes(weights: Uint8Array, flags: GuidedDiffusionFlags):
  * with the training split's noise stream, the rest with the test split's, as
  * `diffssl train` extracts its two splits.
  *
- * @returns features [N, 64, 7, 7] and the milliseconds it took
+ * @returns features [N, 64, 7, 7], the milliseconds it took in all and those spent opening the extractor's session
  */
 export async function extractTabFeatures(
   unet: AdmUNet,
   images: HostTensor<'uint8'>,
   options: { trainCount: number; runner: RunnerOptions; onProgress?: (done: number, total: number) => void | Promise<void> },
-): Promise<{ features: HostTensor<'float32'>; ms: number; provider: string }> {
+): Promise<{ features: HostTensor<'float32'>; ms: number; sessionMs: number; provider: string }> {
   const start = performance.now();
   const count = images.shape[0]!;
   if (!Number.isInteger(options.trainCount) || options.trainCount < 0 || options.trainCount > count)
     throw new ConfigError(`tab: expected 0 <= trainCount <= ${count}; found ${options.trainCount}`);
   const extractor = await createFeatureExtractor({ unet, blocks: [TAB_BLOCK], timesteps: [TAB_TIMESTEP], batchSize: 32, runner: options.runner });
+  const sessionMs = performance.now() - start;
   try {
     let features: HostTensor<'float32'> | undefined;
     const parts = [
@@ -122,7 +149,7 @@ export async function extractTabFeatures(
       }
     }
     if (!features) throw new ConfigError('tab: no images to extract');
-    return { features, ms: performance.now() - start, provider: extractor.provider };
+    return { features, ms: performance.now() - start, sessionMs, provider: extractor.provider };
   } finally {
     await extractor.release();
   }
