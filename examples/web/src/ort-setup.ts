@@ -92,7 +92,8 @@ let configured: Promise<OrtSetup> | undefined;
  * (the bundled `onnxruntime-web` entry embeds its JavaScript glue and fetches
  * only this file), the WASM thread count ({@link wasmThreads}), and the
  * provider ({@link probeWebGpu}: WebGPU where an adapter and a device are
- * obtained, else WASM; the URL's `?provider=` and `?threads=` override).
+ * obtained on a hardware adapter, else WASM (a software adapter only with
+ * `?provider=webgpu`); the URL's `?provider=` and `?threads=` override).
  *
  * @throws RangeError for bad URL options (`pageOptions`); an Error for `?provider=webgpu` without a usable adapter
  */
@@ -113,7 +114,13 @@ export function configureOrt(): Promise<OrtSetup> {
     const probe: WebGpuProbe = options.provider === 'wasm' ? { available: false, reason: 'not probed: ?provider=wasm' } : await probeWebGpu();
     if (options.provider === 'webgpu' && !probe.available) throw new Error(`?provider=webgpu, but WebGPU is unusable: ${probe.reason}`);
     if (options.provider === 'wasm') notes.push('WASM, as ?provider=wasm asks');
-    return { crossOriginIsolated: isolated, cores, threads, webgpu: probe, provider: probe.available ? 'webgpu' : 'wasm', notes };
+    // A software adapter (SwiftShader, lavapipe) runs WebGPU on the CPU, slower than WASM: used only when asked for.
+    const software = probe.available && probe.adapter.isFallbackAdapter;
+    if (software && options.provider !== 'webgpu')
+      notes.push(`software WebGPU adapter (${probe.adapter.description || probe.adapter.vendor}) not used: slower than WASM; ?provider=webgpu uses it`);
+    if (software && options.provider === 'webgpu') notes.push('software WebGPU adapter, as ?provider=webgpu asks');
+    const provider = probe.available && (!software || options.provider === 'webgpu') ? 'webgpu' : 'wasm';
+    return { crossOriginIsolated: isolated, cores, threads, webgpu: probe, provider, notes };
   })();
   return configured;
 }

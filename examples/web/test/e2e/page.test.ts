@@ -59,7 +59,8 @@ const RUNS: BrowserRun[] = [
     args: [...baseArgs, '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=vulkan', '--enable-unsafe-swiftshader'],
     // SwiftShader runs WebGPU on the CPU, about 20 times slower than WASM here: the tab extracts 160 of its 480
     // images (on Node's CPU these give the linear head 72 % and the attention head, over 4 epochs, 39 % held out).
-    query: '?tabTrain=96&tabTest=64',
+    // SwiftShader is a software (fallback) adapter, which the page never picks by itself: ?provider=webgpu asks for it.
+    query: '?provider=webgpu&tabTrain=96&tabTest=64',
     tab: { train: 96, test: 64, attentionEpochs: 4 },
   },
   {
