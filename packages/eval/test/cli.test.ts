@@ -24,6 +24,7 @@ const report = (directory: string) =>
     epochs: { loss: number }[];
     notes?: string[];
     confusion_matrix: number[][];
+    settings?: { microBatch?: number };
   };
 const weights = (directory: string) => readSafetensors(readFileSync(join(directory, 'model.safetensors'))).tensors;
 
