@@ -42,6 +42,19 @@ export function inputLabels(input: ReadonlyMap<string, HostTensor>, path: string
   return labels;
 }
 
+/** The runtime part of the step commands' options, as {@link writeReferenceStep} takes it. */
+export function runtimeOf(options: {
+  providers?: readonly ExecutionProvider[];
+  strict?: boolean;
+  threads?: number;
+}): Pick<ReferenceStepOptions, 'providers' | 'strict' | 'threads'> {
+  return {
+    ...(options.providers ? { providers: options.providers } : {}),
+    ...(options.strict !== undefined ? { strict: options.strict } : {}),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+  };
+}
+
 /** Options of {@link writeReferenceStep}. */
 export interface ReferenceStepOptions {
   /** Learning rate of the plain SGD step. */
@@ -50,6 +63,10 @@ export interface ReferenceStepOptions {
   out: string;
   /** Execution providers in order (default cpu). */
   providers?: readonly ExecutionProvider[];
+  /** Fail instead of falling back when a named provider is unavailable. */
+  strict?: boolean;
+  /** Threads inside one op. */
+  threads?: number;
   /** Also write `buffer_after/<name>` for every BatchNorm running statistic and `num_batches_tracked`. */
   bufferUpdates: boolean;
 }
@@ -83,7 +100,11 @@ export async function writeReferenceStep(
   if (options.bufferUpdates) {
     for (const { weight } of context.updatedBuffers()) outputs[`buffer_after/${weight.name}`] = context.bufferUpdates().get(weight)!;
   }
-  const runner = await createRunner(compileModel({ outputs }), { executionProviders: options.providers ?? ['cpu'] });
+  const runner = await createRunner(compileModel({ outputs }), {
+    executionProviders: options.providers ?? ['cpu'],
+    strict: options.strict ?? false,
+    ...(options.threads ? { intraOpThreads: options.threads } : {}),
+  });
   try {
     const result = await runner.run(feeds);
     const written = new Map(Object.keys(outputs).map((name) => [name, name === 'loss' ? result[name]!.reshape([1]) : result[name]!]));
