@@ -34,7 +34,16 @@ export {
   type OrtTensorConstructor,
   type RunnerOptions,
 } from './runtime/runner.js';
-export { adapterSummary, describeAdapter, type GpuAdapterLike, type WebGpuAdapterInfo, type WebGpuAdapterReport } from './runtime/webgpu-adapter.js';
+export {
+  adapterSummary,
+  describeAdapter,
+  type GpuAdapterInfoLike,
+  type GpuAdapterLike,
+  type WebGpuAdapterFound,
+  type WebGpuAdapterInfo,
+  type WebGpuAdapterMissing,
+  type WebGpuAdapterReport,
+} from './runtime/webgpu-adapter.js';
 export { sgd, adamw, type Optimizer, type OptimizerUpdateInput, type SgdOptions, type AdamWOptions } from './train/optimizers.js';
 export { TrainStep, type TrainStateRole, type TrainStepOptions, type TrainStepResult } from './train/train-step.js';
 export { fmix32, RandomGenerator, xoshiro128 } from './random/generator.js';

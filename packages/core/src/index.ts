@@ -33,7 +33,15 @@ import { compileModuleTrainStepWith, type ModuleTrainStep, type ModuleTrainStepO
 export * from './common.js';
 export { createRunner, saveModel, DEFAULT_NODE_PROVIDERS } from './runtime/node.js';
 export { probeNodeProvider, probeWebGpuAdapter } from './runtime/node-probes.js';
-export { diagnoseProviders, type DiagnoseOptions, type ProviderDiagnosis, type ProvidersDiagnosis } from './runtime/diagnose.js';
+export {
+  diagnoseProviders,
+  type AutoChoice,
+  type DiagnoseBinding,
+  type DiagnoseOptions,
+  type OrtBackend,
+  type ProviderDiagnosis,
+  type ProvidersDiagnosis,
+} from './runtime/diagnose.js';
 export { readSafetensorsFile, type ReadSafetensorsFileOptions } from './io/safetensors-file.js';
 export { publishAtomically, temporarySibling, writeFileAtomic, type PublishOptions, type PublishOutcome } from './io/atomic-publish.js';
 

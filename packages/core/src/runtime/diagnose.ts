@@ -9,7 +9,7 @@ import { compileModel } from '../onnx/model.js';
 import { relu } from '../ops/index.js';
 import { NODE_PROBES, probeNodeProvider, type NodeProbes } from './node-probes.js';
 import { nodeEnvironment } from './node.js';
-import { createRunnerWith, type OrtBinding } from './runner.js';
+import { createRunnerWith, type OrtBinding, type Runner } from './runner.js';
 import type { WebGpuAdapterReport } from './webgpu-adapter.js';
 
 /**
@@ -35,13 +35,35 @@ export interface ProvidersDiagnosis {
   /** onnxruntime-node's version. */
   readonly ortVersion: string;
   /** ORT's own list: backends and whether each is bundled in the npm package (`cuda` is not by default). */
-  readonly backends: readonly { readonly name: string; readonly bundled: boolean }[];
+  readonly backends: readonly OrtBackend[];
   /** CUDA, WebGPU and CPU, in that order. */
   readonly providers: readonly ProviderDiagnosis[];
   /** The WebGPU adapter, or why none is known. */
   readonly adapter: WebGpuAdapterReport;
   /** What `auto` chooses here, and why. */
-  readonly auto: { readonly provider: string; readonly reason: string };
+  readonly auto: AutoChoice;
+}
+
+/** A backend as onnxruntime-node's `listSupportedBackends()` lists it. @public */
+export interface OrtBackend {
+  /** `cpu`, `webgpu`, `cuda`, ... */
+  readonly name: string;
+  /** Whether it comes inside the npm package (CUDA's libraries do not). */
+  readonly bundled: boolean;
+}
+
+/** The provider `auto` chose and why ({@link Runner.reason}). @public */
+export interface AutoChoice {
+  /** The provider. */
+  readonly provider: string;
+  /** Why: what `auto` skipped, and the reasons. */
+  readonly reason: string;
+}
+
+/** An onnxruntime module, optionally with `listSupportedBackends()` (onnxruntime-node has it). @public */
+export interface DiagnoseBinding extends OrtBinding {
+  /** The backends this build supports. */
+  listSupportedBackends?: () => readonly OrtBackend[];
 }
 
 /**
@@ -52,7 +74,7 @@ export interface ProvidersDiagnosis {
  */
 export interface DiagnoseOptions {
   /** The onnxruntime module (default onnxruntime-node). */
-  readonly binding?: OrtBinding & { listSupportedBackends?: () => readonly { name: string; bundled: boolean }[] };
+  readonly binding?: DiagnoseBinding;
   /** onnxruntime's version (default: onnxruntime-node's package.json). */
   readonly ortVersion?: string;
   /** Why a provider cannot work before ORT is asked (default: the CUDA library check). */

@@ -75,7 +75,12 @@ export interface RunnerOptions {
 
 /** The part of an onnxruntime module (node or web) the runner uses. @public */
 export interface OrtBinding {
-  InferenceSession: { create(model: Uint8Array | string, options?: object): Promise<OrtSession> };
+  /** Opens sessions. */
+  InferenceSession: {
+    /** Opens a session on a model (bytes or a path) with session options. */
+    create(model: Uint8Array | string, options?: object): Promise<OrtSession>;
+  };
+  /** Makes tensors. */
   Tensor: OrtTensorConstructor;
 }
 
@@ -84,17 +89,25 @@ export type OrtTensorConstructor = new (type: string, data: ArrayBufferView, dim
 
 /** The part of an ORT session the runner uses. @public */
 export interface OrtSession {
+  /** The model's input names. */
   readonly inputNames: readonly string[];
+  /** The model's output names. */
   readonly outputNames: readonly string[];
+  /** Runs the model on named inputs; returns the named outputs (`fetches`, or all). */
   run(feeds: Record<string, OrtTensor>, fetches?: readonly string[]): Promise<Record<string, OrtTensor>>;
+  /** Frees the session. */
   release(): Promise<void>;
 }
 
 /** The part of an ORT tensor the runner uses. @public */
 export interface OrtTensor {
+  /** The element type (`float32`, `int64`, ...). */
   readonly type: string;
+  /** The shape. */
   readonly dims: readonly number[];
+  /** The elements (a typed array for the types this project uses). */
   readonly data: unknown;
+  /** Frees device memory, where the tensor has some. */
   dispose?(): void;
 }
 

@@ -17,16 +17,24 @@ const REPORTED_LIMITS = [
   'maxStorageBuffersPerShaderStage',
 ] as const;
 
+/** `GPUAdapterInfo`: the fields read here. @public */
+export interface GpuAdapterInfoLike {
+  /** The vendor (`nvidia`, `mesa`). */
+  readonly vendor?: string;
+  /** The architecture (`ampere`, `software`). */
+  readonly architecture?: string;
+  /** The device name. */
+  readonly device?: string;
+  /** The driver's description. */
+  readonly description?: string;
+  /** True for a fallback (software) adapter, in newer implementations. */
+  readonly isFallbackAdapter?: boolean;
+}
+
 /** A WebGPU adapter as `requestAdapter()` returns it (the fields read here). @public */
 export interface GpuAdapterLike {
-  /** `GPUAdapterInfo` (vendor, architecture, device, description; `isFallbackAdapter` in newer implementations). */
-  readonly info?: {
-    readonly vendor?: string;
-    readonly architecture?: string;
-    readonly device?: string;
-    readonly description?: string;
-    readonly isFallbackAdapter?: boolean;
-  };
+  /** `GPUAdapterInfo`. */
+  readonly info?: GpuAdapterInfoLike;
   /** Older implementations put the fallback flag on the adapter. */
   readonly isFallbackAdapter?: boolean;
   /** `GPUSupportedLimits`. */
@@ -58,7 +66,23 @@ export interface WebGpuAdapterInfo {
  *
  * @public
  */
-export type WebGpuAdapterReport = { readonly found: true; readonly adapter: WebGpuAdapterInfo } | { readonly found: false; readonly reason: string };
+export type WebGpuAdapterReport = WebGpuAdapterFound | WebGpuAdapterMissing;
+
+/** An adapter was found. @public */
+export interface WebGpuAdapterFound {
+  /** Always true. */
+  readonly found: true;
+  /** The adapter. */
+  readonly adapter: WebGpuAdapterInfo;
+}
+
+/** No adapter is known. @public */
+export interface WebGpuAdapterMissing {
+  /** Always false. */
+  readonly found: false;
+  /** Why (no `webgpu` package, no Vulkan/Metal/D3D12 device, ...). */
+  readonly reason: string;
+}
 
 /** Names of software rasterizers that report themselves as ordinary adapters in some drivers. */
 const SOFTWARE_DEVICE = /llvmpipe|lavapipe|swiftshader|software rasterizer|microsoft basic render/i;

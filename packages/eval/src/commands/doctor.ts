@@ -115,10 +115,18 @@ export interface DoctorReport {
   readonly runtime: ProvidersDiagnosis;
   /** CPU features. */
   readonly cpu: CpuFeatures;
-  /** Threads: the process may use `available`; ONNX Runtime's default intra-op count is the physical core count. */
-  readonly threads: { readonly available: number; readonly ortDefault: number | undefined };
+  /** Threads this process may use, and ONNX Runtime's default. */
+  readonly threads: DoctorThreads;
   /** The feature cache and leftover temporary folders, with sizes. */
   readonly caches: readonly FolderUsage[];
+}
+
+/** Threads, as `diffssl doctor` reports them. @public */
+export interface DoctorThreads {
+  /** Threads this process may use (`os.availableParallelism()`). */
+  readonly available: number;
+  /** ONNX Runtime's default intra-op thread count: the physical cores (undefined when unknown). */
+  readonly ortDefault: number | undefined;
 }
 
 /** Where {@link doctor} gets its facts (each defaults to the real source). @public */
