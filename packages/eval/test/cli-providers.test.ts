@@ -94,3 +94,23 @@ describe('unet-run without --strict', () => {
     ]);
   });
 });
+
+describe('diffssl doctor', () => {
+  it('--json reports every provider, what auto chose, the CPU and the caches of this machine', async () => {
+    const cache = out('doctor-cache');
+    const result = await diffssl(['doctor', '--json'], { DIFFSSL_CACHE: cache });
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as {
+      node: string;
+      runtime: { providers: { name: string; available: boolean; detail: string }[]; auto: { provider: string; reason: string } };
+      caches: { path: string; exists: boolean }[];
+    };
+    expect(report.node).toBe(process.version);
+    expect(report.runtime.providers.map((p) => p.name)).toEqual(['cuda', 'webgpu', 'cpu']);
+    expect(report.runtime.providers[2]).toEqual({ name: 'cpu', available: true, detail: 'works' });
+    if (cudaMissing)
+      expect(report.runtime.providers[0]!.detail).toMatch(/libonnxruntime_providers_cuda\.so is not installed .*ONNXRUNTIME_NODE_INSTALL=cuda12/);
+    expect(report.runtime.auto.reason).toMatch(new RegExp(`^'${report.runtime.auto.provider}' chosen by auto`));
+    expect(report.caches[0]).toMatchObject({ path: cache, exists: false });
+  });
+});

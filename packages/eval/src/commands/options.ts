@@ -132,7 +132,8 @@ export function runtimeOptions(command: Command, options: { defaultProvider?: st
     .option('--quiet', 'no progress bars or status lines')
     .hook('preAction', async (_command, action) => {
       const flags = action.opts<RuntimeFlags>();
-      if (flags.strict) await checkProviders(runnerOf(flags));
+      // `auto` alone never fails: only named providers are checked.
+      if (flags.strict && parseProviders(flags.provider ?? 'auto').some((p) => p !== 'auto')) await checkProviders(runnerOf(flags));
     });
 }
 
