@@ -23,7 +23,28 @@ export {
   type ValueDescription,
 } from './onnx/model.js';
 export { formatPlacement, ortProviderName, placementFromProfile, type PlacedNode, type PlacementReport } from './runtime/placement.js';
-export { Runner, fromOrtTensor, toOrtTensor, type ExecutionProvider, type ModelSource, type RunnerOptions } from './runtime/runner.js';
+export {
+  Runner,
+  fromOrtTensor,
+  toOrtTensor,
+  type ExecutionProvider,
+  type ModelSource,
+  type OrtBinding,
+  type OrtSession,
+  type OrtTensor,
+  type OrtTensorConstructor,
+  type RunnerOptions,
+} from './runtime/runner.js';
+export {
+  adapterSummary,
+  describeAdapter,
+  type GpuAdapterInfoLike,
+  type GpuAdapterLike,
+  type WebGpuAdapterFound,
+  type WebGpuAdapterInfo,
+  type WebGpuAdapterMissing,
+  type WebGpuAdapterReport,
+} from './runtime/webgpu-adapter.js';
 export { sgd, adamw, type Optimizer, type OptimizerUpdateInput, type SgdOptions, type AdamWOptions } from './train/optimizers.js';
 export { TrainStep, type TrainStateRole, type TrainStepOptions, type TrainStepResult } from './train/train-step.js';
 export { fmix32, RandomGenerator, xoshiro128 } from './random/generator.js';

@@ -10,7 +10,7 @@
  *   {@link compileTrainStep}: ONNX models, reverse-mode autodiff and one-run
  *   train steps.
  * - {@link createRunner}: ONNX Runtime sessions with provider fallback
- *   (`cuda` -> `cpu` in Node).
+ *   (`auto` by default: CUDA, then WebGPU on a hardware adapter, then the CPU in Node).
  *
  * @example
  * ```ts
@@ -32,6 +32,16 @@ import { compileModuleTrainStepWith, type ModuleTrainStep, type ModuleTrainStepO
 
 export * from './common.js';
 export { createRunner, saveModel, DEFAULT_NODE_PROVIDERS } from './runtime/node.js';
+export { probeNodeProvider, probeWebGpuAdapter } from './runtime/node-probes.js';
+export {
+  diagnoseProviders,
+  type AutoChoice,
+  type DiagnoseBinding,
+  type DiagnoseOptions,
+  type OrtBackend,
+  type ProviderDiagnosis,
+  type ProvidersDiagnosis,
+} from './runtime/diagnose.js';
 export { readSafetensorsFile, type ReadSafetensorsFileOptions } from './io/safetensors-file.js';
 export { publishAtomically, temporarySibling, writeFileAtomic, type PublishOptions, type PublishOutcome } from './io/atomic-publish.js';
 

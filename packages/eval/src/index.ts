@@ -27,6 +27,16 @@
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export { headStep, type HeadStepOptions } from './commands/head-step.js';
 export { finetuneStep, type FinetuneStepOptions } from './commands/finetune-step.js';
+export {
+  cpuFeatures,
+  doctor,
+  formatDoctor,
+  type CpuFeatures,
+  type DoctorOptions,
+  type DoctorReport,
+  type DoctorThreads,
+  type FolderUsage,
+} from './commands/doctor.js';
 export { FineTunedHeadClassifier, FINETUNE_LEARNING_RATE, trainableUNetWeights, unetModule, UNET_PREFIX } from './protocols/finetune.js';
 export * from './heads/index.js';
 export * from './data/index.js';

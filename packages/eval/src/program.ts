@@ -6,18 +6,17 @@
 import { DiffSSLError } from '@diffssl/core';
 import { Command, CommanderError } from 'commander';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerEvalCommand } from './commands/evaluate.js';
 import { registerExportCommand } from './commands/export.js';
 import { registerExtractCommand } from './commands/extract.js';
 import { finetuneStep } from './commands/finetune-step.js';
 import { headStep } from './commands/head-step.js';
-import { numberOption, parseProviders, placementLogger } from './commands/options.js';
+import { displayOf, numberOption, runnerOf, runtimeOptions, type RuntimeFlags } from './commands/options.js';
 import { registerProbeCommand } from './commands/probe.js';
 import { registerSweepCommand } from './commands/sweep.js';
 import { registerTrainCommand } from './commands/train.js';
 import { unetRun } from './commands/unet-run.js';
-
-const VERBOSE = "print the graph's placement: the share of its FLOPs per execution provider and the nodes that fell back";
 
 /** Builds the command-line program (exported for tests). */
 export function buildProgram(): Command {
@@ -38,7 +37,7 @@ export function buildProgram(): Command {
   registerProbeCommand(program);
   registerExportCommand(program);
   registerDemoCommand(program);
-  program
+  const unetRunCommand = program
     .command('unet-run')
     .description('run a guided-diffusion U-Net on noised inputs and write block outputs, to compare with a reference implementation')
     .requiredOption('--checkpoint <file>', 'weights: .pt/.pth (torch zip) or .safetensors')
@@ -49,49 +48,43 @@ export function buildProgram(): Command {
     .option('--feedback-from <blocks>', "DifFeed: decoder blocks whose first-pass outputs feed back, in order (e.g. '12,15')")
     .option('--feedback-arch <arch>', "DifFeed: the feedback networks' arch (e.g. C_B_R_C)")
     .option('--feedback-weights <fb.safetensors>', 'DifFeed: the feedback networks, feedback_layers.{i}.{j}.{weight|bias|running_mean|running_var}')
-    .requiredOption('--out <out.safetensors>', 'the safetensors file to write')
-    .option('--provider <list>', 'execution providers in order, comma-separated (cuda, webgpu, cpu)', 'cuda,cpu')
-    .option('--strict', 'fail instead of falling back to the next provider')
-    .option('--verbose', VERBOSE)
-    .action(
-      async (options: {
+    .requiredOption('--out <out.safetensors>', 'the safetensors file to write');
+  runtimeOptions(unetRunCommand).action(
+    async (
+      options: RuntimeFlags & {
         checkpoint: string;
         config: string;
         input: string;
         blocks: string;
         withOutput?: boolean;
         out: string;
-        provider: string;
-        strict?: boolean;
-        verbose?: boolean;
         feedbackFrom?: string;
         feedbackArch?: string;
         feedbackWeights?: string;
-      }) => {
-        const names = await unetRun({
-          ...options,
-          providers: parseProviders(options.provider),
-          log: (line) => process.stderr.write(`${line}\n`),
-          ...(options.verbose ? { onPlacement: placementLogger() } : {}),
-        });
-        process.stderr.write(`wrote ${names.join(', ')} to ${options.out}\n`);
       },
-    );
-  program
+    ) => {
+      const { log } = displayOf(options);
+      const runner = runnerOf(options);
+      const names = await unetRun({ ...options, providers: runner.executionProviders!, strict: runner.strict ?? false, threads: options.threads, onPlacement: runner.onPlacement, log });
+      log(`wrote ${names.join(', ')} to ${options.out}`);
+    },
+  );
+  const headStepCommand = program
     .command('head-step')
     .description('one training step of a head (training mode, mean cross-entropy, plain SGD), to compare with a reference implementation')
     .requiredOption('--head <head.json>', 'the head: {"kind":"linear"|"fusion"|"layers", ...} with the reference\'s argument names')
     .requiredOption('--params <params.safetensors>', "parameters under the reference's names")
     .requiredOption('--input <input.safetensors>', 'labels (int64 [B]) and input [B,C,H,W] or t{T}/block{NN}')
     .requiredOption('--lr <number>', 'learning rate of the SGD step', numberOption('--lr'))
-    .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name>, buffer_after/<name>')
-    .option('--provider <list>', 'execution providers in order, comma-separated', 'cpu')
-    .option('--verbose', VERBOSE)
-    .action(async (options: { head: string; params: string; input: string; lr: number; out: string; provider: string; verbose?: boolean }) => {
-      const names = await headStep({ ...options, providers: parseProviders(options.provider), ...(options.verbose ? { onPlacement: placementLogger() } : {}) });
-      process.stderr.write(`wrote ${names.length} tensors to ${options.out}\n`);
-    });
-  program
+    .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name>, buffer_after/<name>');
+  runtimeOptions(headStepCommand, { defaultProvider: 'cpu' }).action(
+    async (options: RuntimeFlags & { head: string; params: string; input: string; lr: number; out: string }) => {
+      const runner = runnerOf(options);
+      const names = await headStep({ ...options, providers: runner.executionProviders!, strict: runner.strict ?? false, threads: options.threads, onPlacement: runner.onPlacement });
+      displayOf(options).log(`wrote ${names.length} tensors to ${options.out}`);
+    },
+  );
+  const finetuneStepCommand = program
     .command('finetune-step')
     .description('one fine-tuning step (the U-Net in training mode and a head, one plain SGD optimizer), to compare with a reference implementation')
     .requiredOption('--checkpoint <file>', 'U-Net weights: .pt/.pth (torch zip) or .safetensors')
@@ -100,29 +93,15 @@ export function buildProgram(): Command {
     .requiredOption('--params <params.safetensors>', "the head's parameters under the reference's names")
     .requiredOption('--input <input.safetensors>', 'x_start (float32 [B,3,H,W]), noise/t{T} for each timestep, labels (int64 [B])')
     .requiredOption('--lr <number>', 'learning rate of the SGD step', numberOption('--lr'))
-    .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name> (U-Net parameters as unet.<name>)')
-    .option('--provider <list>', 'execution providers in order, comma-separated', 'cpu')
-    .option('--verbose', VERBOSE)
-    .action(
-      async (options: {
-        checkpoint: string;
-        config: string;
-        head: string;
-        params: string;
-        input: string;
-        lr: number;
-        out: string;
-        provider: string;
-        verbose?: boolean;
-      }) => {
-        const names = await finetuneStep({
-          ...options,
-          providers: parseProviders(options.provider),
-          ...(options.verbose ? { onPlacement: placementLogger() } : {}),
-        });
-        process.stderr.write(`wrote ${names.length} tensors to ${options.out}\n`);
-      },
-    );
+    .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name> (U-Net parameters as unet.<name>)');
+  runtimeOptions(finetuneStepCommand, { defaultProvider: 'cpu' }).action(
+    async (options: RuntimeFlags & { checkpoint: string; config: string; head: string; params: string; input: string; lr: number; out: string }) => {
+      const runner = runnerOf(options);
+      const names = await finetuneStep({ ...options, providers: runner.executionProviders!, strict: runner.strict ?? false, threads: options.threads, onPlacement: runner.onPlacement });
+      displayOf(options).log(`wrote ${names.length} tensors to ${options.out}`);
+    },
+  );
+  registerDoctorCommand(program);
   return program;
 }
 

@@ -37,4 +37,5 @@ export {
 export { matmulRate, secondsPerRun, vitForwardFlops } from './bench.js';
 export { expectMatchesReferenceStep, referenceStep, runHeadStep, type HeadStepResult, type ReferenceStep } from './head-step.js';
 export { statePickle, storedZip, storedZipChunks, writeStateDict, writeTorchZip, type TensorRecord } from './torch-zip-writer.js';
+export { FakeTensor, fakeOrt, type FakeOrt, type FakeSessionOptions } from './fake-ort.js';
 export { webGpuUnavailable } from './webgpu.js';

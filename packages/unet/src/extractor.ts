@@ -41,7 +41,7 @@ export interface ExtractionOptions {
   batchSize?: number;
   /** Compute precision. Default float32. */
   dtype?: 'float32' | 'float16';
-  /** Session options: providers (`cuda` -> `cpu` by default), `strict`, threads. */
+  /** Session options: providers (`auto` by default: CUDA, then WebGPU on a hardware adapter, then CPU), `strict`, threads. */
   runner?: RunnerOptions;
   /** Reject NaN or infinite input pixels (default true). */
   checkInputs?: boolean;

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { compileModel, conv2d, evaluateReference, Graph, ProviderUnavailableError, relu } from '../common.js';
-import { createRunner } from './browser.js';
+import { browserAutoCandidates, createRunner, probeBrowserAdapter } from './browser.js';
 import { expectClose, randomTensor } from '@diffssl/testing';
 
 describe('browser runner (onnxruntime-web)', () => {
@@ -28,5 +28,23 @@ describe('browser runner (onnxruntime-web)', () => {
     await expect(createRunner(compileModel({ outputs: { y: relu(x) } }), { executionProviders: ['webgpu', 'wasm'], strict: true })).rejects.toThrow(
       ProviderUnavailableError,
     );
+  });
+
+  it('by default (auto) uses WASM silently where navigator.gpu is absent', async () => {
+    const graph = new Graph();
+    const x = graph.input('x', 'float32', [2]);
+    const warnings: string[] = [];
+    const runner = await createRunner(compileModel({ outputs: { y: relu(x) } }), { onWarning: (m) => warnings.push(m) });
+    expect([runner.provider, warnings]).toEqual(['wasm', []]);
+    expect(runner.reason).toBe("'wasm' chosen by auto (auto skipped webgpu: this browser has no navigator.gpu (WebGPU is off or unsupported))");
+    await runner.release();
+  });
+
+  it('auto takes WebGPU on a hardware adapter only', async () => {
+    const gpu = (info: object | null) => ({ requestAdapter: async () => (info ? { info } : null) });
+    const check = async (info: object | null) => browserAutoCandidates(() => probeBrowserAdapter(gpu(info)))[0]!.check!();
+    expect(await check({ vendor: 'nvidia', architecture: 'ampere', device: 'RTX' })).toBeUndefined();
+    expect(await check({ vendor: 'google', device: 'SwiftShader Device', isFallbackAdapter: true })).toMatch(/software: runs on the CPU/);
+    expect(await check(null)).toBe('navigator.gpu.requestAdapter() found no adapter');
   });
 });

@@ -1,6 +1,5 @@
-import { createWriteStream, existsSync, rmSync } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
@@ -16,9 +15,15 @@ import {
   type RuntimeEnvironment,
 } from './runner.js';
 import { createWorkerRunner } from './worker-runner.js';
+import { NODE_PROBES, nodeAutoCandidates, type NodeProbes } from './node-probes.js';
 
-/** Providers tried by default in Node: CUDA, then CPU. @public */
-export const DEFAULT_NODE_PROVIDERS: readonly ExecutionProvider[] = ['cuda', 'cpu'];
+/**
+ * Providers tried by default in Node: `auto` (CUDA when its provider library
+ * is installed, then WebGPU on a hardware adapter, then the CPU; silently).
+ *
+ * @public
+ */
+export const DEFAULT_NODE_PROVIDERS: readonly ExecutionProvider[] = ['auto'];
 
 /** Models with more initializer bytes than this are written with external data before loading. */
 const INLINE_LIMIT_BYTES = 1_500_000_000;
@@ -47,23 +52,13 @@ export async function saveModel(model: OnnxModel, path: string, options: { exter
 }
 
 /**
- * onnxruntime-node loads the CUDA provider from libraries its install script
- * downloads next to its binding; when they are absent (the default here, see
- * the README's CUDA section) say so instead of letting ONNX Runtime fail.
+ * The Node entry's environment: `auto` by default, the CUDA library probe and
+ * the `auto` candidates.
+ *
+ * @internal
  */
-function probeNodeProvider(provider: string): string | undefined {
-  if (provider !== 'cuda') return undefined;
-  try {
-    const root = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
-    const binaries = join(root, 'bin', 'napi-v6', process.platform, process.arch);
-    const library = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
-    if (!existsSync(join(binaries, library))) {
-      return `the CUDA provider library (${library}) is not installed with onnxruntime-node; install with ONNXRUNTIME_NODE_INSTALL=cuda12 and the onnxruntime-node build script enabled`;
-    }
-  } catch {
-    return undefined;
-  }
-  return undefined;
+export function nodeEnvironment(loadModel: RuntimeEnvironment['loadModel'], probes: NodeProbes = NODE_PROBES): RuntimeEnvironment {
+  return { defaultProviders: DEFAULT_NODE_PROVIDERS, loadModel, probe: probes.provider, autoCandidates: nodeAutoCandidates(probes), profiles: NODE_PROFILES };
 }
 
 let profileCounter = 0;
@@ -106,7 +101,12 @@ async function removeTemporaryDirectory(directory: string): Promise<void> {
  *
  * @internal
  */
-export async function createNodeRunner(model: ModelSource, options: RunnerOptions = {}, inlineLimitBytes: number): Promise<Runner> {
+export async function createNodeRunner(
+  model: ModelSource,
+  options: RunnerOptions = {},
+  inlineLimitBytes: number,
+  probes: NodeProbes = NODE_PROBES,
+): Promise<Runner> {
   let directory: string | undefined;
   const loadModel = async (compiled: OnnxModel): Promise<Uint8Array | string> => {
     if (compiled.initializerBytes <= inlineLimitBytes) return compiled.serialize().model;
@@ -118,7 +118,7 @@ export async function createNodeRunner(model: ModelSource, options: RunnerOption
     await saveModel(compiled, path, { externalDataThreshold: 1024 });
     return path;
   };
-  const environment: RuntimeEnvironment = { defaultProviders: DEFAULT_NODE_PROVIDERS, loadModel, probe: probeNodeProvider, profiles: NODE_PROFILES };
+  const environment = nodeEnvironment(loadModel, probes);
   let runner: Runner;
   try {
     if (options.thread === 'worker') {
@@ -146,9 +146,13 @@ export async function createNodeRunner(model: ModelSource, options: RunnerOption
 }
 
 /**
- * Creates an ONNX Runtime session in Node (onnxruntime-node), trying the
- * execution providers in order and falling back with a warning, or failing
- * when `strict` is set.
+ * Creates an ONNX Runtime session in Node (onnxruntime-node). By default
+ * (`auto`) it picks silently: CUDA when its provider library is installed and
+ * loads, then WebGPU on a hardware adapter (read through the optional `webgpu`
+ * package; a software adapter such as lavapipe is never chosen), then the CPU.
+ * Named providers are tried in order; one that is unavailable is skipped with
+ * a warning, or fails the call when `strict` is set. `runner.provider` and
+ * `runner.reason` say what was chosen and why.
  *
  * With `thread: 'worker'` the session is created and run on a dedicated
  * worker thread, so the event loop stays free while ONNX Runtime works (inputs
@@ -156,13 +160,14 @@ export async function createNodeRunner(model: ModelSource, options: RunnerOption
  * `release()` terminates the worker).
  *
  * @param model - a compiled model, ONNX bytes, or a path to an `.onnx` file
- * @param options - providers (default `['cuda', 'cpu']`), strict, threads, optimization level, `thread`
+ * @param options - providers (default `['auto']`), strict, threads, optimization level, `thread`
  * @returns a runner that reports the provider in use
- * @throws {@link ProviderUnavailableError} when no provider loads (or the first fails under `strict`)
+ * @throws {@link ProviderUnavailableError} when no provider loads (or a named one fails under `strict`)
  * @example
  * ```ts
- * const runner = await createRunner(model, { executionProviders: [{ name: 'cuda', deviceId: 0 }, 'cpu'] });
- * console.log(runner.provider); // 'cpu' on a machine without CUDA
+ * const runner = await createRunner(model); // auto
+ * console.log(runner.provider, runner.reason); // 'cpu' on a machine without a GPU, and what auto skipped
+ * const onCuda = await createRunner(model, { executionProviders: [{ name: 'cuda', deviceId: 0 }, 'cpu'] }); // warns when CUDA is unavailable
  * // Off the main thread: timers and I/O keep running during `run`.
  * const background = await createRunner(model, { thread: 'worker' });
  * ```

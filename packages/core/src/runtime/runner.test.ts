@@ -1,7 +1,8 @@
 /**
  * The runner's provider choice, tested on any machine: a fake ORT binding
- * decides which providers load, so the CUDA success path, a load failure with
- * fallback and `strict` are all exercised whether or not CUDA is present.
+ * decides which providers load and a fake adapter source what WebGPU device
+ * there is, so the CUDA success path, `auto`, a load failure with fallback
+ * and `strict` are all exercised whether or not a GPU is present.
  * The tests against the real onnxruntime-node accept either outcome of a
  * CUDA request, or use a device that exists nowhere.
  */
@@ -14,70 +15,20 @@ import {
   Graph,
   HostTensor,
   ProviderUnavailableError,
+  probeWebGpuAdapter,
   relu,
   ShapeError,
   UnsupportedError,
 } from '../index.js';
-import {
-  createRunnerWith,
-  type ExecutionProvider,
-  type OrtBinding,
-  type OrtSession,
-  type OrtTensor,
-  type RuntimeEnvironment,
-  type SessionOptions,
-} from './runner.js';
+import { fakeOrt } from '@diffssl/testing';
+import { nodeAutoCandidates } from './node-probes.js';
+import { createRunnerWith, type ExecutionProvider, type RuntimeEnvironment } from './runner.js';
+import type { WebGpuAdapterInfo, WebGpuAdapterReport } from './webgpu-adapter.js';
 
 function model() {
   const graph = new Graph();
   const x = graph.input('x', 'float32', ['batch', 3]);
   return compileModel({ outputs: { y: relu(x) } });
-}
-
-class FakeTensor implements OrtTensor {
-  constructor(
-    readonly type: string,
-    readonly data: ArrayBufferView,
-    readonly dims: readonly number[],
-  ) {}
-}
-
-/**
- * A stand-in for onnxruntime: `outcomes` says, per provider name, whether its
- * session opens (`true`) or which error ORT throws. Its sessions compute
- * `y = 2 * x` and record what they were given.
- */
-function fakeOrt(outcomes: Record<string, true | string>) {
-  const attempts: SessionOptions[] = [];
-  const released: string[] = [];
-  const session = (provider: string): OrtSession => ({
-    inputNames: ['x'],
-    outputNames: ['y'],
-    async run(feeds) {
-      const x = feeds.x!;
-      const y = Float32Array.from(x.data as Float32Array, (value) => 2 * value);
-      return { y: new FakeTensor('float32', y, x.dims) };
-    },
-    async release() {
-      released.push(provider);
-    },
-  });
-  const binding: OrtBinding = {
-    InferenceSession: {
-      async create(_model, options) {
-        const sessionOptions = options as SessionOptions;
-        attempts.push(sessionOptions);
-        const provider = sessionOptions.executionProviders[0];
-        const name = typeof provider === 'string' ? provider : provider.name;
-        const outcome = outcomes[name] ?? `unknown provider ${name}`;
-        if (outcome !== true) throw new Error(outcome);
-        return session(name);
-      },
-    },
-    Tensor: FakeTensor,
-  };
-  const tried = () => attempts.map((options) => options.executionProviders[0]);
-  return { binding, attempts, tried, released };
 }
 
 function environment(probe?: (provider: string) => string | undefined): RuntimeEnvironment {
@@ -169,7 +120,140 @@ describe('createRunnerWith (fake ONNX Runtime binding)', () => {
   });
 });
 
+const HARDWARE: WebGpuAdapterInfo = { vendor: 'nvidia', architecture: 'ampere', device: 'NVIDIA A100', description: '', software: false, limits: {} };
+const LAVAPIPE: WebGpuAdapterInfo = {
+  vendor: 'mesa',
+  architecture: 'software',
+  device: 'llvmpipe-llvm-15-0-6-256-bits-',
+  description: 'llvmpipe',
+  software: true,
+  limits: {},
+};
+
+/** The Node environment with `auto`'s candidates fed by fake probes (counting adapter reads). */
+function autoEnvironment(cudaLibrary: string | undefined, adapter: WebGpuAdapterReport) {
+  const reads = { adapter: 0 };
+  const probes = {
+    provider: (provider: string) => (provider === 'cuda' ? cudaLibrary : undefined),
+    adapter: async () => {
+      reads.adapter += 1;
+      return adapter;
+    },
+  };
+  const env: RuntimeEnvironment = {
+    defaultProviders: ['auto'],
+    loadModel: async (compiled) => compiled.serialize().model,
+    probe: probes.provider,
+    autoCandidates: nodeAutoCandidates(probes),
+  };
+  return { env, reads };
+}
+
+describe("createRunnerWith: 'auto' (fake binding, fake adapter)", () => {
+  it.each([
+    ['CUDA library and device present', undefined, { found: true, adapter: HARDWARE }, { cuda: true, webgpu: true, cpu: true }, 'cuda', ['cuda'], 0],
+    [
+      'no CUDA library, hardware adapter',
+      'libonnxruntime_providers_cuda.so is not installed',
+      { found: true, adapter: HARDWARE },
+      { cuda: true, webgpu: true, cpu: true },
+      'webgpu',
+      ['webgpu'],
+      1,
+    ],
+    [
+      'no CUDA library, software adapter (lavapipe)',
+      'libonnxruntime_providers_cuda.so is not installed',
+      { found: true, adapter: LAVAPIPE },
+      { cuda: true, webgpu: true, cpu: true },
+      'cpu',
+      ['cpu'],
+      1,
+    ],
+    [
+      "CUDA library but no device, no 'webgpu' package",
+      undefined,
+      { found: false, reason: "'webgpu' is not installed" },
+      { cuda: CUDA_MISSING, webgpu: true, cpu: true },
+      'cpu',
+      ['cuda', 'cpu'],
+      1,
+    ],
+    [
+      'hardware adapter whose session fails',
+      'no library',
+      { found: true, adapter: HARDWARE },
+      { webgpu: 'device lost', cpu: true },
+      'cpu',
+      ['webgpu', 'cpu'],
+      1,
+    ],
+  ] as const)('%s: chooses %s silently', async (_label, cudaLibrary, adapter, outcomes, expected, tried, adapterReads) => {
+    const ort = fakeOrt(outcomes);
+    const { env, reads } = autoEnvironment(cudaLibrary, adapter as WebGpuAdapterReport);
+    const warnings: string[] = [];
+    const runner = await createRunnerWith(ort.binding, env, model(), { onWarning: (m) => warnings.push(m), strict: true });
+    expect(runner.provider).toBe(expected);
+    expect(warnings).toEqual([]);
+    expect(ort.tried()).toEqual(tried);
+    expect(reads.adapter).toBe(adapterReads);
+    expect(runner.reason.startsWith(`'${expected}' chosen by auto`)).toBe(true);
+    const { y } = await runner.run({ x: HostTensor.from('float32', [1, 3], [1, 2, 3]) });
+    expect(y!.toArray()).toEqual([2, 4, 6]);
+    await runner.release();
+  });
+
+  it('says what auto skipped and why', async () => {
+    const { env } = autoEnvironment('libonnxruntime_providers_cuda.so is not installed', { found: true, adapter: LAVAPIPE });
+    const runner = await createRunnerWith(fakeOrt({ cpu: true }).binding, env, model());
+    expect(runner.reason).toBe(
+      "'cpu' chosen by auto (auto skipped cuda: libonnxruntime_providers_cuda.so is not installed; webgpu: the only adapter is llvmpipe-llvm-15-0-6-256-bits- (mesa, software: runs on the CPU), slower than the CPU provider)",
+    );
+    await runner.release();
+  });
+
+  it('a named provider that is unavailable warns once and falls back to auto, which does not retry it; under strict it fails', async () => {
+    const { env } = autoEnvironment(undefined, { found: true, adapter: LAVAPIPE });
+    const ort = fakeOrt({ cuda: CUDA_MISSING, webgpu: true, cpu: true });
+    const warnings: string[] = [];
+    const runner = await createRunnerWith(ort.binding, env, model(), { executionProviders: ['cuda', 'auto'], onWarning: (m) => warnings.push(m) });
+    expect(runner.provider).toBe('cpu');
+    expect(ort.tried()).toEqual(['cuda', 'cpu']);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^@diffssl\/core: execution provider 'cuda' is unavailable \(cuda: CUDA failure 100.*\); using 'cpu'$/);
+    expect(runner.reason).toMatch(/^'cpu' chosen by auto \(unavailable: cuda: CUDA failure 100.*; auto skipped webgpu: the only adapter is llvmpipe/);
+    await runner.release();
+    const strict = await createRunnerWith(fakeOrt({ cuda: CUDA_MISSING, cpu: true }).binding, env, model(), {
+      executionProviders: ['cuda', 'auto'],
+      strict: true,
+    }).catch((e: unknown) => e);
+    expect(strict).toBeInstanceOf(ProviderUnavailableError);
+    expect((strict as Error).message).toMatch(/^createRunner: execution provider 'cuda' is unavailable and strict is set: CUDA failure 100/);
+  });
+
+  it('a named provider that loads reports it as named', async () => {
+    const { env } = autoEnvironment(undefined, { found: true, adapter: LAVAPIPE });
+    const runner = await createRunnerWith(fakeOrt({ webgpu: true }).binding, env, model(), { executionProviders: ['webgpu'], strict: true });
+    expect([runner.provider, runner.reason]).toEqual(['webgpu', "'webgpu' as named"]);
+    await runner.release();
+  });
+});
+
 describe('createRunner (onnxruntime-node)', () => {
+  it('by default (auto) warns nothing, reports why, and never chooses a software WebGPU adapter', async () => {
+    const warnings: string[] = [];
+    const runner = await createRunner(model(), { onWarning: (m) => warnings.push(m) });
+    expect(warnings).toEqual([]);
+    expect(runner.reason).toMatch(new RegExp(`^'${runner.provider}' chosen by auto`));
+    const adapter = await probeWebGpuAdapter();
+    expect(probeWebGpuAdapter()).toBe(probeWebGpuAdapter()); // read once per process
+    if (!adapter.found || adapter.adapter.software) expect(runner.provider).not.toBe('webgpu');
+    if (runner.provider === 'cpu') expect(runner.reason).toMatch(/auto skipped cuda: .*; webgpu: /);
+    const { y } = await runner.run({ x: HostTensor.from('float32', [1, 3], [-1, 2, -3]) });
+    expect(y!.toArray()).toEqual([0, 2, 0]);
+    await runner.release();
+  });
+
   it('given CUDA first, either uses CUDA or falls back to CPU with a warning', async () => {
     const warnings: string[] = [];
     const runner = await createRunner(model(), { executionProviders: ['cuda', 'cpu'], onWarning: (m) => warnings.push(m) });

@@ -8,9 +8,16 @@ import { placementFromProfile, type PlacementReport } from './placement.js';
  * An execution provider to try, by name or with options. In Node: `cuda`
  * (optionally with a device id), `webgpu`, `cpu`; in browsers: `webgpu`, `wasm`.
  *
+ * `auto` (the default everywhere) picks silently: in Node CUDA when its
+ * provider library is installed and a session opens on it, then WebGPU when a
+ * hardware adapter is present (never a software one such as lavapipe, which
+ * is slower than the CPU provider), then the CPU; in browsers WebGPU on a
+ * hardware adapter, then WASM. {@link Runner.reason} says what it chose and why.
+ *
  * @public
  */
 export type ExecutionProvider =
+  | 'auto'
   | 'cuda'
   | 'webgpu'
   | 'cpu'
@@ -30,7 +37,10 @@ export type ExecutionProvider =
 export interface RunnerOptions {
   /** Providers in order of preference; the first that loads is used. */
   executionProviders?: readonly ExecutionProvider[];
-  /** Fail with {@link ProviderUnavailableError} instead of falling back when the first provider fails. */
+  /**
+   * Fail with {@link ProviderUnavailableError} instead of falling back when a
+   * named provider (not `auto`, whose choice never fails) is unavailable.
+   */
   strict?: boolean;
   /** Threads inside one op (ORT default when omitted). */
   intraOpThreads?: number;
@@ -38,7 +48,11 @@ export interface RunnerOptions {
   interOpThreads?: number;
   /** ORT graph optimization level (default `'all'`). */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Receives fallback warnings; defaults to `console.warn`, once per distinct message in a process. */
+  /**
+   * Receives fallback warnings, given only when a provider the caller named is
+   * unavailable (`auto` is silent); defaults to `console.warn`, once per
+   * distinct message in a process.
+   */
   onWarning?: (message: string) => void;
   /** Check inputs (dtype, shape) before each run (default true). */
   validateInputs?: boolean;
@@ -71,30 +85,43 @@ export interface RunnerOptions {
   onPlacement?: (report: PlacementReport, outputNames: readonly string[]) => void;
 }
 
-/** The part of an onnxruntime module (node or web) the runner uses. */
+/** The part of an onnxruntime module (node or web) the runner uses. @public */
 export interface OrtBinding {
-  InferenceSession: { create(model: Uint8Array | string, options?: object): Promise<OrtSession> };
+  /** Opens sessions. */
+  InferenceSession: {
+    /** Opens a session on a model (bytes or a path) with session options. */
+    create(model: Uint8Array | string, options?: object): Promise<OrtSession>;
+  };
+  /** Makes tensors. */
   Tensor: OrtTensorConstructor;
 }
 
-/** Makes an ORT tensor (or a stand-in with the same fields) from typed data. */
+/** Makes an ORT tensor (or a stand-in with the same fields) from typed data. @public */
 export type OrtTensorConstructor = new (type: string, data: ArrayBufferView, dims: readonly number[]) => OrtTensor;
 
-/** The part of an ORT session the runner uses. */
+/** The part of an ORT session the runner uses. @public */
 export interface OrtSession {
+  /** The model's input names. */
   readonly inputNames: readonly string[];
+  /** The model's output names. */
   readonly outputNames: readonly string[];
+  /** Runs the model on named inputs; returns the named outputs (`fetches`, or all). */
   run(feeds: Record<string, OrtTensor>, fetches?: readonly string[]): Promise<Record<string, OrtTensor>>;
+  /** Frees the session. */
   release(): Promise<void>;
   /** Stops profiling and writes the profile (sessions made with `enableProfiling`). */
   endProfiling?(): unknown;
 }
 
-/** The part of an ORT tensor the runner uses. */
+/** The part of an ORT tensor the runner uses. @public */
 export interface OrtTensor {
+  /** The element type (`float32`, `int64`, ...). */
   readonly type: string;
+  /** The shape. */
   readonly dims: readonly number[];
+  /** The elements (a typed array for the types this project uses). */
   readonly data: unknown;
+  /** Frees device memory, where the tensor has some. */
   dispose?(): void;
 }
 
@@ -110,10 +137,21 @@ export type ModelLoader = (model: OnnxModel) => Promise<Uint8Array | string>;
  */
 export type ProviderProbe = (provider: string) => string | undefined;
 
+/**
+ * One provider that `auto` may choose, in order, with a check that says why
+ * not (before ONNX Runtime is asked), or undefined to try it.
+ */
+export interface AutoCandidate {
+  readonly provider: ExecutionProvider;
+  readonly check?: () => Promise<string | undefined>;
+}
+
 /** What an entry point (Node or browser) supplies to open runners. */
 export interface RuntimeEnvironment {
   /** Providers tried when the options name none. */
   readonly defaultProviders: readonly ExecutionProvider[];
+  /** What `auto` tries, in order (default: the CPU, or WASM in browsers, alone). The last should always load. */
+  readonly autoCandidates?: readonly AutoCandidate[];
   /** Turns a compiled model into what ORT loads. */
   readonly loadModel: ModelLoader;
   /** Rules out providers before ORT is asked (default: try every provider). */
@@ -163,11 +201,13 @@ export interface RunnerPlan {
   readonly strict: boolean;
   readonly sessionOptions: Omit<SessionOptions, 'executionProviders'>;
   readonly probe: ProviderProbe;
+  readonly autoCandidates: readonly AutoCandidate[];
   readonly warn: (message: string) => void;
   readonly validate: boolean;
 }
 
-function providerName(provider: ExecutionProvider): string {
+/** The name of a provider (`cuda` for `{ name: 'cuda', deviceId: 1 }`). */
+export function providerName(provider: ExecutionProvider): string {
   return typeof provider === 'string' ? provider : provider.name;
 }
 
@@ -217,11 +257,17 @@ export class Runner {
   constructor(
     private readonly session: OrtSession,
     private readonly tensors: Pick<OrtBinding, 'Tensor'>,
-    /** The execution provider actually in use. */
+    /** The execution provider actually in use (`cuda`, `webgpu`, `cpu`, `wasm`; never `auto`). */
     readonly provider: string,
     /** The model inputs (when known from a compiled model). */
     readonly inputs: readonly ValueDescription[] | undefined,
     private readonly validate: boolean,
+    /**
+     * Why this provider is in use, for `--verbose` and `diffssl doctor`: what
+     * `auto` skipped and why (`auto: cuda skipped (...); webgpu skipped (...); chose cpu`),
+     * or which named providers were unavailable.
+     */
+    readonly reason: string = `'${provider}' as named`,
   ) {}
 
   /** Input names of the session. */
@@ -309,6 +355,7 @@ export function planRunner(environment: RuntimeEnvironment, options: RunnerOptio
       ...profiling,
     },
     probe: environment.probe ?? (() => undefined),
+    autoCandidates: environment.autoCandidates ?? [{ provider: 'cpu' }],
     warn: options.onWarning ?? warnOnce,
     validate: options.validateInputs ?? true,
   };
@@ -366,16 +413,44 @@ function warnOnce(message: string): void {
   console.warn(message);
 }
 
+/** One provider to try: named by the caller, or a candidate of `auto`. */
+interface Attempt {
+  readonly provider: ExecutionProvider;
+  readonly named: boolean;
+  readonly check?: () => Promise<string | undefined>;
+}
+
+/** The plan's providers with `auto` expanded into its candidates (those not named before it). */
+function attemptsOf(plan: RunnerPlan): Attempt[] {
+  const attempts: Attempt[] = [];
+  const seen = new Set<string>();
+  for (const provider of plan.providers) {
+    if (provider === 'auto') {
+      for (const candidate of plan.autoCandidates) {
+        const name = providerName(candidate.provider);
+        if (seen.has(name)) continue;
+        seen.add(name);
+        attempts.push({ provider: candidate.provider, named: false, ...(candidate.check ? { check: candidate.check } : {}) });
+      }
+    } else {
+      seen.add(providerName(provider));
+      attempts.push({ provider, named: true });
+    }
+  }
+  return attempts;
+}
+
 /**
- * Opens a session on the first provider of the plan that loads, warning
- * about the ones skipped (or failing under `strict`), and wraps it in a
- * {@link Runner}.
+ * Opens a session on the first provider of the plan that loads and wraps it
+ * in a {@link Runner}. A named provider that is unavailable is skipped with a
+ * warning (or fails under `strict`); `auto` skips its candidates silently and
+ * records why in {@link Runner.reason}.
  *
  * @param plan - resolved options ({@link planRunner})
  * @param open - opens a session with given session options
  * @param tensors - builds the tensors `open`'s sessions take
  * @param inputs - the model inputs to validate feeds against, when known
- * @throws {@link ProviderUnavailableError} when no provider loads, or the first fails under `strict`; {@link ConfigError} when the model does not load on CPU/WASM
+ * @throws {@link ProviderUnavailableError} when no provider loads, or a named one fails under `strict`; {@link ConfigError} when the model does not load on CPU/WASM
  */
 export async function openRunner(
   plan: RunnerPlan,
@@ -383,19 +458,32 @@ export async function openRunner(
   tensors: Pick<OrtBinding, 'Tensor'>,
   inputs: readonly ValueDescription[] | undefined,
 ): Promise<Runner> {
-  const failures: string[] = [];
-  for (const provider of plan.providers) {
-    const name = providerName(provider);
-    const attempt = await openOn(plan, open, provider);
-    if ('session' in attempt) {
-      if (failures.length > 0)
-        plan.warn(`@diffssl/core: execution provider '${providerName(plan.providers[0]!)}' is unavailable (${failures.join('; ')}); using '${name}'`);
-      return new Runner(attempt.session, tensors, name, inputs, plan.validate);
+  const failures: { name: string; reason: string }[] = [];
+  const skipped: string[] = [];
+  const listed = (list: readonly { name: string; reason: string }[]) => list.map(({ name, reason }) => `${name}: ${reason}`).join('; ');
+  for (const attempt of attemptsOf(plan)) {
+    const name = providerName(attempt.provider);
+    const refusal = attempt.check ? await attempt.check() : undefined;
+    const result = refusal === undefined ? await openOn(plan, open, attempt.provider) : { reason: refusal };
+    if ('session' in result) {
+      if (failures.length > 0) plan.warn(`@diffssl/core: execution provider '${failures[0]!.name}' is unavailable (${listed(failures)}); using '${name}'`);
+      const notes = [
+        ...(failures.length > 0 ? [`unavailable: ${listed(failures)}`] : []),
+        ...(skipped.length > 0 ? [`auto skipped ${skipped.join('; ')}`] : []),
+      ];
+      const how = attempt.named ? `'${name}' as named` : `'${name}' chosen by auto`;
+      return new Runner(result.session, tensors, name, inputs, plan.validate, notes.length > 0 ? `${how} (${notes.join('; ')})` : how);
     }
-    if (plan.strict) throw new ProviderUnavailableError(`createRunner: execution provider '${name}' is unavailable and strict is set: ${attempt.reason}`);
-    failures.push(`${name}: ${attempt.reason}`);
+    if (!attempt.named) {
+      skipped.push(`${name}: ${result.reason}`);
+      continue;
+    }
+    if (plan.strict) throw new ProviderUnavailableError(`createRunner: execution provider '${name}' is unavailable and strict is set: ${result.reason}`);
+    failures.push({ name, reason: result.reason });
   }
-  throw new ProviderUnavailableError(`createRunner: no execution provider could be loaded; tried ${failures.join('; ')}`);
+  throw new ProviderUnavailableError(
+    `createRunner: no execution provider could be loaded; tried ${[listed(failures), ...skipped].filter((part) => part !== '').join('; ')}`,
+  );
 }
 
 /** The inputs of a compiled model (undefined for bytes or a path). */

@@ -7,7 +7,7 @@ import { unetModule } from '../protocols/finetune.js';
 import { noiseInput, X_START } from '../protocols/diffeed-model.js';
 import type { HeadStepOptions } from './head-step.js';
 import { isBatchNormBuffer, readJsonFile, readTensorFile } from './options.js';
-import { checkLearningRate, inputLabels, writeReferenceStep } from './reference-step.js';
+import { checkLearningRate, inputLabels, runtimeOf, writeReferenceStep } from './reference-step.js';
 
 /** Options of {@link finetuneStep} (the `diffssl finetune-step` command). @public */
 export interface FinetuneStepOptions extends Omit<HeadStepOptions, 'input'> {
@@ -107,11 +107,5 @@ export async function finetuneStep(options: FinetuneStepOptions): Promise<string
     xStart: image(X_START),
     noise: new Map(timesteps.map((t) => [t, image(noiseInput(t))])),
   });
-  return writeReferenceStep(context, logits, feeds, {
-    lr: options.lr,
-    out: options.out,
-    providers: options.providers,
-    onPlacement: options.onPlacement,
-    bufferUpdates: false,
-  });
+  return writeReferenceStep(context, logits, feeds, { ...runtimeOf(options), lr: options.lr, out: options.out, bufferUpdates: false });
 }

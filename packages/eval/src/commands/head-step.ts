@@ -1,7 +1,7 @@
 import { BuildContext, DTypeError, Graph, type HostTensor, ShapeError, type ExecutionProvider, type RunnerOptions } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
 import { isBatchNormBuffer, readJsonFile, readTensorFile } from './options.js';
-import { checkLearningRate, inputLabels, writeReferenceStep } from './reference-step.js';
+import { checkLearningRate, inputLabels, runtimeOf, writeReferenceStep } from './reference-step.js';
 
 /** Options of {@link headStep} (the `diffssl head-step` command). @public */
 export interface HeadStepOptions {
@@ -17,6 +17,10 @@ export interface HeadStepOptions {
   out: string;
   /** Execution providers in order (default cpu). */
   providers?: readonly ExecutionProvider[];
+  /** Fail with `ProviderUnavailableError` instead of falling back when a named provider is unavailable. */
+  strict?: boolean;
+  /** Threads inside one op (default: ONNX Runtime's choice). */
+  threads?: number;
   /** Receives the step graph's placement after its run (`--verbose`). */
   onPlacement?: RunnerOptions['onPlacement'];
 }
@@ -53,11 +57,5 @@ export async function headStep(options: HeadStepOptions): Promise<string[]> {
   const context = new BuildContext(graph, head.module, { mode: 'train' });
   const inputs = new Map([...head.inputs].map(([name, shape]) => [name, graph.input(name, 'float32', ['batch', ...shape])]));
   const logits = head.forward(context, inputs);
-  return writeReferenceStep(context, logits, feeds, {
-    lr: options.lr,
-    out: options.out,
-    providers: options.providers,
-    onPlacement: options.onPlacement,
-    bufferUpdates: true,
-  });
+  return writeReferenceStep(context, logits, feeds, { ...runtimeOf(options), lr: options.lr, out: options.out, bufferUpdates: true });
 }

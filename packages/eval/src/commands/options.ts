@@ -4,7 +4,18 @@
  * here, never from another command's module.
  */
 import { readFile } from 'node:fs/promises';
-import { ConfigError, formatPlacement, readSafetensors, type ExecutionProvider, type HostTensor, type RunnerOptions } from '@diffssl/core';
+import {
+  compileModel,
+  ConfigError,
+  createRunner,
+  formatPlacement,
+  Graph,
+  readSafetensors,
+  relu,
+  type ExecutionProvider,
+  type HostTensor,
+  type RunnerOptions,
+} from '@diffssl/core';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseClassNames } from '../pipeline/run.js';
 import type { Scorer } from '../pipeline/sweep.js';
@@ -12,8 +23,10 @@ import type { ProgressOptions } from '../progress.js';
 
 /** What {@link runtimeOptions} adds to a command's flags. */
 export interface RuntimeFlags {
-  /** `--provider`: execution providers, comma-separated. */
+  /** `--provider`: execution providers, comma-separated (default `auto`). */
   provider?: string;
+  /** `--strict`: fail instead of falling back when a named provider is unavailable. */
+  strict?: boolean;
   /** `--threads`: threads inside one op. */
   threads?: number;
   /** `--quiet`: no progress bars or status lines. */
@@ -58,9 +71,22 @@ export function integerListOption(option: string): (value: string) => number[] {
   };
 }
 
-/** Execution providers from `cuda,cpu`. */
+const PROVIDER_NAMES = ['auto', 'cuda', 'webgpu', 'cpu'];
+
+/**
+ * Execution providers from `--provider` (`auto`, `cuda`, `cuda,cpu`, ...). A
+ * list that names neither `cpu` nor `auto` ends with `auto`, so a named
+ * provider that is unavailable falls back (with one warning) instead of
+ * failing; `--strict` makes it fail.
+ *
+ * @throws `InvalidArgumentError` for a name that is not a provider
+ */
 export function parseProviders(list: string): ExecutionProvider[] {
-  return list.split(',').map((p) => p.trim()) as ExecutionProvider[];
+  const names = list.split(',').map((p) => p.trim());
+  const unknown = names.filter((name) => !PROVIDER_NAMES.includes(name));
+  if (unknown.length > 0) throw new InvalidArgumentError(`--provider: expected auto, cuda, webgpu or cpu, comma-separated; found '${list}'`);
+  if (!names.includes('cpu') && !names.includes('auto')) names.push('auto');
+  return names as ExecutionProvider[];
 }
 
 /** The options every data-reading command takes. */
@@ -81,13 +107,51 @@ export function unetOptions(command: Command): Command {
     .option('--config <flags.json|preset>', 'guided-diffusion flags (a JSON file) or a preset name such as 256x256_diffusion_uncond');
 }
 
-/** Session and display options. */
-export function runtimeOptions(command: Command): Command {
+/** The `--provider` help, shared by every command that runs a model. */
+const PROVIDER_HELP =
+  'execution providers in order, comma-separated: auto (CUDA if installed, then WebGPU on a hardware adapter, then CPU; silent), cuda, webgpu, cpu. A named provider that is unavailable falls back with a warning';
+
+/**
+ * Session and display options: `--provider`, `--strict`, `--threads`, `--quiet`, `--verbose`.
+ * Under `--strict`, before the command does any work, the named providers are
+ * asked to open a one-op model, so an unavailable one fails the command at once.
+ *
+ * @param command - the command to add them to
+ * @param options - `defaultProvider` (default `auto`; the reference-check commands use `cpu`)
+ */
+export function runtimeOptions(command: Command, options: { defaultProvider?: string } = {}): Command {
   return command
-    .option('--provider <list>', 'execution providers in order, comma-separated (cuda, webgpu, cpu)', 'cuda,cpu')
+    .option(
+      '--provider <list>',
+      PROVIDER_HELP,
+      (value: string) => {
+        parseProviders(value);
+        return value;
+      },
+      options.defaultProvider ?? 'auto',
+    )
+    .option('--strict', 'fail instead of falling back when a named provider is unavailable')
     .option('--threads <N>', "threads inside one op (default: ONNX Runtime's choice)", positiveIntegerOption('--threads'))
     .option('--quiet', 'no progress bars or status lines')
-    .option('--verbose', "print each graph's placement: the share of its FLOPs per execution provider and the nodes that fell back");
+    .option('--verbose', "print each graph's placement: the share of its FLOPs per execution provider and the nodes that fell back")
+    .hook('preAction', async (_command, action) => {
+      const flags = action.opts<RuntimeFlags>();
+      // `auto` alone never fails: only named providers are checked.
+      if (flags.strict && parseProviders(flags.provider ?? 'auto').some((p) => p !== 'auto')) await checkProviders(runnerOf(flags));
+    });
+}
+
+/**
+ * Opens a one-op model with the given session options and releases it: under
+ * `strict`, fails with the error the command's own sessions would raise.
+ *
+ * @throws `ProviderUnavailableError` when a named provider is unavailable under `strict`
+ */
+export async function checkProviders(options: RunnerOptions): Promise<void> {
+  const graph = new Graph();
+  const { onPlacement: _placement, ...sessionOptions } = options;
+  const runner = await createRunner(compileModel({ outputs: { y: relu(graph.input('x', 'float32', [1])) } }), { ...sessionOptions, onWarning: () => {} });
+  await runner.release();
 }
 
 /**
@@ -107,7 +171,8 @@ export function placementLogger(log: (line: string) => void = (line) => process.
 /** Session options from the runtime options. */
 export function runnerOf(options: RuntimeFlags): RunnerOptions {
   return {
-    executionProviders: parseProviders(options.provider ?? 'cuda,cpu'),
+    executionProviders: parseProviders(options.provider ?? 'auto'),
+    ...(options.strict ? { strict: true } : {}),
     ...(options.threads ? { intraOpThreads: options.threads } : {}),
     ...(options.verbose ? { onPlacement: placementLogger() } : {}),
   };

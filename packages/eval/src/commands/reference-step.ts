@@ -43,6 +43,21 @@ export function inputLabels(input: ReadonlyMap<string, HostTensor>, path: string
   return labels;
 }
 
+/** The runtime part of the step commands' options, as {@link writeReferenceStep} takes it. */
+export function runtimeOf(options: {
+  providers?: readonly ExecutionProvider[];
+  strict?: boolean;
+  threads?: number;
+  onPlacement?: RunnerOptions['onPlacement'];
+}): Pick<ReferenceStepOptions, 'providers' | 'strict' | 'threads' | 'onPlacement'> {
+  return {
+    ...(options.providers ? { providers: options.providers } : {}),
+    ...(options.strict !== undefined ? { strict: options.strict } : {}),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    ...(options.onPlacement ? { onPlacement: options.onPlacement } : {}),
+  };
+}
+
 /** Options of {@link writeReferenceStep}. */
 export interface ReferenceStepOptions {
   /** Learning rate of the plain SGD step. */
@@ -51,6 +66,10 @@ export interface ReferenceStepOptions {
   out: string;
   /** Execution providers in order (default cpu). */
   providers?: readonly ExecutionProvider[];
+  /** Fail instead of falling back when a named provider is unavailable. */
+  strict?: boolean;
+  /** Threads inside one op. */
+  threads?: number;
   /** Receives the step graph's placement after its run (`--verbose`). */
   onPlacement?: RunnerOptions['onPlacement'];
   /** Also write `buffer_after/<name>` for every BatchNorm running statistic and `num_batches_tracked`. */
@@ -88,6 +107,8 @@ export async function writeReferenceStep(
   }
   const runner = await createRunner(compileModel({ outputs }), {
     executionProviders: options.providers ?? ['cpu'],
+    strict: options.strict ?? false,
+    ...(options.threads ? { intraOpThreads: options.threads } : {}),
     ...(options.onPlacement ? { onPlacement: options.onPlacement } : {}),
   });
   try {

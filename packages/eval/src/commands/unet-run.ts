@@ -32,10 +32,12 @@ export interface UNetRunOptions {
   withOutput?: boolean;
   /** Where to write the safetensors result. */
   out: string;
-  /** Execution providers in order (default cuda, cpu). */
+  /** Execution providers in order (default `auto`). */
   providers?: readonly ExecutionProvider[];
-  /** Fail instead of falling back to another provider. */
+  /** Fail instead of falling back when a named provider is unavailable. */
   strict?: boolean;
+  /** Threads inside one op (default: ONNX Runtime's choice). */
+  threads?: number | undefined;
   /** Receives status lines (default: none). */
   log?: (line: string) => void;
   /** Receives the graph's placement after its run (`--verbose`). */
@@ -150,8 +152,9 @@ export async function unetRun(options: UNetRunOptions): Promise<string[]> {
     if (built.output) outputs.out = built.output;
   }
   const runner = await createRunner(compileModel({ outputs }), {
-    executionProviders: options.providers ?? ['cuda', 'cpu'],
+    executionProviders: options.providers ?? ['auto'],
     strict: options.strict ?? false,
+    ...(options.threads ? { intraOpThreads: options.threads } : {}),
     onWarning: options.log,
     ...(options.onPlacement ? { onPlacement: options.onPlacement } : {}),
   });
