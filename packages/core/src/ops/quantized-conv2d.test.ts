@@ -128,7 +128,7 @@ describe('quantizedConv2d', () => {
         bias ? graph.weight('b', bias) : undefined,
         { stride: testCase.stride, padding: testCase.padding, dilation: testCase.dilation },
       );
-      const onnx = (await runOnnx({ y }, { x }))['y']!;
+      const onnx = (await runOnnx({ y }, { x })).y!;
       expect(onnx.dtype).toBe('float32');
       // Only float32 rounding of the scaling separates ONNX Runtime from the exact computation.
       expectClose(onnx.cast('float64'), expected, 1e-6, 'ONNX');
