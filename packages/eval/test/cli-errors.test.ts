@@ -1,7 +1,8 @@
 /**
  * The `diffssl` error policy end to end: one line by default; the full stack
  * with `--debug` (before or after the command) or `DIFFSSL_DEBUG=1`; and
- * `train --resume` with no checkpoint in `--out` fails instead of starting over.
+ * `train --resume` with no checkpoint in `--out` fails instead of starting over;
+ * an unknown `--precision` is refused with the allowed values named.
  */
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,5 +87,11 @@ describe('diffssl errors', () => {
     expect(existsSync(join(out, 'report.json'))).toBe(false);
     // No training happened: the whole command (Node and tsx start included) is far below one epoch.
     expect(performance.now() - started).toBeLessThan(60_000);
+  });
+
+  it.each(['extract', 'train', 'sweep', 'demo'])('%s refuses an unknown --precision, naming float32, float16 and int8', async (command) => {
+    const result = await diffssl([command, '--precision', 'int4']);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("--precision: expected float32, float16, int8; found 'int4'");
   });
 });
