@@ -37,6 +37,7 @@ export {
   quantizedConv2d,
   quantizeWeightPerChannel,
   roundHalfEven,
+  type DynamicQuantization,
   type QuantizedWeight,
 } from './quantized-conv2d.js';
 export { relu } from './relu.js';

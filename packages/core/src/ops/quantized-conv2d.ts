@@ -79,6 +79,14 @@ export function roundHalfEven(value: number): number {
   return floor % 2 === 0 ? floor : floor + 1;
 }
 
+/** The per-tensor uint8 quantization of {@link dynamicQuantizationParameters}: `q = clamp(round(x / scale) + zeroPoint, 0, 255)`. @public */
+export interface DynamicQuantization {
+  /** The float32 step between quantized values. */
+  scale: number;
+  /** The uint8 value that represents 0. */
+  zeroPoint: number;
+}
+
 /**
  * ONNX DynamicQuantizeLinear's parameters of a float32 tensor, each step in
  * float32 as ONNX Runtime computes them: the range [min(0, min x), max(0, max x)],
@@ -89,7 +97,7 @@ export function roundHalfEven(value: number): number {
  * @returns the scale and the zero point
  * @public
  */
-export function dynamicQuantizationParameters(data: ArrayLike<number>): { scale: number; zeroPoint: number } {
+export function dynamicQuantizationParameters(data: ArrayLike<number>): DynamicQuantization {
   let low = 0;
   let high = 0;
   for (let i = 0; i < data.length; i++) {
