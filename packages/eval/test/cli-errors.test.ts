@@ -94,4 +94,13 @@ describe('diffssl errors', () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain("--precision: expected float32, float16, int8; found 'int4'");
   });
+
+  it('refuses --precision int8 for a protocol that trains through the U-Net (diffeed)', async () => {
+    const args = ['train', '--protocol', 'diffeed', ...EMBEDDED, '--blocks', '10', '--timesteps', '50', '--precision', 'int8'];
+    const result = await diffssl([...args, '--train-limit', '64', '--test-limit', '64', '--epochs', '1', '--provider', 'cpu', '--quiet', '--out', temporary()]);
+    expect(result.code).toBe(1);
+    expect(lines(result.stderr)).toEqual([
+      'diffssl: --precision int8: diffeed runs the U-Net in float32 (it trains through it); precision applies to frozen features (linear, attention, difformer) [ERR_CONFIG]',
+    ]);
+  });
 });
