@@ -16,7 +16,8 @@
  *   --split test|train    which split (default test)
  *   --limit N             the first N images (default 64)
  *   --pool S              average-pool each block to at most S x S inside the graph (default: none)
- *   --dtype float16       half-precision convolutions (guided-diffusion's use_fp16); default float32
+ *   --dtype float16|int8  half-precision convolutions (guided-diffusion's use_fp16), or 8-bit integer
+ *                         convolutions (dynamic quantization, faster on CPUs at 256x256); default float32
  *   --batch-size N        images per session run (default 16)
  *   --providers cuda,cpu  execution providers in order of preference (default cpu)
  *   --cache-directory DIR keep the compiled ONNX model there: the next start neither reads the checkpoint nor rebuilds
@@ -109,7 +110,8 @@ if (!existsSync(values.checkpoint)) {
     `--checkpoint: ${values.checkpoint} does not exist${values.config in ADM_PRESETS ? ` (download ${values.config}.pt from https://github.com/openai/guided-diffusion; this script fetches nothing)` : ''}`,
   );
 }
-if (values.dtype !== 'float32' && values.dtype !== 'float16') fail(`--dtype: expected float32 or float16; found '${values.dtype}'`);
+if (values.dtype !== 'float32' && values.dtype !== 'float16' && values.dtype !== 'int8')
+  fail(`--dtype: expected float32, float16 or int8; found '${values.dtype}'`);
 if (values.split !== 'train' && values.split !== 'test') fail(`--split: expected train or test; found '${values.split}'`);
 const config = await readFlags(values.config);
 const { imageSize } = admConfig(config);

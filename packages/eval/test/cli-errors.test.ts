@@ -1,7 +1,8 @@
 /**
  * The `diffssl` error policy end to end: one line by default; the full stack
  * with `--debug` (before or after the command) or `DIFFSSL_DEBUG=1`; and
- * `train --resume` with no checkpoint in `--out` fails instead of starting over.
+ * `train --resume` with no checkpoint in `--out` fails instead of starting over;
+ * an unknown `--precision` is refused with the allowed values named.
  */
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,5 +87,20 @@ describe('diffssl errors', () => {
     expect(existsSync(join(out, 'report.json'))).toBe(false);
     // No training happened: the whole command (Node and tsx start included) is far below one epoch.
     expect(performance.now() - started).toBeLessThan(60_000);
+  });
+
+  it.each(['extract', 'train', 'sweep', 'demo'])('%s refuses an unknown --precision, naming float32, float16 and int8', async (command) => {
+    const result = await diffssl([command, '--precision', 'int4']);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain("--precision: expected float32, float16, int8; found 'int4'");
+  });
+
+  it('refuses --precision int8 for a protocol that trains through the U-Net (diffeed)', async () => {
+    const args = ['train', '--protocol', 'diffeed', ...EMBEDDED, '--blocks', '10', '--timesteps', '50', '--precision', 'int8'];
+    const result = await diffssl([...args, '--train-limit', '64', '--test-limit', '64', '--epochs', '1', '--provider', 'cpu', '--quiet', '--out', temporary()]);
+    expect(result.code).toBe(1);
+    expect(lines(result.stderr)).toEqual([
+      'diffssl: --precision int8: diffeed runs the U-Net in float32 (it trains through it); precision applies to frozen features (linear, attention, difformer) [ERR_CONFIG]',
+    ]);
   });
 });

@@ -6,7 +6,13 @@
  * 3. peak RSS while streaming features of the 10,000 embedded Fashion-MNIST
  *    training images, discarding each batch, and the RSS growth of `extract`
  *    on 2,000 images against the size of its outputs;
- * 4. files over 2 GiB: a synthetic checkpoint with the published 256x256
+ * 4. int8 against float32 extraction, in this one run: the rate of each and
+ *    their ratio, and each block's relative feature error (RMS of the
+ *    difference over RMS of float32), on adm-fm28 (blocks 5, 10, 14 at t=150,
+ *    batch 64) and on the 256x256 layout (preset 256x256_diffusion_uncond,
+ *    random weights, block 24 at t=150, batch 2). `--int8-only` runs this
+ *    part alone (`pnpm bench -- --int8-only`).
+ * 5. files over 2 GiB: a synthetic checkpoint with the published 256x256
  *    model's tensors (2.21 GB, written as .safetensors and as a torch zip):
  *    seconds and peak RSS growth as a multiple of the file size for loading it,
  *    and for loading + building the float16 / float32 extraction model and
@@ -19,8 +25,28 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { HostTensor } from '@diffssl/core';
-import { ADM_PRESETS, admConfig, AdmUNet, createFeatureExtractor, expectedWeights, readTorchCheckpoint, type GuidedDiffusionFlags } from '../src/index.js';
-import { embeddedFlags, EMBEDDED_DATA, fixturePath, matmulRate, secondsPerRun, statePickle, writeTorchZip, type TensorRecord } from '@diffssl/testing';
+import {
+  ADM_PRESETS,
+  admConfig,
+  AdmUNet,
+  createFeatureExtractor,
+  expectedWeights,
+  initialAdmWeights,
+  readTorchCheckpoint,
+  type GuidedDiffusionFlags,
+  type UNetPrecision,
+} from '../src/index.js';
+import {
+  embeddedFlags,
+  EMBEDDED_DATA,
+  fixturePath,
+  matmulRate,
+  randomTensor,
+  secondsPerRun,
+  statePickle,
+  writeTorchZip,
+  type TensorRecord,
+} from '@diffssl/testing';
 
 const checkpoint = fixturePath('adm-fm28.pt');
 const flags = embeddedFlags() as unknown as GuidedDiffusionFlags;
@@ -39,6 +65,58 @@ function fashionMnist(count: number): { images: HostTensor<'uint8'>; source: str
     images: HostTensor.from('uint8', [count, 1, 28, 28], new Uint8Array(bytes.buffer, bytes.byteOffset + 16, count * 784).slice()),
     source: 'Fashion-MNIST train images',
   };
+}
+
+/** RMS of (a - b) over RMS of b. */
+function rmsRelative(a: HostTensor, b: HostTensor): number {
+  let difference = 0;
+  let norm = 0;
+  for (let i = 0; i < b.size; i++) {
+    difference += ((a.data[i] as number) - (b.data[i] as number)) ** 2;
+    norm += (b.data[i] as number) ** 2;
+  }
+  return Math.sqrt(difference / norm);
+}
+
+/** float32 against int8 extraction of the same images in one process: images/s of each, the ratio, and each block's error. */
+async function comparePrecisions(label: string, unet: AdmUNet, blocks: number[], images: HostTensor, seconds: number): Promise<void> {
+  const rates: Partial<Record<UNetPrecision, number>> = {};
+  const features: Partial<Record<UNetPrecision, Map<string, HostTensor<'float32'>>>> = {};
+  for (const dtype of ['float32', 'int8'] as const) {
+    const extractor = await createFeatureExtractor({ unet, blocks, timesteps: [150], batchSize: images.shape[0]!, runner: cpu, dtype });
+    features[dtype] = await extractor.extract(images);
+    rates[dtype] = images.shape[0]! / (await secondsPerRun(() => extractor.extract(images), seconds));
+    await extractor.release();
+  }
+  const errors = [...features.float32!.keys()].map((key) => `${key} ${(100 * rmsRelative(features.int8!.get(key)!, features.float32!.get(key)!)).toFixed(2)}%`);
+  console.log(
+    `int8 vs float32, ${label}: float32 ${rates.float32!.toPrecision(3)} images/s, int8 ${rates.int8!.toPrecision(3)} images/s = ${(rates.int8! / rates.float32!).toFixed(2)}x; relative feature error (RMS) ${errors.join(', ')}`,
+  );
+}
+
+async function benchInt8(): Promise<void> {
+  const fm28 = new AdmUNet(flags, await readTorchCheckpoint(checkpoint));
+  await comparePrecisions('adm-fm28 blocks {5,10,14} at t=150, batch 64', fm28, [5, 10, 14], syntheticImages(64), 8);
+  // The published 256x256 layout with random weights: PyTorch's default initialization, and the zero_module
+  // convolutions (zero at initialization) drawn like the others so that every residual branch computes.
+  const config = admConfig(ADM_PRESETS['256x256_diffusion_uncond']);
+  let seed = 1;
+  const weights = new Map<string, HostTensor>();
+  for (const [name, tensor] of initialAdmWeights(config, 0)) {
+    const zero = tensor.rank === 4 && !(tensor.data as Float32Array).some((v) => v !== 0);
+    weights.set(
+      name,
+      zero ? randomTensor(tensor.shape, seed++, -1 / Math.sqrt(tensor.size / tensor.shape[0]!), 1 / Math.sqrt(tensor.size / tensor.shape[0]!)) : tensor,
+    );
+  }
+  const large = new AdmUNet(config, weights);
+  const pixels = new Uint8Array(2 * 3 * 256 * 256).map((_, i) => (i * 2654435761) >>> 24);
+  await comparePrecisions('256x256 layout (random weights) block 24 at t=150, batch 2', large, [24], HostTensor.from('uint8', [2, 3, 256, 256], pixels), 20);
+}
+
+if (process.argv.includes('--int8-only')) {
+  await benchInt8();
+  process.exit(0);
 }
 
 const rate = await matmulRate();
@@ -95,6 +173,8 @@ console.log(
     `extract 2000 images (blocks {5,10,14}): outputs ${(outputBytes / 2 ** 20).toFixed(0)} MiB, RSS growth ${((high - before) / 2 ** 20).toFixed(0)} MiB = ${((high - before) / outputBytes).toFixed(2)}x the outputs`,
   );
 }
+
+await benchInt8();
 
 {
   // A synthetic checkpoint with the tensors of the published 256x256 unconditional model (2.21 GB of float32).

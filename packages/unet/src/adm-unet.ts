@@ -4,12 +4,18 @@ import {
   concat,
   ConfigError,
   conv2d,
+  type Conv2dOptions,
   cos,
   gather,
   type Graph,
   HostTensor,
   linear,
+  matmul,
   mul,
+  convWeightMatrix,
+  quantizedConv2d,
+  quantizeWeightPerChannel,
+  type QuantizedWeight,
   reshape,
   resizeBilinear,
   ShapeError,
@@ -20,7 +26,7 @@ import {
 } from '@diffssl/core';
 import { admConfig, type AdmConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 import { CheckpointMismatchError } from './checkpoint/errors.js';
-import type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './diffusion-unet.js';
+import { UNET_PRECISIONS, type DiffusionUNet, type UNetBuildOptions, type UNetInfo, type UNetOutputs } from './diffusion-unet.js';
 import { groupNorm32, layerKind, type LayerBuildContext } from './layer-kinds.js';
 import { feedbackTarget, layerFacts, unetLayout, weightSpecs, type BlockSpec, type UNetLayout } from './layout.js';
 import { UNetWeights } from './unet-weights.js';
@@ -115,6 +121,10 @@ export class AdmUNet implements DiffusionUNet {
   build(graph: Graph, options: UNetBuildOptions): UNetOutputs {
     const { x, timesteps, classLabels } = options;
     const dtype = options.dtype ?? 'float32';
+    if (!(UNET_PRECISIONS as readonly string[]).includes(dtype))
+      throw new ConfigError(`U-Net: dtype must be one of ${UNET_PRECISIONS.join(', ')}; found ${JSON.stringify(dtype)}`);
+    // Activations between layers: half under float16; float32 under int8 (only the convolutions' products are 8-bit).
+    const activations = dtype === 'float16' ? 'float16' : 'float32';
     const n = this.blockCount;
     const taps = [...new Set(options.taps)];
     for (const tap of taps) if (!Number.isInteger(tap) || tap < 1 || tap > n) throw new ConfigError(`U-Net: block ${tap} is outside 1..${n}`);
@@ -159,24 +169,40 @@ export class AdmUNet implements DiffusionUNet {
 
     let emb = this.timeEmbedding(graph, timesteps, weight);
     if (classLabels) emb = add(emb, gather(weight('label_emb.weight', 'float32'), classLabels, 0));
+    const conv = (h: SymbolicTensor, prefix: string, convOptions?: Conv2dOptions) =>
+      dtype === 'int8'
+        ? quantizedConv2d(h, this.quantizedWeight(graph, `${prefix}.weight`), weight(`${prefix}.bias`, 'float32'), convOptions)
+        : conv2d(h, weight(`${prefix}.weight`, dtype), weight(`${prefix}.bias`, dtype), convOptions);
+    const conv1d = (h: SymbolicTensor, prefix: string) => {
+      const [batch, inputs, length] = h.shape as [string | number, number, number];
+      if (dtype === 'int8') {
+        const outputs = this.weights.get(`${prefix}.weight`)!.shape[0]!;
+        const image = reshape(h, [batch, inputs, length, 1]);
+        return reshape(quantizedConv2d(image, this.quantizedWeight(graph, `${prefix}.weight`), weight(`${prefix}.bias`, 'float32')), [batch, outputs, length]);
+      }
+      const product = matmul(matrix(`${prefix}.weight`, dtype), h);
+      const bias = weight(`${prefix}.bias`, dtype);
+      return add(product, reshape(bias, [bias.shape[0]!, 1]));
+    };
     const context: LayerBuildContext = {
       graph,
       facts: layerFacts(this.config),
-      dtype,
+      dtype: activations,
       embActivated: silu(emb),
       weight,
-      matrix,
+      conv,
+      conv1d,
     };
 
     const blocks = new Map<number, SymbolicTensor>();
     const skips: SymbolicTensor[] = [];
-    let h = cast(x, dtype);
+    let h = cast(x, activations);
     for (const spec of this.layout.blocks) {
       if (spec.number > last) break;
       if (spec.part === 'decoder') h = concat([h, skips.pop()!], 1);
       for (const layer of spec.layers) h = layerKind(layer).build(context, layer, h);
       const injected = feedback.get(spec.number);
-      if (injected) h = add(h, cast(resizeBilinear(injected, [spec.resolution, spec.resolution]), dtype));
+      if (injected) h = add(h, cast(resizeBilinear(injected, [spec.resolution, spec.resolution]), activations));
       if (spec.part === 'encoder') skips.push(h);
       if (taps.includes(spec.number)) blocks.set(spec.number, cast(h, 'float32'));
     }
@@ -251,6 +277,25 @@ export class AdmUNet implements DiffusionUNet {
       const value = this.weights.get(name)!;
       return value.dtype === precision ? value : value.cast(precision);
     });
+  }
+
+  /**
+   * A block convolution's weight quantized symmetrically per output channel
+   * (int8 values and float32 scales), computed once per graph: the compiled
+   * model (and its cache entry) holds the int8 weights.
+   */
+  private quantizedWeight(graph: Graph, name: string): { values: SymbolicTensor; scales: SymbolicTensor } {
+    let quantized: QuantizedWeight | undefined;
+    const quantize = () => {
+      const weight = this.weights.get(name)!;
+      // A conv1d weight [O, I, 1] runs as a 1x1 convolution [O, I, 1, 1].
+      quantized ??= quantizeWeightPerChannel(weight.rank === 3 ? weight.reshape([...weight.shape, 1]) : weight);
+      return quantized;
+    };
+    return {
+      values: this.cachedWeight(graph, `${name}.int8`, () => convWeightMatrix(quantize().values)),
+      scales: this.cachedWeight(graph, `${name}.int8_scales`, () => quantize().scales),
+    };
   }
 
   /** A conv1d weight [O, I, 1] as a matrix [O, I]. */

@@ -1,7 +1,7 @@
 // What the Node and browser entry points share.
 export { ADM_PRESETS, admConfig, type AdmConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
 export { unetLayout, expectedWeights, feedbackTarget, initialAdmWeights, type BlockSpec, type UNetBlock, type UNetLayout } from './layout.js';
-export type { DiffusionUNet, UNetBuildOptions, UNetInfo, UNetOutputs } from './diffusion-unet.js';
+export { UNET_PRECISIONS, type DiffusionUNet, type UNetBuildOptions, type UNetInfo, type UNetOutputs, type UNetPrecision } from './diffusion-unet.js';
 export { AdmUNet } from './adm-unet.js';
 export { UNetWeights } from './unet-weights.js';
 export { betaSchedule, noiseSchedule, qSample, seededNoise, type NoiseSchedule, type NoiseSplit } from './schedule.js';

@@ -2,6 +2,12 @@ import type { BuildContext, Graph, SymbolicTensor } from '@diffssl/core';
 import type { UNetBlock } from './layout.js';
 import type { UNetWeights } from './unet-weights.js';
 
+/** The compute precisions a U-Net builds in. @public */
+export type UNetPrecision = 'float32' | 'float16' | 'int8';
+
+/** Every {@link UNetPrecision}, in the order errors list them. @public */
+export const UNET_PRECISIONS: readonly UNetPrecision[] = ['float32', 'float16', 'int8'];
+
 /** Options of {@link DiffusionUNet.build}. @public */
 export interface UNetBuildOptions {
   /** Noised images [B, in_channels, H, W], float32. */
@@ -20,8 +26,13 @@ export interface UNetBuildOptions {
    * (what the next block and the skip connection see, and what its tap reads).
    */
   feedback?: ReadonlyMap<number, SymbolicTensor>;
-  /** Compute precision of the blocks (normalization statistics, embeddings and the output head stay float32). */
-  dtype?: 'float32' | 'float16';
+  /**
+   * Compute precision of the blocks (normalization statistics, embeddings and
+   * the output head stay float32). `int8`: the block convolutions (and the
+   * attention's 1-D convolutions) run in 8-bit integers, weights quantized per
+   * output channel, activations per tensor at run time; everything else is float32.
+   */
+  dtype?: UNetPrecision;
   /**
    * Fine-tuning: read every weight through `context` from `weights` (made by
    * {@link DiffusionUNet.trainableWeights}, and one of the context's modules),

@@ -6,8 +6,9 @@ import { createRunner, publishAtomically, saveModel, temporarySibling, type Host
 import { AdmUNet } from './adm-unet.js';
 import { loadCheckpoint } from './checkpoint/torch-checkpoint.js';
 import { admConfig, type AdmPresetName, type GuidedDiffusionFlags } from './config.js';
-import type { DiffusionUNet } from './diffusion-unet.js';
+import type { DiffusionUNet, UNetPrecision } from './diffusion-unet.js';
 import {
+  checkPrecision,
   compileExtraction,
   EXTRACTION_GRAPH_VERSION,
   openFeatureExtractor,
@@ -188,13 +189,14 @@ async function writeCacheEntry(entry: string, key: CacheKey, model: OnnxModel, i
 async function loadAdmUNet(
   path: string,
   flags: GuidedDiffusionFlags | AdmPresetName,
-  dtype: 'float32' | 'float16',
+  dtype: UNetPrecision,
   onProgress?: (progress: ExtractorSetupProgress) => void,
 ): Promise<AdmUNet> {
   const config = admConfig(flags);
   const progress = onProgress ? (bytesRead: number, totalBytes: number) => onProgress({ stage: 'read', bytesRead, totalBytes }) : undefined;
   onProgress?.({ stage: 'read', bytesRead: 0, totalBytes: 0 });
-  if (dtype === 'float32') return new AdmUNet(config, await loadCheckpoint(path, { onProgress: progress }));
+  // int8 quantizes each convolution's float32 weight as the graph is built.
+  if (dtype !== 'float16') return new AdmUNet(config, await loadCheckpoint(path, { onProgress: progress }));
   // Only tensors of the expected shape: a hostile file could otherwise name one huge view many times and have each cast.
   const halves = new Map(
     weightSpecs(config)
@@ -216,7 +218,7 @@ async function loadAdmUNet(
  */
 export async function buildModelSource(
   options: FeatureExtractorOptions,
-  dtype: 'float32' | 'float16',
+  dtype: UNetPrecision,
   cache: { entry: string; key: CacheKey } | undefined,
 ): Promise<{ source: Uint8Array | string; info: ExtractionModelInfo; cleanup?: () => Promise<void> }> {
   const onProgress = options.onSetup;
@@ -269,6 +271,7 @@ export async function createFeatureExtractor(options: FeatureExtractorOptions): 
   const started = performance.now();
   const onProgress = options.onSetup;
   const dtype = options.dtype ?? 'float32';
+  checkPrecision(options.dtype);
   const open = async (source: Uint8Array | string, info: ExtractionModelInfo, fromCache: boolean, cleanup?: () => Promise<void>) => {
     onProgress?.({ stage: 'session' });
     const extractor = await openFeatureExtractor(createRunner, source, info, options, fromCache, cleanup);

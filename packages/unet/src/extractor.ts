@@ -17,7 +17,7 @@ import {
   type RunnerOptions,
   type SymbolicTensor,
 } from '@diffssl/core';
-import type { DiffusionUNet } from './diffusion-unet.js';
+import { UNET_PRECISIONS, type DiffusionUNet, type UNetPrecision } from './diffusion-unet.js';
 import { checkTimestep, noiseSchedule, seededNoise, type NoiseSchedule, type NoiseSplit } from './schedule.js';
 import { PIXEL_TO_MODEL } from './pixels.js';
 
@@ -39,8 +39,13 @@ export interface ExtractionOptions {
   seed?: number;
   /** Images per session run (each image runs once per timestep). Default 16. */
   batchSize?: number;
-  /** Compute precision. Default float32. */
-  dtype?: 'float32' | 'float16';
+  /**
+   * Compute precision: `float32` (default), `float16` (half-precision block
+   * convolutions) or `int8` (block convolutions in 8-bit integers: weights
+   * quantized per output channel when the model is built, activations per
+   * tensor at run time; normalization, SiLU, softmax and residual adds in float32).
+   */
+  dtype?: UNetPrecision;
   /** Session options: providers (`auto` by default: CUDA, then WebGPU on a hardware adapter, then CPU), `strict`, threads. */
   runner?: RunnerOptions;
   /** Reject NaN or infinite input pixels (default true). */
@@ -352,13 +357,7 @@ export function qSampleGraph(schedule: NoiseSchedule, xStart: SymbolicTensor, no
 }
 
 /** Builds the extraction graph: q_sample, then the U-Net up to the deepest block, then the optional pooling. @public */
-export function buildExtractionModel(
-  unet: DiffusionUNet,
-  schedule: NoiseSchedule,
-  blocks: readonly number[],
-  dtype: 'float32' | 'float16',
-  pool?: number,
-): OnnxModel {
+export function buildExtractionModel(unet: DiffusionUNet, schedule: NoiseSchedule, blocks: readonly number[], dtype: UNetPrecision, pool?: number): OnnxModel {
   const graph = new Graph();
   const { imageSize: size, inChannels, numClasses } = unet.info;
   const xStart = graph.input('x_start', 'float32', ['batch', inChannels, size, size]);
@@ -382,11 +381,22 @@ export function extractionInfo(unet: DiffusionUNet): ExtractionModelInfo {
 }
 
 /**
+ * Checks an extraction's `dtype` (undefined means float32).
+ *
+ * @throws `ConfigError` naming the allowed precisions when it is none of them
+ */
+export function checkPrecision(dtype: unknown): asserts dtype is UNetPrecision | undefined {
+  if (dtype !== undefined && !(UNET_PRECISIONS as readonly unknown[]).includes(dtype))
+    throw new ConfigError(`createFeatureExtractor: dtype must be one of ${UNET_PRECISIONS.join(', ')}; found ${JSON.stringify(dtype)}`);
+}
+
+/**
  * Checks extraction options against the model and returns its schedule.
  *
- * @throws `ConfigError` for no blocks or timesteps, a block outside 1..N, a timestep outside [0, steps), a bad batch size, a bad `classLabel` or one given to an unconditional model
+ * @throws `ConfigError` for an unknown dtype, no blocks or timesteps, a block outside 1..N, a timestep outside [0, steps), a bad batch size, a bad `classLabel` or one given to an unconditional model
  */
 export function checkExtraction(info: ExtractionModelInfo, options: ExtractionOptions): NoiseSchedule {
+  checkPrecision(options.dtype);
   if (options.blocks.length === 0) throw new ConfigError('createFeatureExtractor: expected at least one block; found none');
   if (options.timesteps.length === 0) throw new ConfigError('createFeatureExtractor: expected at least one timestep; found none');
   const batchSize = options.batchSize ?? 16;

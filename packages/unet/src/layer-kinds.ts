@@ -4,7 +4,6 @@ import {
   add,
   avgPool2d,
   cast,
-  conv2d,
   groupNorm,
   linear,
   matmul,
@@ -15,6 +14,7 @@ import {
   softmax,
   transpose,
   upsampleNearest2x,
+  type Conv2dOptions,
   type Graph,
   type SymbolicTensor,
 } from '@diffssl/core';
@@ -57,8 +57,17 @@ export interface LayerBuildContext {
   readonly embActivated: SymbolicTensor;
   /** A checkpoint tensor as a graph weight in the given precision. */
   weight(name: string, precision: 'float32' | 'float16'): SymbolicTensor;
-  /** A conv1d weight [O, I, 1] as a matrix [O, I] in the given precision. */
-  matrix(name: string, precision: 'float32' | 'float16'): SymbolicTensor;
+  /**
+   * The block convolution `{prefix}.weight`/`{prefix}.bias` applied to `h`
+   * (in the context's dtype): a float convolution, or under int8 a
+   * dynamically quantized one (float32 in and out).
+   */
+  conv(h: SymbolicTensor, prefix: string, options?: Conv2dOptions): SymbolicTensor;
+  /**
+   * The 1-D convolution (kernel 1) `{prefix}.weight` [O, I, 1] and its bias
+   * applied to `h` [B, I, L]: `W h + b` [B, O, L], quantized under int8.
+   */
+  conv1d(h: SymbolicTensor, prefix: string): SymbolicTensor;
 }
 
 /** Everything about one kind of layer. */
@@ -108,19 +117,17 @@ const conv3x3 = (prefix: string, inChannels: number, outChannels: number, zero =
 export const LAYER_KINDS: Kinds = {
   conv: {
     weights: (layer) => conv3x3(layer.prefix, layer.inChannels, layer.outChannels),
-    build: ({ weight, dtype }, layer, h) => conv2d(h, weight(`${layer.prefix}.weight`, dtype), weight(`${layer.prefix}.bias`, dtype), { padding: 1 }),
+    build: (context, layer, h) => context.conv(h, layer.prefix, { padding: 1 }),
     macs: (layer) => layer.inChannels * layer.outChannels * 9 * layer.resolution ** 2,
   },
   downsample: {
     weights: (layer) => conv3x3(`${layer.prefix}.op`, layer.channels, layer.channels),
-    build: ({ weight, dtype }, layer, h) =>
-      conv2d(h, weight(`${layer.prefix}.op.weight`, dtype), weight(`${layer.prefix}.op.bias`, dtype), { padding: 1, stride: 2 }),
+    build: (context, layer, h) => context.conv(h, `${layer.prefix}.op`, { padding: 1, stride: 2 }),
     macs: (layer) => layer.channels ** 2 * 9 * layer.resolution ** 2,
   },
   upsample: {
     weights: (layer) => conv3x3(`${layer.prefix}.conv`, layer.channels, layer.channels),
-    build: ({ weight, dtype }, layer, h) =>
-      conv2d(upsampleNearest2x(h), weight(`${layer.prefix}.conv.weight`, dtype), weight(`${layer.prefix}.conv.bias`, dtype), { padding: 1 }),
+    build: (context, layer, h) => context.conv(upsampleNearest2x(h), `${layer.prefix}.conv`, { padding: 1 }),
     macs: (layer) => layer.channels ** 2 * 9 * layer.resolution ** 2,
   },
   resblock: {
@@ -148,7 +155,7 @@ export const LAYER_KINDS: Kinds = {
       const resample = (t: SymbolicTensor) => (layer.resample === 'up' ? upsampleNearest2x(t) : layer.resample === 'down' ? avgPool2d(t, 2) : t);
       let h = resample(silu(groupNorm32(context, x, `${p}.in_layers.0`, dtype)));
       const skipInput = resample(x);
-      h = conv2d(h, weight(`${p}.in_layers.2.weight`, dtype), weight(`${p}.in_layers.2.bias`, dtype), { padding: 1 });
+      h = context.conv(h, `${p}.in_layers.2`, { padding: 1 });
       const out = layer.outChannels;
       const embOut = cast(linear(context.embActivated, weight(`${p}.emb_layers.1.weight`, 'float32'), weight(`${p}.emb_layers.1.bias`, 'float32')), dtype);
       const batch = x.shape[0]!;
@@ -159,9 +166,8 @@ export const LAYER_KINDS: Kinds = {
       } else {
         h = groupNorm32(context, add(h, reshape(embOut, [batch, out, 1, 1])), `${p}.out_layers.0`, dtype);
       }
-      h = conv2d(silu(h), weight(`${p}.out_layers.3.weight`, dtype), weight(`${p}.out_layers.3.bias`, dtype), { padding: 1 });
-      const skip =
-        layer.inChannels === out ? skipInput : conv2d(skipInput, weight(`${p}.skip_connection.weight`, dtype), weight(`${p}.skip_connection.bias`, dtype));
+      h = context.conv(silu(h), `${p}.out_layers.3`, { padding: 1 });
+      const skip = layer.inChannels === out ? skipInput : context.conv(skipInput, `${p}.skip_connection`);
       return add(skip, h);
     },
     macs: (layer, facts) => {
@@ -184,16 +190,14 @@ export const LAYER_KINDS: Kinds = {
       ];
     },
     build: (context, layer, x) => {
-      const { weight, matrix, dtype, facts } = context;
+      const { dtype, facts } = context;
       const p = layer.prefix;
       const [batch, channels, height, width] = x.shape as [string | number, number, number, number];
       const length = height * width;
       const ch = channels / layer.heads;
       const flat = reshape(x, [batch, channels, length]);
       const normalized = groupNorm32(context, flat, `${p}.norm`, dtype);
-      const conv1d = (name: string, input: SymbolicTensor, outChannels: number) =>
-        add(matmul(matrix(`${p}.${name}.weight`, dtype), input), reshape(weight(`${p}.${name}.bias`, dtype), [outChannels, 1]));
-      const qkv = conv1d('qkv', normalized, 3 * channels);
+      const qkv = context.conv1d(normalized, `${p}.qkv`);
       let parts: SymbolicTensor[];
       if (facts.useNewAttentionOrder) {
         parts = [0, 1, 2].map((i) => reshape(slice(qkv, [i * channels], [(i + 1) * channels], [1]), [-1, ch, length]));
@@ -206,7 +210,7 @@ export const LAYER_KINDS: Kinds = {
       const logits = matmul(transpose(mul(q, scale), [0, 2, 1]), mul(k, scale));
       const attention = cast(softmax(cast(logits, 'float32'), -1), dtype);
       const attended = reshape(matmul(v, transpose(attention, [0, 2, 1])), [batch, channels, length]);
-      return reshape(add(flat, conv1d('proj_out', attended, channels)), [batch, channels, height, width]);
+      return reshape(add(flat, context.conv1d(attended, `${p}.proj_out`)), [batch, channels, height, width]);
     },
     macs: (layer) => {
       const length = layer.resolution ** 2;

@@ -78,6 +78,16 @@ describe('safetensors', () => {
     expect(read('g').toArray()).toEqual([1, 0, 1]);
   });
 
+  it("stores int8 (quantized weights) as I8, two's complement bytes", () => {
+    const bytes = writeSafetensors({ w: HostTensor.from('int8', [4], [-128, -1, 0, 127]) });
+    const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+    expect(JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)))).toEqual({ w: { dtype: 'I8', shape: [4], data_offsets: [0, 4] } });
+    expect([...bytes.subarray(8 + headerLength)]).toEqual([0x80, 0xff, 0x00, 0x7f]);
+    const read = readSafetensors(bytes).tensors.get('w')!;
+    expect(read.dtype).toBe('int8');
+    expect(read.toArray()).toEqual([-128, -1, 0, 127]);
+  });
+
   it('rejects malformed files with FormatError', () => {
     const cases: Uint8Array[] = [
       new Uint8Array(3),
@@ -155,7 +165,7 @@ describe('safetensors', () => {
  * data_offsets name (no garbage, no reads past the data).
  */
 function expectConsistent(bytes: Uint8Array, file: ReturnType<typeof readSafetensors>, label: string): void {
-  const codes: Record<string, string> = { float32: 'F32', float64: 'F64', float16: 'F16', int32: 'I32', int64: 'I64', uint8: 'U8', bool: 'BOOL' };
+  const codes: Record<string, string> = { float32: 'F32', float64: 'F64', float16: 'F16', int32: 'I32', int64: 'I64', uint8: 'U8', int8: 'I8', bool: 'BOOL' };
   const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<
     string,

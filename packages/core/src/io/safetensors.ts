@@ -10,6 +10,7 @@ const SAFETENSORS_TO_DATA_TYPE: Readonly<Record<string, DataType>> = {
   I32: 'int32',
   I64: 'int64',
   U8: 'uint8',
+  I8: 'int8',
   BOOL: 'bool',
 };
 
@@ -20,6 +21,7 @@ const DATA_TYPE_TO_SAFETENSORS: Readonly<Record<DataType, string>> = {
   int32: 'I32',
   int64: 'I64',
   uint8: 'U8',
+  int8: 'I8',
   bool: 'BOOL',
 };
 

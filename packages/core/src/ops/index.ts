@@ -31,6 +31,15 @@ export { neg } from './neg.js';
 export { oneHot } from './one-hot.js';
 export { pad } from './pad.js';
 export { pow } from './pow.js';
+export {
+  convWeightMatrix,
+  dynamicQuantizationParameters,
+  quantizedConv2d,
+  quantizeWeightPerChannel,
+  roundHalfEven,
+  type DynamicQuantization,
+  type QuantizedWeight,
+} from './quantized-conv2d.js';
 export { relu } from './relu.js';
 export { reshape } from './reshape.js';
 export { resizeBilinear } from './resize-bilinear.js';

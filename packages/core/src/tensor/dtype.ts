@@ -20,6 +20,8 @@ export interface DataTypeMap {
   int64: BigInt64Array;
   /** 8-bit unsigned integers. */
   uint8: Uint8Array;
+  /** 8-bit signed integers (quantized weights). */
+  int8: Int8Array;
   /** Booleans, one byte each (0 or 1). */
   bool: Uint8Array;
 }
@@ -35,7 +37,7 @@ export type DataType = keyof DataTypeMap;
 export type FloatDataType = 'float32' | 'float64' | 'float16';
 
 /** Every supported data type, in a fixed order. @public */
-export const DATA_TYPES: readonly DataType[] = ['float32', 'float64', 'float16', 'int32', 'int64', 'uint8', 'bool'];
+export const DATA_TYPES: readonly DataType[] = ['float32', 'float64', 'float16', 'int32', 'int64', 'uint8', 'int8', 'bool'];
 
 const typedArrayConstructors = {
   float32: Float32Array,
@@ -44,6 +46,7 @@ const typedArrayConstructors = {
   int32: Int32Array,
   int64: BigInt64Array,
   uint8: Uint8Array,
+  int8: Int8Array,
   bool: Uint8Array,
 } as const;
 
@@ -51,6 +54,7 @@ const typedArrayConstructors = {
 export const ONNX_DATA_TYPE: Readonly<Record<DataType, number>> = {
   float32: 1,
   uint8: 2,
+  int8: 3,
   int32: 6,
   int64: 7,
   bool: 9,
@@ -117,6 +121,7 @@ export function dataTypeOfArray(data: ArrayBufferView): DataType | undefined {
   if (data instanceof Int32Array) return 'int32';
   if (data instanceof BigInt64Array) return 'int64';
   if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Int8Array) return 'int8';
   if (data instanceof Uint16Array) return 'float16';
   return undefined;
 }

@@ -9,7 +9,7 @@ import { defaultCacheDirectory, runProtocol, type RunOptions } from '../pipeline
 import { loadUNet } from '../pipeline/unet-source.js';
 import type { RunReport } from '../report/run-report.js';
 import { markdownTable } from '../report/markdown.js';
-import { displayOf, positiveIntegerOption, runnerOf, runtimeOptions } from './options.js';
+import { displayOf, positiveIntegerOption, precisionOption, runnerOf, runtimeOptions } from './options.js';
 
 /** The embedded default: a Fashion-MNIST diffusion U-Net and the FM-10k data, in the repository's `assets/`. */
 interface EmbeddedDefault {
@@ -80,6 +80,8 @@ export interface DemoOptions {
   attentionEpochs: number;
   cacheDirectory: string;
   runner?: RunOptions['runner'];
+  /** The U-Net's compute precision for the feature protocols (default float32). */
+  precision?: RunOptions['precision'];
   progress?: RunOptions['progress'];
   log: (line: string) => void;
 }
@@ -118,6 +120,7 @@ export async function runDemo(options: DemoOptions): Promise<{ reports: Record<s
     testLimit: options.testLimit,
     cacheDirectory: options.cacheDirectory,
     runner: options.runner,
+    ...(options.precision ? { precision: options.precision } : {}),
     progress: options.progress,
     log,
   };
@@ -178,6 +181,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--epochs <N>', 'epochs of pixels and GD(L) (default 28)', positiveIntegerOption('--epochs'), 28)
     .option('--attention-epochs <N>', 'epochs of the attention head (default 10)', positiveIntegerOption('--attention-epochs'), 10)
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`);
+  precisionOption(command);
   runtimeOptions(command).action(
     async (flags: {
       out: string;
@@ -189,6 +193,7 @@ export function registerDemoCommand(program: Command): void {
       provider?: string;
       threads?: number;
       quiet?: boolean;
+      precision?: RunOptions['precision'];
     }) => {
       const started = performance.now();
       const { markdown } = await runDemo({ ...flags, cacheDirectory: flags.cache ?? defaultCacheDirectory(), runner: runnerOf(flags), ...displayOf(flags) });

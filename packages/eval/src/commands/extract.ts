@@ -3,7 +3,17 @@ import type { Command } from 'commander';
 import { parseShard } from '../cache/format.js';
 import { extractFeatures } from '../pipeline/extract.js';
 import { defaultCacheDirectory } from '../pipeline/run.js';
-import { dataOptions, displayOf, integerListOption, integerOption, positiveIntegerOption, runnerOf, runtimeOptions, type RuntimeFlags } from './options.js';
+import {
+  dataOptions,
+  displayOf,
+  integerListOption,
+  integerOption,
+  positiveIntegerOption,
+  precisionOption,
+  runnerOf,
+  runtimeOptions,
+  type RuntimeFlags,
+} from './options.js';
 import type { DataOptions } from '../pipeline/splits.js';
 
 /** `diffssl extract`: U-Net features into the feature cache, whole, one shard, or merged. */
@@ -24,6 +34,7 @@ export function registerExtractCommand(program: Command): void {
     .option('--shard <k/n>', 'write only shard k of n (k from 0), e.g. $JOB_COMPLETION_INDEX/8 or $SLURM_ARRAY_TASK_ID/8', parseShard)
     .option('--merge', 'join the shards written by --shard runs with the same options into the cache entry')
     .option('--batch-size <N>', 'images per session run (default 32)', positiveIntegerOption('--batch-size'));
+  precisionOption(command);
   runtimeOptions(command).action(
     async (
       flags: DataOptions &

@@ -20,6 +20,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { parseClassNames } from '../pipeline/run.js';
 import type { Scorer } from '../pipeline/sweep.js';
 import type { ProgressOptions } from '../progress.js';
+import type { UNetPrecision } from '@diffssl/unet';
 
 /** What {@link runtimeOptions} adds to a command's flags. */
 export interface RuntimeFlags {
@@ -33,6 +34,8 @@ export interface RuntimeFlags {
   quiet?: boolean;
   /** `--verbose`: print where each graph's nodes ran (placement summary). */
   verbose?: boolean;
+  /** `--precision` (commands with {@link precisionOption}). */
+  precision?: UNetPrecision;
 }
 
 /** A commander parser for a finite number, with a one-line error naming the option. */
@@ -105,6 +108,23 @@ export function unetOptions(command: Command): Command {
   return command
     .option('--checkpoint <file>', 'U-Net weights: .pt/.pth (torch zip) or .safetensors')
     .option('--config <flags.json|preset>', 'guided-diffusion flags (a JSON file) or a preset name such as 256x256_diffusion_uncond');
+}
+
+const PRECISIONS: readonly UNetPrecision[] = ['float32', 'float16', 'int8'];
+
+/** A commander parser for `--precision`: one of float32, float16, int8. */
+export function parsePrecision(value: string): UNetPrecision {
+  if (!(PRECISIONS as readonly string[]).includes(value)) throw new InvalidArgumentError(`--precision: expected ${PRECISIONS.join(', ')}; found '${value}'`);
+  return value as UNetPrecision;
+}
+
+/** The `--precision` option of the commands that extract frozen U-Net features. */
+export function precisionOption(command: Command): Command {
+  return command.option(
+    '--precision <float32|float16|int8>',
+    "the U-Net's compute precision for frozen features: float32 (default), float16, or int8 (dynamically quantized convolutions); part of the feature-cache key",
+    parsePrecision,
+  );
 }
 
 /** The `--provider` help, shared by every command that runs a model. */

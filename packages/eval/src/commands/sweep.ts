@@ -9,6 +9,7 @@ import {
   integerOption,
   numberOption,
   positiveIntegerOption,
+  precisionOption,
   runnerOf,
   runtimeOptions,
   type RuntimeFlags,
@@ -34,6 +35,7 @@ export function registerSweepCommand(program: Command): void {
     .option('--seed <N>', 'seed (default 0)', integerOption('--seed'))
     .option('--cache <dir>', `feature cache folder (default $DIFFSSL_CACHE or ${defaultCacheDirectory()})`)
     .requiredOption('--out <dir>', 'output folder');
+  precisionOption(command);
   runtimeOptions(command).action(
     async (
       flags: DataOptions &

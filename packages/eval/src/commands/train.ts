@@ -11,6 +11,7 @@ import {
   integerOption,
   numberOption,
   positiveIntegerOption,
+  precisionOption,
   runnerOf,
   runtimeOptions,
   unetOptions,
@@ -93,6 +94,7 @@ export function registerTrainCommand(program: Command): void {
       '--finetune',
       'backbone mode finetune (linear, attention, difformer, diffeed): the U-Net trains with the head, no feature cache; writes --out/unet.safetensors and unet.pt',
     );
+  precisionOption(command);
   runtimeOptions(command).action(async (flags: TrainFlags) => {
     // runProtocol checks the other options; model files given on the command line must apply too.
     checkProtocolOptions(flags.protocol, { checkpoint: flags.checkpoint, config: flags.config });
@@ -133,6 +135,7 @@ export function registerTrainCommand(program: Command): void {
       ...(typeof flags.cache === 'string' ? { cacheDirectory: flags.cache } : {}),
       exportModel: flags.export,
       finetune: flags.finetune,
+      ...(flags.precision ? { precision: flags.precision } : {}),
       runner: runnerOf(flags),
       ...display,
     });

@@ -68,7 +68,18 @@ export async function extractFeatures(options: ExtractOptions): Promise<Record<s
     const dataset = splits[split];
     const draws = split === 'train' ? (options.draws ?? 1) : 1;
     const data = await splitIdentity(dataset, options, split);
-    const common = { unet, data, split, blocks: options.blocks, timesteps: options.timesteps, pool: options.pool, draws, noiseSeed: options.seed ?? 0, batch };
+    const common = {
+      unet,
+      data,
+      split,
+      blocks: options.blocks,
+      timesteps: options.timesteps,
+      pool: options.pool,
+      draws,
+      noiseSeed: options.seed ?? 0,
+      batch,
+      ...(options.precision ? { precision: options.precision } : {}),
+    };
     let cache: FeatureCache;
     if (options.merge) {
       cache = await mergeShards(await shardFolders(options.cacheDirectory, featureCacheKey(common)), { root: options.cacheDirectory });

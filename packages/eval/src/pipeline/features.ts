@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RunnerOptions } from '@diffssl/core';
-import { createFeatureExtractor, type ExtractorSetupProgress, type NoiseSplit } from '@diffssl/unet';
+import { createFeatureExtractor, type ExtractorSetupProgress, type NoiseSplit, type UNetPrecision } from '@diffssl/unet';
 import { featureBatchesForDraws } from '../cache/extractor-adapter.js';
 import { shardRange } from '../cache/format.js';
 import { dataIdentity, type FeatureCacheKey } from '../cache/key.js';
@@ -77,6 +77,8 @@ export interface EnsureFeatureCacheOptions {
   batchSize?: number;
   /** Session options. */
   runner?: RunnerOptions;
+  /** The U-Net's compute precision (default float32; part of the cache key). */
+  precision?: UNetPrecision;
   /** Progress display. */
   progress?: Progress;
   /** Receives the U-Net model's setup steps (graph build, ONNX Runtime compile) before extraction. */
@@ -85,7 +87,7 @@ export interface EnsureFeatureCacheOptions {
 
 /** The feature-cache key of an extraction. @public */
 export function featureCacheKey(
-  options: Pick<EnsureFeatureCacheOptions, 'unet' | 'data' | 'split' | 'blocks' | 'timesteps' | 'pool' | 'draws' | 'noiseSeed' | 'batch'>,
+  options: Pick<EnsureFeatureCacheOptions, 'unet' | 'data' | 'split' | 'blocks' | 'timesteps' | 'pool' | 'draws' | 'noiseSeed' | 'batch' | 'precision'>,
 ): FeatureCacheKey {
   return {
     checkpoint: options.unet.identity,
@@ -96,7 +98,7 @@ export function featureCacheKey(
     noiseSplit: options.split,
     draws: options.draws ?? 1,
     data: options.data,
-    extra: { pool: options.pool, dtype: 'float32', transform: options.batch?.transform ?? { kind: 'none' } },
+    extra: { pool: options.pool, dtype: options.precision ?? 'float32', transform: options.batch?.transform ?? { kind: 'none' } },
   };
 }
 
@@ -140,6 +142,7 @@ export async function ensureFeatureCache(options: EnsureFeatureCacheOptions): Pr
         pool: options.pool,
         seed,
         batchSize: options.batchSize ?? 32,
+        dtype: options.precision ?? 'float32',
         runner: options.runner,
         onSetup: options.onSetup,
       });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { access, mkdir } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { ConfigError, writeFileAtomic, writeSafetensors, type HostTensor, type RunnerOptions } from '@diffssl/core';
-import { createFeatureExtractor, writeTorchCheckpoint, type NoiseSplit } from '@diffssl/unet';
+import { createFeatureExtractor, writeTorchCheckpoint, type NoiseSplit, type UNetPrecision } from '@diffssl/unet';
 import { FASHION_MNIST_CLASSES } from '../data/idx.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadBatch, type BatchOptions } from '../data/batches.js';
@@ -238,6 +238,8 @@ export async function runProtocol(options: RunOptions): Promise<RunReport> {
         resize: options.resize ?? false,
         draws: options.draws ?? 1,
         checkpoint: loaded?.identity ?? null,
+        // Only another precision than float32 enters the fingerprint, so earlier float32 runs still resume.
+        ...(options.precision && options.precision !== 'float32' ? { precision: options.precision } : {}),
       }),
       runner: options.runner,
       onProgress,
@@ -337,6 +339,7 @@ async function exampleSources(
   } else if (examples === 'features') {
     const head = model as FeatureHeadClassifier;
     const names = [...head.features.keys()];
+    if (options.precision && options.precision !== 'float32') notes.push(`features extracted by the U-Net in ${options.precision}`);
     if (options.cache ?? true) {
       const caches = await cachedFeatures({
         ...options,
@@ -358,11 +361,15 @@ async function exampleSources(
     } else {
       notes.push('features recomputed by the U-Net for every batch (no feature cache)');
       const prepared = preparation(train, loaded!.unet.info.imageSize, options.resize);
-      const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner, log);
+      const recomputed = await recomputedSources(loaded!, head, train, test, prepared.test, noiseSeed, options.runner, log, options.precision);
       sources = recomputed;
       cleanups.push(() => recomputed.release());
     }
   } else {
+    if ((options.precision ?? 'float32') !== 'float32')
+      throw new ConfigError(
+        `--precision ${options.precision}: ${options.finetune ? 'fine-tuning' : options.protocol} runs the U-Net in float32 (it trains through it); precision applies to frozen features (linear, attention, difformer)`,
+      );
     notes.push(
       options.finetune
         ? 'fine-tuning: the U-Net trains with the head, so features cannot be cached; the U-Net runs on every step (fresh seeded noise each epoch, evaluation on the fixed test noise)'
@@ -399,6 +406,7 @@ async function recomputedSources(
   noiseSeed: number,
   runner?: RunnerOptions,
   log?: (line: string) => void,
+  precision?: UNetPrecision,
 ) {
   const extractor = await createFeatureExtractor({
     unet: loaded.unet,
@@ -408,6 +416,7 @@ async function recomputedSources(
     seed: noiseSeed,
     batchSize: 64,
     runner,
+    dtype: precision ?? 'float32',
     onSetup: unetSetupLog(log),
   });
   const source = (dataset: Dataset, split: NoiseSplit): ExampleSource => ({

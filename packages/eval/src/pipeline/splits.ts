@@ -169,6 +169,7 @@ export async function splitFeatures(options: CachedFeaturesOptions, split: 'trai
     batch,
     progress,
     runner: options.runner,
+    ...(options.precision ? { precision: options.precision } : {}),
     onSetup: unetSetupLog(options.log),
   });
   options.log?.(`features (${split}): ${extracted ? 'extracted to' : 'read from'} the feature cache ${cache.directory}`);
