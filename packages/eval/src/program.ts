@@ -65,7 +65,14 @@ export function buildProgram(): Command {
     ) => {
       const { log } = displayOf(options);
       const runner = runnerOf(options);
-      const names = await unetRun({ ...options, providers: runner.executionProviders!, strict: runner.strict ?? false, threads: options.threads, onPlacement: runner.onPlacement, log });
+      const names = await unetRun({
+        ...options,
+        providers: runner.executionProviders!,
+        strict: runner.strict ?? false,
+        threads: options.threads,
+        onPlacement: runner.onPlacement,
+        log,
+      });
       log(`wrote ${names.join(', ')} to ${options.out}`);
     },
   );
@@ -80,7 +87,13 @@ export function buildProgram(): Command {
   runtimeOptions(headStepCommand, { defaultProvider: 'cpu' }).action(
     async (options: RuntimeFlags & { head: string; params: string; input: string; lr: number; out: string }) => {
       const runner = runnerOf(options);
-      const names = await headStep({ ...options, providers: runner.executionProviders!, strict: runner.strict ?? false, threads: options.threads, onPlacement: runner.onPlacement });
+      const names = await headStep({
+        ...options,
+        providers: runner.executionProviders!,
+        strict: runner.strict ?? false,
+        threads: options.threads,
+        onPlacement: runner.onPlacement,
+      });
       displayOf(options).log(`wrote ${names.length} tensors to ${options.out}`);
     },
   );
@@ -97,7 +110,13 @@ export function buildProgram(): Command {
   runtimeOptions(finetuneStepCommand, { defaultProvider: 'cpu' }).action(
     async (options: RuntimeFlags & { checkpoint: string; config: string; head: string; params: string; input: string; lr: number; out: string }) => {
       const runner = runnerOf(options);
-      const names = await finetuneStep({ ...options, providers: runner.executionProviders!, strict: runner.strict ?? false, threads: options.threads, onPlacement: runner.onPlacement });
+      const names = await finetuneStep({
+        ...options,
+        providers: runner.executionProviders!,
+        strict: runner.strict ?? false,
+        threads: options.threads,
+        onPlacement: runner.onPlacement,
+      });
       displayOf(options).log(`wrote ${names.length} tensors to ${options.out}`);
     },
   );
