@@ -8,11 +8,29 @@
  * Options: --batch N (default 8), --variants a,b (names below), --seconds S
  * (minimum timed seconds per variant, default 30). A child run is
  * `--variant NAME`.
+ *
+ * `--plan` runs nothing: it walks the forward and backward graph in creation
+ * order (a topological order), frees each tensor after its last use, and
+ * prints the peak of the live intermediate tensors, what is live at that
+ * peak (forward activations kept for the backward pass, by op, and backward
+ * temporaries), as an estimate of where the memory goes before ORT's own
+ * planning, fusions and arena.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BuildContext, compileModuleTrainStep, crossEntropy, Graph, HostTensor, sgd, type RunnerOptions } from '@diffssl/core';
+import {
+  BuildContext,
+  bytesPerElement,
+  compileModuleTrainStep,
+  crossEntropy,
+  gradients,
+  Graph,
+  HostTensor,
+  sgd,
+  type RunnerOptions,
+  type SymbolicTensor,
+} from '@diffssl/core';
 import { randomTensor, secondsPerRun } from '@diffssl/testing';
 import { admConfig, unetLayout } from '@diffssl/unet';
 import { DifFormer, fusionKey } from '../src/index.js';
@@ -25,7 +43,7 @@ const variants: Record<string, Partial<RunnerOptions>> = {
   parallel: { executionMode: 'parallel' },
 };
 
-async function child(variant: string, batch: number, seconds: number): Promise<void> {
+function buildStep(batch: number, symbolicBatch: boolean) {
   const layout = unetLayout(admConfig('256x256_diffusion_uncond'));
   const unet = { block: (n: number) => layout.blocks[n - 1]! };
   const blocks = [19, 24, 30];
@@ -53,14 +71,84 @@ async function child(variant: string, batch: number, seconds: number): Promise<v
     for (const block of blocks) {
       const { channels, resolution } = unet.block(block);
       const key = fusionKey(t, block);
-      inputs.set(key, graph.input(key, 'float32', ['batch', channels, resolution, resolution]));
-      feeds[key] = randomTensor([batch, channels, resolution, resolution], seed++);
+      inputs.set(key, graph.input(key, 'float32', [symbolicBatch ? 'batch' : batch, channels, resolution, resolution]));
+      if (symbolicBatch) feeds[key] = randomTensor([batch, channels, resolution, resolution], seed++);
     }
   }
   const logits = head.forward(context, inputs);
+  const loss = crossEntropy(logits, graph.input('labels', 'int64', [symbolicBatch ? 'batch' : batch]));
+  return { context, loss, feeds };
+}
+
+/** Live-tensor peak of forward + backward in creation order (see the file's comment). */
+function plan(batch: number): void {
+  const { context, loss } = buildStep(batch, false);
+  const weights = context.trainableWeights().map(({ weight }) => weight);
+  const grads = gradients(loss, weights);
+  const reachable = new Map<number, SymbolicTensor>();
+  const stack: SymbolicTensor[] = [loss, ...grads];
+  while (stack.length) {
+    const tensor = stack.pop()!;
+    if (reachable.has(tensor.id)) continue;
+    reachable.set(tensor.id, tensor);
+    if (tensor.producer) stack.push(...tensor.producer.inputs);
+  }
+  const bytes = (t: SymbolicTensor) => t.shape.reduce<number>((a, d) => a * Number(d), 1) * bytesPerElement(t.dtype);
+  const lastUse = new Map<number, number>();
+  const nodes = new Map<number, NonNullable<SymbolicTensor['producer']>>();
+  for (const tensor of reachable.values()) {
+    if (!tensor.producer) continue;
+    nodes.set(tensor.producer.id, tensor.producer);
+    for (const input of tensor.producer.inputs) lastUse.set(input.id, Math.max(lastUse.get(input.id) ?? -1, tensor.producer.id));
+  }
+  const kept = new Set([loss.id, ...grads.map((g) => g.id)]);
+  const forwardEnd = loss.producer!.id;
+  const live = new Map<number, SymbolicTensor>();
+  let current = 0;
+  let peak = 0;
+  let atPeak: SymbolicTensor[] = [];
+  let savedTotal = 0;
+  for (const tensor of reachable.values())
+    if (tensor.producer && tensor.producer.id <= forwardEnd && (lastUse.get(tensor.id) ?? 0) > forwardEnd) savedTotal += bytes(tensor);
+  for (const node of [...nodes.values()].sort((a, b) => a.id - b.id)) {
+    for (const output of node.outputs) {
+      if (!reachable.has(output.id)) continue;
+      live.set(output.id, output);
+      current += bytes(output);
+    }
+    if (current > peak) {
+      peak = current;
+      atPeak = [...live.values()];
+    }
+    for (const input of node.inputs) {
+      if (input.producer && lastUse.get(input.id) === node.id && !kept.has(input.id) && live.delete(input.id)) current -= bytes(input);
+    }
+  }
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  const groups = new Map<string, { bytes: number; count: number }>();
+  for (const tensor of atPeak) {
+    const key = `${tensor.producer!.id <= forwardEnd ? 'forward' : 'backward'} ${tensor.producer!.op.name}`;
+    const entry = groups.get(key) ?? { bytes: 0, count: 0 };
+    entry.bytes += bytes(tensor);
+    entry.count++;
+    groups.set(key, entry);
+  }
+  const inputBytes = [...reachable.values()].filter((t) => t.source === 'input').reduce((a, t) => a + bytes(t), 0);
+  const weightBytes = weights.reduce((a, t) => a + bytes(t), 0);
+  console.log(
+    `DifFormer training graph at batch ${batch}: ${nodes.size} nodes; inputs ${gib(inputBytes)}, trained weights ${gib(weightBytes)} (and as much again for their gradients)`,
+  );
+  console.log(`  forward tensors the backward pass reads (saved activations): ${gib(savedTotal)}`);
+  console.log(`  peak of live intermediate tensors, creation order, each freed after its last use: ${gib(peak)}; live at the peak:`);
+  for (const [key, { bytes: b, count }] of [...groups].sort((x, y) => y[1].bytes - x[1].bytes).slice(0, 14))
+    console.log(`    ${key}: ${gib(b)} (${count} tensors)`);
+}
+
+async function child(variant: string, batch: number, seconds: number): Promise<void> {
+  const { context, loss, feeds } = buildStep(batch, true);
   const step = await compileModuleTrainStep({
     context,
-    loss: crossEntropy(logits, graph.input('labels', 'int64', ['batch'])),
+    loss,
     optimizer: sgd(),
     runner: { executionProviders: ['cpu'], ...variants[variant] },
   });
@@ -70,11 +158,19 @@ async function child(variant: string, batch: number, seconds: number): Promise<v
 }
 
 const { values } = parseArgs({
-  options: { batch: { type: 'string', default: '8' }, variants: { type: 'string' }, variant: { type: 'string' }, seconds: { type: 'string', default: '30' } },
+  options: {
+    batch: { type: 'string', default: '8' },
+    variants: { type: 'string' },
+    variant: { type: 'string' },
+    seconds: { type: 'string', default: '30' },
+    plan: { type: 'boolean', default: false },
+  },
 });
 const batch = Number(values.batch);
 const seconds = Number(values.seconds);
-if (values.variant) {
+if (values.plan) {
+  plan(batch);
+} else if (values.variant) {
   if (!variants[values.variant]) throw new Error(`bench:memory: --variant expects one of ${Object.keys(variants).join(', ')}; found ${values.variant}`);
   await child(values.variant, batch, seconds);
 } else {
