@@ -24,6 +24,13 @@ export {
 } from './onnx/model.js';
 export { Runner, fromOrtTensor, toOrtTensor, type ExecutionProvider, type ModelSource, type RunnerOptions } from './runtime/runner.js';
 export { sgd, adamw, type Optimizer, type OptimizerUpdateInput, type SgdOptions, type AdamWOptions } from './train/optimizers.js';
-export { TrainStep, type TrainStateRole, type TrainStepOptions, type TrainStepResult } from './train/train-step.js';
+export {
+  TrainStep,
+  TRAINING_RUNNER_DEFAULTS,
+  type TrainingRunnerDefaults,
+  type TrainStateRole,
+  type TrainStepOptions,
+  type TrainStepResult,
+} from './train/train-step.js';
 export { fmix32, RandomGenerator, xoshiro128 } from './random/generator.js';
 export * from './nn/index.js';

@@ -6,15 +6,17 @@
  * process (peak RSS is per process).
  *
  * Options: --batch N (default 8), --variants a,b (names below), --seconds S
- * (minimum timed seconds per variant, default 30). A child run is
- * `--variant NAME`.
+ * (minimum timed seconds per variant, default 30), --blocks a,b and
+ * --timesteps a,b (default 19,24,30 and 90,150,300; `--blocks 24
+ * --timesteps 150` is the attention head). A child run is `--variant NAME`.
  *
  * `--plan` runs nothing: it walks the forward and backward graph in creation
  * order (a topological order), frees each tensor after its last use, and
  * prints the peak of the live intermediate tensors, what is live at that
  * peak (forward activations kept for the backward pass, by op, and backward
  * temporaries), as an estimate of where the memory goes before ORT's own
- * planning, fusions and arena.
+ * planning, fusions and arena; `--top N` also lists the N largest tensors
+ * live there (default 3).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -36,18 +38,20 @@ import { admConfig, unetLayout } from '@diffssl/unet';
 import { DifFormer, fusionKey } from '../src/index.js';
 
 const variants: Record<string, Partial<RunnerOptions>> = {
-  default: {},
+  // ORT's own defaults, stated (training sessions now turn the arena off unless told otherwise).
+  default: { cpuMemoryArena: true, memoryPattern: true },
   'no-arena': { cpuMemoryArena: false },
   'no-pattern': { memoryPattern: false },
   'no-arena-no-pattern': { cpuMemoryArena: false, memoryPattern: false },
   parallel: { executionMode: 'parallel' },
 };
 
+let blocks = [19, 24, 30];
+let timesteps = [90, 150, 300];
+
 function buildStep(batch: number, symbolicBatch: boolean) {
   const layout = unetLayout(admConfig('256x256_diffusion_uncond'));
   const unet = { block: (n: number) => layout.blocks[n - 1]! };
-  const blocks = [19, 24, 30];
-  const timesteps = [90, 150, 300];
   const head = DifFormer.fromUNet(unet, {
     firstPassBlocks: blocks,
     timesteps,
@@ -81,7 +85,7 @@ function buildStep(batch: number, symbolicBatch: boolean) {
 }
 
 /** Live-tensor peak of forward + backward in creation order (see the file's comment). */
-function plan(batch: number): void {
+function plan(batch: number, top: number): void {
   const { context, loss } = buildStep(batch, false);
   const weights = context.trainableWeights().map(({ weight }) => weight);
   const grads = gradients(loss, weights);
@@ -136,10 +140,14 @@ function plan(batch: number): void {
   const inputBytes = [...reachable.values()].filter((t) => t.source === 'input').reduce((a, t) => a + bytes(t), 0);
   const weightBytes = weights.reduce((a, t) => a + bytes(t), 0);
   console.log(
-    `DifFormer training graph at batch ${batch}: ${nodes.size} nodes; inputs ${gib(inputBytes)}, trained weights ${gib(weightBytes)} (and as much again for their gradients)`,
+    `DifFormer training graph (blocks ${blocks.join('/')} x t ${timesteps.join('/')}) at batch ${batch}: ${nodes.size} nodes; inputs ${gib(inputBytes)}, trained weights ${gib(weightBytes)} (and as much again for their gradients)`,
   );
   console.log(`  forward tensors the backward pass reads (saved activations): ${gib(savedTotal)}`);
   console.log(`  peak of live intermediate tensors, creation order, each freed after its last use: ${gib(peak)}; live at the peak:`);
+  for (const tensor of [...atPeak].sort((x, y) => bytes(y) - bytes(x)).slice(0, top))
+    console.log(
+      `    largest: ${tensor.producer!.op.name} [${tensor.shape.join(', ')}] ${gib(bytes(tensor))} (node ${tensor.producer!.id}, inputs ${tensor.producer!.inputs.map((i) => `[${i.shape.join(',')}]`).join(' ')})`,
+    );
   for (const [key, { bytes: b, count }] of [...groups].sort((x, y) => y[1].bytes - x[1].bytes).slice(0, 14))
     console.log(`    ${key}: ${gib(b)} (${count} tensors)`);
 }
@@ -164,18 +172,25 @@ const { values } = parseArgs({
     variant: { type: 'string' },
     seconds: { type: 'string', default: '30' },
     plan: { type: 'boolean', default: false },
+    top: { type: 'string', default: '3' },
+    blocks: { type: 'string' },
+    timesteps: { type: 'string' },
   },
 });
 const batch = Number(values.batch);
+if (values.blocks) blocks = values.blocks.split(',').map(Number);
+if (values.timesteps) timesteps = values.timesteps.split(',').map(Number);
 const seconds = Number(values.seconds);
 if (values.plan) {
-  plan(batch);
+  plan(batch, Number(values.top));
 } else if (values.variant) {
   if (!variants[values.variant]) throw new Error(`bench:memory: --variant expects one of ${Object.keys(variants).join(', ')}; found ${values.variant}`);
   await child(values.variant, batch, seconds);
 } else {
   const names = values.variants ? values.variants.split(',') : Object.keys(variants);
-  console.log(`DifFormer training step at the paper's scale, batch ${batch}: peak RSS and seconds per step per ORT session option (each in its own process)`);
+  console.log(
+    `DifFormer training step at the paper's scale (blocks ${blocks.join('/')} x t ${timesteps.join('/')}), batch ${batch}: peak RSS and seconds per step per ORT session option (each in its own process)`,
+  );
   for (const name of names) {
     const run = spawnSync(
       process.execPath,
@@ -190,6 +205,10 @@ if (values.plan) {
         String(batch),
         '--seconds',
         String(seconds),
+        '--blocks',
+        blocks.join(','),
+        '--timesteps',
+        timesteps.join(','),
       ],
       { encoding: 'utf8' },
     );
