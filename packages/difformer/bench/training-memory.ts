@@ -37,13 +37,13 @@ import { randomTensor, secondsPerRun } from '@diffssl/testing';
 import { admConfig, unetLayout } from '@diffssl/unet';
 import { DifFormer, fusionKey } from '../src/index.js';
 
+// Every variant states both options: a train step's session otherwise takes TRAINING_RUNNER_DEFAULTS (arena off).
 const variants: Record<string, Partial<RunnerOptions>> = {
-  // ORT's own defaults, stated (training sessions now turn the arena off unless told otherwise).
   default: { cpuMemoryArena: true, memoryPattern: true },
-  'no-arena': { cpuMemoryArena: false },
-  'no-pattern': { memoryPattern: false },
+  'no-arena': { cpuMemoryArena: false, memoryPattern: true },
+  'no-pattern': { cpuMemoryArena: true, memoryPattern: false },
   'no-arena-no-pattern': { cpuMemoryArena: false, memoryPattern: false },
-  parallel: { executionMode: 'parallel' },
+  parallel: { cpuMemoryArena: true, memoryPattern: true, executionMode: 'parallel' },
 };
 
 let blocks = [19, 24, 30];
