@@ -368,8 +368,8 @@ export interface TrainingRunnerDefaults {
  * What a train step's session uses unless its `runner` options say
  * otherwise: ORT's CPU memory arena off. A training step's backward pass
  * frees and allocates large activations in an order the arena fragments:
- * the paper's DifFormer step at batch 8 peaked at 7.05 GiB RSS with the arena
- * and 5.74 GiB without it, and was not slower (`pnpm --filter
+ * the paper's DifFormer step at batch 8 peaked at 6.71 GiB RSS with the arena
+ * and 4.95 GiB without it, and was not slower (`pnpm --filter
  * @diffssl/difformer run bench:memory`).
  *
  * @public
