@@ -26,8 +26,6 @@ export { Runner, fromOrtTensor, toOrtTensor, type ExecutionProvider, type ModelS
 export { sgd, adamw, type Optimizer, type OptimizerUpdateInput, type SgdOptions, type AdamWOptions } from './train/optimizers.js';
 export {
   TrainStep,
-  TRAINING_RUNNER_DEFAULTS,
-  type TrainingRunnerDefaults,
   type TrainStateRole,
   type TrainStepOptions,
   type TrainStepResult,

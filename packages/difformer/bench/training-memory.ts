@@ -37,7 +37,7 @@ import { randomTensor, secondsPerRun } from '@diffssl/testing';
 import { admConfig, unetLayout } from '@diffssl/unet';
 import { DifFormer, fusionKey } from '../src/index.js';
 
-// Every variant states both options: a train step's session otherwise takes TRAINING_RUNNER_DEFAULTS (arena off).
+// Every variant states both options.
 const variants: Record<string, Partial<RunnerOptions>> = {
   default: { cpuMemoryArena: true, memoryPattern: true },
   'no-arena': { cpuMemoryArena: false, memoryPattern: true },

@@ -1,20 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  adamw,
-  compileTrainStep,
-  ConfigError,
-  createRunner,
-  crossEntropy,
-  Graph,
-  HostTensor,
-  linear,
-  NonFiniteError,
-  sgd,
-  TRAINING_RUNNER_DEFAULTS,
-  type Optimizer,
-  type RunnerOptions,
-} from '../index.js';
-import { compileTrainStepWith, type RunnerFactory } from './train-step.js';
+import { adamw, compileTrainStep, ConfigError, crossEntropy, Graph, HostTensor, linear, NonFiniteError, sgd, type Optimizer } from '../index.js';
 import { expectClose, randomTensor } from '@diffssl/testing';
 
 /** A tiny softmax regression: logits = x W^T + b, mean cross-entropy. */
@@ -155,26 +140,6 @@ describe('train step safety', () => {
     expect(step.parameters().weight!.toArray()).toEqual(before);
     expect(step.stepCount).toBe(1);
     await step.release();
-  });
-});
-
-describe('train step session options', () => {
-  it("turns ORT's CPU memory arena off by default and keeps what the caller sets", async () => {
-    const seen: (RunnerOptions | undefined)[] = [];
-    const factory: RunnerFactory = async (model, options) => {
-      seen.push(options);
-      return createRunner(model, options);
-    };
-    for (const runner of [{ executionProviders: ['cpu'] as const }, { executionProviders: ['cpu'] as const, cpuMemoryArena: true }]) {
-      const p = problem(1);
-      const step = await compileTrainStepWith(factory, { loss: p.loss, parameters: [p.weight, p.bias], optimizer: sgd(), runner });
-      const [batch] = batches(1);
-      // The session opens and trains with either setting.
-      expect(Number.isFinite((await step.run(batch!, { learningRate: 0.1 })).losses[0])).toBe(true);
-      await step.release();
-    }
-    expect(seen.map((options) => options?.cpuMemoryArena)).toEqual([false, true]);
-    expect(TRAINING_RUNNER_DEFAULTS).toEqual({ cpuMemoryArena: false });
   });
 });
 

@@ -26,10 +26,7 @@ export interface TrainStepOptions {
    * optimizer state carried on the device between steps. Default 1.
    */
   stepsPerRun?: number;
-  /**
-   * Session options (providers, threads). Training sessions turn ORT's CPU
-   * memory arena off unless `cpuMemoryArena` is given ({@link TRAINING_RUNNER_DEFAULTS}).
-   */
+  /** Session options (providers, threads, ORT's memory options). */
   runner?: RunnerOptions;
   /**
    * Buffers that each step updates without differentiating them (BatchNorm's
@@ -358,27 +355,9 @@ export class TrainStep {
 /** Creates a runner for a model (the entry point's `createRunner`). */
 export type RunnerFactory = (model: OnnxModel, options?: RunnerOptions) => Promise<Runner>;
 
-/** Memory-related session options of a train step's session. @public */
-export interface TrainingRunnerDefaults {
-  /** ORT's CPU memory arena, off for training. */
-  readonly cpuMemoryArena: boolean;
-}
-
-/**
- * What a train step's session uses unless its `runner` options say
- * otherwise: ORT's CPU memory arena off. A training step's backward pass
- * frees and allocates large activations in an order the arena fragments:
- * the paper's DifFormer step at batch 8 peaked at 6.71 GiB RSS with the arena
- * and 4.95 GiB without it, and was not slower (`pnpm --filter
- * @diffssl/difformer run bench:memory`).
- *
- * @public
- */
-export const TRAINING_RUNNER_DEFAULTS: TrainingRunnerDefaults = { cpuMemoryArena: false };
-
 /** Compiles a train step with a given runner factory. @internal */
 export async function compileTrainStepWith(createRunner: RunnerFactory, options: TrainStepOptions): Promise<TrainStep> {
   const spec = buildTrainStepModel(options);
-  const runner = await createRunner(spec.model, { ...TRAINING_RUNNER_DEFAULTS, ...options.runner });
+  const runner = await createRunner(spec.model, options.runner);
   return new TrainStep(runner, spec, options.stepsPerRun ?? 1);
 }
