@@ -46,6 +46,11 @@ export {
   type WebGpuAdapterReport,
 } from './runtime/webgpu-adapter.js';
 export { sgd, adamw, type Optimizer, type OptimizerUpdateInput, type SgdOptions, type AdamWOptions } from './train/optimizers.js';
-export { TrainStep, type TrainStateRole, type TrainStepOptions, type TrainStepResult } from './train/train-step.js';
+export {
+  TrainStep,
+  type TrainStateRole,
+  type TrainStepOptions,
+  type TrainStepResult,
+} from './train/train-step.js';
 export { fmix32, RandomGenerator, xoshiro128 } from './random/generator.js';
 export * from './nn/index.js';

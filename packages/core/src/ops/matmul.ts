@@ -5,7 +5,13 @@ import { defineOp, expectDtype, FLOAT_TYPES } from '../graph/op.js';
 import { broadcastShapes } from '../graph/shape.js';
 import { broadcastIndices, broadcastStatic, floatData, floatTensor, type FloatArray } from '../reference/kernel-utils.js';
 import { reduceToShape } from './reduce-to-shape.js';
+import { reshape } from './reshape.js';
 import { transposeLastTwo } from './transpose.js';
+
+/** [..., m, k] -> [(...)*m, k]. */
+function flattenRows(x: SymbolicTensor): SymbolicTensor {
+  return reshape(x, [-1, x.shape[x.rank - 1]!]);
+}
 
 /** Reference matrix product `[m,k] x [k,n]` (i-k-j loop order). */
 export function matmulKernel(a: FloatArray, b: FloatArray, out: FloatArray, m: number, k: number, n: number, aOffset = 0, bOffset = 0, outOffset = 0): void {
@@ -20,7 +26,14 @@ export function matmulKernel(a: FloatArray, b: FloatArray, out: FloatArray, m: n
   }
 }
 
-/** The `matmul` op (NumPy semantics, rank >= 2). Gradient: dy·bᵀ and aᵀ·dy, summed over broadcast batch axes. */
+/**
+ * The `matmul` op (NumPy semantics, rank >= 2). Gradient: dy·bᵀ and aᵀ·dy,
+ * summed over broadcast batch axes. When b is one matrix shared by a batched
+ * a (a linear layer's weight), b's gradient is a single 2-D product over the
+ * flattened batch, never a per-matrix gradient [..., k, n] summed afterwards
+ * (at a batch of 32 tokens x 4096 features that intermediate alone was 0.5
+ * GiB).
+ */
 export const matmulOp = defineOp<object>({
   name: 'matmul',
   infer([a, b]) {
@@ -57,7 +70,11 @@ export const matmulOp = defineOp<object>({
     const dy = outputGradients[0]!;
     return [
       needsGradient[0] ? reduceToShape(matmul(dy, transposeLastTwo(b)), a.shape) : undefined,
-      needsGradient[1] ? reduceToShape(matmul(transposeLastTwo(a), dy), b.shape) : undefined,
+      needsGradient[1]
+        ? b.rank === 2 && a.rank > 2
+          ? matmul(transposeLastTwo(flattenRows(a)), flattenRows(dy))
+          : reduceToShape(matmul(transposeLastTwo(a), dy), b.shape)
+        : undefined,
     ];
   },
 });

@@ -93,6 +93,13 @@ const cases: OpCase[] = [
   { name: 'sin', inputs: { x: { shape: [5], low: -3, high: 3 } }, build: ({ x }) => sin(x!) },
   { name: 'cos', inputs: { x: { shape: [5], low: -3, high: 3 } }, build: ({ x }) => cos(x!) },
   { name: 'matmul (batched, broadcast)', inputs: { a: { shape: [2, 3, 4] }, b: { shape: [4, 5] } }, build: ({ a, b }) => matmul(a!, b!) },
+  { name: 'matmul (rank-4 a, one shared b)', inputs: { a: { shape: [2, 2, 3, 4] }, b: { shape: [4, 5] } }, build: ({ a, b }) => matmul(a!, b!) },
+  {
+    name: 'linear (named batch, rank 3)',
+    inputs: { x: { shape: [3, 2, 4] }, w: { shape: [5, 4] } },
+    named: { x: { 0: 'batch' } },
+    build: ({ x, w }) => linear(x!, w!),
+  },
   { name: 'linear', inputs: { x: { shape: [3, 2, 4] }, w: { shape: [5, 4] }, b: { shape: [5] } }, build: ({ x, w, b }) => linear(x!, w!, b!) },
   {
     name: 'conv2d 3x3 pad 1',

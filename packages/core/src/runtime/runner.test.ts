@@ -45,12 +45,21 @@ describe('createRunnerWith (fake ONNX Runtime binding)', () => {
     const runner = await createRunnerWith(ort.binding, environment(), model(), {
       executionProviders: providers,
       intraOpThreads: 2,
+      cpuMemoryArena: false,
+      memoryPattern: false,
+      executionMode: 'sequential',
       onWarning: (m) => warnings.push(m),
     });
     expect(runner.provider).toBe('cuda');
     expect(warnings).toEqual([]);
     expect(ort.tried()).toEqual([{ name: 'cuda', deviceId: 1 }]);
-    expect(ort.attempts[0]).toMatchObject({ intraOpNumThreads: 2, graphOptimizationLevel: 'all' });
+    expect(ort.attempts[0]).toMatchObject({
+      intraOpNumThreads: 2,
+      graphOptimizationLevel: 'all',
+      enableCpuMemArena: false,
+      enableMemPattern: false,
+      executionMode: 'sequential',
+    });
     const { y } = await runner.run({ x: HostTensor.from('float32', [2, 3], [1, -2, 3, -4, 5, -6]) });
     expect(y!.shape).toEqual([2, 3]);
     expect(y!.toArray()).toEqual([2, -4, 6, -8, 10, -12]);

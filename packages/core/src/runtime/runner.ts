@@ -49,6 +49,19 @@ export interface RunnerOptions {
   /** ORT graph optimization level (default `'all'`). */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /**
+   * ORT's CPU memory arena (`enableCpuMemArena`, ORT default true): freed
+   * blocks stay in the process for reuse instead of going back to the system.
+   */
+  cpuMemoryArena?: boolean;
+  /**
+   * ORT's memory pattern (`enableMemPattern`, ORT default true): after a run
+   * with given input shapes, ORT plans one allocation for all intermediate
+   * tensors of later runs with those shapes.
+   */
+  memoryPattern?: boolean;
+  /** ORT's execution mode (`executionMode`, ORT default `'sequential'`): `'parallel'` runs independent branches on the inter-op threads. */
+  executionMode?: 'sequential' | 'parallel';
+  /**
    * Receives fallback warnings, given only when a provider the caller named is
    * unavailable (`auto` is silent); defaults to `console.warn`, once per
    * distinct message in a process.
@@ -184,6 +197,9 @@ export interface SessionOptions {
   readonly graphOptimizationLevel: NonNullable<RunnerOptions['graphOptimizationLevel']>;
   readonly intraOpNumThreads?: number;
   readonly interOpNumThreads?: number;
+  readonly enableCpuMemArena?: boolean;
+  readonly enableMemPattern?: boolean;
+  readonly executionMode?: 'sequential' | 'parallel';
   readonly logSeverityLevel: number;
   readonly executionProviders: readonly [ExecutionProvider];
   /** ORT's profiler on (`recordPlacement`). */
@@ -351,6 +367,9 @@ export function planRunner(environment: RuntimeEnvironment, options: RunnerOptio
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
       ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
+      ...(options.cpuMemoryArena !== undefined ? { enableCpuMemArena: options.cpuMemoryArena } : {}),
+      ...(options.memoryPattern !== undefined ? { enableMemPattern: options.memoryPattern } : {}),
+      ...(options.executionMode !== undefined ? { executionMode: options.executionMode } : {}),
       logSeverityLevel: 3,
       ...profiling,
     },

@@ -27,7 +27,7 @@ export interface TrainStepOptions {
    * optimizer state carried on the device between steps. Default 1.
    */
   stepsPerRun?: number;
-  /** Session options (providers, threads). */
+  /** Session options (providers, threads, ORT's memory options). */
   runner?: RunnerOptions;
   /**
    * Buffers that each step updates without differentiating them (BatchNorm's
