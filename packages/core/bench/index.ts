@@ -109,7 +109,7 @@ function vitBlock(
  * (the graph's batch axis is then the named size 'batch', which a split needs).
  * Returns seconds per step.
  */
-async function benchVitTrainStep(matmulGflops: number, microBatch?: number): Promise<number> {
+async function benchVitTrainStep(matmulGflops: number, microBatch?: number, cpuMemoryArena?: boolean): Promise<number> {
   const [batchSize, tokens, dim, heads, mlpRatio, classes] = [32, 64, 256, 4, 4, 10];
   const batch: Dim = microBatch === undefined ? batchSize : 'batch';
   const graph = new Graph();
@@ -127,7 +127,7 @@ async function benchVitTrainStep(matmulGflops: number, microBatch?: number): Pro
     parameters: [...first.weights, ...second.weights, headWeight, headBias],
     optimizer: sgd({ momentum: 0.9 }),
     microBatch,
-    runner: { executionProviders: ['cpu'] },
+    runner: { executionProviders: ['cpu'], ...(cpuMemoryArena === undefined ? {} : { cpuMemoryArena }) },
   });
   const feeds = {
     x: random([batchSize, tokens, dim], 3),
@@ -142,7 +142,7 @@ async function benchVitTrainStep(matmulGflops: number, microBatch?: number): Pro
   const flopsPerStep = 3 * (vitForwardFlops(batchSize, tokens, dim, mlpRatio, 2) + 2 * batchSize * dim * classes);
   const achieved = flopsPerStep / seconds / 1e9;
   console.log(
-    `ViT head train step (2 blocks, dim ${dim}, ${heads} heads, MLP x${mlpRatio}, ${tokens} tokens, batch ${batchSize}${microBatch === undefined ? '' : ` as micro-batches of ${microBatch}`}, SGD): ${(1 / seconds).toFixed(2)} steps/s, ` +
+    `ViT head train step (2 blocks, dim ${dim}, ${heads} heads, MLP x${mlpRatio}, ${tokens} tokens, batch ${batchSize}${microBatch === undefined ? '' : ` as micro-batches of ${microBatch}`}, SGD${cpuMemoryArena ? ', ORT memory arena on' : ''}): ${(1 / seconds).toFixed(2)} steps/s, ` +
       `${achieved.toFixed(1)} GFLOP/s = ${(achieved / matmulGflops).toFixed(2)} of the 512 matmul rate`,
   );
   return seconds;
@@ -212,4 +212,8 @@ for (const size of [256, 512, 1024]) rates.set(size, await benchMatmul(size));
 const oneRun = await benchVitTrainStep(rates.get(512)!);
 const accumulated = await benchVitTrainStep(rates.get(512)!, 8);
 console.log(`gradient accumulation (4 micro-batches of 8) takes ${(accumulated / oneRun).toFixed(2)}x the one-run step's time`);
+// Train steps run with ORT's CPU memory arena off by default (it keeps freed memory in the process); the same step with it on:
+const withArena = await benchVitTrainStep(rates.get(512)!, undefined, true);
+const again = await benchVitTrainStep(rates.get(512)!);
+console.log(`memory arena off (the train-step default) takes ${(Math.min(oneRun, again) / withArena).toFixed(2)}x the time of the step with the arena on`);
 await benchWorkerOverhead();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { adamw, compileTrainStep, ConfigError, crossEntropy, Graph, HostTensor, linear, NonFiniteError, sgd, type Optimizer } from '../index.js';
+import { adamw, compileTrainStep, ConfigError, createRunner, crossEntropy, Graph, HostTensor, linear, NonFiniteError, sgd, type Optimizer, type RunnerOptions } from '../index.js';
+import { compileTrainStepWith } from './train-step.js';
 import { expectClose, randomTensor } from '@diffssl/testing';
 
 /** A tiny softmax regression: logits = x W^T + b, mean cross-entropy. */
@@ -154,5 +155,34 @@ describe('train step bad input', () => {
     await expect(step.run(batches(1)[0]!, { learningRate: Number.NaN })).rejects.toThrow(/learningRate/);
     await expect(step.run({ x: randomTensor([5, 4], 1) } as never, { learningRate: 0.1 })).rejects.toThrow(/missing input 'labels'|must have shape/);
     await step.release();
+  });
+});
+
+describe('train step session options', () => {
+  /** Opens the step's sessions through a recording factory and returns the options each got. */
+  async function optionsFor(inputs: number, runner: RunnerOptions | undefined): Promise<(RunnerOptions | undefined)[]> {
+    const graph = new Graph();
+    const x = graph.input('x', 'float32', ['batch', inputs]);
+    const weight = graph.weight('weight', HostTensor.zeros('float32', [2, inputs]));
+    const loss = crossEntropy(linear(x, weight), graph.input('labels', 'int64', ['batch']));
+    const seen: (RunnerOptions | undefined)[] = [];
+    const step = await compileTrainStepWith(
+      (model, options) => {
+        seen.push(options);
+        return createRunner(model, { ...options, executionProviders: ['cpu'] });
+      },
+      { loss, parameters: [weight], optimizer: sgd(), ...(runner ? { runner } : {}) },
+    );
+    await step.release();
+    return seen;
+  }
+
+  it('turns the memory arena off for a model of 64 MiB of weights or more, and leaves small models and explicit settings alone', async () => {
+    // 2 x 2^23 float32 trained weights = 64 MiB.
+    const large = 2 ** 23;
+    expect((await optionsFor(large, undefined)).map((o) => o?.cpuMemoryArena)).toEqual([false]);
+    expect((await optionsFor(large, { cpuMemoryArena: true })).map((o) => o?.cpuMemoryArena)).toEqual([true]);
+    expect((await optionsFor(16, undefined)).map((o) => o?.cpuMemoryArena)).toEqual([undefined]);
+    expect((await optionsFor(large - 1024, { intraOpThreads: 1 })).map((o) => o?.cpuMemoryArena)).toEqual([undefined]);
   });
 });

@@ -8,6 +8,7 @@ import { mul } from '../ops/mul.js';
 import { collectNodes, GraphLowering, valueInfo } from '../onnx/lowering.js';
 import { compileModel, OnnxModel, type ValueDescription } from '../onnx/model.js';
 import type { Runner, RunnerOptions } from '../runtime/runner.js';
+import { bytesPerElement } from '../tensor/dtype.js';
 import { HostTensor } from '../tensor/host-tensor.js';
 import type { Optimizer } from './optimizers.js';
 
@@ -27,7 +28,13 @@ export interface TrainStepOptions {
    * optimizer state carried on the device between steps. Default 1.
    */
   stepsPerRun?: number;
-  /** Session options (providers, threads, ORT's memory options). */
+  /**
+   * Session options (providers, threads, ORT's memory options). Unless
+   * `cpuMemoryArena` is set, a model with 64 MiB of weights or more trains with
+   * ORT's CPU memory arena off: with it, memory freed during a step stays in
+   * the process (the paper's DifFormer step at batch 16 peaked at 12.94 GiB
+   * with the arena and 7.09 GiB without, and was not slower without).
+   */
   runner?: RunnerOptions;
   /**
    * Buffers that each step updates without differentiating them (BatchNorm's
@@ -590,17 +597,47 @@ function concatenateRows(parts: readonly HostTensor[]): HostTensor {
   return out;
 }
 
+/**
+ * A train step whose model holds at least this many initializer bytes runs
+ * with ONNX Runtime's CPU memory arena off unless its `runner` options set
+ * `cpuMemoryArena`. With the arena, memory freed during a step stays in the
+ * process, so a large training graph's peak RSS is far above what it keeps
+ * live: the paper's DifFormer step at batch 16 (blocks 19/24/30 x t
+ * 90/150/300, about 100 MB of weights; `pnpm --filter @diffssl/difformer run
+ * bench:memory --batch 16`) peaked at 12.94 GiB with the arena and 7.09 GiB
+ * without, at 37.8 and 34.1 s/step in the same run. Small steps keep the
+ * arena: core's bench times its ViT head step (6 MB of weights) 1.27x slower
+ * without it.
+ *
+ * @internal
+ */
+export const NO_ARENA_MODEL_BYTES = 64 * 1024 * 1024;
+
+/** The session options a train step's runners get: the caller's, with the arena rule of {@link NO_ARENA_MODEL_BYTES} (trained parameters and constant weights counted). */
+function trainStepRunnerOptions(model: OnnxModel, options: TrainStepOptions): RunnerOptions {
+  const parameterBytes = options.parameters.reduce((sum, parameter) => sum + sizeOf(parameter.shape) * bytesPerElement(parameter.dtype), 0);
+  const large = model.initializerBytes + parameterBytes >= NO_ARENA_MODEL_BYTES;
+  return { ...(large ? { cpuMemoryArena: false } : {}), ...options.runner };
+}
+
+/** Elements of a weight's static shape. */
+function sizeOf(shape: readonly Dim[]): number {
+  return shape.reduce<number>((product, dim) => product * (typeof dim === 'number' ? dim : 0), 1);
+}
+
+
 /** Creates a runner for a model (the entry point's `createRunner`). */
 export type RunnerFactory = (model: OnnxModel, options?: RunnerOptions) => Promise<Runner>;
 
 /** Compiles a train step with a given runner factory. @internal */
 export async function compileTrainStepWith(createRunner: RunnerFactory, options: TrainStepOptions): Promise<TrainStep> {
   const spec = buildTrainStepModel(options);
-  const runner = await createRunner(spec.model, options.runner);
+  const runnerOptions = trainStepRunnerOptions(spec.model, options);
+  const runner = await createRunner(spec.model, runnerOptions);
   if (!spec.microBatch) return new TrainStep(runner, spec, options.stepsPerRun ?? 1);
   let applyRunner: Runner;
   try {
-    applyRunner = await createRunner(spec.microBatch.apply, options.runner);
+    applyRunner = await createRunner(spec.microBatch.apply, runnerOptions);
   } catch (error) {
     await runner.release();
     throw error;
