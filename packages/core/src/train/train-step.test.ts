@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { adamw, compileTrainStep, ConfigError, createRunner, crossEntropy, Graph, HostTensor, linear, NonFiniteError, sgd, type Optimizer, type RunnerOptions } from '../index.js';
+import {
+  adamw,
+  compileTrainStep,
+  ConfigError,
+  createRunner,
+  crossEntropy,
+  Graph,
+  HostTensor,
+  linear,
+  NonFiniteError,
+  sgd,
+  type Optimizer,
+  type RunnerOptions,
+} from '../index.js';
 import { compileTrainStepWith } from './train-step.js';
 import { expectClose, randomTensor } from '@diffssl/testing';
 

@@ -625,7 +625,6 @@ function sizeOf(shape: readonly Dim[]): number {
   return shape.reduce<number>((product, dim) => product * (typeof dim === 'number' ? dim : 0), 1);
 }
 
-
 /** Creates a runner for a model (the entry point's `createRunner`). */
 export type RunnerFactory = (model: OnnxModel, options?: RunnerOptions) => Promise<Runner>;
 
