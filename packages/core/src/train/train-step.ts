@@ -146,21 +146,7 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
   const state: TrainStepModel['state'] = [];
   const updated: Record<string, SymbolicTensor> = {};
   const slotInputs: SymbolicTensor[] = [];
-  parameters.forEach((parameter, index) => {
-    const slots = optimizer.slots.map((slot) => {
-      const name = `train/${parameter.name}/${slot}`;
-      const input = graph.get(name) ?? graph.input(name, parameter.dtype, parameter.shape);
-      slotInputs.push(input);
-      return input;
-    });
-    const result = optimizer.update({ parameter, gradient: grads[index]!, slots, learningRate, step: nextStep });
-    state.push({ input: parameter.name!, output: updatedName(parameter.name!), initial: parameter.value!, role: 'parameter' });
-    updated[updatedName(parameter.name!)] = result.parameter;
-    slots.forEach((slot, i) => {
-      state.push({ input: slot.name!, output: updatedName(slot.name!), initial: HostTensor.zeros(parameter.dtype, parameter.value!.shape), role: 'optimizer' });
-      updated[updatedName(slot.name!)] = result.slots[i]!;
-    });
-  });
+  addOptimizerUpdates(parameters, optimizer, grads, { learningRate, step: nextStep }, { state, outputs: updated, slotInputs });
   for (const [buffer, update] of bufferUpdates) {
     state.push({ input: buffer.name!, output: updatedName(buffer.name!), initial: buffer.value!, role: 'buffer' });
     updated[updatedName(buffer.name!)] = update;
@@ -177,6 +163,42 @@ export function buildTrainStepModel(options: TrainStepOptions): TrainStepModel {
   const dataInputs = single.inputs.filter((input) => !stateNames.has(input.name) && input.name !== LEARNING_RATE);
   if (steps === 1) return { model: single, state, dataInputs, extraOutputs: Object.keys(extra) };
   return { model: buildLoopModel(allOutputs, state, dataInputs, single, [learningRate]), state, dataInputs, extraOutputs: Object.keys(extra) };
+}
+
+/**
+ * Adds the optimizer's update of each parameter from its gradient to a train
+ * step under construction: the slot inputs (created once per graph), the new
+ * values of the parameters and slots as outputs named by `updatedName`, and
+ * their state entries (parameter, then its slots, in parameter order).
+ */
+function addOptimizerUpdates(
+  parameters: readonly SymbolicTensor[],
+  optimizer: Optimizer,
+  gradients: readonly SymbolicTensor[],
+  at: { learningRate: SymbolicTensor; step: SymbolicTensor },
+  into: { state: TrainStepModel['state']; outputs: Record<string, SymbolicTensor>; slotInputs: SymbolicTensor[] },
+): void {
+  parameters.forEach((parameter, index) => {
+    const graph = parameter.graph;
+    const slots = optimizer.slots.map((slot) => {
+      const name = `train/${parameter.name}/${slot}`;
+      const input = graph.get(name) ?? graph.input(name, parameter.dtype, parameter.shape);
+      into.slotInputs.push(input);
+      return input;
+    });
+    const result = optimizer.update({ parameter, gradient: gradients[index]!, slots, learningRate: at.learningRate, step: at.step });
+    into.state.push({ input: parameter.name!, output: updatedName(parameter.name!), initial: parameter.value!, role: 'parameter' });
+    into.outputs[updatedName(parameter.name!)] = result.parameter;
+    slots.forEach((slot, i) => {
+      into.state.push({
+        input: slot.name!,
+        output: updatedName(slot.name!),
+        initial: HostTensor.zeros(parameter.dtype, parameter.value!.shape),
+        role: 'optimizer',
+      });
+      into.outputs[updatedName(slot.name!)] = result.slots[i]!;
+    });
+  });
 }
 
 /**
@@ -207,26 +229,15 @@ function buildMicroBatchModels(options: TrainStepOptions, bufferUpdates: Readonl
   const applied: Record<string, SymbolicTensor> = {};
   const slotInputs: SymbolicTensor[] = [];
   const sumInputs: SymbolicTensor[] = [];
-  parameters.forEach((parameter, index) => {
+  const sumTensors = parameters.map((parameter, index) => {
     const name = gradientSumName(parameter.name!);
     const sum = graph.get(name) ?? graph.input(name, parameter.dtype, parameter.shape);
     sumInputs.push(sum);
     sums.push({ parameter: parameter.name!, input: name, output: updatedName(name), zeros: HostTensor.zeros(parameter.dtype, parameter.value!.shape) });
     gradientOutputs[updatedName(name)] = add(sum, mul(grads[index]!, scale));
-    const slots = optimizer.slots.map((slot) => {
-      const slotName = `train/${parameter.name}/${slot}`;
-      const input = graph.get(slotName) ?? graph.input(slotName, parameter.dtype, parameter.shape);
-      slotInputs.push(input);
-      return input;
-    });
-    const result = optimizer.update({ parameter, gradient: sum, slots, learningRate, step: nextStep });
-    state.push({ input: parameter.name!, output: updatedName(parameter.name!), initial: parameter.value!, role: 'parameter' });
-    applied[updatedName(parameter.name!)] = result.parameter;
-    slots.forEach((slot, i) => {
-      state.push({ input: slot.name!, output: updatedName(slot.name!), initial: HostTensor.zeros(parameter.dtype, parameter.value!.shape), role: 'optimizer' });
-      applied[updatedName(slot.name!)] = result.slots[i]!;
-    });
+    return sum;
   });
+  addOptimizerUpdates(parameters, optimizer, sumTensors, { learningRate, step: nextStep }, { state, outputs: applied, slotInputs });
   for (const [buffer, update] of bufferUpdates) {
     state.push({ input: buffer.name!, output: updatedName(buffer.name!), initial: buffer.value!, role: 'buffer' });
     gradientOutputs[updatedName(buffer.name!)] = update;
