@@ -27,6 +27,7 @@
 export { unetRun, parseBlocks, type UNetRunOptions } from './commands/unet-run.js';
 export { headStep, type HeadStepOptions } from './commands/head-step.js';
 export { finetuneStep, type FinetuneStepOptions } from './commands/finetune-step.js';
+export type { StepRuntimeOptions } from './commands/options.js';
 export {
   cpuFeatures,
   doctor,

@@ -12,7 +12,7 @@ import { registerExportCommand } from './commands/export.js';
 import { registerExtractCommand } from './commands/extract.js';
 import { finetuneStep } from './commands/finetune-step.js';
 import { headStep } from './commands/head-step.js';
-import { displayOf, numberOption, runnerOf, runtimeOptions, type RuntimeFlags } from './commands/options.js';
+import { displayOf, numberOption, runtimeOptions, stepRuntimeOf, type RuntimeFlags } from './commands/options.js';
 import { registerProbeCommand } from './commands/probe.js';
 import { registerSweepCommand } from './commands/sweep.js';
 import { registerTrainCommand } from './commands/train.js';
@@ -64,15 +64,7 @@ export function buildProgram(): Command {
       },
     ) => {
       const { log } = displayOf(options);
-      const runner = runnerOf(options);
-      const names = await unetRun({
-        ...options,
-        providers: runner.executionProviders!,
-        strict: runner.strict ?? false,
-        threads: options.threads,
-        onPlacement: runner.onPlacement,
-        log,
-      });
+      const names = await unetRun({ ...options, ...stepRuntimeOf(options), log });
       log(`wrote ${names.join(', ')} to ${options.out}`);
     },
   );
@@ -86,14 +78,7 @@ export function buildProgram(): Command {
     .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name>, buffer_after/<name>');
   runtimeOptions(headStepCommand, { defaultProvider: 'cpu' }).action(
     async (options: RuntimeFlags & { head: string; params: string; input: string; lr: number; out: string }) => {
-      const runner = runnerOf(options);
-      const names = await headStep({
-        ...options,
-        providers: runner.executionProviders!,
-        strict: runner.strict ?? false,
-        threads: options.threads,
-        onPlacement: runner.onPlacement,
-      });
+      const names = await headStep({ ...options, ...stepRuntimeOf(options) });
       displayOf(options).log(`wrote ${names.length} tensors to ${options.out}`);
     },
   );
@@ -109,14 +94,7 @@ export function buildProgram(): Command {
     .requiredOption('--out <out.safetensors>', 'logits, loss, grad/<name>, after_sgd/<name> (U-Net parameters as unet.<name>)');
   runtimeOptions(finetuneStepCommand, { defaultProvider: 'cpu' }).action(
     async (options: RuntimeFlags & { checkpoint: string; config: string; head: string; params: string; input: string; lr: number; out: string }) => {
-      const runner = runnerOf(options);
-      const names = await finetuneStep({
-        ...options,
-        providers: runner.executionProviders!,
-        strict: runner.strict ?? false,
-        threads: options.threads,
-        onPlacement: runner.onPlacement,
-      });
+      const names = await finetuneStep({ ...options, ...stepRuntimeOf(options) });
       displayOf(options).log(`wrote ${names.length} tensors to ${options.out}`);
     },
   );

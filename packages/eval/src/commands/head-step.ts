@@ -1,10 +1,10 @@
-import { BuildContext, DTypeError, Graph, type HostTensor, ShapeError, type ExecutionProvider, type RunnerOptions } from '@diffssl/core';
+import { BuildContext, DTypeError, Graph, type HostTensor, ShapeError } from '@diffssl/core';
 import { buildHead, parseHeadSpec } from '../heads/head-spec.js';
-import { isBatchNormBuffer, readJsonFile, readTensorFile } from './options.js';
+import { isBatchNormBuffer, readJsonFile, readTensorFile, type StepRuntimeOptions } from './options.js';
 import { checkLearningRate, inputLabels, runtimeOf, writeReferenceStep } from './reference-step.js';
 
 /** Options of {@link headStep} (the `diffssl head-step` command). @public */
-export interface HeadStepOptions {
+export interface HeadStepOptions extends StepRuntimeOptions {
   /** JSON file with the head spec (`{"kind":"linear"|"fusion"|"layers", ...}`, the reference's argument names). */
   head: string;
   /** safetensors with the parameters under the reference's names (BatchNorm buffers may be absent: mean 0, var 1). */
@@ -15,14 +15,6 @@ export interface HeadStepOptions {
   lr: number;
   /** Where to write the result. */
   out: string;
-  /** Execution providers in order (default cpu). */
-  providers?: readonly ExecutionProvider[];
-  /** Fail with `ProviderUnavailableError` instead of falling back when a named provider is unavailable. */
-  strict?: boolean;
-  /** Threads inside one op (default: ONNX Runtime's choice). */
-  threads?: number;
-  /** Receives the step graph's placement after its run (`--verbose`). */
-  onPlacement?: RunnerOptions['onPlacement'];
 }
 
 /**

@@ -198,6 +198,29 @@ export function runnerOf(options: RuntimeFlags): RunnerOptions {
   };
 }
 
+/**
+ * The session options of the commands that run one graph and write its
+ * outputs (`unet-run`, `head-step`, `finetune-step`), as their APIs take them.
+ *
+ * @public
+ */
+export interface StepRuntimeOptions {
+  /** Execution providers in order (default: `auto` for `unetRun`, `cpu` for `headStep` and `finetuneStep`). */
+  providers?: readonly ExecutionProvider[];
+  /** Fail with `ProviderUnavailableError` instead of falling back when a named provider is unavailable. */
+  strict?: boolean;
+  /** Threads inside one op (default: ONNX Runtime's choice). */
+  threads?: number | undefined;
+  /** Receives the graph's placement after its run (`--verbose`). */
+  onPlacement?: RunnerOptions['onPlacement'];
+}
+
+/** {@link StepRuntimeOptions} from the runtime flags (`--provider`, `--strict`, `--threads`, `--verbose`). */
+export function stepRuntimeOf(flags: RuntimeFlags): StepRuntimeOptions {
+  const runner = runnerOf(flags);
+  return { providers: runner.executionProviders!, strict: runner.strict ?? false, threads: flags.threads, onPlacement: runner.onPlacement };
+}
+
 /** Progress mode and status-line writer from the runtime options. */
 export function displayOf(options: RuntimeFlags): { progress: ProgressOptions['mode']; log: (line: string) => void } {
   return options.quiet ? { progress: 'off', log: () => {} } : { progress: 'auto', log: (line) => process.stderr.write(`${line}\n`) };

@@ -11,10 +11,9 @@ import {
   writeFileAtomic,
   writeSafetensors,
   type BuildContext,
-  type ExecutionProvider,
-  type RunnerOptions,
   type SymbolicTensor,
 } from '@diffssl/core';
+import type { StepRuntimeOptions } from './options.js';
 
 /**
  * What the reference checks `head-step` and `finetune-step` share: their
@@ -44,12 +43,7 @@ export function inputLabels(input: ReadonlyMap<string, HostTensor>, path: string
 }
 
 /** The runtime part of the step commands' options, as {@link writeReferenceStep} takes it. */
-export function runtimeOf(options: {
-  providers?: readonly ExecutionProvider[];
-  strict?: boolean;
-  threads?: number;
-  onPlacement?: RunnerOptions['onPlacement'];
-}): Pick<ReferenceStepOptions, 'providers' | 'strict' | 'threads' | 'onPlacement'> {
+export function runtimeOf(options: StepRuntimeOptions): StepRuntimeOptions {
   return {
     ...(options.providers ? { providers: options.providers } : {}),
     ...(options.strict !== undefined ? { strict: options.strict } : {}),
@@ -59,19 +53,11 @@ export function runtimeOf(options: {
 }
 
 /** Options of {@link writeReferenceStep}. */
-export interface ReferenceStepOptions {
+export interface ReferenceStepOptions extends StepRuntimeOptions {
   /** Learning rate of the plain SGD step. */
   lr: number;
   /** Where to write the result. */
   out: string;
-  /** Execution providers in order (default cpu). */
-  providers?: readonly ExecutionProvider[];
-  /** Fail instead of falling back when a named provider is unavailable. */
-  strict?: boolean;
-  /** Threads inside one op. */
-  threads?: number;
-  /** Receives the step graph's placement after its run (`--verbose`). */
-  onPlacement?: RunnerOptions['onPlacement'];
   /** Also write `buffer_after/<name>` for every BatchNorm running statistic and `num_batches_tracked`. */
   bufferUpdates: boolean;
 }

@@ -8,18 +8,16 @@ import {
   ShapeError,
   writeFileAtomic,
   writeSafetensors,
-  type ExecutionProvider,
   type HostTensor,
-  type RunnerOptions,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { DifFeed } from '@diffssl/diffeed';
 import { AdmUNet, loadCheckpoint } from '@diffssl/unet';
 import { readFlags } from '../pipeline/unet-source.js';
-import { readTensorFile } from './options.js';
+import { readTensorFile, type StepRuntimeOptions } from './options.js';
 
 /** Options of {@link unetRun} (the `diffssl unet-run` command). @public */
-export interface UNetRunOptions {
+export interface UNetRunOptions extends StepRuntimeOptions {
   /** `.pt`/`.pth` or `.safetensors` weights. */
   checkpoint: string;
   /** JSON file with guided-diffusion flags, or a preset name. */
@@ -32,16 +30,8 @@ export interface UNetRunOptions {
   withOutput?: boolean;
   /** Where to write the safetensors result. */
   out: string;
-  /** Execution providers in order (default `auto`). */
-  providers?: readonly ExecutionProvider[];
-  /** Fail instead of falling back when a named provider is unavailable. */
-  strict?: boolean;
-  /** Threads inside one op (default: ONNX Runtime's choice). */
-  threads?: number | undefined;
   /** Receives status lines (default: none). */
   log?: (line: string) => void;
-  /** Receives the graph's placement after its run (`--verbose`). */
-  onPlacement?: RunnerOptions['onPlacement'];
   /**
    * DifFeed's second pass: decoder blocks whose first-pass outputs feed back
    * (`12,15`). `blocks` then names the second pass's blocks.
