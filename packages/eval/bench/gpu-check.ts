@@ -43,7 +43,7 @@ import {
 } from '@diffssl/core';
 import { DifFormer, fusionKey } from '@diffssl/difformer';
 import { admConfig, AdmUNet, createFeatureExtractor, expectedWeights, readTorchCheckpoint, unetLayout } from '@diffssl/unet';
-import { fixturePath, randomTensor, vitForwardFlops } from '@diffssl/testing';
+import { fixturePath, randomTensor, scaledMaxError, vitForwardFlops } from '@diffssl/testing';
 import { headStep } from '../src/commands/head-step.js';
 import { unetRun } from '../src/commands/unet-run.js';
 
@@ -77,20 +77,6 @@ function row(check: string, provider: string, result: string, since: number): vo
   console.log(`  ${check} [${provider}]: ${result}`);
 }
 
-/** max |a - b| / max(1, max |b|) (the fixtures' criterion). */
-function criterion(actual: HostTensor, expected: HostTensor, floor = 1): number {
-  if (actual.shape.join() !== expected.shape.join()) return Infinity;
-  const a = actual.toArray();
-  const b = expected.toArray();
-  let worst = 0;
-  let scale = floor;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]!));
-    const difference = Math.abs(a[i]! - b[i]!);
-    if (!(difference <= worst)) worst = Number.isNaN(difference) ? Infinity : difference;
-  }
-  return worst / scale;
-}
 const verdict = (error: number, tolerance: number) =>
   `${error <= tolerance ? 'PASS' : 'FAIL'} worst ${error.toExponential(2)} (tolerance ${tolerance.toExponential(0)})`;
 
@@ -117,7 +103,7 @@ for (const provider of providers) {
     let worst = 0;
     let where = '';
     for (const name of names) {
-      const error = criterion(written.get(name)!, features.tensors.get(`t150/${name}`)!);
+      const error = scaledMaxError(written.get(name)!, features.tensors.get(`t150/${name}`)!);
       if (!(error <= worst)) [worst, where] = [error, name];
     }
     row(`U-Net parity: adm-fm28, ${names.length - 1} blocks + output, t=150`, provider, `${verdict(worst, 1e-4)}${where ? ` at ${where}` : ''}`, since);
@@ -161,7 +147,7 @@ for (const provider of providers) {
       ]);
       for (const [key, tensor] of expected) {
         const got = written.get(key);
-        const error = got ? criterion(got, tensor) : Infinity;
+        const error = got ? scaledMaxError(got, tensor) : Infinity;
         if (!(error <= worst)) [worst, where] = [error, `${name} ${key}`];
       }
     }

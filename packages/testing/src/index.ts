@@ -15,7 +15,7 @@ export {
   type FeatureFixture,
   type TensorFixture,
 } from './assets.js';
-export { expectClose, randomTensor, relativeError, runOnnx, seededRandom } from './tensors.js';
+export { expectClose, randomTensor, relativeError, runOnnx, scaledMaxError, seededRandom } from './tensors.js';
 export {
   adaptiveAvgPool64,
   batchNorm64,

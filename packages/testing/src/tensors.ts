@@ -26,6 +26,16 @@ export function randomTensor(shape: readonly number[], seed: number, low = -1, h
  */
 export function relativeError(actual: HostTensor, expected: HostTensor, minimumScale = 1): number {
   expect(actual.shape).toEqual(expected.shape);
+  return scaledMaxError(actual, expected, minimumScale);
+}
+
+/**
+ * {@link relativeError} for code outside a test (benchmarks, checks that
+ * print rather than assert): Infinity for tensors of different shapes
+ * instead of a failed expectation.
+ */
+export function scaledMaxError(actual: HostTensor, expected: HostTensor, minimumScale = 1): number {
+  if (actual.shape.join() !== expected.shape.join()) return Infinity;
   const a = actual.toArray();
   const b = expected.toArray();
   let worst = 0;
