@@ -11,47 +11,15 @@
  * For each: SGD train steps/s and achieved GFLOP/s (3x the forward FLOPs) as a
  * fraction of ORT's 512 matmul rate measured in the same run.
  */
-import { BuildContext, compileModuleTrainStep, crossEntropy, Graph, HostTensor, sgd } from '@diffssl/core';
-import { matmulRate, randomTensor, secondsPerRun, vitForwardFlops } from '@diffssl/testing';
-import { admConfig, unetLayout } from '@diffssl/unet';
-import { DifFormer, fusionKey } from '../src/index.js';
-
-const layout = unetLayout(admConfig('256x256_diffusion_uncond'));
-const unet = { block: (n: number) => layout.blocks[n - 1]! };
-const prePoolSize = 16;
-const fusion = 'Use_CLS_Token:True:1024,Insert_CLS_Token,Attention:1024:8:4:2,Extract_CLS_Token';
+import { compileModuleTrainStep, sgd } from '@diffssl/core';
+import { matmulRate, secondsPerRun } from '@diffssl/testing';
+import { paperHeadProblem } from './paper-head.js';
 
 async function bench(label: string, blocks: number[], timesteps: number[], batch: number, rate: number): Promise<void> {
-  const head = DifFormer.fromUNet(unet, { firstPassBlocks: blocks, timesteps, fusion, prePoolSize, numClasses: 1000, seed: 0 });
-  const graph = new Graph();
-  const context = new BuildContext(graph, head, { mode: 'train' });
-  const feeds: Record<string, HostTensor> = {
-    labels: HostTensor.from(
-      'int64',
-      [batch],
-      Array.from({ length: batch }, (_, i) => BigInt(i % 1000)),
-    ),
-  };
-  const inputs = new Map();
-  let flops = 0;
-  let seed = 1;
-  for (const t of timesteps) {
-    let tokens = 1;
-    for (const block of blocks) {
-      const { channels, resolution } = unet.block(block);
-      const key = fusionKey(t, block);
-      inputs.set(key, graph.input(key, 'float32', ['batch', channels, resolution, resolution]));
-      feeds[key] = randomTensor([batch, channels, resolution, resolution], seed++);
-      const side = Math.min(resolution, prePoolSize);
-      tokens += side * side;
-      flops += 2 * batch * side * side * channels * 1024;
-    }
-    flops += vitForwardFlops(batch, tokens, 1024, 4, 2);
-  }
-  const logits = head.forward(context, inputs);
+  const { context, loss, feeds, forwardFlops: flops } = paperHeadProblem(blocks, timesteps, batch);
   const step = await compileModuleTrainStep({
     context,
-    loss: crossEntropy(logits, graph.input('labels', 'int64', ['batch'])),
+    loss,
     optimizer: sgd(),
     runner: { executionProviders: ['cpu'] },
   });

@@ -21,21 +21,9 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import {
-  BuildContext,
-  bytesPerElement,
-  compileModuleTrainStep,
-  crossEntropy,
-  gradients,
-  Graph,
-  HostTensor,
-  sgd,
-  type RunnerOptions,
-  type SymbolicTensor,
-} from '@diffssl/core';
-import { randomTensor, secondsPerRun } from '@diffssl/testing';
-import { admConfig, unetLayout } from '@diffssl/unet';
-import { DifFormer, fusionKey } from '../src/index.js';
+import { bytesPerElement, compileModuleTrainStep, gradients, sgd, type RunnerOptions, type SymbolicTensor } from '@diffssl/core';
+import { secondsPerRun } from '@diffssl/testing';
+import { paperHeadProblem } from './paper-head.js';
 
 // Every variant states both options.
 const variants: Record<string, Partial<RunnerOptions>> = {
@@ -50,38 +38,7 @@ let blocks = [19, 24, 30];
 let timesteps = [90, 150, 300];
 
 function buildStep(batch: number, symbolicBatch: boolean) {
-  const layout = unetLayout(admConfig('256x256_diffusion_uncond'));
-  const unet = { block: (n: number) => layout.blocks[n - 1]! };
-  const head = DifFormer.fromUNet(unet, {
-    firstPassBlocks: blocks,
-    timesteps,
-    fusion: 'Use_CLS_Token:True:1024,Insert_CLS_Token,Attention:1024:8:4:2,Extract_CLS_Token',
-    prePoolSize: 16,
-    numClasses: 1000,
-    seed: 0,
-  });
-  const graph = new Graph();
-  const context = new BuildContext(graph, head, { mode: 'train' });
-  const feeds: Record<string, HostTensor> = {
-    labels: HostTensor.from(
-      'int64',
-      [batch],
-      Array.from({ length: batch }, (_, i) => BigInt(i % 1000)),
-    ),
-  };
-  const inputs = new Map();
-  let seed = 1;
-  for (const t of timesteps) {
-    for (const block of blocks) {
-      const { channels, resolution } = unet.block(block);
-      const key = fusionKey(t, block);
-      inputs.set(key, graph.input(key, 'float32', [symbolicBatch ? 'batch' : batch, channels, resolution, resolution]));
-      if (symbolicBatch) feeds[key] = randomTensor([batch, channels, resolution, resolution], seed++);
-    }
-  }
-  const logits = head.forward(context, inputs);
-  const loss = crossEntropy(logits, graph.input('labels', 'int64', [symbolicBatch ? 'batch' : batch]));
-  return { context, loss, feeds };
+  return paperHeadProblem(blocks, timesteps, batch, symbolicBatch);
 }
 
 /** Live-tensor peak of forward + backward in creation order (see the file's comment). */
