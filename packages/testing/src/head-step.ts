@@ -6,13 +6,14 @@ import {
   crossEntropy,
   gradients,
   Graph,
+  HostTensor,
   sgd,
-  type HostTensor,
   type Module,
   type SymbolicTensor,
 } from '@diffssl/core';
 import { expect } from 'vitest';
 import type { TensorFixture } from './assets.js';
+import { batchNorm64, toTensor64 } from './float64-reference.js';
 import { expectClose, relativeError } from './tensors.js';
 
 /** What one reference-style training step of a head produced. */
@@ -144,4 +145,25 @@ export function referenceStep(fixture: TensorFixture, name: string): ReferenceSt
     grads: fixture.group(`${name}/grad/`),
     after: fixture.group(`${name}/after_sgd/`),
   };
+}
+
+/**
+ * Expects a BatchNorm2d's running statistics after one training step from
+ * running mean 0 and variance 1 to be PyTorch's, computed in float64 from the
+ * input it normalized (0.1 * batch mean; 0.9 + 0.1 * unbiased batch
+ * variance), within 1e-5; and, as a control, the batch variance to be far
+ * from 1 (more than 1e-2 away for some channel), so a buffer left at its start
+ * would fail.
+ *
+ * @param written - tensors written by the step, with `buffer_after/<prefix>.running_mean` and `.running_var`
+ * @param prefix - the BatchNorm's state-dict prefix (`pre_layer.12.1`)
+ * @param input - what it normalized, [B, C, H, W]
+ */
+export function expectFirstStepRunningStatistics(written: ReadonlyMap<string, HostTensor>, prefix: string, input: HostTensor): void {
+  const c = input.shape[1]!;
+  const [zeros, ones] = [Array<number>(c).fill(0), Array<number>(c).fill(1)];
+  const reference = batchNorm64(toTensor64(input), { weight: ones, bias: zeros, runningMean: zeros, runningVar: ones }, 'train');
+  expect(relativeError(written.get(`buffer_after/${prefix}.running_mean`)!, HostTensor.from('float64', [c], reference.runningMean))).toBeLessThan(1e-5);
+  expect(relativeError(written.get(`buffer_after/${prefix}.running_var`)!, HostTensor.from('float64', [c], reference.runningVar))).toBeLessThan(1e-5);
+  expect(Math.max(...reference.runningVar.map((r) => Math.abs((r - 0.9) / 0.1 - 1)))).toBeGreaterThan(1e-2);
 }

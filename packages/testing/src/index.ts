@@ -35,7 +35,14 @@ export {
   type Tensor64,
 } from './float64-reference.js';
 export { matmulRate, secondsPerRun, vitForwardFlops } from './bench.js';
-export { expectMatchesReferenceStep, referenceStep, runHeadStep, type HeadStepResult, type ReferenceStep } from './head-step.js';
+export {
+  expectFirstStepRunningStatistics,
+  expectMatchesReferenceStep,
+  referenceStep,
+  runHeadStep,
+  type HeadStepResult,
+  type ReferenceStep,
+} from './head-step.js';
 export { statePickle, storedZip, storedZipChunks, writeStateDict, writeTorchZip, type TensorRecord } from './torch-zip-writer.js';
 export { FakeTensor, fakeOrt, type FakeOrt, type FakeSessionOptions } from './fake-ort.js';
 export { webGpuUnavailable } from './webgpu.js';

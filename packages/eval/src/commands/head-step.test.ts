@@ -14,6 +14,7 @@ import { DifFormer, fusionKey } from '@diffssl/difformer';
 import {
   adaptiveAvgPool64,
   batchNorm64,
+  expectFirstStepRunningStatistics,
   expectMatchesReferenceStep,
   loadTensorFixture,
   randomTensor,
@@ -99,38 +100,9 @@ describe('diffssl head-step', () => {
     params.set('pre_layer.12.1.bias', HostTensor.zeros('float32', [64]));
     writeFileSync(join(directory, 'params.safetensors'), writeSafetensors(params));
     const written = await headStepIn(directory, '0.05');
-    // The running mean after one step is 0.9 * 0 + 0.1 * the batch mean of the 7x7-pooled (identity here) input, per channel.
-    const input = fixture.tensor('attention/input/t150/block12');
-    const [n, c, h, w] = input.shape as [number, number, number, number];
-    const values = input.toArray();
-    // The running variance is 0.9 * 1 + 0.1 * the unbiased batch variance (PyTorch's BatchNorm2d), per channel.
-    const count = n * h * w;
-    const channelValues = (channel: number) =>
-      Array.from({ length: count }, (_, j) => values[(Math.floor(j / (h * w)) * c + channel) * h * w + (j % (h * w))]!);
-    const batchMean = Array.from({ length: c }, (_, channel) => channelValues(channel).reduce((a, v) => a + v, 0) / count);
-    const batchVariance = batchMean.map((mean, channel) => channelValues(channel).reduce((a, v) => a + (v - mean) ** 2, 0) / (count - 1));
-    expect(
-      relativeError(
-        written.get('buffer_after/pre_layer.12.1.running_mean')!,
-        HostTensor.from(
-          'float64',
-          [c],
-          batchMean.map((m) => 0.1 * m),
-        ),
-      ),
-    ).toBeLessThan(1e-5);
-    expect(
-      relativeError(
-        written.get('buffer_after/pre_layer.12.1.running_var')!,
-        HostTensor.from(
-          'float64',
-          [c],
-          batchVariance.map((v) => 0.9 + 0.1 * v),
-        ),
-      ),
-    ).toBeLessThan(1e-5);
-    // A control: the batch variance is far from 1, so a buffer that started at 0 (or kept 1) would fail.
-    expect(Math.max(...batchVariance.map((v) => Math.abs(v - 1)))).toBeGreaterThan(1e-2);
+    // PyTorch's running statistics in float64, on the 7x7-pooled (identity here) input, with the control that the batch
+    // variance is far from 1 (a buffer that started at 0, or kept 1, would fail).
+    expectFirstStepRunningStatistics(written, 'pre_layer.12.1', fixture.tensor('attention/input/t150/block12'));
   });
 
   it('applies a BatchNorm pre-layer once per timestep (3 timesteps, uneven channels, pool 7 -> 3 and 5 -> 3), as PyTorch', async () => {
