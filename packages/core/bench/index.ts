@@ -25,11 +25,10 @@ import {
   layerNorm,
   linear,
   matmul,
-  mul,
   reshape,
+  scaledDotProductAttention,
   sgd,
   slice,
-  softmax,
   transpose,
   type Dim,
   type OnnxModel,
@@ -97,8 +96,7 @@ function vitBlock(
   const headDim = dim / heads;
   const qkv = transpose(reshape(linear(layerNorm(x, n1w, n1b), qkvW!), [batch, tokens, 3, heads, headDim]), [2, 0, 3, 1, 4]);
   const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [batch, heads, tokens, headDim]);
-  const attention = softmax(mul(matmul(part(0), transpose(part(1), [0, 1, 3, 2])), headDim ** -0.5));
-  const mixed = reshape(transpose(matmul(attention, part(2)), [0, 2, 1, 3]), [batch, tokens, dim]);
+  const mixed = reshape(transpose(scaledDotProductAttention(part(0), part(1), part(2), headDim ** -0.5), [0, 2, 1, 3]), [batch, tokens, dim]);
   const h = add(x, linear(mixed, projW!, projB!));
   const y = add(h, linear(gelu(linear(layerNorm(h, n2w!, n2b!), fc1W!, fc1B!)), fc2W!, fc2B!));
   return { y, weights };

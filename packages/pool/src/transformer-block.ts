@@ -5,12 +5,10 @@ import {
   Layer,
   LayerNorm,
   Linear,
-  matmul,
-  mul,
   reshape,
   ShapeError,
+  scaledDotProductAttention,
   slice,
-  softmax,
   transpose,
   type BuildContext,
   type RandomGenerator,
@@ -55,8 +53,9 @@ export class SelfAttention extends Layer {
     const headDim = this.dim / this.heads;
     const qkv = transpose(reshape(this.qkv.forward(context, x), [batch!, tokens, 3, this.heads, headDim]), [2, 0, 3, 1, 4]);
     const part = (i: number) => reshape(slice(qkv, [i], [i + 1], [0]), [batch!, this.heads, tokens, headDim]);
-    const scores = matmul(mul(part(0), headDim ** -0.5), transpose(part(1), [0, 1, 3, 2]));
-    const mixed = reshape(transpose(matmul(softmax(scores, -1), part(2)), [0, 2, 1, 3]), [batch!, tokens, this.dim]);
+    // softmax(q k^T / sqrt(head_dim)) v; the backward pass recomputes the [B, heads, N, N] probabilities instead of keeping them.
+    const attended = scaledDotProductAttention(part(0), part(1), part(2), headDim ** -0.5);
+    const mixed = reshape(transpose(attended, [0, 2, 1, 3]), [batch!, tokens, this.dim]);
     return this.proj.forward(context, mixed);
   }
 }

@@ -54,6 +54,19 @@ export function gradients(output: SymbolicTensor, wrt: readonly SymbolicTensor[]
     for (const input of node.inputs) contributes.add(input.id);
   }
 
+  // Forward tensors whose op can recompute them are read by the backward pass
+  // through their recomputed copy (built once, at the first backward use).
+  const backwardStart = graph.nodes.length === 0 ? 0 : graph.nodes[graph.nodes.length - 1]!.id + 1;
+  const recomputed = new Map<number, SymbolicTensor>();
+  const forBackward = (tensor: SymbolicTensor): SymbolicTensor => {
+    const producer = tensor.producer;
+    if (!producer?.op.rematerialize || producer.id >= backwardStart) return tensor;
+    if (!recomputed.has(tensor.id)) {
+      const copies = producer.op.rematerialize(producer.inputs, producer.attributes);
+      producer.outputs.forEach((out, i) => recomputed.set(out.id, copies[i]!));
+    }
+    return recomputed.get(tensor.id)!;
+  };
   const accumulated = new Map<number, SymbolicTensor>([[output.id, seed]]);
   const accumulate = (tensor: SymbolicTensor, gradient: SymbolicTensor) => {
     const previous = accumulated.get(tensor.id);
@@ -66,7 +79,13 @@ export function gradients(output: SymbolicTensor, wrt: readonly SymbolicTensor[]
       throw new UnsupportedError(`gradients: op '${node.op.name}' lies between the inputs and the output but has no gradient`);
     }
     const needsGradient = node.inputs.map((input) => dependent.has(input.id) && contributes.has(input.id) && isFloatDataType(input.dtype));
-    const inputGradients = node.op.gradient({ inputs: node.inputs, outputs: node.outputs, outputGradients, attributes: node.attributes, needsGradient });
+    const inputGradients = node.op.gradient({
+      inputs: node.inputs.map(forBackward),
+      outputs: node.outputs.map(forBackward),
+      outputGradients,
+      attributes: node.attributes,
+      needsGradient,
+    });
     node.inputs.forEach((input, i) => {
       const gradient = inputGradients[i];
       if (!needsGradient[i] || !gradient) return;

@@ -73,6 +73,15 @@ export interface OpDefinition<A extends object> {
   gradient?(context: GradientContext<A>): (SymbolicTensor | undefined)[];
   /** Autodiff treats the outputs as constants: nothing before the op joins the backward pass (`stopGradient`). */
   readonly stopsGradient?: boolean;
+  /**
+   * Recomputes the outputs from the inputs for the backward pass, so that the
+   * forward outputs are freed after their last forward use instead of living
+   * until the backward pass reads them. For cheap ops with large outputs
+   * (GELU). The nodes it builds must differ from the forward lowering: ONNX
+   * Runtime merges identical nodes on identical inputs, which would keep the
+   * forward output alive after all.
+   */
+  rematerialize?(inputs: readonly SymbolicTensor[], attributes: A): SymbolicTensor[];
 }
 
 /**

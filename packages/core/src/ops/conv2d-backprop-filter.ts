@@ -18,7 +18,8 @@ export interface BackpropFilterAttributes extends ConvGeometry {
  * `Conv(x', dy', dilations = stride, strides = dilation, pads = padding)` is
  * [C, O, >=kh, >=kw]; its top-left kh x kw corner transposed is dW.
  */
-function lowerGroup(context: LoweringContext, x: string, dy: string, attributes: BackpropFilterAttributes): string {
+function lowerGroup(context: LoweringContext, x: string, dy: string, attributes: BackpropFilterAttributes, channels: [number, number]): string {
+  if (isPointwise(attributes)) return lowerPointwiseGroup(context, x, dy, channels);
   const [ph, pw] = attributes.padding;
   const xT = context.emit('Transpose', [x], { perm: attr.ints([1, 0, 2, 3]) })[0]!;
   const dyT = context.emit('Transpose', [dy], { perm: attr.ints([1, 0, 2, 3]) })[0]!;
@@ -32,7 +33,27 @@ function lowerGroup(context: LoweringContext, x: string, dy: string, attributes:
   return context.emit('Transpose', [cropped], { perm: attr.ints([1, 0, 2, 3]) })[0]!;
 }
 
-/** The gradient of conv2d with respect to its weight, lowered as a convolution of x by dy. Not differentiable itself. */
+/** A 1x1 kernel at stride 1 without padding or dilation: every output pixel reads one input pixel. */
+function isPointwise({ kernelSize, stride, padding, dilation }: BackpropFilterAttributes): boolean {
+  return [...kernelSize, ...stride, ...dilation].every((v) => v === 1) && padding.every((v) => v === 0);
+}
+
+/**
+ * dW of a pointwise convolution is one matrix product: dy as [O, N*H*W] times
+ * x as [C, N*H*W] transposed. As a convolution of x by dy (the general
+ * lowering) ORT's CPU provider ran it at a fifth of its GEMM rate (0.5 s for
+ * the paper's 1024-channel 16x16 projection at batch 32).
+ */
+function lowerPointwiseGroup(context: LoweringContext, x: string, dy: string, [c, o]: [number, number]): string {
+  const rows = (name: string, count: number) => {
+    const channelsFirst = context.emit('Transpose', [name], { perm: attr.ints([1, 0, 2, 3]) })[0]!;
+    return context.emit('Reshape', [channelsFirst, context.int64s([count, -1])])[0]!;
+  };
+  const product = context.emit('Gemm', [rows(dy, o), rows(x, c)], { transB: attr.int(1) })[0]!;
+  return context.emit('Reshape', [product, context.int64s([o, c, 1, 1])])[0]!;
+}
+
+/** The gradient of conv2d with respect to its weight, lowered as a convolution of x by dy (one matrix product for a pointwise convolution). Not differentiable itself. */
 export const conv2dBackpropFilterOp = defineOp<BackpropFilterAttributes>({
   name: 'conv2dBackpropFilter',
   infer([x, dy], attributes) {
@@ -48,14 +69,14 @@ export const conv2dBackpropFilterOp = defineOp<BackpropFilterAttributes>({
   },
   lower(context, [x, dy], attributes) {
     const { groups } = attributes;
-    if (groups === 1) return [lowerGroup(context, x!, dy!, attributes)];
     const c = context.node.inputs[0]!.shape[1] as number;
     const o = context.node.inputs[1]!.shape[1] as number;
+    if (groups === 1) return [lowerGroup(context, x!, dy!, attributes, [c, o])];
     const pieces: string[] = [];
     for (let g = 0; g < groups; g++) {
       const part = (name: string, size: number) =>
         context.emit('Slice', [name, context.int64s([(g * size) / groups]), context.int64s([((g + 1) * size) / groups]), context.int64s([1])])[0]!;
-      pieces.push(lowerGroup(context, part(x!, c), part(dy!, o), attributes));
+      pieces.push(lowerGroup(context, part(x!, c), part(dy!, o), attributes, [c / groups, o / groups]));
     }
     return context.emit('Concat', pieces, { axis: attr.int(0) });
   },

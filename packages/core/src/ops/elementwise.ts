@@ -20,6 +20,8 @@ export interface UnarySpec {
   kernel: (x: number) => number;
   /** dx from dy, the input x and the output y. */
   gradient: (dy: SymbolicTensor, x: SymbolicTensor, y: SymbolicTensor) => SymbolicTensor;
+  /** The output recomputed from x for the backward pass (`OpDefinition.rematerialize`). */
+  rematerialize?: (x: SymbolicTensor) => SymbolicTensor;
 }
 
 /** Defines an elementwise unary op on float tensors. */
@@ -33,6 +35,7 @@ export function defineUnaryOp(spec: UnarySpec): Op<object> {
     lower: (context, inputs) => lowerWith(spec.onnx, context, inputs),
     reference: ([x]) => [unaryKernel(spec.name, x!, spec.kernel)],
     gradient: ({ inputs, outputs, outputGradients }) => [spec.gradient(outputGradients[0]!, inputs[0]!, outputs[0]!)],
+    ...(spec.rematerialize ? { rematerialize: ([x]: readonly SymbolicTensor[]) => [spec.rematerialize!(x!)] } : {}),
   });
 }
 

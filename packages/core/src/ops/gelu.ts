@@ -2,6 +2,7 @@ import type { SymbolicTensor } from '../graph/graph.js';
 import { defineUnaryOp } from './elementwise.js';
 import { erf as erfKernel } from '../reference/kernel-utils.js';
 import { add } from './add.js';
+import { div } from './div.js';
 import { erf } from './erf.js';
 import { exp } from './exp.js';
 import { mul } from './mul.js';
@@ -18,11 +19,23 @@ export const geluOp = defineUnaryOp({
   },
   kernel: (x) => 0.5 * x * (1 + erfKernel(x * Math.SQRT1_2)),
   gradient: (dy, x) => {
-    const cdf = mul(add(erf(mul(x, Math.SQRT1_2)), 1), 0.5);
     const pdf = mul(exp(mul(mul(x, x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
-    return mul(dy, add(cdf, mul(x, pdf)));
+    return mul(dy, add(backwardNormalCdf(x), mul(x, pdf)));
   },
+  // x * Phi(x): the backward pass keeps only x (which the gradient reads anyway), not the output.
+  rematerialize: (x) => mul(x, backwardNormalCdf(x)),
 });
+
+/**
+ * The standard normal CDF `0.5 (1 + erf(x / sqrt 2))` as the backward pass
+ * computes it: dividing by sqrt 2 where the forward lowering multiplies by
+ * 1/sqrt 2, so that ONNX Runtime does not merge the two (the merge would keep
+ * the forward's erf alive until the backward pass, a tensor as large as the
+ * output). The two differ by at most one rounding of the erf argument.
+ */
+function backwardNormalCdf(x: SymbolicTensor): SymbolicTensor {
+  return mul(add(erf(div(x, Math.SQRT2)), 1), 0.5);
+}
 
 /**
  * Elementwise GELU with the exact erf form `0.5 x (1 + erf(x / sqrt 2))` (PyTorch's default `nn.GELU()`).

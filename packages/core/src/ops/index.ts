@@ -1,5 +1,6 @@
 export { adaptiveAvgPool2d } from './adaptive-avg-pool2d.js';
 export { add } from './add.js';
+export { scaledDotProductAttention } from './attention.js';
 export { avgPool2d } from './avg-pool2d.js';
 export { batchNorm, type BatchNormTrainingResult } from './batch-norm.js';
 export { broadcastTo } from './broadcast-to.js';

@@ -42,6 +42,7 @@ import {
   relu,
   reshape,
   resizeBilinear,
+  scaledDotProductAttention,
   sigmoid,
   silu,
   sin,
@@ -122,6 +123,11 @@ const cases: OpCase[] = [
     named: { x: { 0: 'batch' } },
     build: ({ x, w }) => conv2d(x!, w!),
   },
+  {
+    name: 'conv2d 1x1 groups 2 (pointwise weight gradient as a matrix product)',
+    inputs: { x: { shape: [2, 4, 3, 2] }, w: { shape: [6, 2, 1, 1] }, b: { shape: [6] } },
+    build: ({ x, w, b }) => conv2d(x!, w!, b!, { groups: 2 }),
+  },
   { name: 'avgPool2d 2x2', inputs: { x: { shape: [2, 3, 6, 5] } }, build: ({ x }) => avgPool2d(x!, 2) },
   { name: 'avgPool2d 3x3 stride 2 pad 1', inputs: { x: { shape: [1, 2, 7, 7] } }, build: ({ x }) => avgPool2d(x!, 3, { stride: 2, padding: 1 }) },
   { name: 'adaptiveAvgPool2d 7->2 (overlapping bins)', inputs: { x: { shape: [2, 3, 7, 7] } }, build: ({ x }) => adaptiveAvgPool2d(x!, 2) },
@@ -168,6 +174,22 @@ const cases: OpCase[] = [
     constantInputs: ['m', 'v'],
   },
   { name: 'softmax', inputs: { x: { shape: [2, 5], low: -3, high: 3 } }, build: ({ x }) => softmax(x!) },
+  {
+    name: 'scaledDotProductAttention (heads axis, Nq != Nk, dv != d)',
+    inputs: { q: { shape: [2, 2, 3, 4] }, k: { shape: [2, 2, 5, 4] }, v: { shape: [2, 2, 5, 3] } },
+    build: ({ q, k, v }) => scaledDotProductAttention(q!, k!, v!, 0.5),
+  },
+  {
+    name: 'scaledDotProductAttention (named batch)',
+    inputs: { q: { shape: [3, 4, 2] }, k: { shape: [3, 4, 2] }, v: { shape: [3, 4, 2] } },
+    named: { q: { 0: 'batch' }, k: { 0: 'batch' }, v: { 0: 'batch' } },
+    build: ({ q, k, v }) => scaledDotProductAttention(q!, k!, v!, 2 ** -0.5),
+  },
+  {
+    name: 'gelu read by a later gradient (matmul of gelu: recomputed in the backward pass)',
+    inputs: { x: { shape: [3, 4], low: -3, high: 3 }, w: { shape: [4, 2] } },
+    build: ({ x, w }) => matmul(gelu(x!), w!),
+  },
   { name: 'softmax axis 0', inputs: { x: { shape: [3, 2], low: -3, high: 3 } }, build: ({ x }) => softmax(x!, 0) },
   { name: 'logSoftmax', inputs: { x: { shape: [2, 5], low: -3, high: 3 } }, build: ({ x }) => logSoftmax(x!) },
   {
