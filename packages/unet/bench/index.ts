@@ -6,9 +6,9 @@
  * 3. peak RSS while streaming features of the 10,000 embedded Fashion-MNIST
  *    training images, discarding each batch, and the RSS growth of `extract`
  *    on 2,000 images against the size of its outputs;
- * 4. int8 against float32 extraction, in this one run: the rate of each and
- *    their ratio, and each block's relative feature error (RMS of the
- *    difference over RMS of float32), on adm-fm28 (blocks 5, 10, 14 at t=150,
+ * 4. int8 against float32 extraction: the rate of each (each timed alone in
+ *    a fresh process, float32, int8, int8, float32) and their ratio, and each
+ *    block's relative feature error (RMS of the difference over RMS of float32), on adm-fm28 (blocks 5, 10, 14 at t=150,
  *    batch 64) and on the 256x256 layout (preset 256x256_diffusion_uncond,
  *    random weights, block 24 at t=150, batch 2). `--int8-only` runs this
  *    part alone (`pnpm bench -- --int8-only`).
@@ -78,25 +78,14 @@ function rmsRelative(a: HostTensor, b: HostTensor): number {
   return Math.sqrt(difference / norm);
 }
 
-/** float32 against int8 extraction of the same images in one process: images/s of each, the ratio, and each block's error. */
-async function comparePrecisions(label: string, unet: AdmUNet, blocks: number[], images: HostTensor, seconds: number): Promise<void> {
-  const rates: Partial<Record<UNetPrecision, number>> = {};
-  const features: Partial<Record<UNetPrecision, Map<string, HostTensor<'float32'>>>> = {};
-  for (const dtype of ['float32', 'int8'] as const) {
-    const extractor = await createFeatureExtractor({ unet, blocks, timesteps: [150], batchSize: images.shape[0]!, runner: cpu, dtype });
-    features[dtype] = await extractor.extract(images);
-    rates[dtype] = images.shape[0]! / (await secondsPerRun(() => extractor.extract(images), seconds));
-    await extractor.release();
-  }
-  const errors = [...features.float32!.keys()].map((key) => `${key} ${(100 * rmsRelative(features.int8!.get(key)!, features.float32!.get(key)!)).toFixed(2)}%`);
-  console.log(
-    `int8 vs float32, ${label}: float32 ${rates.float32!.toPrecision(3)} images/s, int8 ${rates.int8!.toPrecision(3)} images/s = ${(rates.int8! / rates.float32!).toFixed(2)}x; relative feature error (RMS) ${errors.join(', ')}`,
-  );
-}
+/** An int8-against-float32 comparison: adm-fm28, or the 256x256 layout with random weights. */
+type Int8Case = 'fm28' | '256';
 
-async function benchInt8(): Promise<void> {
-  const fm28 = new AdmUNet(flags, await readTorchCheckpoint(checkpoint));
-  await comparePrecisions('adm-fm28 blocks {5,10,14} at t=150, batch 64', fm28, [5, 10, 14], syntheticImages(64), 8);
+async function int8Case(name: Int8Case): Promise<{ label: string; unet: AdmUNet; blocks: number[]; images: HostTensor; seconds: number }> {
+  if (name === 'fm28') {
+    const fm28 = new AdmUNet(flags, await readTorchCheckpoint(checkpoint));
+    return { label: 'adm-fm28 blocks {5,10,14} at t=150, batch 64', unet: fm28, blocks: [5, 10, 14], images: syntheticImages(64), seconds: 8 };
+  }
   // The published 256x256 layout with random weights: PyTorch's default initialization, and the zero_module
   // convolutions (zero at initialization) drawn like the others so that every residual branch computes.
   const config = admConfig(ADM_PRESETS['256x256_diffusion_uncond']);
@@ -109,13 +98,72 @@ async function benchInt8(): Promise<void> {
       zero ? randomTensor(tensor.shape, seed++, -1 / Math.sqrt(tensor.size / tensor.shape[0]!), 1 / Math.sqrt(tensor.size / tensor.shape[0]!)) : tensor,
     );
   }
-  const large = new AdmUNet(config, weights);
   const pixels = new Uint8Array(2 * 3 * 256 * 256).map((_, i) => (i * 2654435761) >>> 24);
-  await comparePrecisions('256x256 layout (random weights) block 24 at t=150, batch 2', large, [24], HostTensor.from('uint8', [2, 3, 256, 256], pixels), 20);
+  return {
+    label: '256x256 layout (random weights) block 24 at t=150, batch 2',
+    unet: new AdmUNet(config, weights),
+    blocks: [24],
+    images: HostTensor.from('uint8', [2, 3, 256, 256], pixels),
+    seconds: 20,
+  };
 }
 
+/** Child process (`--int8-rate CASE DTYPE`): images/s of one precision, alone in a fresh process. */
+async function int8Rate(name: Int8Case, dtype: UNetPrecision): Promise<number> {
+  const { unet, blocks, images, seconds } = await int8Case(name);
+  const extractor = await createFeatureExtractor({ unet, blocks, timesteps: [150], batchSize: images.shape[0]!, runner: cpu, dtype });
+  const time = await secondsPerRun(() => extractor.extract(images), seconds);
+  await extractor.release();
+  return images.shape[0]! / time;
+}
+
+/**
+ * float32 against int8 extraction of the same images: each block's error
+ * (both extractors in this process), and the rate of each precision timed
+ * alone in a fresh process, in the order float32, int8, int8, float32 (the
+ * mean of each pair). Timed in one process, the second extractor ran up to
+ * 20 % slower than the first whichever precision it was (ORT's spinning
+ * threads and the heap the first left behind), and alternating calls between
+ * two open sessions slowed both.
+ */
+async function comparePrecisions(name: Int8Case): Promise<void> {
+  const { label, unet, blocks, images } = await int8Case(name);
+  const features = new Map<UNetPrecision, Map<string, HostTensor<'float32'>>>();
+  for (const dtype of ['float32', 'int8'] as const) {
+    const extractor = await createFeatureExtractor({ unet, blocks, timesteps: [150], batchSize: images.shape[0]!, runner: cpu, dtype });
+    features.set(dtype, await extractor.extract(images));
+    await extractor.release();
+  }
+  const rates = { float32: [] as number[], int8: [] as number[] };
+  for (const dtype of ['float32', 'int8', 'int8', 'float32'] as const) {
+    const report = execFileSync(
+      process.execPath,
+      ['--conditions=@diffssl/source', '--import', 'tsx', fileURLToPath(import.meta.url), '--int8-rate', name, dtype],
+      {
+        encoding: 'utf8',
+      },
+    );
+    rates[dtype].push(Number(report.trim().split('\n').pop()));
+  }
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+  const [float32, int8] = [mean(rates.float32), mean(rates.int8)];
+  const each = (values: number[]) => values.map((v) => v.toPrecision(3)).join(' and ');
+  const errors = [...features.get('float32')!.keys()].map(
+    (key) => `${key} ${(100 * rmsRelative(features.get('int8')!.get(key)!, features.get('float32')!.get(key)!)).toFixed(2)}%`,
+  );
+  console.log(
+    `int8 vs float32, ${label}: float32 ${float32.toPrecision(3)} images/s (${each(rates.float32)}), int8 ${int8.toPrecision(3)} images/s (${each(rates.int8)}) = ${(int8 / float32).toFixed(2)}x, each timed alone in a fresh process; relative feature error (RMS) ${errors.join(', ')}`,
+  );
+}
+
+const rateArgument = process.argv.indexOf('--int8-rate');
+if (rateArgument >= 0) {
+  console.log(await int8Rate(process.argv[rateArgument + 1] as Int8Case, process.argv[rateArgument + 2] as UNetPrecision));
+  process.exit(0);
+}
 if (process.argv.includes('--int8-only')) {
-  await benchInt8();
+  await comparePrecisions('fm28');
+  await comparePrecisions('256');
   process.exit(0);
 }
 
@@ -174,7 +222,8 @@ console.log(
   );
 }
 
-await benchInt8();
+await comparePrecisions('fm28');
+await comparePrecisions('256');
 
 {
   // A synthetic checkpoint with the tensors of the published 256x256 unconditional model (2.21 GB of float32).
