@@ -122,7 +122,7 @@ async function int8Rate(name: Int8Case, dtype: UNetPrecision): Promise<number> {
  * (both extractors in this process), and the rate of each precision timed
  * alone in a fresh process, in the order float32, int8, int8, float32 (the
  * mean of each pair). Timed in one process, the second extractor ran up to
- * 20 % slower than the first whichever precision it was (ORT's spinning
+ * 20 % slower than the first whichever precision it was (likely ORT's spinning
  * threads and the heap the first left behind), and alternating calls between
  * two open sessions slowed both.
  */
