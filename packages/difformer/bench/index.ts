@@ -6,8 +6,8 @@
  *    1024-channel block (block 24), batch 32, 1000 classes;
  * 2. DifFormer over 3 blocks (19, 24, 30) x 3 timesteps (90, 150, 300), each
  *    block pooled to at most 16x16, the same head, batch 16 (batch 32 fits
- *    too, at 8.9 GiB of peak RSS: `bench:memory --batch 32`; it takes twice
- *    as long per step).
+ *    too, at 8.9 GiB of peak RSS: `bench:memory --batch 32`; it takes 2.3
+ *    times as long per step).
  * For each: SGD train steps/s and achieved GFLOP/s (3x the forward FLOPs) as a
  * fraction of ORT's 512 matmul rate measured in the same run.
  */

@@ -127,13 +127,7 @@ async function int8Rate(name: Int8Case, dtype: UNetPrecision): Promise<number> {
  * two open sessions slowed both.
  */
 async function comparePrecisions(name: Int8Case): Promise<void> {
-  const { label, unet, blocks, images } = await int8Case(name);
-  const features = new Map<UNetPrecision, Map<string, HostTensor<'float32'>>>();
-  for (const dtype of ['float32', 'int8'] as const) {
-    const extractor = await createFeatureExtractor({ unet, blocks, timesteps: [150], batchSize: images.shape[0]!, runner: cpu, dtype });
-    features.set(dtype, await extractor.extract(images));
-    await extractor.release();
-  }
+  // The timing children first: this process holds no model while they run (the 256x256 one is 2.2 GB).
   const rates = { float32: [] as number[], int8: [] as number[] };
   for (const dtype of ['float32', 'int8', 'int8', 'float32'] as const) {
     const report = execFileSync(
@@ -143,7 +137,16 @@ async function comparePrecisions(name: Int8Case): Promise<void> {
         encoding: 'utf8',
       },
     );
-    rates[dtype].push(Number(report.trim().split('\n').pop()));
+    const rate = Number(report.trim().split('\n').pop());
+    if (!(rate > 0)) throw new Error(`bench: the ${dtype} timing child of ${name} printed '${report.trim()}'; expected images/s on its last line`);
+    rates[dtype].push(rate);
+  }
+  const { label, unet, blocks, images } = await int8Case(name);
+  const features = new Map<UNetPrecision, Map<string, HostTensor<'float32'>>>();
+  for (const dtype of ['float32', 'int8'] as const) {
+    const extractor = await createFeatureExtractor({ unet, blocks, timesteps: [150], batchSize: images.shape[0]!, runner: cpu, dtype });
+    features.set(dtype, await extractor.extract(images));
+    await extractor.release();
   }
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
   const [float32, int8] = [mean(rates.float32), mean(rates.int8)];
@@ -158,7 +161,10 @@ async function comparePrecisions(name: Int8Case): Promise<void> {
 
 const rateArgument = process.argv.indexOf('--int8-rate');
 if (rateArgument >= 0) {
-  console.log(await int8Rate(process.argv[rateArgument + 1] as Int8Case, process.argv[rateArgument + 2] as UNetPrecision));
+  const [name, dtype] = process.argv.slice(rateArgument + 1, rateArgument + 3);
+  if ((name !== 'fm28' && name !== '256') || (dtype !== 'float32' && dtype !== 'int8'))
+    throw new Error(`bench: --int8-rate expects fm28|256 and float32|int8; found ${name} ${dtype}`);
+  console.log(await int8Rate(name, dtype));
   process.exit(0);
 }
 if (process.argv.includes('--int8-only')) {

@@ -10,7 +10,9 @@ import { broadcastTo } from '../ops/broadcast-to.js';
  * Reverse-mode differentiation: builds the backward pass into the same graph
  * and returns `d output / d wrt` for each tensor in `wrt`. Only the nodes on a
  * path from `wrt` to `output` are differentiated; every other tensor (frozen
- * weights included) is a constant for the backward pass.
+ * weights included) is a constant for the backward pass. Outputs of ops that
+ * define `rematerialize` (GELU) are recomputed for the backward pass instead
+ * of being read from the forward pass, which frees them earlier.
  *
  * @param output - the tensor to differentiate (a scalar unless `outputGradient` is given)
  * @param wrt - tensors to differentiate with respect to (float)
@@ -54,15 +56,24 @@ export function gradients(output: SymbolicTensor, wrt: readonly SymbolicTensor[]
     for (const input of node.inputs) contributes.add(input.id);
   }
 
-  // Forward tensors whose op can recompute them are read by the backward pass
-  // through their recomputed copy (built once, at the first backward use).
-  const backwardStart = graph.nodes.length === 0 ? 0 : graph.nodes[graph.nodes.length - 1]!.id + 1;
+  // Forward tensors whose op can recompute them (OpDefinition.rematerialize)
+  // are read by the backward pass through their recomputed copy, built once
+  // at the first backward use. Every tensor seen here is a forward tensor:
+  // path nodes all exist before the backward pass starts.
   const recomputed = new Map<number, SymbolicTensor>();
   const forBackward = (tensor: SymbolicTensor): SymbolicTensor => {
     const producer = tensor.producer;
-    if (!producer?.op.rematerialize || producer.id >= backwardStart) return tensor;
+    if (!producer?.op.rematerialize) return tensor;
     if (!recomputed.has(tensor.id)) {
-      const copies = producer.op.rematerialize(producer.inputs, producer.attributes);
+      const copies = producer.op.rematerialize(producer.inputs.map(forBackward), producer.attributes);
+      const fits = (copy: SymbolicTensor | undefined, out: SymbolicTensor) =>
+        copy !== undefined && copy.dtype === out.dtype && copy.rank === out.rank && copy.shape.every((d, axis) => dimsEqual(d, out.shape[axis]!));
+      if (copies.length !== producer.outputs.length || producer.outputs.some((out, i) => !fits(copies[i], out))) {
+        const describe = (tensors: readonly SymbolicTensor[]) => tensors.map((t) => `${t.dtype}${formatShape(t.shape)}`).join(', ');
+        throw new ConfigError(
+          `gradients: rematerialize of op '${producer.op.name}' returned ${copies.length} tensors (${describe(copies)}); expected ${producer.outputs.length} like its outputs (${describe(producer.outputs)})`,
+        );
+      }
       producer.outputs.forEach((out, i) => recomputed.set(out.id, copies[i]!));
     }
     return recomputed.get(tensor.id)!;

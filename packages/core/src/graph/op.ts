@@ -42,9 +42,14 @@ export interface ReferenceContext {
  * @public
  */
 export interface GradientContext<A> {
-  /** The forward inputs. */
+  /**
+   * The forward inputs, each replaced by its recomputed copy where its
+   * producer defines {@link OpDefinition.rematerialize}: the same values,
+   * dtype and shape, but not always the same tensor object, so a gradient
+   * function must not depend on a tensor's identity, name or source.
+   */
   readonly inputs: readonly SymbolicTensor[];
-  /** The forward outputs. */
+  /** The forward outputs, recomputed copies where the op defines {@link OpDefinition.rematerialize} (see `inputs`). */
   readonly outputs: readonly SymbolicTensor[];
   /** Gradient of the loss with respect to each output (undefined where none flows). */
   readonly outputGradients: readonly (SymbolicTensor | undefined)[];
@@ -77,9 +82,12 @@ export interface OpDefinition<A extends object> {
    * Recomputes the outputs from the inputs for the backward pass, so that the
    * forward outputs are freed after their last forward use instead of living
    * until the backward pass reads them. For cheap ops with large outputs
-   * (GELU). The nodes it builds must differ from the forward lowering: ONNX
-   * Runtime merges identical nodes on identical inputs, which would keep the
-   * forward output alive after all.
+   * (GELU). Contract: it receives the inputs (recomputed copies where those
+   * are rematerialized too) and the attributes, returns one tensor per output
+   * with the output's dtype and shape (`gradients` checks this), and must be
+   * deterministic (no random ops such as dropout). The nodes it builds must
+   * differ from the forward lowering: ONNX Runtime merges identical nodes on
+   * identical inputs, which would keep the forward output alive after all.
    */
   rematerialize?(inputs: readonly SymbolicTensor[], attributes: A): SymbolicTensor[];
 }

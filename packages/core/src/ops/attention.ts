@@ -1,4 +1,4 @@
-import { DTypeError, ShapeError } from '../errors.js';
+import { ConfigError, DTypeError, ShapeError } from '../errors.js';
 import { attr } from '../graph/attributes.js';
 import { dimsEqual, formatShape } from '../graph/dim.js';
 import type { SymbolicTensor } from '../graph/graph.js';
@@ -26,9 +26,9 @@ export interface AttentionAttributes {
  * k instead of reading the forward's: the forward probabilities, [..., N, N]
  * per layer and the largest activation of a transformer (0.16 GiB per layer
  * for the paper's DifFormer at batch 16), are freed as soon as the forward
- * has used them. The recomputation forms `(q kᵀ) * scale`, which differs
- * from the forward's nodes (so ONNX Runtime does not merge the two) and, on
- * the CPU provider, fuses into the same scaled product.
+ * has used them. The recomputation forms `q (k * scale)ᵀ`, which differs
+ * from the forward's nodes (so ONNX Runtime does not merge the two) by at
+ * most a rounding per product term.
  */
 export const attentionOp = defineOp<AttentionAttributes>({
   name: 'scaledDotProductAttention',
@@ -37,7 +37,7 @@ export const attentionOp = defineOp<AttentionAttributes>({
     if (k!.dtype !== q!.dtype || v!.dtype !== q!.dtype) {
       throw new DTypeError(`scaledDotProductAttention: expected q, k and v of one dtype; found ${q!.dtype}, ${k!.dtype} and ${v!.dtype}`);
     }
-    if (!Number.isFinite(scale)) throw new ShapeError(`scaledDotProductAttention: expected a finite scale; found ${scale}`);
+    if (!Number.isFinite(scale)) throw new ConfigError(`scaledDotProductAttention: expected a finite scale; found ${scale}`);
     const rank = q!.shape.length;
     const leadingAgree = (x: typeof q) => x!.shape.length === rank && x!.shape.slice(0, -2).every((d, i) => dimsEqual(d, q!.shape[i]!));
     const [tokens, width] = [k!.shape[rank - 2], q!.shape[rank - 1]];
@@ -65,7 +65,8 @@ export const attentionOp = defineOp<AttentionAttributes>({
     return matmulOp.reference([softmaxKernel('scaledDotProductAttention', scores, rank - 1, false), v!], {}, context);
   },
   gradient({ inputs: [q, k, v], outputGradients: [dy], attributes: { scale }, needsGradient }) {
-    const probabilities = softmax(mul(matmul(q!, transposeLastTwo(k!)), scale), -1);
+    // q (k * scale)ᵀ: not the forward's (q * scale) kᵀ, so ORT does not merge the two; and no unscaled q kᵀ that could overflow in float16.
+    const probabilities = softmax(matmul(q!, transposeLastTwo(mul(k!, scale))), -1);
     const dProbabilities = matmul(dy!, transposeLastTwo(v!));
     const dScores = mul(probabilities, sub(dProbabilities, sum(mul(dProbabilities, probabilities), -1, true)));
     return [
@@ -88,7 +89,7 @@ export const attentionOp = defineOp<AttentionAttributes>({
  * @param v - values [..., Nk, dv]
  * @param scale - multiplies q before the scores (`d^-0.5` in a transformer)
  * @returns [..., Nq, dv]
- * @throws {@link ShapeError} when the shapes do not fit; {@link DTypeError} when the dtypes differ
+ * @throws {@link ShapeError} when the shapes do not fit; {@link DTypeError} when the dtypes differ; {@link ConfigError} for a scale that is not finite
  * @public
  */
 export function scaledDotProductAttention(q: SymbolicTensor, k: SymbolicTensor, v: SymbolicTensor, scale: number): SymbolicTensor {

@@ -31,11 +31,20 @@ export const geluOp = defineUnaryOp({
  * computes it: dividing by sqrt 2 where the forward lowering multiplies by
  * 1/sqrt 2, so that ONNX Runtime does not merge the two (the merge would keep
  * the forward's erf alive until the backward pass, a tensor as large as the
- * output). The two differ by at most one rounding of the erf argument.
+ * output). The two differ by at most one rounding of the erf argument. Built
+ * once per x, so the recomputed output and the gradient share it (ONNX
+ * Runtime does not merge duplicates inside a Loop body).
  */
 function backwardNormalCdf(x: SymbolicTensor): SymbolicTensor {
-  return mul(add(erf(div(x, Math.SQRT2)), 1), 0.5);
+  let cdf = backwardCdfs.get(x);
+  if (!cdf) {
+    cdf = mul(add(erf(div(x, Math.SQRT2)), 1), 0.5);
+    backwardCdfs.set(x, cdf);
+  }
+  return cdf;
 }
+
+const backwardCdfs = new WeakMap<SymbolicTensor, SymbolicTensor>();
 
 /**
  * Elementwise GELU with the exact erf form `0.5 x (1 + erf(x / sqrt 2))` (PyTorch's default `nn.GELU()`).

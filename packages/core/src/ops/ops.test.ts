@@ -124,7 +124,7 @@ const cases: OpCase[] = [
     build: ({ x, w }) => conv2d(x!, w!),
   },
   {
-    name: 'conv2d 1x1 groups 2 (pointwise weight gradient as a matrix product)',
+    name: 'conv2d 1x1 groups 2 (the pointwise weight-gradient lowering)',
     inputs: { x: { shape: [2, 4, 3, 2] }, w: { shape: [6, 2, 1, 1] }, b: { shape: [6] } },
     build: ({ x, w, b }) => conv2d(x!, w!, b!, { groups: 2 }),
   },
@@ -178,6 +178,11 @@ const cases: OpCase[] = [
     name: 'scaledDotProductAttention (heads axis, Nq != Nk, dv != d)',
     inputs: { q: { shape: [2, 2, 3, 4] }, k: { shape: [2, 2, 5, 4] }, v: { shape: [2, 2, 5, 3] } },
     build: ({ q, k, v }) => scaledDotProductAttention(q!, k!, v!, 0.5),
+  },
+  {
+    name: 'scaledDotProductAttention (rank 2)',
+    inputs: { q: { shape: [3, 4] }, k: { shape: [5, 4] }, v: { shape: [5, 2] } },
+    build: ({ q, k, v }) => scaledDotProductAttention(q!, k!, v!, 0.7),
   },
   {
     name: 'scaledDotProductAttention (named batch)',
