@@ -184,32 +184,35 @@ describe('diffssl train', () => {
     300_000,
   );
 
+  /** A quiet CPU attention-head train run (block 10 at t=50, batch 16, momentum 0.9) on the first `trainImages` images. */
+  const attentionTrainArgs = (trainImages: number, epochs: number) => [
+    'train',
+    '--protocol',
+    'attention',
+    ...EMBEDDED,
+    '--train-limit',
+    String(trainImages),
+    '--test-limit',
+    '20',
+    '--epochs',
+    String(epochs),
+    '--batch-size',
+    '16',
+    '--momentum',
+    '0.9',
+    '--blocks',
+    '10',
+    '--timesteps',
+    '50',
+    '--cache',
+    cache,
+    '--provider',
+    'cpu',
+    '--quiet',
+  ];
+
   it('resumes a run killed mid-epoch to bit-identical final weights', async () => {
-    const args = [
-      'train',
-      '--protocol',
-      'attention',
-      ...EMBEDDED,
-      '--train-limit',
-      '480',
-      '--test-limit',
-      '20',
-      '--epochs',
-      '4',
-      '--batch-size',
-      '16',
-      '--momentum',
-      '0.9',
-      '--blocks',
-      '10',
-      '--timesteps',
-      '50',
-      '--cache',
-      cache,
-      '--provider',
-      'cpu',
-      '--quiet',
-    ];
+    const args = attentionTrainArgs(480, 4);
     const straight = temporary();
     expect((await diffssl([...args, '--out', straight])).code).toBe(0);
     const killed = temporary();
@@ -233,31 +236,7 @@ describe('diffssl train', () => {
   });
 
   it("--micro-batch: the whole batch's weights (no BatchNorm), and a run killed mid-epoch resumes bit-identically", async () => {
-    const args = [
-      'train',
-      '--protocol',
-      'attention',
-      ...EMBEDDED,
-      '--train-limit',
-      '96',
-      '--test-limit',
-      '20',
-      '--epochs',
-      '3',
-      '--batch-size',
-      '16',
-      '--momentum',
-      '0.9',
-      '--blocks',
-      '10',
-      '--timesteps',
-      '50',
-      '--cache',
-      cache,
-      '--provider',
-      'cpu',
-      '--quiet',
-    ];
+    const args = attentionTrainArgs(96, 3);
     const whole = temporary();
     expect((await diffssl([...args, '--out', whole])).code).toBe(0);
     // 16 = 5 + 5 + 5 + 1 per step, 6 steps per epoch.
