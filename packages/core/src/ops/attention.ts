@@ -10,7 +10,7 @@ import { scalarLike } from './scalar-like.js';
 import { softmax, softmaxKernel } from './softmax.js';
 import { sub } from './sub.js';
 import { sum } from './sum.js';
-import { transposeLastTwo } from './transpose.js';
+import { lastTwoSwapped, transposeLastTwo } from './transpose.js';
 
 /** Attributes of {@link scaledDotProductAttention}. */
 export interface AttentionAttributes {
@@ -50,9 +50,8 @@ export const attentionOp = defineOp<AttentionAttributes>({
   },
   lower(context, [q, k, v], { scale }) {
     const rank = context.node.inputs[0]!.rank;
-    const perm = [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2];
     const scaled = context.emit('Mul', [q!, context.constant(scalarLike(context, scale))])[0]!;
-    const keysT = context.emit('Transpose', [k!], { perm: attr.ints(perm) })[0]!;
+    const keysT = context.emit('Transpose', [k!], { perm: attr.ints(lastTwoSwapped(rank)) })[0]!;
     const scores = context.emit('MatMul', [scaled, keysT])[0]!;
     const probabilities = context.emit('Softmax', [scores], { axis: attr.int(rank - 1) })[0]!;
     return context.emit('MatMul', [probabilities, v!]);
@@ -60,7 +59,7 @@ export const attentionOp = defineOp<AttentionAttributes>({
   reference([q, k, v], { scale }, context) {
     const rank = q!.rank;
     const scaled = mulOp.reference([q!, HostTensor.from(q!.dtype, [], [scale])], {}, context)[0]!;
-    const keysT = k!.transpose([...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2]).contiguous();
+    const keysT = k!.transpose(lastTwoSwapped(rank)).contiguous();
     const scores = matmulOp.reference([scaled, keysT], {}, context)[0]!;
     return matmulOp.reference([softmaxKernel('scaledDotProductAttention', scores, rank - 1, false), v!], {}, context);
   },

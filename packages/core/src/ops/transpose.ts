@@ -41,11 +41,13 @@ export function transpose(x: SymbolicTensor, permutation?: readonly number[]): S
   return transposeOp.apply([x], { permutation: perm })[0]!;
 }
 
+/** The permutation of `rank` axes (>= 2) that swaps the last two. @internal */
+export function lastTwoSwapped(rank: number): number[] {
+  return [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2];
+}
+
 /** Swaps the last two axes (rank >= 2). @public */
 export function transposeLastTwo(x: SymbolicTensor): SymbolicTensor {
   if (x.rank < 2) throw new ShapeError(`transposeLastTwo: expected rank >= 2; found ${x.describe()}`);
-  const perm = x.shape.map((_, i) => i);
-  perm[x.rank - 2] = x.rank - 1;
-  perm[x.rank - 1] = x.rank - 2;
-  return transpose(x, perm);
+  return transpose(x, lastTwoSwapped(x.rank));
 }
